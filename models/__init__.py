@@ -1,0 +1,1 @@
+"""Network architectures and their training recipes."""

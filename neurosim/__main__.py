@@ -1,0 +1,6 @@
+"""``python -m neurosim`` is the ``neurosim`` command."""
+import sys
+
+from neurosim.cli import main
+
+sys.exit(main())

@@ -1,0 +1,158 @@
+"""The ``neurosim`` command line: ``export`` (the main job), ``run`` (measure any netlist), ``info``."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from neurosim.errors import NeurosimError
+
+DEFAULT_OUT = Path("runs/digits")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _add_lava_args(p: argparse.ArgumentParser, default_samples: int) -> None:
+    p.add_argument("--lava-samples", type=_positive_int, default=default_samples,
+                   help="test samples also run on Lava's CPU simulator and compared spike for spike "
+                        f"with the reference, in both fixed_pt and floating_pt (default {default_samples}; 0 = skip)")
+    p.add_argument("--lava-timeout", type=float, default=None,
+                   help="seconds before a Lava run is stopped and reported as failed (default: estimated)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="neurosim", description="Low-latency SNNs from training to "
+                                     "neuromorphic deployment: RMP conversion, HDF5 netlists, Lava, SynOps.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    ex = sub.add_parser("export", help="the main job: train the digits ANN, convert to RMP-SNN, export "
+                        "the netlist, run it (reference + Lava) and write report.json/report.png",
+                        description="Train a small CNN on scikit-learn's 8x8 digits, convert it to an SNN of "
+                        "RMP (soft-reset IF) neurons with layer-wise threshold balancing, export an HDF5 "
+                        "netlist (netx layout), run it on the reference simulator over the whole test split "
+                        "and on Lava for a few samples, and report accuracy, spikes, SynOps and energy.")
+    ex.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    ex.add_argument("--steps", type=_positive_int, default=None, help="time steps T (default 64)")
+    ex.add_argument("--epochs", type=_positive_int, default=None, help="ANN training epochs (default 60)")
+    ex.add_argument("--rule", choices=("percentile", "max"), default="percentile",
+                    help="threshold balancing rule (default percentile)")
+    ex.add_argument("--percentile", type=float, default=99.9, help="percentile for --rule percentile (99.9)")
+    ex.add_argument("--retrain", action="store_true", help="ignore an existing checkpoint and train afresh")
+    _add_lava_args(ex, 10)
+
+    run = sub.add_parser("run", help="run a netlist on the reference simulator (and Lava with --lava) "
+                         "and print the report",
+                         description="Validate and run any netlist neurosim can read on a test split.")
+    run.add_argument("netlist", type=Path, help="HDF5 netlist (netx layout)")
+    run.add_argument("--dataset", default=None, help="digits | mnist | fashion-mnist (default: the "
+                     "netlist's metadata)")
+    run.add_argument("--data-dir", default=None, help="folder with the idx files for mnist/fashion-mnist")
+    run.add_argument("--steps", type=_positive_int, default=None,
+                     help="time steps T (default: the netlist's metadata, else 64)")
+    run.add_argument("--mode", choices=("fixed", "float"), default="fixed", help="numeric mode (fixed)")
+    run.add_argument("--limit", type=_positive_int, default=None, help="use only the first N test samples")
+    run.add_argument("--lava", action="store_true", help="also run on Lava (see --lava-samples)")
+    run.add_argument("--out", type=Path, default=None, help="folder for report.json/png "
+                     "(default: next to the netlist)")
+    _add_lava_args(run, 5)
+
+    info = sub.add_parser("info", help="validate a netlist and print its layers")
+    info.add_argument("netlist", type=Path)
+    return parser
+
+
+def _summary(report: dict) -> str:
+    lines = []
+    if report.get("ann_accuracy") is not None:
+        lines.append(f"ANN accuracy            {100 * report['ann_accuracy']:.2f} %")
+    lines.append(f"SNN accuracy (T={report['timesteps']:<3d})   {100 * report['snn_accuracy']:.2f} %  "
+                 f"({report['test_samples']} test samples, {report['mode']} mode)")
+    curve = report["accuracy_vs_timesteps"]
+    lines.append("accuracy vs T           " + "  ".join(f"{t}:{100 * a:.1f}" for t, a in
+                                                       sorted(curve.items(), key=lambda kv: int(kv[0]))))
+    for tag, mism in report.get("lava_spike_mismatches", {}).items():
+        lines.append(f"Lava {tag:<11s}        {mism} spike mismatches of {report['lava_spikes_compared'][tag]} "
+                     f"spikes, {report['lava_samples']} samples, every layer")
+    lines.append("spikes per sample       " + ", ".join(f"{k}={v:.0f}" for k, v in
+                                                         report["spikes_per_sample_per_layer"].items()))
+    lines.append(f"SynOps per sample       {report['synops_per_sample']:.4g}   "
+                 f"(ANN MACs {report['ann_macs_per_sample']:.4g})")
+    e = report["energy"]
+    lines.append(f"energy per sample       45nm SNN {e['cmos45nm']['snn_j']:.3g} J, ANN {e['cmos45nm']['ann_j']:.3g} J;"
+                 f" Loihi SNN {e['loihi']['snn_j']:.3g} J")
+    return "\n".join(lines)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from neurosim.workflow import export_and_measure
+    report = export_and_measure(args.out, steps=args.steps or None, epochs=args.epochs, rule=args.rule,
+                                percentile=args.percentile, lava_samples=args.lava_samples,
+                                lava_timeout=args.lava_timeout, retrain=args.retrain)
+    print(_summary(report))
+    print(f"netlist  {report['netlist']}\nreport   {report['report_paths'][0]}\nplot     {report['report_paths'][1]}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from neurosim.data.dataset import Split, load_dataset
+    from neurosim.evaluate import evaluate, write_report
+    from neurosim.netlist import hdf5
+
+    net = hdf5.load(args.netlist)
+    dataset = args.dataset or net.meta.get("dataset")
+    if not dataset:
+        raise NeurosimError(f"{args.netlist}: no data set recorded in the netlist; pass --dataset")
+    _, test = load_dataset(dataset, args.data_dir)
+    if args.limit:
+        test = Split(test.name, test.x[:args.limit], test.y[:args.limit])
+    steps = args.steps or int(net.meta.get("timesteps", 64))
+    report = evaluate(net, test, steps, ann_accuracy=net.meta.get("ann_accuracy"), mode=args.mode,
+                      lava_samples=args.lava_samples if args.lava else 0,
+                      lava_modes=("fixed", "float"), lava_timeout=args.lava_timeout)
+    report["netlist"] = str(args.netlist)
+    json_path, png_path = write_report(report, args.out or args.netlist.parent, stem=f"{args.netlist.stem}-report")
+    print(_summary(report))
+    print(f"report   {json_path}\nplot     {png_path}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from neurosim.netlist import hdf5
+    from neurosim.netlist.schema import Flatten, Input
+
+    net = hdf5.load(args.netlist)
+    print(f"{args.netlist}: {len(net.layers)} layers, neuron types {', '.join(sorted(net.neuron_types))}")
+    for i, layer in enumerate(net.layers):
+        extra = ""
+        if not isinstance(layer, Flatten):
+            n = layer.neuron
+            extra = f"{n.type_name} vThMant={n.vThMant}"
+            if not isinstance(layer, Input):
+                extra += f"  weight {tuple(layer.weight.shape)}"
+        print(f"  {i:2d} {layer.type_name:8s} shape {str(tuple(layer.shape)):16s} {extra}")
+    return 0
+
+
+COMMANDS = {"export": _cmd_export, "run": _cmd_run, "info": _cmd_info}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except NeurosimError as exc:
+        print(f"neurosim: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("neurosim: interrupted; files already written are complete (atomic writes)", file=sys.stderr)
+        return 130

@@ -1,0 +1,93 @@
+"""One LIF step per numeric mode; CUBA (hard reset) and RMP (soft reset) are both this step.
+
+Both functions take and return arrays of one library (NumPy or PyTorch), never mixing them,
+and are used unchanged by the batched simulator and by neurosim's Lava ProcessModels.
+
+``RMP`` is the LIF step with ``i_decay = 4096`` (no current memory: ``u = a``) and
+``soft_reset=True``; ``CUBA`` is the step with ``soft_reset=False``.
+
+``float`` mode (mantissa units, Lava ``floating_pt`` LIF)::
+
+    u = u * (1 - i_decay/4096) + a
+    v = v * (1 - v_decay/4096) + u + bias
+    s = v > vth
+    v = 0 where s                 (hard)      v = v - vth * s      (soft)
+
+``fixed`` mode (state in 2**-6 mantissa units, bit-exact with Lava's ``PyLifModelBitAcc``)::
+
+    u = wrap24(trunc(u * (4096 - i_decay) / 4096) + (a << 6))
+    v = clip(trunc(v * (4096 - v_decay) / 4096) + u + bias_eff, -(2**23 - 1), 2**23 - 1)
+    s = v > vth_eff
+    v = 0 where s                 (hard)      v = v - vth_eff * s  (soft)
+
+where ``trunc`` rounds toward zero (sign * (|x| >> 12)), ``bias_eff = bias_mant << bias_exp``
+(netx: ``bias_exp = 6``), ``vth_eff = vth << 6``, and ``wrap24`` is Lava's 24-bit wrap of u
+(``u > 2**23 -> u - 2**24``; then ``<= -2**23 -> u + 2**24``, both applied to the unwrapped value).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from neurosim.netlist.schema import DECAY_BITS, DECAY_UNITY, STATE_BITS, STATE_SHIFT
+
+Array = Any  # numpy.ndarray or torch.Tensor
+
+_HALF = 1 << (STATE_BITS - 1)
+
+
+def _is_torch(x: Array) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def _where(cond: Array, a: Array, b: Array) -> Array:
+    if _is_torch(cond):
+        import torch
+        return torch.where(cond, a, b)
+    return np.where(cond, a, b)
+
+
+def _sign(x: Array) -> Array:
+    return x.sign() if _is_torch(x) else np.sign(x)
+
+
+def _clip(x: Array, lo: int, hi: int) -> Array:
+    return x.clamp(lo, hi) if _is_torch(x) else np.clip(x, lo, hi)
+
+
+def decay_fixed(x: Array, decay: Any) -> Array:
+    """``sign(x (4096 - decay)) * (|x (4096 - decay)| >> 12)``: Loihi's decay, rounding toward zero."""
+    p = x * (DECAY_UNITY - decay)
+    return _sign(p) * (abs(p) >> DECAY_BITS)
+
+
+def wrap_current(u: Array) -> Array:
+    """Lava's 24-bit wrap of the current (including its order of the two comparisons)."""
+    wrapped = _where(u > _HALF, u - 2 * _HALF, u)
+    return _where(wrapped <= -_HALF, u + 2 * _HALF, wrapped)
+
+
+def to_state(mantissa: Array) -> Array:
+    """Mantissa to fixed-point state units (``<< 6``), e.g. a threshold or a netx bias."""
+    return mantissa << STATE_SHIFT
+
+
+def lif_fixed(u: Array, v: Array, a: Array, bias_eff: Array, vth_eff: Array,
+              i_decay: Any, v_decay: Any, soft_reset: bool) -> tuple[Array, Array, Array]:
+    """One fixed-point step on integer arrays (int64 recommended); returns ``(u, v, s)``."""
+    u = wrap_current(decay_fixed(u, i_decay) + to_state(a))
+    v = _clip(decay_fixed(v, v_decay) + u + bias_eff, -_HALF + 1, _HALF - 1)
+    s = v > vth_eff
+    v = v - s * vth_eff if soft_reset else _where(s, v * 0, v)
+    return u, v, s
+
+
+def lif_float(u: Array, v: Array, a: Array, bias: Array, vth: Array,
+              i_decay: Any, v_decay: Any, soft_reset: bool) -> tuple[Array, Array, Array]:
+    """One floating-point step in mantissa units; returns ``(u, v, s)``."""
+    u = u * (1 - i_decay / DECAY_UNITY) + a
+    v = v * (1 - v_decay / DECAY_UNITY) + u + bias
+    s = v > vth
+    v = v - s * vth if soft_reset else _where(s, v * 0, v)
+    return u, v, s

@@ -1,0 +1,187 @@
+"""Batched PyTorch executor of a netlist: the reference semantics of ``docs/netlist.md``.
+
+A feed-forward net is run layer by layer over all ``T`` steps at once: the synaptic input
+of a layer for every step is one batched linear map of the previous layer's spikes (shifted
+by the one-step synaptic delay), then the neurons are scanned over time with the step
+function of :mod:`neurosim.dynamics.lif`. This is exact, because no layer feeds back.
+Batches are cut into chunks so memory stays bounded for any batch size and ``T``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from neurosim.dynamics.lif import lif_fixed, lif_float, to_state
+from neurosim.errors import NeurosimError
+from neurosim.netlist.schema import (
+    CUBA, DECAY_UNITY, RMP, Flatten, Input, Netlist, Neuron,
+)
+from neurosim.sim.synapse import Synapse
+
+MODES = ("fixed", "float")
+
+
+@dataclass
+class SimResult:
+    """What a run produced, per layer index (``None`` for ``Flatten`` layers).
+
+    ``counts[i]``: (N, n) spikes per neuron summed over time; ``v[i]``: (N, n) final voltage
+    in state units; ``step_counts[i]``: (T,) spikes per step summed over batch and neurons;
+    ``spikes[i]``: (N, T, n) bool, only when recorded. Neurons are flattened in (C, H, W) order.
+    """
+    steps: int
+    counts: list[Optional[np.ndarray]]
+    v: list[Optional[np.ndarray]]
+    step_counts: list[Optional[np.ndarray]]
+    spikes: Optional[list[Optional[np.ndarray]]] = None
+    readout: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return np.argmax(self.readout, axis=1)
+
+
+def check_fixed_point(net: Netlist) -> None:
+    """Refuse a netlist that the ``fixed`` mode cannot run exactly (non-integer mantissas)."""
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, Flatten):
+            continue
+        items = {"neuron/vThMant": layer.neuron.vThMant}
+        if not isinstance(layer, Input):
+            items["weight"] = layer.weight
+        if getattr(layer, "bias", None) is not None and not isinstance(layer, Input):
+            items["bias"] = layer.bias
+        for key, value in items.items():
+            arr = np.asarray(value, dtype=np.float64)
+            if not np.array_equal(arr, np.round(arr)):
+                raise NeurosimError(f"layer {i}: key '{key}': fixed-point mode needs integer "
+                                    "mantissas; run this netlist with mode 'float'")
+
+
+class _NeuronPop:
+    """Per-layer neuron constants in the units of the mode, as tensors."""
+
+    def __init__(self, neuron: Neuron, bias: Optional[np.ndarray], n: int, fixed: bool) -> None:
+        self.fixed = fixed
+        self.soft = isinstance(neuron, RMP)
+        self.i_decay = DECAY_UNITY if isinstance(neuron, RMP) else neuron.iDecay
+        self.v_decay = neuron.vDecay
+        dtype = torch.int64 if fixed else torch.float64
+        b = torch.zeros(n, dtype=dtype) if bias is None else torch.as_tensor(
+            np.round(bias) if fixed else bias, dtype=dtype).reshape(n)
+        vth = torch.tensor(neuron.vThMant, dtype=dtype)
+        self.bias = to_state(b) if fixed else b
+        self.vth = to_state(vth) if fixed else vth
+        self.step = lif_fixed if fixed else lif_float
+
+    def scan(self, a: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run all steps: ``a`` (N, T, n) synaptic input, ``bias`` (N, n). Returns (spikes, v)."""
+        n_batch, steps, n = a.shape
+        u = torch.zeros((n_batch, n), dtype=a.dtype)
+        v = torch.zeros_like(u)
+        s_all = torch.empty((n_batch, steps, n), dtype=torch.bool)
+        for t in range(steps):
+            u, v, s = self.step(u, v, a[:, t], bias, self.vth, self.i_decay, self.v_decay, self.soft)
+            s_all[:, t] = s
+        return s_all, v
+
+
+class Simulator:
+    """Run a :class:`Netlist` on batches in ``fixed`` (Lava ``fixed_pt``) or ``float`` mode."""
+
+    def __init__(self, net: Netlist, mode: str = "fixed", max_chunk_bytes: int = 1 << 28) -> None:
+        if mode not in MODES:
+            raise NeurosimError(f"mode must be one of {MODES}, got '{mode}'")
+        if not net.has_input_layer:
+            raise NeurosimError("this simulator feeds samples through an 'input' layer; "
+                                "the netlist has none")
+        self.net, self.mode, self.fixed = net, mode, mode == "fixed"
+        if self.fixed:
+            check_fixed_point(net)
+        self.max_chunk_bytes = max_chunk_bytes
+        self.synapses: list[Optional[Synapse]] = []
+        self.pops: list[Optional[_NeuronPop]] = []
+        for layer in net.layers:
+            syn = None if isinstance(layer, (Input, Flatten)) else Synapse(layer, self.fixed)
+            self.synapses.append(syn)
+            pop = None
+            if not isinstance(layer, Flatten):
+                n = int(np.prod(layer.shape))
+                bias = getattr(layer, "bias", None)
+                if isinstance(layer, Input):
+                    bias = None
+                elif bias is not None and len(layer.shape) == 3:   # per-channel conv bias
+                    bias = np.repeat(np.asarray(bias), layer.shape[1] * layer.shape[2])
+                pop = _NeuronPop(layer.neuron, bias, n, self.fixed)
+            self.pops.append(pop)
+
+    def run(self, x: np.ndarray, steps: int, record_spikes: bool = False,
+            progress: bool = False) -> SimResult:
+        """Present each sample of ``x`` (N, *input_shape) as constant input for ``steps`` steps."""
+        x = np.asarray(x, dtype=np.float64)
+        in_shape = tuple(self.net.layers[0].shape)
+        if x.shape[1:] != in_shape:
+            raise NeurosimError(f"input samples have shape {x.shape[1:]}, the netlist expects {in_shape}")
+        if steps < 1:
+            raise NeurosimError(f"steps must be at least 1, got {steps}")
+        widest = max(int(np.prod(l.shape)) for l in self.net.layers)
+        chunk = max(1, self.max_chunk_bytes // (steps * widest * 8 * 3))
+        parts = []
+        starts = range(0, len(x), chunk)
+        for start in tqdm(starts, desc=f"simulate ({self.mode}, T={steps})", disable=not progress,
+                          unit="chunk", leave=False):
+            parts.append(self._run_chunk(x[start:start + chunk], steps, record_spikes))
+        return _concat(parts, steps, record_spikes)
+
+    @torch.no_grad()
+    def _run_chunk(self, x: np.ndarray, steps: int, record: bool) -> SimResult:
+        net = self.net
+        n_batch = len(x)
+        counts, vs, step_counts, spikes = [], [], [], []
+        s_prev: Optional[torch.Tensor] = None
+        for i, layer in enumerate(net.layers):
+            if isinstance(layer, Flatten):
+                s_prev = s_prev.reshape(n_batch, steps, -1)
+                counts.append(None), vs.append(None), step_counts.append(None), spikes.append(None)
+                continue
+            pop = self.pops[i]
+            n = int(np.prod(layer.shape))
+            dtype = torch.int64 if self.fixed else torch.float64
+            if isinstance(layer, Input):
+                current = torch.as_tensor(layer.current(x, self.fixed), dtype=dtype).reshape(n_batch, n)
+                bias = pop.bias + (to_state(current) if self.fixed else current)
+                a = torch.zeros((n_batch, steps, n), dtype=dtype)
+            else:
+                bias = pop.bias.expand(n_batch, n)
+                a = torch.zeros((n_batch, steps, n), dtype=dtype)
+                if steps > 1:   # one step of synaptic delay: a[t] = W s[t-1]
+                    prev = s_prev[:, :-1].reshape(n_batch * (steps - 1), *net.in_shape(i))
+                    a[:, 1:] = self.synapses[i](prev).reshape(n_batch, steps - 1, n)
+            s, v = pop.scan(a, bias)
+            counts.append(s.sum(1, dtype=torch.int64).numpy())
+            vs.append(v.numpy())
+            step_counts.append(s.sum((0, 2), dtype=torch.int64).numpy())
+            spikes.append(s.numpy() if record else None)
+            s_prev = s.reshape(n_batch, steps, *layer.shape)
+        out = net.output_layer
+        readout = counts[out] * self.pops[out].vth.item() + vs[out]
+        return SimResult(steps, counts, vs, step_counts, spikes if record else None, readout)
+
+
+def _concat(parts: list[SimResult], steps: int, record: bool) -> SimResult:
+    def cat(lists: list[list], axis: int = 0) -> list:
+        return [None if items[0] is None else np.concatenate(items, axis) for items in zip(*lists)]
+    if len(parts) == 1:
+        return parts[0]
+    return SimResult(
+        steps=steps,
+        counts=cat([p.counts for p in parts]),
+        v=cat([p.v for p in parts]),
+        step_counts=[None if c[0] is None else np.sum(c, axis=0) for c in zip(*[p.step_counts for p in parts])],
+        spikes=cat([p.spikes for p in parts]) if record else None,
+        readout=np.concatenate([p.readout for p in parts]),
+    )

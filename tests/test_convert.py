@@ -1,0 +1,65 @@
+"""ANN -> RMP conversion: folding, mantissa ranges and accuracy close to the ANN."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from neurosim.ann.train import TrainConfig, accuracy, train
+from neurosim.convert.rmp import WEIGHT_MAX, convert, parse
+from neurosim.convert.threshold_balancing import balance
+from neurosim.data.digits import load_digits_split
+from neurosim.errors import NeurosimError
+from neurosim.netlist.schema import RMP, VTH_MAX, Flatten, Input
+from neurosim.sim.simulator import Simulator
+
+
+def test_batchnorm_is_folded_exactly():
+    torch.manual_seed(0)
+    conv, bn = nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3)
+    bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2), bn.weight.data.uniform_(0.5, 2)
+    model = nn.Sequential(conv, bn, nn.ReLU(), nn.Flatten(), nn.Linear(3 * 16, 2)).eval()
+    st = parse(model)[0]
+    x = torch.randn(4, 2, 4, 4)
+    folded = nn.functional.conv2d(x, torch.tensor(st.weight, dtype=torch.float32),
+                                  torch.tensor(st.bias, dtype=torch.float32), padding=1)
+    torch.testing.assert_close(folded, bn(conv(x)), rtol=1e-4, atol=1e-5)
+
+
+def test_unsupported_module_is_named():
+    with pytest.raises(NeurosimError, match=r"module 1 \(MaxPool2d\)"):
+        parse(nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2)))
+
+
+def test_threshold_rules():
+    acts = np.concatenate([np.zeros(100), np.linspace(0, 1, 10001)[1:], [50.0]])
+    assert balance([acts], "max") == [50.0]
+    assert balance([acts], "percentile", 99.0)[0] == pytest.approx(0.99, abs=0.01)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    tr, te = load_digits_split()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
+                          nn.Linear(8 * 16, 10))
+    train(model, tr.x, tr.y, TrainConfig(epochs=15, lr=5e-3), progress=False)
+    return model, tr, te
+
+
+def test_converted_net_is_fixed_point_and_close_to_ann(trained):
+    model, tr, te = trained
+    net = convert(model, tr.x, (1, 8, 8), "percentile", 99.9)
+    assert isinstance(net.layers[0], Input) and isinstance(net.layers[3], Flatten)
+    for layer in net.layers:
+        if isinstance(layer, Flatten):
+            continue
+        assert isinstance(layer.neuron, RMP) and 1 <= layer.neuron.vThMant <= VTH_MAX
+        if not isinstance(layer, Input):
+            w = layer.weight
+            assert np.all(w % 2 == 0) and w.max() <= WEIGHT_MAX and w.min() >= -256
+    ann = accuracy(model, te.x, te.y)
+    snn = float(np.mean(Simulator(net, "fixed").run(te.x, 96).predictions == te.y))
+    assert ann > 0.9
+    assert snn >= ann - 0.02, (ann, snn)
