@@ -51,3 +51,27 @@ def test_fixed_mode_refuses_fractional_weights():
 def test_wrong_input_shape_is_refused():
     with pytest.raises(NeurosimError, match="expects"):
         Simulator(small_conv_net(), "fixed").run(np.zeros((2, 1, 5, 5)), 4)
+
+
+def test_loihi_dense_matches_netx_and_lava():
+    from lava.lib.dl.netx.utils import optimize_weight_bits
+    from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
+
+    from neurosim.sim.synapse import loihi_dense
+
+    rng = np.random.default_rng(0)
+    cases = [rng.integers(-256, 255, (6, 9)), rng.integers(-30, 30, (6, 9)) * 2, rng.integers(0, 90, (6, 9)),
+             -rng.integers(0, 128, (6, 9)), rng.integers(-300, 300, (6, 9)), rng.integers(-7, 7, (6, 9)) * 8]
+    for w in cases:
+        w = w.astype(np.float32)
+        netx_w, bits, exp, _ = optimize_weight_bits(w)
+        mode = determine_sign_mode(netx_w)
+        lava_w = truncate_weights(clip_weights(netx_w, mode, num_bits=8), mode, bits)
+        mine, my_exp = loihi_dense(w)
+        np.testing.assert_array_equal(mine, lava_w)
+        assert my_exp == exp
+        s = rng.integers(0, 2, 9)
+        acc = lava_w.dot(s)
+        expected = np.left_shift(acc, exp) if exp > 0 else np.right_shift(acc, -exp)
+        if np.abs(w).max() <= 254:
+            np.testing.assert_array_equal(expected, w.astype(int) @ s)   # lossless in range

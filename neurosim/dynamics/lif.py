@@ -58,6 +58,8 @@ def _clip(x: Array, lo: int, hi: int) -> Array:
 
 def decay_fixed(x: Array, decay: Any) -> Array:
     """``sign(x (4096 - decay)) * (|x (4096 - decay)| >> 12)``: Loihi's decay, rounding toward zero."""
+    if isinstance(decay, int) and decay in (0, DECAY_UNITY):   # exact shortcuts: x, or 0
+        return x if decay == 0 else x * 0
     p = x * (DECAY_UNITY - decay)
     return _sign(p) * (abs(p) >> DECAY_BITS)
 
@@ -86,8 +88,8 @@ def lif_fixed(u: Array, v: Array, a: Array, bias_eff: Array, vth_eff: Array,
 def lif_float(u: Array, v: Array, a: Array, bias: Array, vth: Array,
               i_decay: Any, v_decay: Any, soft_reset: bool) -> tuple[Array, Array, Array]:
     """One floating-point step in mantissa units; returns ``(u, v, s)``."""
-    u = u * (1 - i_decay / DECAY_UNITY) + a
-    v = v * (1 - v_decay / DECAY_UNITY) + u + bias
+    u = a if i_decay == DECAY_UNITY else u * (1 - i_decay / DECAY_UNITY) + a
+    v = (v if v_decay == 0 else v * (1 - v_decay / DECAY_UNITY)) + u + bias
     s = v > vth
     v = v - s * vth if soft_reset else _where(s, v * 0, v)
     return u, v, s

@@ -96,9 +96,6 @@ class Simulator:
     def __init__(self, net: Netlist, mode: str = "fixed", max_chunk_bytes: int = 1 << 28) -> None:
         if mode not in MODES:
             raise NeurosimError(f"mode must be one of {MODES}, got '{mode}'")
-        if not net.has_input_layer:
-            raise NeurosimError("this simulator feeds samples through an 'input' layer; "
-                                "the netlist has none")
         self.net, self.mode, self.fixed = net, mode, mode == "fixed"
         if self.fixed:
             check_fixed_point(net)
@@ -119,30 +116,42 @@ class Simulator:
                 pop = _NeuronPop(layer.neuron, bias, n, self.fixed)
             self.pops.append(pop)
 
-    def run(self, x: np.ndarray, steps: int, record_spikes: bool = False,
-            progress: bool = False) -> SimResult:
-        """Present each sample of ``x`` (N, *input_shape) as constant input for ``steps`` steps."""
+    def run(self, x: np.ndarray, steps: int, record_spikes: bool = False, progress: bool = False,
+            raw_current: bool = False) -> SimResult:
+        """Run ``steps`` steps per sample.
+
+        Nets with an ``input`` layer take ``x`` (N, *input_shape), presented as the constant
+        current ``weight * x + bias`` (or, with ``raw_current``, ``x`` is that current in
+        mantissas). Nets without one take spikes ``x`` (N, steps, *input_shape), which reach
+        the first synapse like any layer's spikes (one step of delay).
+        """
         x = np.asarray(x, dtype=np.float64)
-        in_shape = tuple(self.net.layers[0].shape)
-        if x.shape[1:] != in_shape:
-            raise NeurosimError(f"input samples have shape {x.shape[1:]}, the netlist expects {in_shape}")
         if steps < 1:
             raise NeurosimError(f"steps must be at least 1, got {steps}")
+        if self.net.has_input_layer:
+            expect = tuple(self.net.layers[0].shape)
+            got = x.shape[1:]
+        else:
+            expect = (steps, *self.net.input_shape)
+            got = x.shape[1:]
+        if got != expect:
+            raise NeurosimError(f"input has shape {got} per sample, the netlist expects {expect}"
+                                + ("" if self.net.has_input_layer else " (time steps first)"))
         widest = max(int(np.prod(l.shape)) for l in self.net.layers)
         chunk = max(1, self.max_chunk_bytes // (steps * widest * 8 * 3))
         parts = []
-        starts = range(0, len(x), chunk)
-        for start in tqdm(starts, desc=f"simulate ({self.mode}, T={steps})", disable=not progress,
-                          unit="chunk", leave=False):
-            parts.append(self._run_chunk(x[start:start + chunk], steps, record_spikes))
+        for start in tqdm(range(0, len(x), chunk), desc=f"simulate ({self.mode}, T={steps})",
+                          disable=not progress, unit="chunk", leave=False):
+            parts.append(self._run_chunk(x[start:start + chunk], steps, record_spikes, raw_current))
         return _concat(parts, steps, record_spikes)
 
     @torch.no_grad()
-    def _run_chunk(self, x: np.ndarray, steps: int, record: bool) -> SimResult:
+    def _run_chunk(self, x: np.ndarray, steps: int, record: bool, raw_current: bool) -> SimResult:
         net = self.net
         n_batch = len(x)
+        dtype = torch.int64 if self.fixed else torch.float64
         counts, vs, step_counts, spikes = [], [], [], []
-        s_prev: Optional[torch.Tensor] = None
+        s_prev: Optional[torch.Tensor] = None if net.has_input_layer else torch.as_tensor(x)
         for i, layer in enumerate(net.layers):
             if isinstance(layer, Flatten):
                 s_prev = s_prev.reshape(n_batch, steps, -1)
@@ -150,14 +159,14 @@ class Simulator:
                 continue
             pop = self.pops[i]
             n = int(np.prod(layer.shape))
-            dtype = torch.int64 if self.fixed else torch.float64
+            a = torch.zeros((n_batch, steps, n), dtype=dtype)
             if isinstance(layer, Input):
-                current = torch.as_tensor(layer.current(x, self.fixed), dtype=dtype).reshape(n_batch, n)
+                current = x if raw_current else layer.current(x, self.fixed)
+                current = torch.as_tensor(np.round(current) if self.fixed else current, dtype=dtype)
+                current = current.reshape(n_batch, n)
                 bias = pop.bias + (to_state(current) if self.fixed else current)
-                a = torch.zeros((n_batch, steps, n), dtype=dtype)
             else:
                 bias = pop.bias.expand(n_batch, n)
-                a = torch.zeros((n_batch, steps, n), dtype=dtype)
                 if steps > 1:   # one step of synaptic delay: a[t] = W s[t-1]
                     prev = s_prev[:, :-1].reshape(n_batch * (steps - 1), *net.in_shape(i))
                     a[:, 1:] = self.synapses[i](prev).reshape(n_batch, steps - 1, n)

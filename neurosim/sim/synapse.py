@@ -2,8 +2,8 @@
 
 ``float``: the exact linear map (dense matmul, cross-correlation, sum pooling) in float64.
 ``fixed``: the same map on integer mantissas, then what Lava's ``fixed_pt`` synapse models do:
-``dense`` weights pass through Lava's ``clip_weights``/``truncate_weights`` (8-bit, sign mode
-chosen from the matrix: mixed-sign weights lose their lowest bit) and the sum is exact;
+``dense`` weights are mapped to Loihi's synapse exactly as netx and Lava do it (:func:`loihi_dense`;
+lossless for integer weights in [-256, 254]);
 ``conv`` and ``pool`` sums wrap to signed 24 bits (``lava.proc.conv.utils.signed_clamp``).
 Spikes are 0/1, so a float64 sum of integer weights is exact (below 2**53).
 """
@@ -16,14 +16,45 @@ import torch.nn.functional as F
 from neurosim.netlist.schema import STATE_BITS, Conv, Dense, Layer, Pool
 
 
-def lava_dense_weights(weight: np.ndarray) -> np.ndarray:
-    """Integer dense weights as Lava's ``PyDenseModelBitAcc`` uses them (8 bits, weight_exp 0)."""
-    w = np.asarray(weight).astype(np.int64)
-    if w.min() >= 0:                      # excitatory: [0, 255], no truncation
-        return np.clip(w, 0, 255)
-    if w.max() <= 0:                      # inhibitory: [-255, 0], no truncation
-        return -np.clip(-w, 0, 255)
-    return (np.clip(w, -256, 255) >> 1) << 1   # mixed: [-256, 255], lowest bit dropped
+def loihi_dense(weight: np.ndarray) -> tuple[np.ndarray, int]:
+    """Dense weights as Loihi receives them from netx: ``(w_int, weight_exp)``.
+
+    Literally lava-dl's ``netx.utils.optimize_weight_bits`` (clip, sign mode, scale to the
+    8-bit range, ``weight_exp``, ``num_weight_bits``) followed by what Lava's
+    ``PyDenseModelBitAcc`` does with the result (``clip_weights``, ``truncate_weights``).
+    The synaptic sum is then ``(w_int @ s)`` shifted left by ``weight_exp`` (right if < 0).
+    For integer weights in range this is lossless: the sum equals ``weight @ s``.
+    """
+    w = np.asarray(weight, dtype=np.float64)
+    if not np.any(w):
+        return np.zeros(w.shape, dtype=np.int64), 0
+    mx, mn = w.max(), w.min()
+    if (mx > 254 and mn < 0) or (mn < -256 and mx > 0):
+        w = np.clip(w, -256, 254)
+        mx, mn = w.max(), w.min()
+    if mx < 0:
+        scale, signed = -256 / mn, 0
+    elif mn >= 0:
+        scale, signed = 255 / mx, 0
+    else:
+        scale, signed = min(127 / mx, -128 / mn), 1
+    scale_bits = int(np.floor(np.log2(scale))) + signed
+    n = 8
+    while n > 0 and np.sum(np.abs(w / 2 ** n - np.round(w / 2 ** n))) != 0:
+        n -= 1
+    num_weight_bits = 8 - scale_bits - (n - signed)
+    w_int = np.left_shift(w.astype(np.int32), scale_bits).astype(np.int64)
+    # Lava's dense model: sign mode of its own, clip to 8 bits, drop the truncated bits
+    if w_int.min() >= 0:
+        lo, hi, mixed, flip = 0, 255, 0, 1
+    elif w_int.max() <= 0:
+        lo, hi, mixed, flip = 0, 255, 0, -1
+    else:
+        lo, hi, mixed, flip = -256, 255, 1, 1
+    w_int = flip * np.clip(flip * w_int, lo, hi)
+    drop = 8 - num_weight_bits + mixed
+    w_int = flip * (((flip * w_int) >> drop) << drop)
+    return w_int, -scale_bits
 
 
 def signed_wrap(x: torch.Tensor, bits: int = STATE_BITS) -> torch.Tensor:
@@ -37,8 +68,9 @@ class Synapse:
 
     def __init__(self, layer: Layer, fixed: bool) -> None:
         self.layer, self.fixed = layer, fixed
+        self.weight_exp = 0
         if isinstance(layer, Dense):
-            w = lava_dense_weights(layer.weight) if fixed else layer.weight
+            w, self.weight_exp = loihi_dense(layer.weight) if fixed else (layer.weight, 0)
         elif isinstance(layer, Conv):
             w = layer.weight
         elif isinstance(layer, Pool):
@@ -46,15 +78,22 @@ class Synapse:
             w = np.broadcast_to(layer.weight, (c, 1, *layer.kernel_size))
         else:
             raise TypeError(f"{type(layer).__name__} has no synapse")
-        self.weight = torch.as_tensor(np.ascontiguousarray(w), dtype=torch.float64)
+        # 0/1 spikes times integer weights: float32 sums are exact while every partial sum
+        # stays below 2**24; otherwise (and for real-valued weights) compute in float64.
+        w = np.ascontiguousarray(w)
+        exact32 = np.array_equal(w, np.round(w)) and np.abs(w).reshape(len(w), -1).sum(1).max() < 2 ** 24
+        self.dtype = torch.float32 if exact32 else torch.float64
+        self.weight = torch.as_tensor(w, dtype=self.dtype)
 
     def __call__(self, s: torch.Tensor) -> torch.Tensor:
         """Synaptic input for a batch ``s`` of shape (M, *in_shape); returns (M, *shape)."""
-        a = self._linear(s.to(torch.float64), self.weight)
+        a = self._linear(s.to(self.dtype), self.weight)
         if not self.fixed:
-            return a
+            return a.to(torch.float64)
         a = torch.round(a).to(torch.int64)
-        return a if isinstance(self.layer, Dense) else signed_wrap(a)
+        if isinstance(self.layer, Dense):
+            return a << self.weight_exp if self.weight_exp > 0 else a >> -self.weight_exp
+        return signed_wrap(a)
 
     def _linear(self, s: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         layer = self.layer
@@ -71,5 +110,5 @@ class Synapse:
         It is the gradient of the summed output with every weight set to one.
         """
         x = torch.zeros((1, *in_shape), dtype=torch.float64, requires_grad=True)
-        self._linear(x, torch.ones_like(self.weight)).sum().backward()
+        self._linear(x, torch.ones_like(self.weight, dtype=torch.float64)).sum().backward()
         return np.rint(x.grad[0].numpy()).astype(np.int64)
