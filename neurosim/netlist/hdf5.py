@@ -19,7 +19,8 @@ import numpy as np
 from neurosim.errors import NetlistError
 from neurosim.io.atomic import atomic_path
 from neurosim.netlist.schema import (
-    CUBA, DECAY_UNITY, LAYER_TYPES, MAX_NEURONS, MAX_SYNAPSES, NEURON_TYPES, RMP, VTH_MAX,
+    CUBA, DECAY_UNITY, LAYER_TYPES, MAX_NEURONS, MAX_SYNAPSES, NETX_DENSE_WITHOUT_NEURON, NEURON_TYPES,
+    RMP, VTH_MAX,
     Conv, Dense, Flatten, Input, Layer, Netlist, Neuron, Pool, conv_output_hw,
 )
 
@@ -251,7 +252,7 @@ def _read_neuron(r: _Reader, g: h5py.Group, i: int) -> Neuron:
     if kind not in NEURON_TYPES:
         raise r.error(f"unknown neuron type '{kind}' (known: {', '.join(sorted(NEURON_TYPES))})",
                       i, "neuron/type")
-    vth = r.scalar(n, "vThMant", i, lo=0, hi=VTH_MAX)
+    vth = r.scalar(n, "vThMant", i, lo=0, hi=VTH_MAX + 1)   # netx itself writes 2**17
     vdecay = r.scalar(n, "vDecay", i, default=0, lo=0, hi=DECAY_UNITY)
     if NEURON_TYPES[kind] is RMP:
         return RMP(vThMant=_num(vth), vDecay=_int(r, vdecay, i, "neuron/vDecay"))
@@ -282,6 +283,8 @@ def _read_layer(r: _Reader, g: h5py.Group, i: int, prev: Optional[tuple[int, ...
     if kind not in LAYER_TYPES:
         raise r.error(f"unknown layer type '{kind}' (known: {', '.join(LAYER_TYPES)})", i, "type")
     shape = _read_shape(r, g, i)
+    if kind in ("dense", "flatten") and len(shape) == 3 and sorted(shape)[:2] == [1, 1]:
+        shape = (int(np.prod(shape)),)   # SLAYER writes (N, 1, 1) / (1, 1, N) for vectors
     if kind == "input":
         return Input(shape=shape, neuron=_read_neuron(r, g, i),
                      weight=r.scalar(g, "weight", i, default=1.0),
@@ -304,7 +307,8 @@ def _read_layer(r: _Reader, g: h5py.Group, i: int, prev: Optional[tuple[int, ...
             raise r.error(f"weight shape {weight.shape} does not match (out={shape}, in={n_in} from {prev})",
                           i, "weight")
         bias = _read_bias(r, g, i, shape[0])
-        return Dense(shape=shape, weight=weight, neuron=_read_neuron(r, g, i), bias=bias)
+        neuron = _read_neuron(r, g, i) if "neuron" in g else NETX_DENSE_WITHOUT_NEURON
+        return Dense(shape=shape, weight=weight, neuron=neuron, bias=bias)
     if len(prev) != 3 or len(shape) != 3:
         raise r.error(f"'{kind}' needs (C, H, W) shapes, got input {prev} and shape {shape}", i, "shape")
     stride = r.ints(g, "stride", i, 2, default=(1, 1) if kind == "conv" else None, lo=1, hi=1 << 10)

@@ -87,6 +87,11 @@ class RMP:
 
 
 Neuron = Union[CUBA, RMP]
+
+#: What netx builds for a ``dense`` layer stored without a ``neuron`` group: a non-leaky
+#: current integrator (``iDecay = 0``, ``vDecay = 4096``: ``v = u``) with a threshold of 2**17
+#: (netx writes ``1 << 18 - 1``), i.e. a readout that practically never spikes.
+NETX_DENSE_WITHOUT_NEURON = CUBA(vThMant=1 << 17, iDecay=0, vDecay=DECAY_UNITY)
 NEURON_TYPES: dict[str, type] = {"CUBA": CUBA, "LOIHI": CUBA, "RMP": RMP}
 
 
