@@ -59,8 +59,11 @@ def _clip(x: Array, lo: int, hi: int) -> Array:
 def decay_fixed(x: Array, decay: Any) -> Array:
     """``sign(x (4096 - decay)) * (|x (4096 - decay)| >> 12)``: Loihi's decay, rounding toward zero."""
     if isinstance(decay, int) and decay in (0, DECAY_UNITY):   # exact shortcuts: x, or 0
-        return x if decay == 0 else x * 0
+        return x if decay == 0 else 0
     p = x * (DECAY_UNITY - decay)
+    if _is_torch(p):   # one op; equal to the sign/abs/shift form for integers
+        import torch
+        return torch.div(p, DECAY_UNITY, rounding_mode="trunc")
     return _sign(p) * (abs(p) >> DECAY_BITS)
 
 
@@ -75,21 +78,48 @@ def to_state(mantissa: Array) -> Array:
     return mantissa << STATE_SHIFT
 
 
-def lif_fixed(u: Array, v: Array, a: Array, bias_eff: Array, vth_eff: Array,
-              i_decay: Any, v_decay: Any, soft_reset: bool) -> tuple[Array, Array, Array]:
-    """One fixed-point step on integer arrays (int64 recommended); returns ``(u, v, s)``."""
-    u = wrap_current(decay_fixed(u, i_decay) + to_state(a))
+def current_fixed(u: Array, a: Array, i_decay: Any) -> Array:
+    """Fixed-point current: ``wrap24(trunc(u (4096 - i_decay) / 4096) + (a << 6))``.
+
+    With ``i_decay = 4096`` the result does not depend on ``u``.
+    """
+    return wrap_current(decay_fixed(u, i_decay) + to_state(a))
+
+
+def voltage_fixed(v: Array, u: Array, bias_eff: Array, vth_eff: Array, v_decay: Any,
+                  soft_reset: bool) -> tuple[Array, Array]:
+    """Fixed-point voltage, spike and reset given this step's current; returns ``(v, s)``."""
     v = _clip(decay_fixed(v, v_decay) + u + bias_eff, -_HALF + 1, _HALF - 1)
     s = v > vth_eff
     v = v - s * vth_eff if soft_reset else _where(s, v * 0, v)
+    return v, s
+
+
+def lif_fixed(u: Array, v: Array, a: Array, bias_eff: Array, vth_eff: Array,
+              i_decay: Any, v_decay: Any, soft_reset: bool) -> tuple[Array, Array, Array]:
+    """One fixed-point step on integer arrays (int64 recommended); returns ``(u, v, s)``."""
+    u = current_fixed(u, a, i_decay)
+    v, s = voltage_fixed(v, u, bias_eff, vth_eff, v_decay, soft_reset)
     return u, v, s
+
+
+def current_float(u: Array, a: Array, i_decay: Any) -> Array:
+    """Floating-point current ``u (1 - i_decay/4096) + a`` (just ``a`` when ``i_decay = 4096``)."""
+    return a if i_decay == DECAY_UNITY else u * (1 - i_decay / DECAY_UNITY) + a
+
+
+def voltage_float(v: Array, u: Array, bias: Array, vth: Array, v_decay: Any,
+                  soft_reset: bool) -> tuple[Array, Array]:
+    """Floating-point voltage, spike and reset given this step's current; returns ``(v, s)``."""
+    v = (v if v_decay == 0 else v * (1 - v_decay / DECAY_UNITY)) + u + bias
+    s = v > vth
+    v = v - s * vth if soft_reset else _where(s, v * 0, v)
+    return v, s
 
 
 def lif_float(u: Array, v: Array, a: Array, bias: Array, vth: Array,
               i_decay: Any, v_decay: Any, soft_reset: bool) -> tuple[Array, Array, Array]:
     """One floating-point step in mantissa units; returns ``(u, v, s)``."""
-    u = a if i_decay == DECAY_UNITY else u * (1 - i_decay / DECAY_UNITY) + a
-    v = (v if v_decay == 0 else v * (1 - v_decay / DECAY_UNITY)) + u + bias
-    s = v > vth
-    v = v - s * vth if soft_reset else _where(s, v * 0, v)
+    u = current_float(u, a, i_decay)
+    v, s = voltage_float(v, u, bias, vth, v_decay, soft_reset)
     return u, v, s

@@ -15,7 +15,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from neurosim.dynamics.lif import lif_fixed, lif_float, to_state
+from neurosim.dynamics.lif import (
+    current_fixed, current_float, to_state, voltage_fixed, voltage_float,
+)
 from neurosim.errors import NeurosimError
 from neurosim.netlist.schema import (
     CUBA, DECAY_UNITY, RMP, Flatten, Input, Netlist, Neuron,
@@ -76,17 +78,24 @@ class _NeuronPop:
         vth = torch.tensor(neuron.vThMant, dtype=dtype)
         self.bias = to_state(b) if fixed else b
         self.vth = to_state(vth) if fixed else vth
-        self.step = lif_fixed if fixed else lif_float
+        self.current = current_fixed if fixed else current_float
+        self.voltage = voltage_fixed if fixed else voltage_float
 
     def scan(self, a: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run all steps: ``a`` (N, T, n) synaptic input, ``bias`` (N, n). Returns (spikes, v)."""
+        """Run all steps: ``a`` (N, T, n) synaptic input, ``bias`` (N, n). Returns (spikes, v).
+
+        When the current has no memory (``iDecay = 4096``, every RMP neuron) it is computed for
+        all steps at once; only the voltage needs the loop over time.
+        """
         n_batch, steps, n = a.shape
         u = torch.zeros((n_batch, n), dtype=a.dtype)
         v = torch.zeros_like(u)
         s_all = torch.empty((n_batch, steps, n), dtype=torch.bool)
+        memoryless = self.i_decay == DECAY_UNITY
+        u_all = self.current(None, a, self.i_decay) if memoryless else None
         for t in range(steps):
-            u, v, s = self.step(u, v, a[:, t], bias, self.vth, self.i_decay, self.v_decay, self.soft)
-            s_all[:, t] = s
+            u = u_all[:, t] if memoryless else self.current(u, a[:, t], self.i_decay)
+            v, s_all[:, t] = self.voltage(v, u, bias, self.vth, self.v_decay, self.soft)
         return s_all, v
 
 
