@@ -75,3 +75,15 @@ def test_loihi_dense_matches_netx_and_lava():
         expected = np.left_shift(acc, exp) if exp > 0 else np.right_shift(acc, -exp)
         if np.abs(w).max() <= 254:
             np.testing.assert_array_equal(expected, w.astype(int) @ s)   # lossless in range
+
+
+def test_readout_trace_equals_shorter_runs():
+    net = small_conv_net()
+    x = np.random.default_rng(2).random((5, 1, 6, 6))
+    labels = np.arange(5) % 5
+    sim = Simulator(net, "fixed")
+    long = sim.run(x, 12, trace_readout=True)
+    for T in (3, 7, 12):
+        short = sim.run(x, T)
+        np.testing.assert_array_equal(long.readout_trace[:, T - 1], short.readout)
+        assert long.accuracy_by_step(labels)[T - 1] == np.mean(short.predictions == labels)

@@ -41,6 +41,13 @@ class SimResult:
     step_counts: list[Optional[np.ndarray]]
     spikes: Optional[list[Optional[np.ndarray]]] = None
     readout: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    readout_trace: Optional[np.ndarray] = None
+
+    def accuracy_by_step(self, labels: np.ndarray) -> np.ndarray:
+        """(T,) accuracy had the run stopped after step t+1 (a shorter run is a prefix of this one)."""
+        if self.readout_trace is None:
+            raise NeurosimError("run with trace_readout=True to get accuracy at every step")
+        return (np.argmax(self.readout_trace, axis=2) == np.asarray(labels)[:, None]).mean(0)
 
     @property
     def predictions(self) -> np.ndarray:
@@ -81,8 +88,12 @@ class _NeuronPop:
         self.current = current_fixed if fixed else current_float
         self.voltage = voltage_fixed if fixed else voltage_float
 
-    def scan(self, a: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run all steps: ``a`` (N, T, n) synaptic input, ``bias`` (N, n). Returns (spikes, v).
+    def scan(self, a: torch.Tensor, bias: torch.Tensor,
+             trace: bool = False) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        """Run all steps: ``a`` (N, T, n) synaptic input, ``bias`` (N, n).
+
+        Returns (spikes (N, T, n), final v, and with ``trace`` the readout ``count*vth + v``
+        after every step, (N, T, n)).
 
         When the current has no memory (``iDecay = 4096``, every RMP neuron) it is computed for
         all steps at once; only the voltage needs the loop over time.
@@ -91,12 +102,17 @@ class _NeuronPop:
         u = torch.zeros((n_batch, n), dtype=a.dtype)
         v = torch.zeros_like(u)
         s_all = torch.empty((n_batch, steps, n), dtype=torch.bool)
+        v_all = torch.empty((n_batch, steps, n), dtype=a.dtype) if trace else None
         memoryless = self.i_decay == DECAY_UNITY
         u_all = self.current(None, a, self.i_decay) if memoryless else None
         for t in range(steps):
             u = u_all[:, t] if memoryless else self.current(u, a[:, t], self.i_decay)
             v, s_all[:, t] = self.voltage(v, u, bias, self.vth, self.v_decay, self.soft)
-        return s_all, v
+            if trace:
+                v_all[:, t] = v
+        if trace:
+            v_all += s_all.cumsum(1) * self.vth
+        return s_all, v, v_all
 
 
 class Simulator:
@@ -126,13 +142,14 @@ class Simulator:
             self.pops.append(pop)
 
     def run(self, x: np.ndarray, steps: int, record_spikes: bool = False, progress: bool = False,
-            raw_current: bool = False) -> SimResult:
+            raw_current: bool = False, trace_readout: bool = False) -> SimResult:
         """Run ``steps`` steps per sample.
 
         Nets with an ``input`` layer take ``x`` (N, *input_shape), presented as the constant
         current ``weight * x + bias`` (or, with ``raw_current``, ``x`` is that current in
         mantissas). Nets without one take spikes ``x`` (N, steps, *input_shape), which reach
-        the first synapse like any layer's spikes (one step of delay).
+        the first synapse like any layer's spikes (one step of delay). ``trace_readout`` keeps
+        the output layer's readout after every step (for accuracy vs T from one run).
         """
         x = np.asarray(x, dtype=np.float64)
         if steps < 1:
@@ -151,11 +168,12 @@ class Simulator:
         parts = []
         for start in tqdm(range(0, len(x), chunk), desc=f"simulate ({self.mode}, T={steps})",
                           disable=not progress, unit="chunk", leave=False):
-            parts.append(self._run_chunk(x[start:start + chunk], steps, record_spikes, raw_current))
+            parts.append(self._run_chunk(x[start:start + chunk], steps, record_spikes, raw_current, trace_readout))
         return _concat(parts, steps, record_spikes)
 
     @torch.no_grad()
-    def _run_chunk(self, x: np.ndarray, steps: int, record: bool, raw_current: bool) -> SimResult:
+    def _run_chunk(self, x: np.ndarray, steps: int, record: bool, raw_current: bool,
+                   trace_readout: bool) -> SimResult:
         net = self.net
         n_batch = len(x)
         dtype = torch.int64 if self.fixed else torch.float64
@@ -179,7 +197,7 @@ class Simulator:
                 if steps > 1:   # one step of synaptic delay: a[t] = W s[t-1]
                     prev = s_prev[:, :-1].reshape(n_batch * (steps - 1), *net.in_shape(i))
                     a[:, 1:] = self.synapses[i](prev).reshape(n_batch, steps - 1, n)
-            s, v = pop.scan(a, bias)
+            s, v, trace = pop.scan(a, bias, trace=trace_readout and i == net.output_layer)
             counts.append(s.sum(1, dtype=torch.int64).numpy())
             vs.append(v.numpy())
             step_counts.append(s.sum((0, 2), dtype=torch.int64).numpy())
@@ -187,7 +205,8 @@ class Simulator:
             s_prev = s.reshape(n_batch, steps, *layer.shape)
         out = net.output_layer
         readout = counts[out] * self.pops[out].vth.item() + vs[out]
-        return SimResult(steps, counts, vs, step_counts, spikes if record else None, readout)
+        return SimResult(steps, counts, vs, step_counts, spikes if record else None, readout,
+                         trace.numpy() if trace_readout else None)
 
 
 def _concat(parts: list[SimResult], steps: int, record: bool) -> SimResult:
@@ -202,4 +221,5 @@ def _concat(parts: list[SimResult], steps: int, record: bool) -> SimResult:
         step_counts=[None if c[0] is None else np.sum(c, axis=0) for c in zip(*[p.step_counts for p in parts])],
         spikes=cat([p.spikes for p in parts]) if record else None,
         readout=np.concatenate([p.readout for p in parts]),
+        readout_trace=None if parts[0].readout_trace is None else np.concatenate([p.readout_trace for p in parts]),
     )
