@@ -1,0 +1,21 @@
+"""Lava backend: run a netlist on Lava's CPU simulator (``fixed_pt`` / ``floating_pt``).
+
+* :func:`neurosim.lava.runner.run_lava` — the guarded entry point (child process + watchdog);
+* :func:`neurosim.lava.builder.build_graph` — the Lava process graph of a netlist;
+* :class:`neurosim.lava.process.RMPNeuron` and its models in :mod:`neurosim.lava.models`.
+
+Importing this package does not import Lava; the names below are loaded on first use.
+"""
+from __future__ import annotations
+
+__all__ = ["run_lava", "LavaResult", "estimate_timeout", "build_graph", "LavaGraph", "RMPNeuron"]
+
+_WHERE = {"run_lava": "runner", "LavaResult": "runner", "estimate_timeout": "runner",
+          "build_graph": "builder", "LavaGraph": "builder", "RMPNeuron": "process"}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        import importlib
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
