@@ -23,7 +23,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from neurosim.errors import LavaRunError, NeurosimError
-from neurosim.lava.layout import from_lava, from_lava_sink, lava_shape, to_lava, to_lava_time
+from neurosim.lava.layout import from_lava, from_lava_steps, lava_shape, to_lava, to_lava_time
 from neurosim.lava.netcodec import decode_net, encode_net
 from neurosim.lava.runner import _group_members, _mapped_shm, run_lava
 from neurosim.netlist.hdf5 import save
@@ -263,7 +263,7 @@ def test_layout_and_codec_roundtrip():
     s = rng.random((6, 3, 4, 5))                       # (T, C, H, W)
     buf = to_lava_time(s, (3, 4, 5))                   # (W, H, C, T)
     assert buf.shape == (5, 4, 3, 6) and buf[4, 2, 1, 5] == s[5, 1, 2, 4]
-    np.testing.assert_array_equal(from_lava_sink(buf), s.reshape(6, -1))
+    np.testing.assert_array_equal(from_lava_steps(buf.transpose(3, 0, 1, 2)), s.reshape(6, -1))
     for net in (mixed_net(), cuba_dense_net(0.37), spike_input_net()):
         desc, arrays = encode_net(net)
         back = decode_net(desc, arrays)

@@ -29,10 +29,14 @@ Neuron parameters per mode (as netx for CUBA):
 * ``float``: ``LIF(vth=vThMant, du=iDecay/4096, dv=vDecay/4096, bias_mant=bias)``,
   ``RMPNeuron(vth=vThMant, v_decay=vDecay, bias_mant=bias)``.
 
-Every neuron layer's ``s_out`` also feeds a ``RingBuffer(shape, buffer=steps)`` sink.
+Every recorded neuron layer's ``s_out`` also feeds a :class:`~neurosim.lava.process.SpikeRecorder`
+writing into ``<record_dir>/spikes_<i>.npy``.
 """
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -40,23 +44,24 @@ from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.conv.process import Conv as LavaConv
 from lava.proc.dense.process import Dense as LavaDense
-from lava.proc.io.sink import RingBuffer
 from lava.proc.io.source import RingBuffer as SpikeSource
 from lava.proc.lif.process import LIF
 
 from neurosim.errors import NeurosimError
 from neurosim.lava.layout import (
-    INT8_MAX, TAGS, check_int16, check_netlist, from_lava, from_lava_sink, lava_conv_weight, lava_shape,
+    INT8_MAX, TAGS, check_int16, check_netlist, from_lava, from_lava_steps, lava_conv_weight, lava_shape,
     to_lava, to_lava_time,
 )
-from neurosim.lava.models import PyRMPModelFixed, PyRMPModelFloat
-from neurosim.lava.process import RMPNeuron
+from neurosim.lava.models import (
+    PyRMPModelFixed, PyRMPModelFloat, PySpikeRecorderFixed, PySpikeRecorderFloat,
+)
+from neurosim.lava.process import RMPNeuron, SpikeRecorder
 from neurosim.netlist.schema import (
     CUBA, DECAY_UNITY, RMP, STATE_SHIFT, Conv, Dense, Flatten, Input, Netlist, Pool,
 )
 
 __all__ = ["LavaGraph", "build_graph", "netx_dense_weights", "ungroup_conv_weight", "RMP_MODELS",
-           "check_netlist", "from_lava", "from_lava_sink", "lava_conv_weight", "lava_shape",
+           "check_netlist", "from_lava", "from_lava_steps", "lava_conv_weight", "lava_shape",
            "to_lava", "to_lava_time"]
 
 #: RMPNeuron's ProcessModel per tag. The builder selects it itself (Lava's
@@ -64,6 +69,8 @@ __all__ = ["LavaGraph", "build_graph", "netx_dense_weights", "ungroup_conv_weigh
 #: ``neurosim`` package once per RMPNeuron process (measured: compile 2.2 s instead of 0.8 s
 #: for three RMP layers, growing with the package, with the modules' side effects).
 RMP_MODELS = {"fixed_pt": PyRMPModelFixed, "floating_pt": PyRMPModelFloat}
+RECORDER_MODELS = {"fixed_pt": PySpikeRecorderFixed, "floating_pt": PySpikeRecorderFloat}
+PathLike = Union[str, os.PathLike]
 
 
 # ----------------------------------------------------------------------------- the graph
@@ -80,7 +87,9 @@ class LavaGraph:
         self.net, self.mode, self.steps = net, mode, int(steps)
         self.neurons: list[Optional[AbstractProcess]] = []
         self.synapses: list[Optional[AbstractProcess]] = []
-        self.sinks: list[Optional[RingBuffer]] = []
+        self.sinks: list[Optional[SpikeRecorder]] = []
+        #: Per layer, the ``.npy`` file its recorder writes (``None`` where not recorded).
+        self.spike_files: list[Optional[Path]] = []
         #: Spike source of a net without an ``input`` layer (``lava.proc.io.source.RingBuffer``).
         self.source: Optional[SpikeSource] = None
         #: Extra processes -> ProcessModel class, bypassing model discovery (Lava's
@@ -256,7 +265,7 @@ def _synapse(layer, mode: str, in_shape: tuple[int, ...]) -> AbstractProcess:
 
 def build_graph(net: Netlist, mode: str, steps: int, first_sample: Optional[np.ndarray] = None,
                 check: bool = True, raw_current: bool = False,
-                record: Optional[Sequence[int]] = None) -> LavaGraph:
+                record: Optional[Sequence[int]] = None, record_dir: Optional[PathLike] = None) -> LavaGraph:
     """Create and connect the processes of ``net`` for ``mode`` ('fixed' or 'float').
 
     A net with an ``input`` layer takes the sample through the input neurons' ``bias_mant``
@@ -264,7 +273,8 @@ def build_graph(net: Netlist, mode: str, steps: int, first_sample: Optional[np.n
     0/1 spikes (T, *input_shape) from a ``lava.proc.io.source.RingBuffer`` (``graph.source``)
     whose spikes reach the first synapse like any layer's (one step of delay). Later samples
     are loaded with :meth:`LavaGraph.set_sample`. Sinks record ``steps`` time steps, on the
-    neuron layers in ``record`` (default: all; ``graph.sinks[i]`` is ``None`` elsewhere).
+    neuron layers in ``record`` (default: all; ``graph.sinks[i]`` is ``None`` elsewhere), each
+    into ``<record_dir>/spikes_<i>.npy`` (a temporary folder when ``record_dir`` is None).
     ``check=False`` skips :func:`~neurosim.lava.layout.check_netlist` (done by the caller; it
     imports PyTorch). RMPNeuron processes get their ProcessModel through
     ``graph.model_overrides``.
@@ -274,6 +284,7 @@ def build_graph(net: Netlist, mode: str, steps: int, first_sample: Optional[np.n
     if steps < 1:
         raise NeurosimError(f"steps must be at least 1, got {steps}")
     g = LavaGraph(net=net, mode=mode, steps=int(steps))
+    record_dir = record_dir if record_dir is not None else tempfile.mkdtemp(prefix="neurosim-spikes-")
     src_out, src_shape = None, None    # the spikes entering the next synaptic layer
     if not net.has_input_layer:
         src_shape = tuple(net.input_shape)
@@ -284,6 +295,7 @@ def build_graph(net: Netlist, mode: str, steps: int, first_sample: Optional[np.n
     for i, layer in enumerate(net.layers):
         if isinstance(layer, Flatten):
             g.neurons.append(None), g.synapses.append(None), g.sinks.append(None)
+            g.spike_files.append(None)
             continue
         if isinstance(layer, Input):
             bias = g.input_bias(first_sample, raw_current) if first_sample is not None else 0
@@ -298,10 +310,13 @@ def build_graph(net: Netlist, mode: str, steps: int, first_sample: Optional[np.n
             syn.a_out.connect(neuron.a_in)
         if isinstance(neuron, RMPNeuron):
             g.model_overrides[neuron] = RMP_MODELS[g.tag]
-        sink = None
+        sink, path = None, None
         if record is None or i in record:
-            sink = RingBuffer(shape=lava_shape(layer.shape), buffer=g.steps)
+            path = Path(record_dir) / f"spikes_{i}.npy"
+            np.lib.format.open_memmap(path, mode="w+", dtype=bool, shape=(g.steps, *lava_shape(layer.shape))).flush()
+            sink = SpikeRecorder(shape=lava_shape(layer.shape), path=str(path))
             neuron.s_out.connect(sink.a_in)
-        g.neurons.append(neuron), g.synapses.append(syn), g.sinks.append(sink)
+            g.model_overrides[sink] = RECORDER_MODELS[g.tag]
+        g.neurons.append(neuron), g.synapses.append(syn), g.sinks.append(sink), g.spike_files.append(path)
         src_out, src_shape = neuron.s_out, tuple(layer.shape)
     return g

@@ -43,10 +43,10 @@ def from_lava(a: np.ndarray) -> np.ndarray:
     return a.transpose(tuple(range(a.ndim))[::-1]).reshape(-1)
 
 
-def from_lava_sink(data: np.ndarray) -> np.ndarray:
-    """RingBuffer data (W, H, C, T) (or (N, T)) to (T, n) with neurons in (C, H, W) order."""
+def from_lava_steps(data: np.ndarray) -> np.ndarray:
+    """Recorded spikes (T, W, H, C) (or (T, N)) to (T, n) with neurons in (C, H, W) order."""
     data = np.asarray(data)
-    return data.transpose(tuple(range(data.ndim))[::-1]).reshape(data.shape[-1], -1)
+    return data.transpose((0,) + tuple(range(1, data.ndim))[::-1]).reshape(data.shape[0], -1)
 
 
 def lava_conv_weight(weight: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from neurosim.dynamics.lif import lif_fixed, lif_float, to_state
-from neurosim.lava.process import RMPNeuron
+from neurosim.lava.process import RMPNeuron, SpikeRecorder
 from neurosim.netlist.schema import DECAY_UNITY
 
 
@@ -76,6 +76,34 @@ class PyRMPModelFixed(PyLoihiProcessModel):
                             int(_scalar(self.v_decay)), soft_reset=True)
         self.v[:] = v
         self.s_out.send(s)
+
+
+class _PyRecorderModel(PyLoihiProcessModel):
+    """Writes each step's spikes into the recorder's memory-mapped file (opened on first use)."""
+
+    def __init__(self, proc_params) -> None:
+        super().__init__(proc_params)
+        self._rows = None
+
+    def run_spk(self) -> None:
+        s = self.a_in.recv()
+        if self._rows is None:
+            self._rows = np.load(self.proc_params["path"], mmap_mode="r+")
+        self._rows[(self.time_step - 1) % self._rows.shape[0]] = s != 0
+
+
+@implements(proc=SpikeRecorder, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PySpikeRecorderFloat(_PyRecorderModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+
+
+@implements(proc=SpikeRecorder, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PySpikeRecorderFixed(_PyRecorderModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
 
 
 def _scalar(x):

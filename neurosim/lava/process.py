@@ -58,3 +58,19 @@ class RMPNeuron(AbstractProcess):
         self.bias_exp = Var(shape=shape, init=bias_exp)
         self.vth = Var(shape=(1,), init=vth)
         self.v_decay = Var(shape=(1,), init=v_decay)
+
+
+class SpikeRecorder(AbstractProcess):
+    """Records the spikes it receives into a ``.npy`` file, row ``(t - 1) mod steps``.
+
+    Lava's ``RingBuffer`` sink is read back with ``Var.get``, which moves one value at a time
+    (~17 µs each: seconds per sample for a few thousand neurons); this recorder writes every
+    step straight into a memory-mapped file that the worker reads after each sample. The file
+    (bool, shape (steps, *shape), Lava order) must exist before the run.
+    """
+
+    def __init__(self, *, shape: ty.Tuple[int, ...], path: str,
+                 name: ty.Optional[str] = None, log_config: ty.Optional[LogConfig] = None) -> None:
+        super().__init__(shape=shape, path=str(path), name=name, log_config=log_config)
+        self.shape = tuple(int(s) for s in shape)
+        self.a_in = InPort(shape=self.shape)

@@ -92,7 +92,8 @@ def estimate_timeout(net: Netlist, n_samples: int, steps: int,
 
     Per step: every process, every 2-D convolution Lava's Conv model makes (one
     ``scipy.signal.convolve2d`` per output/input channel pair) and the neuron arithmetic;
-    per sample: every value set or read between samples (sinks: n * T values).
+    per sample: every value set or read between samples (state resets, final voltages);
+    recorded spikes come through files and cost no value transfers.
     Measured on the tests' nets (2 cores): ~0.25 ms per process-step, ~17 us per value.
     """
     n_procs = 1 + sum(3 for l in net.layers if not isinstance(l, Flatten))
@@ -101,7 +102,7 @@ def estimate_timeout(net: Netlist, n_samples: int, steps: int,
                 l.shape[0] if isinstance(l, Pool) else 0 for l in net.layers)
     per_step = n_procs * STEP_PER_PROCESS_S + convs * CONV2D_S + neurons * NEURON_STEP_S
     read = sum(int(np.prod(net.layers[i].shape)) for i in net.neuron_layers if record is None or i in record)
-    values = neurons * 5 + read * steps + (0 if net.has_input_layer else int(np.prod(net.input_shape)) * steps)
+    values = neurons * 5 + read + (0 if net.has_input_layer else int(np.prod(net.input_shape)) * steps)
     per_sample = steps * per_step + values * VALUE_IO_S
     return STARTUP_S + TIMEOUT_MARGIN_S + TIMEOUT_FACTOR * n_samples * per_sample
 

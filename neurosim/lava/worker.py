@@ -4,7 +4,7 @@ It reads ``JOBDIR/job.json`` (mode, steps, netlist) and ``JOBDIR/x.npz``, builds
 compiles it once and streams every sample through it::
 
     for each sample: set the input bias, zero every v (and u), zero the synapse buffers,
-                     run(RunSteps(T)), read the sinks and v
+                     run(RunSteps(T)), read the recorded spikes and v
 
 and writes ``JOBDIR/result.npz`` atomically. Progress goes to ``JOBDIR/progress`` (the index of
 the sample being run) and, as a tqdm bar, to stderr. On an error it writes ``JOBDIR/error.json``
@@ -69,7 +69,7 @@ def run_samples(graph, x: np.ndarray, stage: Optional[_Stage] = None, progress: 
     from lava.magma.core.run_conditions import RunSteps
     from tqdm.auto import tqdm
 
-    from neurosim.lava.layout import from_lava, from_lava_sink
+    from neurosim.lava.layout import from_lava, from_lava_steps
     from neurosim.lava.process import RMPNeuron
 
     stage = stage or _Stage()
@@ -111,7 +111,7 @@ def run_samples(graph, x: np.ndarray, stage: Optional[_Stage] = None, progress: 
             t2 = time.perf_counter()
             stage.set("reading the results of", sample=k)
             for i in recorded:
-                spikes[i][k] = from_lava_sink(graph.sinks[i].data.get()) != 0
+                spikes[i][k] = from_lava_steps(np.load(graph.spike_files[i], mmap_mode="r"))
                 v = from_lava(graph.neurons[i].v.get())
                 vs[i][k] = np.rint(v).astype(np.int64) if fixed else v
             t3 = time.perf_counter()
@@ -195,7 +195,7 @@ def main(jobdir: str) -> int:
         raw_current = bool(job.get("raw_current", False))
         graph = build_graph(net, job["mode"], int(job["steps"]), first_sample=x[0],
                             check=bool(job.get("check", False)), raw_current=raw_current,
-                            record=job.get("record"))
+                            record=job.get("record"), record_dir=jobdir)
         if job.get("graph_hook"):
             import importlib
             mod, _, fn = job["graph_hook"].partition(":")
