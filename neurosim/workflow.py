@@ -38,6 +38,7 @@ def export_and_measure(out_dir: Path, steps: Optional[int] = None, epochs: Optio
     ckpt = out_dir / CHECKPOINT_NAME
     if retrain and ckpt.exists():
         ckpt.unlink()
+    torch.manual_seed(cfg.seed)          # the initial weights depend on the seed alone
     model = digits_cnn.build()
     if ckpt.exists() and int(load_checkpoint(ckpt)["epoch"]) >= cfg.epochs:
         model.load_state_dict(load_checkpoint(ckpt)["model"])
