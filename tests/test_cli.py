@@ -71,3 +71,21 @@ def test_run_and_info_on_a_converted_netlist(tmp_path):
                 "synops_per_sample", "ann_macs_per_sample", "energy"):
         assert key in data
     assert data["test_samples"] == 40 and np.isfinite(data["synops_per_sample"])
+
+
+def test_run_with_lava_checks_every_layer(tmp_path):
+    tr, _ = load_digits_split()
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AvgPool2d(2),
+                                torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    net = convert(model, tr.x, (1, 8, 8))
+    net.meta["dataset"] = "digits"
+    path = hdf5.save(net, tmp_path / "small.net")
+    out = cli("run", str(path), "--steps", "12", "--limit", "30", "--lava", "--lava-samples", "2")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Lava fixed_pt           0 spike mismatches" in out.stdout
+    assert "Lava floating_pt        0 spike mismatches" in out.stdout
+    import json
+    data = json.loads((tmp_path / "small-report.json").read_text())
+    assert data["lava_samples"] == 2 and data["lava_spike_mismatches"] == {"fixed_pt": 0, "floating_pt": 0}
+    assert data["lava_spikes_compared"]["fixed_pt"] > 0
