@@ -87,3 +87,9 @@ def test_readout_trace_equals_shorter_runs():
         short = sim.run(x, T)
         np.testing.assert_array_equal(long.readout_trace[:, T - 1], short.readout)
         assert long.accuracy_by_step(labels)[T - 1] == np.mean(short.predictions == labels)
+
+
+def test_single_step_runs():
+    net = small_conv_net()
+    res = Simulator(net, "fixed").run(np.ones((2, 1, 6, 6)), 1, record_spikes=True)
+    assert res.spikes[1].shape == (2, 1, 144) and not res.spikes[4].any()   # nothing arrives in step 0

@@ -25,6 +25,8 @@ from neurosim.netlist.schema import (
 from neurosim.sim.synapse import Synapse
 
 MODES = ("fixed", "float")
+#: Neurons stepped together: 16 Ki int64 = 128 KiB per temporary, below glibc's mmap threshold.
+BLOCK = 1 << 14
 
 
 @dataclass
@@ -90,29 +92,33 @@ class _NeuronPop:
 
     def scan(self, a: torch.Tensor, bias: torch.Tensor,
              trace: bool = False) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
-        """Run all steps: ``a`` (N, T, n) synaptic input, ``bias`` (N, n).
+        """Run all steps: ``a`` (T - 1, M) synaptic input of steps 1..T-1 (step 0 receives
+        nothing: the synapses delay by one step) and ``bias`` (M,), M = batch x neurons.
 
-        Returns (spikes (N, T, n), final v, and with ``trace`` the readout ``count*vth + v``
-        after every step, (N, T, n)).
-
-        When the current has no memory (``iDecay = 4096``, every RMP neuron) it is computed for
-        all steps at once; only the voltage needs the loop over time.
+        Returns (spikes (T, M) bool, final v (M,), and with ``trace`` the readout
+        ``count*vth + v`` after every step, (T, M)). Neurons are independent, so they are
+        stepped in blocks of :data:`BLOCK` elements: every temporary stays small and is reused
+        by the allocator instead of being mapped afresh (page faults dominated otherwise).
         """
-        n_batch, steps, n = a.shape
-        u = torch.zeros((n_batch, n), dtype=a.dtype)
-        v = torch.zeros_like(u)
-        s_all = torch.empty((n_batch, steps, n), dtype=torch.bool)
-        v_all = torch.empty((n_batch, steps, n), dtype=a.dtype) if trace else None
-        memoryless = self.i_decay == DECAY_UNITY
-        u_all = self.current(None, a, self.i_decay) if memoryless else None
-        for t in range(steps):
-            u = u_all[:, t] if memoryless else self.current(u, a[:, t], self.i_decay)
-            v, s_all[:, t] = self.voltage(v, u, bias, self.vth, self.v_decay, self.soft)
-            if trace:
-                v_all[:, t] = v
+        steps, m = a.shape[0] + 1, a.shape[1]
+        zero = torch.zeros(min(BLOCK, m), dtype=a.dtype)
+        s_all = torch.empty((steps, m), dtype=torch.bool)
+        v_all = torch.empty((steps, m), dtype=a.dtype) if trace else None
+        v_final = torch.empty(m, dtype=a.dtype)
+        for lo in range(0, m, BLOCK):
+            hi = min(lo + BLOCK, m)
+            u = torch.zeros(hi - lo, dtype=a.dtype)
+            v = torch.zeros_like(u)
+            b = bias[lo:hi]
+            for t in range(steps):
+                u = self.current(u, a[t - 1, lo:hi] if t else zero[:hi - lo], self.i_decay)
+                v, s_all[t, lo:hi] = self.voltage(v, u, b, self.vth, self.v_decay, self.soft)
+                if trace:
+                    v_all[t, lo:hi] = v
+            v_final[lo:hi] = v
         if trace:
-            v_all += s_all.cumsum(1) * self.vth
-        return s_all, v, v_all
+            v_all += s_all.cumsum(0) * self.vth
+        return s_all, v_final, v_all
 
 
 class Simulator:
@@ -174,39 +180,46 @@ class Simulator:
     @torch.no_grad()
     def _run_chunk(self, x: np.ndarray, steps: int, record: bool, raw_current: bool,
                    trace_readout: bool) -> SimResult:
+        """One chunk of samples, time-major inside: spikes of a layer are (T, N, *shape)."""
         net = self.net
         n_batch = len(x)
         dtype = torch.int64 if self.fixed else torch.float64
         counts, vs, step_counts, spikes = [], [], [], []
-        s_prev: Optional[torch.Tensor] = None if net.has_input_layer else torch.as_tensor(x)
+        trace = None
+        s_prev: Optional[torch.Tensor] = None
+        if not net.has_input_layer:
+            s_prev = torch.as_tensor(x).transpose(0, 1).contiguous()       # (T, N, *in)
         for i, layer in enumerate(net.layers):
             if isinstance(layer, Flatten):
-                s_prev = s_prev.reshape(n_batch, steps, -1)
+                s_prev = s_prev.reshape(steps, n_batch, -1)
                 counts.append(None), vs.append(None), step_counts.append(None), spikes.append(None)
                 continue
             pop = self.pops[i]
             n = int(np.prod(layer.shape))
-            a = torch.zeros((n_batch, steps, n), dtype=dtype)
             if isinstance(layer, Input):
+                a = torch.zeros((steps - 1, n_batch * n), dtype=dtype)   # no synapse
                 current = x if raw_current else layer.current(x, self.fixed)
                 current = torch.as_tensor(np.round(current) if self.fixed else current, dtype=dtype)
                 current = current.reshape(n_batch, n)
                 bias = pop.bias + (to_state(current) if self.fixed else current)
             else:
                 bias = pop.bias.expand(n_batch, n)
-                if steps > 1:   # one step of synaptic delay: a[t] = W s[t-1]
-                    prev = s_prev[:, :-1].reshape(n_batch * (steps - 1), *net.in_shape(i))
-                    a[:, 1:] = self.synapses[i](prev).reshape(n_batch, steps - 1, n)
-            s, v, trace = pop.scan(a, bias, trace=trace_readout and i == net.output_layer)
-            counts.append(s.sum(1, dtype=torch.int64).numpy())
-            vs.append(v.numpy())
-            step_counts.append(s.sum((0, 2), dtype=torch.int64).numpy())
-            spikes.append(s.numpy() if record else None)
-            s_prev = s.reshape(n_batch, steps, *layer.shape)
+                # one step of synaptic delay: a[t] = W s[t-1]; a holds steps 1..T-1
+                prev = s_prev[:-1].reshape((steps - 1) * n_batch, *net.in_shape(i))
+                a = self.synapses[i](prev)
+            s, v, tr = pop.scan(a.reshape(steps - 1, n_batch * n), bias.reshape(-1),
+                                trace=trace_readout and i == net.output_layer)
+            s = s.reshape(steps, n_batch, n)
+            if tr is not None:
+                trace = tr.reshape(steps, n_batch, n).transpose(0, 1).numpy()
+            counts.append(torch.count_nonzero(s, dim=0).numpy())
+            vs.append(v.reshape(n_batch, n).numpy())
+            step_counts.append(torch.count_nonzero(s.reshape(steps, -1), dim=1).numpy())
+            spikes.append(s.transpose(0, 1).numpy() if record else None)
+            s_prev = s.reshape(steps, n_batch, *layer.shape)
         out = net.output_layer
         readout = counts[out] * self.pops[out].vth.item() + vs[out]
-        return SimResult(steps, counts, vs, step_counts, spikes if record else None, readout,
-                         trace.numpy() if trace_readout else None)
+        return SimResult(steps, counts, vs, step_counts, spikes if record else None, readout, trace)
 
 
 def _concat(parts: list[SimResult], steps: int, record: bool) -> SimResult:

@@ -90,8 +90,10 @@ class Synapse:
         a = self._linear(s.to(self.dtype), self.weight)
         if not self.fixed:
             return a.to(torch.float64)
-        a = torch.round(a).to(torch.int64)
+        a = a.to(torch.int64)        # exact: the sums are integers (see the module docstring)
         if isinstance(self.layer, Dense):
+            if self.weight_exp == 0:
+                return a
             return a << self.weight_exp if self.weight_exp > 0 else a >> -self.weight_exp
         return signed_wrap(a)
 
