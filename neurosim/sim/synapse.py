@@ -100,7 +100,7 @@ class Synapse:
     def _linear(self, s: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         layer = self.layer
         if isinstance(layer, Dense):
-            return s.reshape(s.shape[0], -1) @ weight.T
+            return s.reshape(s.shape[0], weight.shape[1]) @ weight.T
         if isinstance(layer, Conv):
             return F.conv2d(s, weight, stride=layer.stride, padding=layer.padding,
                             dilation=layer.dilation, groups=layer.groups)
