@@ -14,7 +14,7 @@ import numpy as np
 from neurosim.data.dataset import Split
 from neurosim.io.atomic import atomic_path, write_json
 from neurosim.metrics.energy import energy_per_sample
-from neurosim.metrics.synops import ann_macs, synops_per_layer
+from neurosim.metrics.synops import ann_macs
 from neurosim.netlist.schema import Netlist
 from neurosim.sim.simulator import SimResult, Simulator
 
@@ -55,16 +55,15 @@ def evaluate(net: Netlist, test: Split, steps: int, *, ann_accuracy: Optional[fl
     t0 = time.time()
     sim = Simulator(net, mode)
     longest = max(max(curve_steps, default=steps), steps)
-    full = sim.run(test.x, longest, trace_readout=True, progress=progress)
+    full = sim.run(test.x, longest, trace_readout=True, per_neuron=False, progress=progress)
     by_step = full.accuracy_by_step(test.y)
     curve = {str(T): float(by_step[T - 1]) for T in sorted(set(curve_steps) | {steps}) if T <= longest}
-    main = full if longest == steps else sim.run(test.x, steps, progress=progress)
+    main = full if longest == steps else sim.run(test.x, steps, per_neuron=False, progress=progress)
     t_sim = time.time() - t0
 
     names = layer_names(net)
-    per_layer_synops = synops_per_layer(net, main.counts)
-    spikes_layer = {names[i]: float(main.counts[i].sum(1).mean()) for i in net.neuron_layers}
-    synops = float(sum(s.mean() for s in per_layer_synops if s is not None))
+    spikes_layer = {names[i]: float(main.layer_spikes[i].mean()) for i in net.neuron_layers}
+    synops = float(main.synops_per_sample.mean())
     spikes = float(sum(spikes_layer.values()))
     neurons = int(sum(np.prod(net.layers[i].shape) for i in net.neuron_layers))
     macs = ann_macs(net)
@@ -81,8 +80,7 @@ def evaluate(net: Netlist, test: Split, steps: int, *, ann_accuracy: Optional[fl
         "spikes_per_sample_per_layer": spikes_layer,
         "spikes_per_step": {names[i]: (main.step_counts[i] / len(test)).tolist() for i in net.neuron_layers},
         "synops_per_sample": synops,
-        "synops_per_sample_per_layer": {names[i]: float(s.mean()) for i, s in enumerate(per_layer_synops)
-                                        if s is not None},
+        "synops_per_sample_per_layer": {names[i]: float(main.synops[i].mean()) for i in net.neuron_layers},
         "ann_macs_per_sample": macs,
         "neurons": neurons,
         "neuron_updates_per_sample": neurons * steps,

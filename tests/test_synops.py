@@ -49,3 +49,20 @@ def test_energy_model():
     assert e["cmos45nm"]["snn_j"] == 1000 * E_AC_45NM
     assert e["cmos45nm"]["ann_j"] == 500 * E_MAC_45NM
     assert np.isclose(e["loihi"]["snn_j"], (1000 * 23.6 + 10 * 81 + 90 * 52) * 1e-12)
+
+
+def test_simulator_counts_synops_from_its_own_events():
+    from neurosim.sim.simulator import Simulator
+    from tests.conftest import small_conv_net
+
+    net = small_conv_net()
+    x = np.random.default_rng(0).random((4, 1, 6, 6))
+    res = Simulator(net, "fixed").run(x, 15)
+    lean = Simulator(net, "fixed").run(x, 15, per_neuron=False)
+    expected = synops_per_layer(net, res.counts)
+    for i in net.neuron_layers:
+        np.testing.assert_array_equal(res.synops[i], expected[i])
+        np.testing.assert_array_equal(lean.synops[i], expected[i])
+        np.testing.assert_array_equal(res.layer_spikes[i], res.counts[i].sum(1))
+    assert lean.counts[1] is None and lean.counts[net.output_layer] is not None
+    np.testing.assert_array_equal(lean.readout, res.readout)

@@ -32,9 +32,14 @@ def fanouts(net: Netlist) -> list[Optional[np.ndarray]]:
     return result
 
 
+def event_synops(counts: np.ndarray, fanout: np.ndarray) -> np.ndarray:
+    """(N,) synaptic events: spike counts (N, n) of a layer times its neurons' fan-out (n,)."""
+    return np.asarray(counts, dtype=np.int64) @ np.asarray(fanout, dtype=np.int64)
+
+
 def synops_per_layer(net: Netlist, counts: list[Optional[np.ndarray]]) -> list[Optional[np.ndarray]]:
     """(N,) synaptic operations per sample caused by each layer's spikes (``counts[i]`` is (N, n))."""
-    return [None if c is None else c.astype(np.int64) @ f for c, f in zip(counts, fanouts(net))]
+    return [None if c is None else event_synops(c, f) for c, f in zip(counts, fanouts(net))]
 
 
 def ann_macs(net: Netlist) -> int:

@@ -22,6 +22,7 @@ from neurosim.errors import NeurosimError
 from neurosim.netlist.schema import (
     CUBA, DECAY_UNITY, RMP, Flatten, Input, Netlist, Neuron,
 )
+from neurosim.metrics.synops import event_synops, fanouts
 from neurosim.sim.synapse import Synapse
 
 MODES = ("fixed", "float")
@@ -34,13 +35,18 @@ class SimResult:
     """What a run produced, per layer index (``None`` for ``Flatten`` layers).
 
     ``counts[i]``: (N, n) spikes per neuron summed over time; ``v[i]``: (N, n) final voltage
-    in state units; ``step_counts[i]``: (T,) spikes per step summed over batch and neurons;
+    in state units (both kept for the output layer only unless ``per_neuron``);
+    ``layer_spikes[i]``: (N,) spikes of the layer per sample; ``synops[i]``: (N,) synaptic
+    events its spikes caused (each spike times its real fan-out, :mod:`neurosim.metrics.synops`);
+    ``step_counts[i]``: (T,) spikes per step summed over batch and neurons;
     ``spikes[i]``: (N, T, n) bool, only when recorded. Neurons are flattened in (C, H, W) order.
     """
     steps: int
     counts: list[Optional[np.ndarray]]
     v: list[Optional[np.ndarray]]
     step_counts: list[Optional[np.ndarray]]
+    layer_spikes: list[Optional[np.ndarray]]
+    synops: list[Optional[np.ndarray]]
     spikes: Optional[list[Optional[np.ndarray]]] = None
     readout: np.ndarray = field(default_factory=lambda: np.zeros(0))
     readout_trace: Optional[np.ndarray] = None
@@ -50,6 +56,11 @@ class SimResult:
         if self.readout_trace is None:
             raise NeurosimError("run with trace_readout=True to get accuracy at every step")
         return (np.argmax(self.readout_trace, axis=2) == np.asarray(labels)[:, None]).mean(0)
+
+    @property
+    def synops_per_sample(self) -> np.ndarray:
+        """(N,) synaptic events per sample, all layers."""
+        return np.sum([s for s in self.synops if s is not None], axis=0)
 
     @property
     def predictions(self) -> np.ndarray:
@@ -131,6 +142,7 @@ class Simulator:
         if self.fixed:
             check_fixed_point(net)
         self.max_chunk_bytes = max_chunk_bytes
+        self.fanouts = fanouts(net)
         self.synapses: list[Optional[Synapse]] = []
         self.pops: list[Optional[_NeuronPop]] = []
         for layer in net.layers:
@@ -148,7 +160,7 @@ class Simulator:
             self.pops.append(pop)
 
     def run(self, x: np.ndarray, steps: int, record_spikes: bool = False, progress: bool = False,
-            raw_current: bool = False, trace_readout: bool = False) -> SimResult:
+            raw_current: bool = False, trace_readout: bool = False, per_neuron: bool = True) -> SimResult:
         """Run ``steps`` steps per sample.
 
         Nets with an ``input`` layer take ``x`` (N, *input_shape), presented as the constant
@@ -156,6 +168,8 @@ class Simulator:
         mantissas). Nets without one take spikes ``x`` (N, steps, *input_shape), which reach
         the first synapse like any layer's spikes (one step of delay). ``trace_readout`` keeps
         the output layer's readout after every step (for accuracy vs T from one run).
+        ``per_neuron=False`` keeps per-neuron counts and voltages of the output layer only, so
+        memory does not grow with the net's size times the batch.
         """
         x = np.asarray(x, dtype=np.float64)
         if steps < 1:
@@ -174,17 +188,18 @@ class Simulator:
         parts = []
         for start in tqdm(range(0, len(x), chunk), desc=f"simulate ({self.mode}, T={steps})",
                           disable=not progress, unit="chunk", leave=False):
-            parts.append(self._run_chunk(x[start:start + chunk], steps, record_spikes, raw_current, trace_readout))
+            parts.append(self._run_chunk(x[start:start + chunk], steps, record_spikes, raw_current, trace_readout,
+                                         per_neuron))
         return _concat(parts, steps, record_spikes)
 
     @torch.no_grad()
     def _run_chunk(self, x: np.ndarray, steps: int, record: bool, raw_current: bool,
-                   trace_readout: bool) -> SimResult:
+                   trace_readout: bool, per_neuron: bool) -> SimResult:
         """One chunk of samples, time-major inside: spikes of a layer are (T, N, *shape)."""
         net = self.net
         n_batch = len(x)
         dtype = torch.int64 if self.fixed else torch.float64
-        counts, vs, step_counts, spikes = [], [], [], []
+        counts, vs, step_counts, spikes, layer_spikes, synops = [], [], [], [], [], []
         trace = None
         s_prev: Optional[torch.Tensor] = None
         if not net.has_input_layer:
@@ -192,7 +207,8 @@ class Simulator:
         for i, layer in enumerate(net.layers):
             if isinstance(layer, Flatten):
                 s_prev = s_prev.reshape(steps, n_batch, -1)
-                counts.append(None), vs.append(None), step_counts.append(None), spikes.append(None)
+                for lst in (counts, vs, step_counts, spikes, layer_spikes, synops):
+                    lst.append(None)
                 continue
             pop = self.pops[i]
             n = int(np.prod(layer.shape))
@@ -212,19 +228,25 @@ class Simulator:
             s = s.reshape(steps, n_batch, n)
             if tr is not None:
                 trace = tr.reshape(steps, n_batch, n).transpose(0, 1).numpy()
-            counts.append(torch.count_nonzero(s, dim=0).numpy())
-            vs.append(v.reshape(n_batch, n).numpy())
+            c = torch.count_nonzero(s, dim=0)                                   # (N, n)
+            layer_spikes.append(c.sum(1).numpy())
+            synops.append(event_synops(c.numpy(), self.fanouts[i]))
+            keep = per_neuron or i == net.output_layer
+            counts.append(c.numpy() if keep else None)
+            vs.append(v.reshape(n_batch, n).numpy() if keep else None)
             step_counts.append(torch.count_nonzero(s.reshape(steps, -1), dim=1).numpy())
             spikes.append(s.transpose(0, 1).numpy() if record else None)
             s_prev = s.reshape(steps, n_batch, *layer.shape)
         out = net.output_layer
         readout = counts[out] * self.pops[out].vth.item() + vs[out]
-        return SimResult(steps, counts, vs, step_counts, spikes if record else None, readout, trace)
+        return SimResult(steps, counts, vs, step_counts, layer_spikes, synops, spikes if record else None,
+                         readout, trace)
 
 
 def _concat(parts: list[SimResult], steps: int, record: bool) -> SimResult:
     def cat(lists: list[list], axis: int = 0) -> list:
         return [None if items[0] is None else np.concatenate(items, axis) for items in zip(*lists)]
+
     if len(parts) == 1:
         return parts[0]
     return SimResult(
@@ -232,6 +254,8 @@ def _concat(parts: list[SimResult], steps: int, record: bool) -> SimResult:
         counts=cat([p.counts for p in parts]),
         v=cat([p.v for p in parts]),
         step_counts=[None if c[0] is None else np.sum(c, axis=0) for c in zip(*[p.step_counts for p in parts])],
+        layer_spikes=cat([p.layer_spikes for p in parts]),
+        synops=cat([p.synops for p in parts]),
         spikes=cat([p.spikes for p in parts]) if record else None,
         readout=np.concatenate([p.readout for p in parts]),
         readout_trace=None if parts[0].readout_trace is None else np.concatenate([p.readout_trace for p in parts]),
