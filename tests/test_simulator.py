@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from neurosim.errors import NeurosimError
 from neurosim.netlist.schema import CUBA, RMP, Dense, Input, Netlist
@@ -93,3 +94,17 @@ def test_single_step_runs():
     net = small_conv_net()
     res = Simulator(net, "fixed").run(np.ones((2, 1, 6, 6)), 1, record_spikes=True)
     assert res.spikes[1].shape == (2, 1, 144) and not res.spikes[4].any()   # nothing arrives in step 0
+
+
+def test_wrap_is_skipped_only_when_provably_the_identity():
+    from neurosim.netlist.schema import Conv, Netlist
+
+    small = Simulator(small_conv_net(), "fixed")
+    assert not small.synapses[1].wraps and not small.pops[1].may_wrap
+    # 576 synapses x 254: the sum fits the conv's 24 bits, but a << 6 can leave the current's
+    big = Netlist([Input((64, 4, 4), RMP(10)), Conv((2, 4, 4), np.full((2, 64, 3, 3), 254.0), RMP(10), padding=(1, 1))])
+    sim = Simulator(big, "fixed")
+    assert not sim.synapses[1].wraps and sim.pops[1].may_wrap
+    res = sim.run(np.full((1, 64, 4, 4), 20.0), 3, raw_current=True, record_spikes=True)
+    # every input neuron fires at step 0 (20 > 10); step 1: centre sum 146,304 << 6 > 2**23 wraps negative
+    assert res.spikes[0][0, 0].all() and not res.spikes[1][0, 1].reshape(2, 4, 4)[:, 1:3, 1:3].any()

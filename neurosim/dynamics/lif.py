@@ -78,12 +78,14 @@ def to_state(mantissa: Array) -> Array:
     return mantissa << STATE_SHIFT
 
 
-def current_fixed(u: Array, a: Array, i_decay: Any) -> Array:
+def current_fixed(u: Array, a: Array, i_decay: Any, may_wrap: bool = True) -> Array:
     """Fixed-point current: ``wrap24(trunc(u (4096 - i_decay) / 4096) + (a << 6))``.
 
-    With ``i_decay = 4096`` the result does not depend on ``u``.
+    With ``i_decay = 4096`` the result does not depend on ``u``. ``may_wrap=False`` is the
+    caller's guarantee that the sum stays inside 24 bits, so the wrap is the identity.
     """
-    return wrap_current(decay_fixed(u, i_decay) + to_state(a))
+    c = decay_fixed(u, i_decay) + to_state(a)
+    return wrap_current(c) if may_wrap else c
 
 
 def voltage_fixed(v: Array, u: Array, bias_eff: Array, vth_eff: Array, v_decay: Any,
@@ -103,8 +105,10 @@ def lif_fixed(u: Array, v: Array, a: Array, bias_eff: Array, vth_eff: Array,
     return u, v, s
 
 
-def current_float(u: Array, a: Array, i_decay: Any) -> Array:
-    """Floating-point current ``u (1 - i_decay/4096) + a`` (just ``a`` when ``i_decay = 4096``)."""
+def current_float(u: Array, a: Array, i_decay: Any, may_wrap: bool = True) -> Array:
+    """Floating-point current ``u (1 - i_decay/4096) + a`` (just ``a`` when ``i_decay = 4096``).
+
+    ``may_wrap`` is accepted for symmetry with :func:`current_fixed`; floats never wrap."""
     return a if i_decay == DECAY_UNITY else u * (1 - i_decay / DECAY_UNITY) + a
 
 

@@ -87,7 +87,8 @@ def check_fixed_point(net: Netlist) -> None:
 class _NeuronPop:
     """Per-layer neuron constants in the units of the mode, as tensors."""
 
-    def __init__(self, neuron: Neuron, bias: Optional[np.ndarray], n: int, fixed: bool) -> None:
+    def __init__(self, neuron: Neuron, bias: Optional[np.ndarray], n: int, fixed: bool,
+                 input_bound: float = 0.0) -> None:
         self.fixed = fixed
         self.soft = isinstance(neuron, RMP)
         self.i_decay = DECAY_UNITY if isinstance(neuron, RMP) else neuron.iDecay
@@ -98,6 +99,8 @@ class _NeuronPop:
         vth = torch.tensor(neuron.vThMant, dtype=dtype)
         self.bias = to_state(b) if fixed else b
         self.vth = to_state(vth) if fixed else vth
+        # a memoryless current is a << 6: it cannot wrap when the synapse's bound keeps it in 24 bits
+        self.may_wrap = not (self.i_decay == DECAY_UNITY and input_bound * (1 << 6) < 2 ** 23)
         self.current = current_fixed if fixed else current_float
         self.voltage = voltage_fixed if fixed else voltage_float
 
@@ -122,7 +125,7 @@ class _NeuronPop:
             v = torch.zeros_like(u)
             b = bias[lo:hi]
             for t in range(steps):
-                u = self.current(u, a[t - 1, lo:hi] if t else zero[:hi - lo], self.i_decay)
+                u = self.current(u, a[t - 1, lo:hi] if t else zero[:hi - lo], self.i_decay, self.may_wrap)
                 v, s_all[t, lo:hi] = self.voltage(v, u, b, self.vth, self.v_decay, self.soft)
                 if trace:
                     v_all[t, lo:hi] = v
@@ -156,7 +159,7 @@ class Simulator:
                     bias = None
                 elif bias is not None and len(layer.shape) == 3:   # per-channel conv bias
                     bias = np.repeat(np.asarray(bias), layer.shape[1] * layer.shape[2])
-                pop = _NeuronPop(layer.neuron, bias, n, self.fixed)
+                pop = _NeuronPop(layer.neuron, bias, n, self.fixed, syn.bound if syn is not None else 0.0)
             self.pops.append(pop)
 
     def run(self, x: np.ndarray, steps: int, record_spikes: bool = False, progress: bool = False,

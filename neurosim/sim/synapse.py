@@ -84,6 +84,11 @@ class Synapse:
         exact32 = np.array_equal(w, np.round(w)) and np.abs(w).reshape(len(w), -1).sum(1).max() < 2 ** 24
         self.dtype = torch.float32 if exact32 else torch.float64
         self.weight = torch.as_tensor(w, dtype=self.dtype)
+        #: Largest possible |synaptic input| of one step (0/1 spikes): the sum of |w| of a row.
+        self.bound = float(np.abs(w).reshape(len(w), -1).sum(1).max())
+        if isinstance(layer, Dense) and self.weight_exp:
+            self.bound *= 2.0 ** self.weight_exp
+        self.wraps = not isinstance(layer, Dense) and self.bound >= 2 ** (STATE_BITS - 1)
 
     def __call__(self, s: torch.Tensor) -> torch.Tensor:
         """Synaptic input for a batch ``s`` of shape (M, *in_shape); returns (M, *shape)."""
@@ -95,7 +100,7 @@ class Synapse:
             if self.weight_exp == 0:
                 return a
             return a << self.weight_exp if self.weight_exp > 0 else a >> -self.weight_exp
-        return signed_wrap(a)
+        return signed_wrap(a) if self.wraps else a     # no sum can reach 2**23: nothing wraps
 
     def _linear(self, s: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         layer = self.layer
