@@ -21,11 +21,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got '{text}'") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
 def _add_lava_args(p: argparse.ArgumentParser, default_samples: int) -> None:
     p.add_argument("--lava-samples", type=_positive_int, default=default_samples,
                    help="test samples also run on Lava's CPU simulator and compared spike for spike "
                         f"with the reference, in both fixed_pt and floating_pt (default {default_samples}; 0 = skip)")
-    p.add_argument("--lava-timeout", type=float, default=None,
+    p.add_argument("--lava-timeout", type=_positive_float, default=None,
                    help="seconds before a Lava run is stopped and reported as failed (default: estimated)")
 
 
@@ -152,6 +162,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return COMMANDS[args.command](args)
     except NeurosimError as exc:
         print(f"neurosim: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:      # a folder that is a file, no permission, disk full: the user's to fix
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"neurosim: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("neurosim: interrupted; files already written are complete (atomic writes)", file=sys.stderr)

@@ -21,20 +21,36 @@ class Split:
         return len(self.y)
 
 
-DATASETS = ("digits", "mnist", "fashion-mnist")
+_SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+DATASETS = ("digits", "mnist", "fashion-mnist", "nmnist", "cifar10")
 DEFAULT_DIRS = {
-    "mnist": Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "mnist",
+    "mnist": _SHARED / "mnist",
     "fashion-mnist": Path("/usr/share/datasets/fashion-mnist"),
+    "nmnist": _SHARED / "nmnist-small",
+    "cifar10": _SHARED / "cifar10-jpg.zip",
 }
 
 
 def load_dataset(name: str, data_dir: Optional[str] = None) -> tuple[Split, Split]:
-    """(train, test) of a named data set; ``data_dir`` overrides where files are read from."""
+    """(train, test) of a named data set; ``data_dir`` overrides where files are read from.
+
+    ``nmnist`` gives event-count frames (N, 2, 34, 34) (see :mod:`neurosim.data.nmnist` for
+    the events and time-binned spike tensors); ``cifar10`` reads the image-folder zip
+    (``data_dir`` is the zip, or a folder holding ``cifar10-jpg.zip``).
+    """
     if name == "digits":
         from neurosim.data.digits import load_digits_split
         return load_digits_split()
+    root = Path(data_dir) if data_dir else DEFAULT_DIRS.get(name)
     if name in ("mnist", "fashion-mnist"):
         from neurosim.data.idx import load_idx_split
-        root = Path(data_dir) if data_dir else DEFAULT_DIRS[name]
         return load_idx_split(root, name)
+    if name == "nmnist":
+        from neurosim.data.nmnist import load_nmnist_split
+        return load_nmnist_split(root)
+    if name == "cifar10":
+        from neurosim.data.cifar_zip import load_cifar_zip_split
+        if root.is_dir():
+            root = root / DEFAULT_DIRS["cifar10"].name
+        return load_cifar_zip_split(root)
     raise NeurosimError(f"unknown data set '{name}' (known: {', '.join(DATASETS)})")

@@ -1,8 +1,15 @@
-"""Reader for the idx format of MNIST and Fashion-MNIST (``*-idx3-ubyte[.gz]``), validated."""
+"""Reader for the idx format of MNIST and Fashion-MNIST (``*-idx3-ubyte[.gz]``), validated.
+
+Sizes are checked before data is read: a file larger than the limit is refused from its
+size on disk, a gzip stream is decompressed only up to the limit, and the header's
+dimensions must account for exactly the bytes that follow. Every problem raises
+:class:`NeurosimError` naming the file. Nothing is ever downloaded.
+"""
 from __future__ import annotations
 
 import gzip
 import io
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -14,30 +21,48 @@ from neurosim.errors import NeurosimError
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 MAX_BYTES = 1 << 30
+_MAX_HEADER = 4 + 4 * 255
 
 
 def read_idx(path: Path) -> np.ndarray:
     """Read one idx file (gzip or plain); raise :class:`NeurosimError` naming the file if malformed."""
+    path = Path(path)
+    if not path.exists():
+        raise NeurosimError(f"{path}: no such file")
+    if not path.is_file():
+        raise NeurosimError(f"{path}: not a file")
     try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_BYTES + _MAX_HEADER + 1)
+    except OSError as exc:
+        raise NeurosimError(f"{path}: unreadable ({exc.__class__.__name__}: {exc})") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
             with gzip.GzipFile(fileobj=io.BytesIO(raw)) as g:
-                raw = g.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise NeurosimError(f"{path}: no such file") from None
-    except (OSError, EOFError, zlib.error) as exc:
-        raise NeurosimError(f"{path}: unreadable or corrupt gzip ({exc})") from None
+                raw = g.read(MAX_BYTES + _MAX_HEADER + 1)
+        except (OSError, EOFError, zlib.error, ValueError) as exc:
+            raise NeurosimError(f"{path}: corrupt gzip ({exc.__class__.__name__}: {exc})") from None
+    return decode_idx(raw, path)
+
+
+def decode_idx(raw: bytes, source="<bytes>") -> np.ndarray:
+    """Decode the (uncompressed) bytes of an idx file; ``source`` names it in errors."""
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES or raw[3] == 0:
-        raise NeurosimError(f"{path}: not an idx file (bad magic number)")
+        raise NeurosimError(f"{source}: not an idx file (bad magic number)")
     ndim = raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise NeurosimError(f"{path}: truncated idx header")
+        raise NeurosimError(f"{source}: truncated idx header")
     dims = struct.unpack(f">{ndim}I", raw[4:header])
+    if 0 in dims:
+        raise NeurosimError(f"{source}: header dimensions {dims} hold no data")
     dtype = np.dtype(_DTYPES[raw[2]])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    if expected > MAX_BYTES or len(raw) - header != expected:
-        raise NeurosimError(f"{path}: header promises {dims} x {dtype.itemsize} bytes, "
+    expected = math.prod(dims) * dtype.itemsize
+    if expected > MAX_BYTES:
+        raise NeurosimError(f"{source}: header promises {dims} x {dtype.itemsize} bytes, more than the "
+                            f"limit of {MAX_BYTES}")
+    if len(raw) - header != expected:
+        raise NeurosimError(f"{source}: header promises {dims} x {dtype.itemsize} bytes, "
                             f"file holds {len(raw) - header}")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
 
@@ -50,14 +75,22 @@ def _find(root: Path, stem: str) -> Path:
 
 
 def load_idx_split(root: Path, name: str) -> tuple[Split, Split]:
-    """MNIST-layout folder -> (train, test) with images (N, 1, 28, 28) in [0, 1]."""
+    """MNIST-layout folder -> (train, test) with images (N, 1, H, W) in [0, 1] and labels (N,)."""
+    root = Path(root)
     if not root.is_dir():
         raise NeurosimError(f"{root}: data folder for '{name}' not found")
     splits = []
     for split, prefix in (("train", "train"), ("test", "t10k")):
-        x = read_idx(_find(root, f"{prefix}-images-idx3-ubyte"))
-        y = read_idx(_find(root, f"{prefix}-labels-idx1-ubyte"))
-        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-            raise NeurosimError(f"{root}: {split} images {x.shape} and labels {y.shape} do not match")
+        x_path, y_path = _find(root, f"{prefix}-images-idx3-ubyte"), _find(root, f"{prefix}-labels-idx1-ubyte")
+        x, y = read_idx(x_path), read_idx(y_path)
+        if x.ndim != 3 or x.dtype != np.uint8:
+            raise NeurosimError(f"{x_path}: expected (N, H, W) uint8 images, found {x.shape} {x.dtype}")
+        if y.ndim != 1 or y.dtype.kind not in "iu":
+            raise NeurosimError(f"{y_path}: expected (N,) integer labels, found {y.shape} {y.dtype}")
+        if len(x) != len(y) or len(x) == 0 or min(x.shape) == 0:
+            raise NeurosimError(f"{root}: {split} images {x.shape} and labels {y.shape} do not match "
+                                "or are empty")
+        if y.min() < 0:
+            raise NeurosimError(f"{y_path}: negative labels")
         splits.append(Split(f"{name}/{split}", (x.astype(np.float32) / 255.0)[:, None], y.astype(np.int64)))
     return splits[0], splits[1]

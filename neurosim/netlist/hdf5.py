@@ -4,19 +4,24 @@ Reading validates everything against :mod:`neurosim.netlist.schema` before any a
 used: types, dtypes, shapes (checked before the data is read, so a small file cannot ask
 for terabytes), finite values, parameter ranges and layer-to-layer shape agreement. A
 problem raises :class:`~neurosim.errors.NetlistError` naming the file, layer and key.
-Nothing stored in a file is ever executed (JSON metadata is parsed, not evaluated).
+Nothing stored in a file is ever executed (JSON metadata is parsed, not evaluated), and
+nothing outside the file is ever opened: soft and external links, external raw storage
+and virtual datasets are refused before they are followed. ``docs/robustness.md`` lists
+the limits.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
+import struct
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import h5py
 import numpy as np
 
-from neurosim.errors import NetlistError
+from neurosim.errors import NetlistError, NeurosimError
 from neurosim.io.atomic import atomic_path
 from neurosim.netlist.schema import (
     CUBA, DECAY_UNITY, LAYER_TYPES, MAX_NEURONS, MAX_SYNAPSES, NETX_DENSE_WITHOUT_NEURON, NEURON_TYPES,
@@ -28,20 +33,44 @@ PathLike = Union[str, os.PathLike]
 META_KEY = "neurosim/meta"
 INPUT_SHAPE_KEY = "neurosim/input_shape"
 
+#: Limits on what a file may ask for, on top of the schema's per-layer / per-array limits.
+MAX_LAYERS = 1 << 12                 # layers in one file
+MAX_TOTAL_VALUES = MAX_SYNAPSES      # values in all arrays of one file together (2**28)
+MAX_ABS_VALUE = float((1 << 31) - 1)  # |weight|, |bias|, input weight and bias: fit int32 (netx casts)
+MAX_UNSTORED_VALUES = 1 << 16        # a larger array must store its data, not only a fill value
+MAX_META_BYTES = 1 << 20             # the JSON metadata string
+MAX_NAME_BYTES = 64                  # a layer or neuron type string
+MAX_TIMESTEPS = 1 << 16              # metadata 'timesteps'
+
+#: What h5py raises for files that are corrupt below the level this module checks.
+_H5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, OverflowError,
+              UnicodeError, MemoryError)
+
 
 # ----------------------------------------------------------------------------- writing
 
 def save(net: Netlist, path: PathLike) -> Path:
-    """Write ``net`` to ``path`` atomically (temp file + rename) and return the path."""
+    """Write ``net`` to ``path`` atomically (temp file + rename) and return the path.
+
+    An existing file at ``path`` stays untouched unless the whole new file was written.
+    """
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            for i, layer in enumerate(net.layers):
-                _write_layer(f.create_group(f"layer/{i}"), layer)
-            if net.input_shape is not None:
-                f.create_dataset(INPUT_SHAPE_KEY, data=np.asarray(net.input_shape, dtype=np.int64))
-            if net.meta:
-                f.create_dataset(META_KEY, data=json.dumps(net.meta, sort_keys=True).encode())
+    try:
+        meta = json.dumps(net.meta, sort_keys=True, allow_nan=False).encode() if net.meta else None
+    except (TypeError, ValueError) as exc:
+        raise NeurosimError(f"{path}: netlist metadata is not plain JSON ({exc})") from None
+    try:
+        with atomic_path(path) as tmp:
+            with h5py.File(tmp, "w") as f:
+                for i, layer in enumerate(net.layers):
+                    _write_layer(f.create_group(f"layer/{i}"), layer)
+                if net.input_shape is not None:
+                    f.create_dataset(INPUT_SHAPE_KEY, data=np.asarray(net.input_shape, dtype=np.int64))
+                if meta is not None:
+                    f.create_dataset(META_KEY, data=meta)
+    except (OSError, RuntimeError) as exc:   # disk full (h5py: RuntimeError on close), no permission, ...
+        raise NeurosimError(f"{path}: cannot write the netlist ({exc.__class__.__name__}: "
+                            f"{_first_line(exc)})") from None
     return path
 
 
@@ -92,49 +121,115 @@ def _write_neuron(g: h5py.Group, neuron: Neuron) -> None:
 
 # ----------------------------------------------------------------------------- reading
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0][:200] if text else ""
+
+
 class _Reader:
-    """Typed, bounded access to the datasets of one file, with errors that name the key."""
+    """Typed, bounded access to the items of one file, with errors that name the layer and key.
+
+    Keys are paths relative to the group they are read from (``neuron/vThMant`` below a
+    layer). Only hard links are followed; every array is checked (dtype, shape, size, the
+    file's total budget, where its data lives) before a byte of it is read.
+    """
 
     def __init__(self, path: Path, f: h5py.File) -> None:
         self.path, self.f = path, f
+        self.where: tuple[Optional[int], Optional[str]] = (None, None)   # for errors from below
+        self.budget = MAX_TOTAL_VALUES
 
     def error(self, msg: str, layer: Optional[int] = None, key: Optional[str] = None) -> NetlistError:
         return NetlistError(self.path, msg, layer, key)
 
+    def get(self, g: h5py.Group, key: str, layer: Optional[int], *, name_key: bool = True) -> Any:
+        """The object at ``key`` below ``g``, or None if absent; refuses anything but hard links.
+
+        ``name_key=False`` leaves the key out of error messages (for a layer's own group).
+        """
+        self.where = (layer, key if name_key else None)
+        obj = g
+        parts = key.split("/")
+        for n, part in enumerate(parts):
+            if not isinstance(obj, h5py.Group):
+                raise self.error(f"expected a group, found {_kind(obj)}", layer,
+                                 "/".join(parts[:n]) if name_key else None)
+            link = obj.get(part, getclass=True, getlink=True)
+            if link is None:
+                return None
+            if link is not h5py.HardLink:
+                what = {h5py.SoftLink: "a soft link", h5py.ExternalLink: "an external link"}.get(
+                    link, "a user-defined link")
+                raise self.error(f"{what}; only plain groups and datasets are read (nothing outside "
+                                 "the file is opened)", layer, "/".join(parts[:n + 1]) if name_key else None)
+            obj = obj[part]
+        return obj
+
+    def group(self, g: h5py.Group, key: str, layer: Optional[int], *,
+              name_key: bool = True) -> Optional[h5py.Group]:
+        obj = self.get(g, key, layer, name_key=name_key)
+        if obj is not None and not isinstance(obj, h5py.Group):
+            raise self.error(f"expected a group, found {_kind(obj)}", layer, key if name_key else None)
+        return obj
+
     def dataset(self, g: h5py.Group, key: str, layer: Optional[int]) -> Optional[h5py.Dataset]:
-        if key not in g:
+        ds = self.get(g, key, layer)
+        if ds is None:
             return None
-        ds = g[key]
         if not isinstance(ds, h5py.Dataset):
-            raise self.error("expected a dataset, found a group", layer, key)
+            raise self.error(f"expected a dataset, found {_kind(ds)}", layer, key)
+        if ds.is_virtual or ds.external:
+            raise self.error("data stored in other files (external or virtual dataset) is not read",
+                             layer, key)
+        if ds.shape is None:
+            raise self.error("holds no data (empty dataspace)", layer, key)
         return ds
 
     def array(self, g: h5py.Group, key: str, layer: Optional[int], *, required: bool = True,
               ndim: Optional[tuple[int, ...]] = None, max_size: int = MAX_SYNAPSES,
-              integer: bool = False) -> Optional[np.ndarray]:
+              integer: bool = False, max_abs: Optional[float] = None,
+              check_shape: Optional[Callable[[tuple[int, ...]], None]] = None) -> Optional[np.ndarray]:
+        """A numeric array, validated before reading (``check_shape`` gets the declared shape)."""
         ds = self.dataset(g, key, layer)
         if ds is None:
             if required:
                 raise self.error("missing", layer, key)
             return None
-        if ds.dtype.kind not in "biuf":
+        kind = ds.dtype.kind
+        if kind not in "biuf":
             raise self.error(f"expected numbers, found dtype {ds.dtype}", layer, key)
         if ndim is not None and ds.ndim not in ndim:
             raise self.error(f"expected {' or '.join(map(str, ndim))} dimensions, found shape {ds.shape}",
                              layer, key)
         if ds.shape and min(ds.shape) == 0:
             raise self.error(f"empty array of shape {ds.shape}", layer, key)
-        size = int(np.prod(ds.shape, dtype=np.int64)) if ds.shape else 1
+        size = math.prod(ds.shape)
         if size > max_size:
             raise self.error(f"{size} values exceed the limit of {max_size}", layer, key)
+        if check_shape is not None:
+            check_shape(tuple(ds.shape))
+        if size > self.budget:
+            raise self.error(f"the file's arrays hold more than {MAX_TOTAL_VALUES} values together",
+                             layer, key)
+        self.budget -= size
+        if size > MAX_UNSTORED_VALUES and ds.id.get_storage_size() == 0:
+            raise self.error(f"declares {size} values but stores none", layer, key)
+        as_float = kind == "f" or (kind == "u" and ds.dtype.itemsize >= 8)
         try:
-            data = np.asarray(ds[()], dtype=np.float64 if ds.dtype.kind == "f" else np.int64)
-        except (OSError, ValueError, TypeError) as exc:
-            raise self.error(f"unreadable data ({exc})", layer, key) from None
-        if not np.all(np.isfinite(data)):
+            with np.errstate(over="ignore", invalid="ignore"):   # out-of-range values are refused below
+                data = np.asarray(ds[()], dtype=np.float64 if as_float else np.int64)
+        except _H5_ERRORS as exc:
+            raise self.error(f"unreadable data ({exc.__class__.__name__}: {_first_line(exc)})",
+                             layer, key) from None
+        if data.shape != ds.shape:
+            raise self.error(f"read shape {data.shape}, declared {ds.shape}", layer, key)
+        if as_float and not np.all(np.isfinite(data)):
             raise self.error("contains NaN or infinite values", layer, key)
-        if integer and not np.array_equal(data, np.round(data)):
+        if integer and as_float and not np.array_equal(data, np.round(data)):
             raise self.error("expected integers", layer, key)
+        if max_abs is not None and data.size and np.abs(data).max() > max_abs:
+            raise self.error(f"values up to {np.abs(data).max():g} exceed the limit of {max_abs:g}",
+                             layer, key)
         return data
 
     def ints(self, g: h5py.Group, key: str, layer: int, n: int, *, default=None,
@@ -150,8 +245,9 @@ class _Reader:
             raise self.error(f"values {data.tolist()} outside [{lo}, {hi}]", layer, key)
         return tuple(int(v) for v in data)
 
-    def scalar(self, g: h5py.Group, key: str, layer: int, *, default=None, lo=None, hi=None) -> float:
-        data = self.array(g, key, layer, required=default is None, ndim=(0, 1), max_size=1)
+    def scalar(self, g: h5py.Group, key: str, layer: Optional[int], *, default=None, lo=None, hi=None,
+               max_abs: Optional[float] = None) -> float:
+        data = self.array(g, key, layer, required=default is None, ndim=(0, 1), max_size=1, max_abs=max_abs)
         if data is None:
             return default
         value = data.reshape(()).item()
@@ -159,18 +255,90 @@ class _Reader:
             raise self.error(f"value {value} outside [{lo}, {hi}]", layer, key)
         return value
 
-    def string(self, g: h5py.Group, key: str, layer: int) -> str:
+    def string(self, g: h5py.Group, key: str, layer: Optional[int], *, max_bytes: int = MAX_NAME_BYTES,
+               encoding: str = "ascii") -> str:
         ds = self.dataset(g, key, layer)
         if ds is None:
             raise self.error("missing", layer, key)
-        if ds.dtype.kind not in "SOU" or ds.size != 1 or ds.ndim > 1:
+        if h5py.check_string_dtype(ds.dtype) is None or ds.size != 1 or ds.ndim > 1:
             raise self.error(f"expected one string, found dtype {ds.dtype} shape {ds.shape}", layer, key)
+        if ds.dtype.itemsize > max_bytes and ds.dtype.kind == "S":
+            raise self.error(f"string of {ds.dtype.itemsize} bytes exceeds the limit of {max_bytes}",
+                             layer, key)
+        if ds.dtype.kind == "O":
+            self._check_vlen_heap(ds, max_bytes, layer, key)
         try:
             value = ds[()]
-            value = value.reshape(-1)[0] if isinstance(value, np.ndarray) else value
-            return value.decode("ascii") if isinstance(value, bytes) else str(value)
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
-            raise self.error(f"unreadable string ({exc})", layer, key) from None
+        except _H5_ERRORS as exc:
+            raise self.error(f"unreadable string ({exc.__class__.__name__}: {_first_line(exc)})",
+                             layer, key) from None
+        value = value.reshape(-1)[0] if isinstance(value, np.ndarray) else value
+        if isinstance(value, str):
+            value = value.encode("utf-8", "surrogateescape")
+        if not isinstance(value, bytes):
+            raise self.error(f"expected a string, found {type(value).__name__}", layer, key)
+        if len(value) > max_bytes:
+            raise self.error(f"string of {len(value)} bytes exceeds the limit of {max_bytes}", layer, key)
+        try:
+            return value.decode(encoding)
+        except UnicodeDecodeError:
+            raise self.error(f"not {encoding} text", layer, key) from None
+
+
+    def _check_vlen_heap(self, ds: h5py.Dataset, max_bytes: int, layer: Optional[int], key: str) -> None:
+        """Check the global-heap objects a variable-length string points to, before HDF5 reads them.
+
+        libhdf5 (up to 2.0.0 at least) loops forever on a heap collection whose free-space
+        object has size 0 (found by tests/test_fuzz_netlist.py). Its walk over the collection
+        is repeated here, with bounds, and the string's own object must be found in it.
+        """
+        def bad(why: str) -> NetlistError:
+            return self.error(f"variable-length string with a corrupt heap ({why})", layer, key)
+
+        if self.f.id.get_create_plist().get_sizes() != (8, 8):
+            raise bad("offsets or lengths are not 8 bytes")
+        offset, n = ds.id.get_offset(), ds.size
+        if offset is None or ds.id.get_storage_size() != 16 * n:
+            raise self.error("a variable-length string must be stored contiguously in the file "
+                             "(or use fixed-length bytes)", layer, key)
+        base = self.f.userblock_size
+        with open(self.path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            fh.seek(offset)
+            ids = fh.read(16 * n)
+            if len(ids) != 16 * n:
+                raise bad("heap reference beyond the end of the file")
+            for k in range(n):
+                length, addr, index = struct.unpack_from("<IQI", ids, 16 * k)
+                if length == 0 and addr == 0:
+                    continue                      # an empty string: no heap object
+                if length > max_bytes:
+                    raise self.error(f"string of {length} bytes exceeds the limit of {max_bytes}", layer, key)
+                if index == 0 or addr + base + 16 > size:
+                    raise bad("reference outside the file")
+                fh.seek(addr + base)
+                head = fh.read(16)
+                coll = struct.unpack_from("<Q", head, 8)[0]
+                if head[:5] != b"GCOL\x01" or not 16 < coll <= size - addr - base:
+                    raise bad("not a heap collection")
+                fh.seek(addr + base)
+                heap = fh.read(coll)
+                p, found = 16, None
+                while p + 16 <= coll:               # libhdf5's walk (H5HG__cache_heap_deserialize)
+                    idx, _, _, obj = struct.unpack_from("<HHIQ", heap, p)
+                    need = 16 + -(-obj // 8) * 8 if idx else obj
+                    if need <= 0 or p + need > coll:
+                        raise bad(f"object {idx} of {obj} bytes at {p} does not fit")
+                    if idx == index:
+                        found = obj
+                    p += need
+                if found is None or found < length:
+                    raise bad(f"object {index} missing or shorter than {length} bytes")
+
+
+def _kind(obj: Any) -> str:
+    return {h5py.Group: "a group", h5py.Dataset: "a dataset", h5py.Datatype: "a named datatype"}.get(
+        type(obj), type(obj).__name__)
 
 
 def load(path: PathLike) -> Netlist:
@@ -182,46 +350,45 @@ def load(path: PathLike) -> Netlist:
         raise NetlistError(path, "not a file")
     try:
         f = h5py.File(path, "r")
-    except OSError as exc:
+    except _H5_ERRORS as exc:
         raise NetlistError(path, f"not a readable HDF5 file ({exc.__class__.__name__}: "
-                                 f"{str(exc).splitlines()[0][:200]})") from None
+                                 f"{_first_line(exc)})") from None
+    reader = _Reader(path, f)
     try:
         with f:
-            return _read(_Reader(path, f))
+            return _read(reader)
     except NetlistError:
         raise
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+    except _H5_ERRORS as exc:
         # h5py raises these for files that are corrupt below the dataset level.
-        raise NetlistError(path, f"corrupt HDF5 content ({exc.__class__.__name__}: "
-                                 f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+        layer, key = reader.where
+        raise NetlistError(path, f"corrupt HDF5 content ({exc.__class__.__name__}: {_first_line(exc)})",
+                           layer, key) from None
 
 
 def _read(r: _Reader) -> Netlist:
-    if "layer" not in r.f or not isinstance(r.f["layer"], h5py.Group):
+    root = r.group(r.f, "layer", None)
+    if root is None:
         raise r.error("no '/layer' group: not a netx/neurosim netlist")
-    names = list(r.f["layer"].keys())
+    names = list(root.keys())
     if not names:
         raise r.error("'/layer' holds no layers")
+    if len(names) > MAX_LAYERS:
+        raise r.error(f"{len(names)} layers exceed the limit of {MAX_LAYERS}")
     if sorted(names, key=lambda s: (len(s), s)) != [str(i) for i in range(len(names))]:
         raise r.error(f"layers must be named 0..{len(names) - 1}, found {sorted(names)[:10]}")
     input_shape = None
-    if INPUT_SHAPE_KEY in r.f:
-        input_shape = tuple(int(v) for v in r.array(r.f, INPUT_SHAPE_KEY, None, ndim=(1,),
-                                                     max_size=3, integer=True))
-    meta: dict[str, Any] = {}
-    if META_KEY in r.f:
-        try:
-            meta = json.loads(r.string(r.f, META_KEY, None))
-        except json.JSONDecodeError as exc:
-            raise r.error(f"metadata is not JSON ({exc})", key=META_KEY) from None
-        if not isinstance(meta, dict):
-            raise r.error("metadata must be a JSON object", key=META_KEY)
+    if r.get(r.f, INPUT_SHAPE_KEY, None) is not None:
+        input_shape = _shape(r, r.f, INPUT_SHAPE_KEY, None)
+    meta = _read_meta(r)
     layers: list[Layer] = []
-    prev: Optional[tuple[int, ...]] = tuple(input_shape) if input_shape else None
+    prev: Optional[tuple[int, ...]] = input_shape
     for i in range(len(names)):
-        layer = _read_layer(r, r.f[f"layer/{i}"], i, prev)
+        g = r.group(root, str(i), i, name_key=False)
+        layer = _read_layer(r, g, i, prev)
         layers.append(layer)
         prev = tuple(layer.shape)
+    r.where = (None, None)
     net = Netlist(layers=layers, input_shape=None if isinstance(layers[0], Input) else input_shape, meta=meta)
     if not isinstance(layers[0], Input) and net.input_shape is None:
         if isinstance(layers[0], Dense):
@@ -234,36 +401,62 @@ def _read(r: _Reader) -> Netlist:
     return net
 
 
-def _read_shape(r: _Reader, g: h5py.Group, i: int) -> tuple[int, ...]:
-    shape = r.array(g, "shape", i, ndim=(1,), max_size=3, integer=True)
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a finite number")
+
+
+def _read_meta(r: _Reader) -> dict[str, Any]:
+    """The optional JSON metadata: parsed (never evaluated), its known keys type-checked."""
+    if r.get(r.f, META_KEY, None) is None:
+        return {}
+    text = r.string(r.f, META_KEY, None, max_bytes=MAX_META_BYTES, encoding="utf-8")
+    try:
+        meta = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:   # JSONDecodeError is a ValueError
+        raise r.error(f"metadata is not JSON ({_first_line(exc)})", key=META_KEY) from None
+    if not isinstance(meta, dict):
+        raise r.error("metadata must be a JSON object", key=META_KEY)
+    ds = meta.get("dataset")
+    if ds is not None and not isinstance(ds, str):
+        raise r.error(f"metadata 'dataset' must be a name, found {ds!r:.80}", key=META_KEY)
+    steps = meta.get("timesteps")
+    if steps is not None and (type(steps) is not int or not 1 <= steps <= MAX_TIMESTEPS):
+        raise r.error(f"metadata 'timesteps' must be a whole number in [1, {MAX_TIMESTEPS}], "
+                      f"found {steps!r:.80}", key=META_KEY)
+    acc = meta.get("ann_accuracy")
+    if acc is not None and (type(acc) not in (int, float) or not 0 <= acc <= 1):
+        raise r.error(f"metadata 'ann_accuracy' must be a number in [0, 1], found {acc!r:.80}", key=META_KEY)
+    return meta
+
+
+def _shape(r: _Reader, g: h5py.Group, key: str, i: Optional[int]) -> tuple[int, ...]:
+    shape = r.array(g, key, i, ndim=(1,), max_size=3, integer=True)
     if shape.size not in (1, 3) or shape.min() < 1:
-        raise r.error(f"expected (N,) or (C, H, W) with positive sizes, found {shape.tolist()}", i, "shape")
+        raise r.error(f"expected (N,) or (C, H, W) with positive sizes, found {shape.tolist()}", i, key)
     shape = tuple(int(v) for v in shape)
-    if int(np.prod(shape)) > MAX_NEURONS:
-        raise r.error(f"{int(np.prod(shape))} neurons exceed the limit of {MAX_NEURONS}", i, "shape")
+    if math.prod(shape) > MAX_NEURONS:
+        raise r.error(f"{math.prod(shape)} neurons exceed the limit of {MAX_NEURONS}", i, key)
     return shape
 
 
 def _read_neuron(r: _Reader, g: h5py.Group, i: int) -> Neuron:
-    if "neuron" not in g or not isinstance(g["neuron"], h5py.Group):
+    if r.group(g, "neuron", i) is None:
         raise r.error("missing (layers without neurons are not supported)", i, "neuron")
-    n = g["neuron"]
-    kind = r.string(n, "type", i)
+    kind = r.string(g, "neuron/type", i)
     if kind not in NEURON_TYPES:
         raise r.error(f"unknown neuron type '{kind}' (known: {', '.join(sorted(NEURON_TYPES))})",
                       i, "neuron/type")
-    vth = r.scalar(n, "vThMant", i, lo=0, hi=VTH_MAX + 1)   # netx itself writes 2**17
-    vdecay = r.scalar(n, "vDecay", i, default=0, lo=0, hi=DECAY_UNITY)
+    vth = r.scalar(g, "neuron/vThMant", i, lo=0, hi=VTH_MAX + 1)   # netx itself writes 2**17
+    vdecay = r.scalar(g, "neuron/vDecay", i, default=0, lo=0, hi=DECAY_UNITY)
     if NEURON_TYPES[kind] is RMP:
         return RMP(vThMant=_num(vth), vDecay=_int(r, vdecay, i, "neuron/vDecay"))
-    if "gradedSpike" in n:
-        graded = r.dataset(n, "gradedSpike", i)
-        if graded.size != 1 or bool(np.asarray(graded[()]).reshape(-1)[0]):
-            raise r.error("graded spikes are not supported", i, "neuron/gradedSpike")
-    idecay = r.scalar(n, "iDecay", i, default=DECAY_UNITY, lo=0, hi=DECAY_UNITY)
-    ref = r.scalar(n, "refDelay", i, default=1, lo=0, hi=1 << 16)
+    graded = r.scalar(g, "neuron/gradedSpike", i, default=0)
+    if graded:
+        raise r.error("graded spikes are not supported", i, "neuron/gradedSpike")
+    idecay = r.scalar(g, "neuron/iDecay", i, default=DECAY_UNITY, lo=0, hi=DECAY_UNITY)
+    ref = r.scalar(g, "neuron/refDelay", i, default=1, lo=0, hi=1 << 16)
     return CUBA(vThMant=_num(vth), iDecay=_int(r, idecay, i, "neuron/iDecay"),
-                vDecay=_int(r, vdecay, i, "neuron/vDecay"), refDelay=int(ref))
+                vDecay=_int(r, vdecay, i, "neuron/vDecay"), refDelay=_int(r, ref, i, "neuron/refDelay"))
 
 
 def _num(x: float):
@@ -277,65 +470,34 @@ def _int(r: _Reader, x: float, i: int, key: str) -> int:
 
 
 def _read_layer(r: _Reader, g: h5py.Group, i: int, prev: Optional[tuple[int, ...]]) -> Layer:
-    if not isinstance(g, h5py.Group):
-        raise r.error("expected a group", i)
     kind = r.string(g, "type", i).strip().lower()
     if kind not in LAYER_TYPES:
         raise r.error(f"unknown layer type '{kind}' (known: {', '.join(LAYER_TYPES)})", i, "type")
-    shape = _read_shape(r, g, i)
+    shape = _shape(r, g, "shape", i)
     if kind in ("dense", "flatten") and len(shape) == 3 and sorted(shape)[:2] == [1, 1]:
-        shape = (int(np.prod(shape)),)   # SLAYER writes (N, 1, 1) / (1, 1, N) for vectors
+        shape = (math.prod(shape),)   # SLAYER writes (N, 1, 1) / (1, 1, N) for vectors
     if kind == "input":
         return Input(shape=shape, neuron=_read_neuron(r, g, i),
-                     weight=r.scalar(g, "weight", i, default=1.0),
-                     bias=r.scalar(g, "bias", i, default=0.0))
+                     weight=r.scalar(g, "weight", i, default=1.0, max_abs=MAX_ABS_VALUE),
+                     bias=r.scalar(g, "bias", i, default=0.0, max_abs=MAX_ABS_VALUE))
     if prev is None and kind != "dense":
         raise r.error(f"a '{kind}' first layer needs an input layer or '{INPUT_SHAPE_KEY}'", i)
     if kind == "flatten":
-        n = int(np.prod(prev))
+        n = math.prod(prev)
         if shape != (n,):
             raise r.error(f"flatten of {prev} gives ({n},), found {shape}", i, "shape")
         return Flatten(shape=shape)
     if kind == "dense":
-        weight = r.array(g, "weight", i, ndim=(1, 2))
-        n_in = int(np.prod(prev)) if prev is not None else None
-        if weight.ndim == 1:
-            if weight.size % shape[0]:
-                raise r.error(f"{weight.size} weights do not divide into {shape[0]} outputs", i, "weight")
-            weight = weight.reshape(shape[0], -1)
-        if len(shape) != 1 or weight.shape[0] != shape[0] or (n_in is not None and weight.shape[1] != n_in):
-            raise r.error(f"weight shape {weight.shape} does not match (out={shape}, in={n_in} from {prev})",
-                          i, "weight")
-        bias = _read_bias(r, g, i, shape[0])
-        neuron = _read_neuron(r, g, i) if "neuron" in g else NETX_DENSE_WITHOUT_NEURON
-        return Dense(shape=shape, weight=weight, neuron=neuron, bias=bias)
+        return _read_dense(r, g, i, prev, shape)
     if len(prev) != 3 or len(shape) != 3:
         raise r.error(f"'{kind}' needs (C, H, W) shapes, got input {prev} and shape {shape}", i, "shape")
     stride = r.ints(g, "stride", i, 2, default=(1, 1) if kind == "conv" else None, lo=1, hi=1 << 10)
     padding = r.ints(g, "padding", i, 2, default=(0, 0), lo=0, hi=1 << 10)
     dilation = r.ints(g, "dilation", i, 2, default=(1, 1), lo=1, hi=1 << 10)
     if kind == "conv":
-        weight = r.array(g, "weight", i, ndim=(4, 5))
-        if weight.ndim == 5:
-            if weight.shape[4] != 1:
-                raise r.error(f"a 5-D conv weight must end in 1, found {weight.shape}", i, "weight")
-            weight = weight[..., 0]
-        groups = r.ints(g, "groups", i, 1, default=(1,), lo=1, hi=1 << 16)[0]
-        if prev[0] % groups or weight.shape[0] % groups or weight.shape[1] * groups != prev[0]:
-            raise r.error(f"weight {weight.shape} with groups={groups} does not take {prev[0]} input "
-                          "channels", i, "weight")
-        kernel = tuple(int(k) for k in weight.shape[2:])
-        if "kernelSize" in g and r.ints(g, "kernelSize", i, 2, lo=1) != kernel:
-            raise r.error(f"kernelSize disagrees with weight shape {weight.shape}", i, "kernelSize")
-        out_hw = conv_output_hw(prev[1:], kernel, stride, padding, dilation)
-        expect = (weight.shape[0], *out_hw)
-        if shape != expect:
-            raise r.error(f"conv of {prev} gives {expect}, found {shape}", i, "shape")
-        bias = _read_bias(r, g, i, shape[0])
-        return Conv(shape=shape, weight=weight, neuron=_read_neuron(r, g, i), stride=stride,
-                    padding=padding, dilation=dilation, groups=groups, bias=bias)
+        return _read_conv(r, g, i, prev, shape, stride, padding, dilation)
     # pool
-    weight = r.array(g, "weight", i, ndim=(0, 2, 4, 5), max_size=1 << 12)
+    weight = r.array(g, "weight", i, ndim=(0, 2, 4, 5), max_size=1 << 12, max_abs=MAX_ABS_VALUE)
     if weight.ndim == 0:
         kernel = r.ints(g, "kernelSize", i, 2, lo=1, hi=1 << 6)
         weight = np.full(kernel, weight.item())
@@ -352,12 +514,69 @@ def _read_layer(r: _Reader, g: h5py.Group, i: int, prev: Optional[tuple[int, ...
     return Pool(shape=shape, weight=weight, neuron=_read_neuron(r, g, i), stride=stride, padding=padding)
 
 
+def _read_dense(r: _Reader, g: h5py.Group, i: int, prev: Optional[tuple[int, ...]],
+                shape: tuple[int, ...]) -> Dense:
+    if len(shape) != 1:
+        raise r.error(f"a dense layer needs an (N,) shape, found {shape}", i, "shape")
+    n_out, n_in = shape[0], (math.prod(prev) if prev is not None else None)
+
+    def check(s: tuple[int, ...]) -> None:
+        if len(s) == 2:
+            ok = s[0] == n_out and (n_in is None or s[1] == n_in)
+        else:
+            ok = s[0] % n_out == 0 and (n_in is None or s[0] == n_out * n_in)
+        if not ok:
+            raise r.error(f"weight shape {s} does not match (out={shape}, in={n_in} from {prev})", i, "weight")
+
+    weight = r.array(g, "weight", i, ndim=(1, 2), max_abs=MAX_ABS_VALUE, check_shape=check)
+    if weight.ndim == 1:
+        weight = weight.reshape(n_out, -1)
+    bias = _read_bias(r, g, i, n_out)
+    neuron = _read_neuron(r, g, i) if r.get(g, "neuron", i) is not None else NETX_DENSE_WITHOUT_NEURON
+    return Dense(shape=shape, weight=weight, neuron=neuron, bias=bias)
+
+
+def _read_conv(r: _Reader, g: h5py.Group, i: int, prev: tuple[int, ...], shape: tuple[int, ...],
+               stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int]) -> Conv:
+    groups = r.ints(g, "groups", i, 1, default=(1,), lo=1, hi=1 << 16)[0]
+
+    def check(s: tuple[int, ...]) -> None:
+        if len(s) == 5 and s[4] != 1:
+            raise r.error(f"a 5-D conv weight must end in 1, found {s}", i, "weight")
+        if prev[0] % groups or s[0] % groups or s[1] * groups != prev[0]:
+            raise r.error(f"weight {s} with groups={groups} does not take {prev[0]} input channels",
+                          i, "weight")
+        if s[0] != shape[0]:
+            raise r.error(f"weight {s} gives {s[0]} output channels, the layer's shape is {shape}",
+                          i, "weight")
+        for k, size, pad in zip(s[2:4], prev[1:], padding):
+            if k > size + 2 * pad:
+                raise r.error(f"kernel {tuple(s[2:4])} is larger than the padded input {prev}", i, "weight")
+
+    weight = r.array(g, "weight", i, ndim=(4, 5), max_abs=MAX_ABS_VALUE, check_shape=check)
+    if weight.ndim == 5:
+        weight = weight[..., 0]
+    kernel = tuple(int(k) for k in weight.shape[2:])
+    if r.get(g, "kernelSize", i) is not None and r.ints(g, "kernelSize", i, 2, lo=1) != kernel:
+        raise r.error(f"kernelSize disagrees with weight shape {weight.shape}", i, "kernelSize")
+    out_hw = conv_output_hw(prev[1:], kernel, stride, padding, dilation)
+    expect = (weight.shape[0], *out_hw)
+    if shape != expect:
+        raise r.error(f"conv of {prev} gives {expect}, found {shape}", i, "shape")
+    bias = _read_bias(r, g, i, shape[0])
+    return Conv(shape=shape, weight=weight, neuron=_read_neuron(r, g, i), stride=stride,
+                padding=padding, dilation=dilation, groups=groups, bias=bias)
+
+
 def _read_bias(r: _Reader, g: h5py.Group, i: int, n: int) -> Optional[np.ndarray]:
-    bias = r.array(g, "bias", i, required=False, ndim=(0, 1), max_size=MAX_NEURONS)
+    def check(s: tuple[int, ...]) -> None:
+        if s not in ((), (1,), (n,)):
+            raise r.error(f"expected ({n},) values, found {s}", i, "bias")
+
+    bias = r.array(g, "bias", i, required=False, ndim=(0, 1), max_size=MAX_NEURONS, max_abs=MAX_ABS_VALUE,
+                   check_shape=check)
     if bias is None:
         return None
     if bias.size == 1:
         return np.full(n, bias.reshape(-1)[0])
-    if bias.shape != (n,):
-        raise r.error(f"expected ({n},) values, found {bias.shape}", i, "bias")
     return bias
