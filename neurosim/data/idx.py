@@ -18,6 +18,7 @@ import numpy as np
 
 from neurosim.data.dataset import Split
 from neurosim.errors import NeurosimError
+from neurosim.io.files import read_bounded
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 MAX_BYTES = 1 << 30
@@ -27,15 +28,7 @@ _MAX_HEADER = 4 + 4 * 255
 def read_idx(path: Path) -> np.ndarray:
     """Read one idx file (gzip or plain); raise :class:`NeurosimError` naming the file if malformed."""
     path = Path(path)
-    if not path.exists():
-        raise NeurosimError(f"{path}: no such file")
-    if not path.is_file():
-        raise NeurosimError(f"{path}: not a file")
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_BYTES + _MAX_HEADER + 1)
-    except OSError as exc:
-        raise NeurosimError(f"{path}: unreadable ({exc.__class__.__name__}: {exc})") from None
+    raw = read_bounded(path, MAX_BYTES + _MAX_HEADER)
     if raw[:2] == b"\x1f\x8b":
         try:
             with gzip.GzipFile(fileobj=io.BytesIO(raw)) as g:

@@ -23,6 +23,7 @@ import numpy as np
 
 from neurosim.data.dataset import Split
 from neurosim.errors import NeurosimError
+from neurosim.io.files import read_bounded
 
 SENSOR = (34, 34)                 # (height, width) = (y, x)
 EVENT_BYTES = 5
@@ -40,16 +41,7 @@ PathLike = Union[str, Path]
 def read_events(path: PathLike) -> np.ndarray:
     """Events of one ``.bin`` file as a structured array with fields ``x, y, p, t`` (t in µs)."""
     path = Path(path)
-    if not path.exists():
-        raise NeurosimError(f"{path}: no such file")
-    if not path.is_file():
-        raise NeurosimError(f"{path}: not a file")
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise NeurosimError(f"{path}: unreadable ({exc.__class__.__name__}: {exc})") from None
-    return decode_events(raw, path)
+    return decode_events(read_bounded(path, MAX_FILE_BYTES), path)
 
 
 def decode_events(raw: bytes, source: PathLike = "<bytes>") -> np.ndarray:
