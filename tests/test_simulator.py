@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from neurosim.errors import NeurosimError
 from neurosim.netlist.schema import CUBA, RMP, Dense, Input, Netlist

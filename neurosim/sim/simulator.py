@@ -20,7 +20,7 @@ from neurosim.dynamics.lif import (
 )
 from neurosim.errors import NeurosimError
 from neurosim.netlist.schema import (
-    CUBA, DECAY_UNITY, RMP, Flatten, Input, Netlist, Neuron,
+    DECAY_UNITY, RMP, Flatten, Input, Netlist, Neuron,
 )
 from neurosim.metrics.synops import event_synops, fanouts
 from neurosim.sim.synapse import Synapse
