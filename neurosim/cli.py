@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "and print the report",
                          description="Validate and run any netlist neurosim can read on a test split.")
     run.add_argument("netlist", type=Path, help="HDF5 netlist (netx layout)")
-    run.add_argument("--dataset", default=None, help="digits | mnist | fashion-mnist (default: the "
+    run.add_argument("--dataset", default=None, help="digits | mnist | fashion-mnist | nmnist | cifar10 (default: the "
                      "netlist's metadata)")
     run.add_argument("--data-dir", default=None, help="folder with the idx files for mnist/fashion-mnist")
     run.add_argument("--steps", type=_positive_int, default=None,
