@@ -114,14 +114,8 @@ def _lava_check(net: Netlist, test: Split, steps: int, n: int, modes: Sequence[s
         out["lava_spikes_compared"][tag] = cmp["reference_spikes"]
         out["lava_voltage_mismatches"][tag] = cmp["voltage_mismatches"]
         out["lava_mismatches_per_layer"][tag] = cmp["per_layer"]
-        readout = lava.counts[net.output_layer] * _vth_state(net, mode) + lava.v[net.output_layer]
-        out["lava_accuracy"][tag] = float(np.mean(np.argmax(readout, 1) == test.y[:n]))
+        out["lava_accuracy"][tag] = float(np.mean(lava.predictions == test.y[:n]))
     return out
-
-
-def _vth_state(net: Netlist, mode: str) -> float:
-    vth = net.layers[net.output_layer].neuron.vThMant
-    return vth * 64 if mode == "fixed" else vth
 
 
 def write_report(report: dict, out_dir: Path, stem: str = "report") -> tuple[Path, Path]:
