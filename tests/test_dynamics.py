@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
+import pytest
 
 from neurosim.dynamics.lif import decay_fixed, lif_fixed, lif_float, wrap_current
+from neurosim.sim import kernels
 
 
-def _run(step, inputs, vth, soft, i_decay=4096, v_decay=0, xp=np):
-    u = xp.zeros(1) if xp is np else torch.zeros(1, dtype=torch.int64)
+def _run(step, inputs, vth, soft, i_decay=4096, v_decay=0, dtype=np.float64):
+    u = np.zeros(1, dtype)
     v = u * 0
     out = []
     for a in inputs:
-        a = xp.asarray([a]) if xp is np else torch.tensor([a])
+        a = np.asarray([a], dtype)
         u, v, s = step(u, v, a, 0, vth, i_decay, v_decay, soft)
         out.append((int(s[0]), float(v[0])))
     return out
@@ -41,9 +42,9 @@ def test_soft_reset_keeps_rate_hard_reset_loses_it():
 
 def test_fixed_point_step_by_hand():
     # vth mantissa 10 = 640 state units; input 7 -> 448 per step; soft: 448, 896>640 -> 256, 704 -> 64
-    out = _run(lif_fixed, [7, 7, 7], 10 << 6, True, xp=torch)
+    out = _run(lif_fixed, [7, 7, 7], 10 << 6, True, dtype=np.int64)
     assert out == [(0, 448.0), (1, 256.0), (1, 64.0)]
-    out = _run(lif_fixed, [7, 7, 7], 10 << 6, False, xp=torch)
+    out = _run(lif_fixed, [7, 7, 7], 10 << 6, False, dtype=np.int64)
     assert out == [(0, 448.0), (1, 0.0), (0, 448.0)]
 
 
@@ -51,7 +52,6 @@ def test_decay_rounds_toward_zero_like_loihi():
     x = np.array([1000, -1000, 4095, -4095])
     # (1000 * 3072) >> 12 = 750; negative symmetric
     np.testing.assert_array_equal(decay_fixed(x, 1024), [750, -750, 3071, -3071])
-    np.testing.assert_array_equal(decay_fixed(torch.tensor(x), 1024).numpy(), [750, -750, 3071, -3071])
 
 
 def test_current_wraps_at_24_bits():
@@ -60,13 +60,32 @@ def test_current_wraps_at_24_bits():
                                   [-half + 5, half - 5, half, 3])
 
 
-def test_numpy_and_torch_agree():
-    rng = np.random.default_rng(0)
-    a = rng.integers(-300, 500, (50, 20))
-    u = np.zeros(20, dtype=np.int64); v = u.copy()
-    ut = torch.zeros(20, dtype=torch.int64); vt = ut.clone()
-    for t in range(50):
-        u, v, s = lif_fixed(u, v, a[t], 64 * 3, 64 * 400, 1500, 300, False)
-        ut, vt, st = lif_fixed(ut, vt, torch.tensor(a[t]), 64 * 3, 64 * 400, 1500, 300, False)
-        np.testing.assert_array_equal(s, st.numpy())
-        np.testing.assert_array_equal(v, vt.numpy())
+@pytest.mark.parametrize("fixed", [True, False])
+@pytest.mark.parametrize("soft", [True, False])
+def test_compiled_kernel_equals_the_numpy_step(fixed, soft):
+    """The simulator's kernel and the Lava models' NumPy calls run the same text: same numbers,
+    including the 24-bit wrap of u and the clip of v (inputs large enough to reach both)."""
+    rng = np.random.default_rng(7 + fixed + 2 * soft)
+    steps, m = 40, 3 * kernels.BLOCK + 17           # several blocks and a ragged one
+    dtype = np.int64 if fixed else np.float64
+    a = rng.integers(-2 ** 17, 2 ** 17, (steps, m)).astype(np.float64)
+    a[:, :50] *= 40                                  # (a << 6) beyond 2**23: wraps
+    if not fixed:
+        a = a / 7.0                                  # real-valued input
+    bias = (rng.integers(-3000, 3000, m) * 64).astype(dtype)
+    vth = 400 * 64 if fixed else 400.0
+    for i_decay, v_decay in ((4096, 0), (1500, 300), (0, 4096), (17, 4000)):
+        u = np.zeros(m, dtype); v = np.zeros(m, dtype)
+        counts = np.zeros(m, np.int64)
+        s_k = np.empty((steps, m), np.float32); trace = np.empty((steps, m), dtype)
+        kernels.scan(kernels.scan_fixed if fixed else kernels.scan_float, a, bias, vth, i_decay, v_decay,
+                     soft, True, u, v, s_k, counts, trace)
+        step = lif_fixed if fixed else lif_float
+        uu = np.zeros(m, dtype); vv = np.zeros(m, dtype)
+        for t in range(steps):
+            uu, vv, ss = step(uu, vv, a[t].astype(dtype), bias, vth, i_decay, v_decay, soft)
+            np.testing.assert_array_equal(s_k[t], ss, err_msg=f"step {t}")
+            np.testing.assert_array_equal(trace[t], vv, err_msg=f"step {t}")
+        np.testing.assert_array_equal(u, uu)
+        np.testing.assert_array_equal(counts, s_k.sum(0))
+        assert 0 < counts.sum() < steps * m

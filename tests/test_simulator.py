@@ -30,15 +30,24 @@ def test_fixed_equals_float_for_integer_nets():
         np.testing.assert_array_equal(f.v[i], 64 * g.v[i])
 
 
-def test_chunking_does_not_change_results():
+@pytest.mark.parametrize("mode", ["fixed", "float"])
+def test_chunks_and_windows_do_not_change_results(mode):
     net = small_conv_net(neuron=CUBA)
     x = np.random.default_rng(1).random((7, 1, 6, 6))
-    whole = Simulator(net, "fixed").run(x, 20)
-    chunked = Simulator(net, "fixed", max_chunk_bytes=1).run(x, 20)
-    for a, b in zip(whole.counts, chunked.counts):
-        if a is not None:
-            np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(whole.readout, chunked.readout)
+    whole = Simulator(net, mode).run(x, 20, record_spikes=True, trace_readout=True)
+    neurons = sum(int(np.prod(l.shape)) for l in net.layers if hasattr(l, "neuron"))
+    # 1 byte: one sample and one step at a time; 6 cells: chunks of 2 samples (one short), windows of 3 steps
+    for workspace in (1, 4 * neurons * 6):
+        sim = Simulator(net, mode, workspace_bytes=workspace)
+        plan = sim.plan(len(x), 20)
+        assert (plan.chunk, plan.window) == ((1, 1) if workspace == 1 else (1, 6))
+        cut = sim.run(x, 20, record_spikes=True, trace_readout=True)
+        for i in net.neuron_layers:
+            for name in ("counts", "v", "step_counts", "layer_spikes", "synops", "spikes"):
+                np.testing.assert_array_equal(getattr(whole, name)[i], getattr(cut, name)[i], err_msg=name)
+        np.testing.assert_array_equal(whole.readout, cut.readout)
+        np.testing.assert_array_equal(whole.readout_trace, cut.readout_trace)
+    assert whole.step_counts[net.output_layer].sum() > 0
 
 
 def test_fixed_mode_refuses_fractional_weights():

@@ -1,7 +1,11 @@
 """One LIF step per numeric mode; CUBA (hard reset) and RMP (soft reset) are both this step.
 
-Both functions take and return arrays of one library (NumPy or PyTorch), never mixing them,
-and are used unchanged by the batched simulator and by neurosim's Lava ProcessModels.
+Every function here is written with arithmetic operators and NumPy ufuncs only, so the same
+text runs in two ways:
+
+* on NumPy arrays, elementwise: neurosim's Lava ProcessModels (:mod:`neurosim.lava.models`);
+* on scalars inside compiled loops: the batched simulator's kernels
+  (:mod:`neurosim.sim.kernels`), through Numba's ``register_jitable``.
 
 ``RMP`` is the LIF step with ``i_decay = 4096`` (no current memory: ``u = a``) and
 ``soft_reset=True``; ``CUBA`` is the step with ``soft_reset=False``.
@@ -23,62 +27,48 @@ and are used unchanged by the batched simulator and by neurosim's Lava ProcessMo
 where ``trunc`` rounds toward zero (sign * (|x| >> 12)), ``bias_eff = bias_mant << bias_exp``
 (netx: ``bias_exp = 6``), ``vth_eff = vth << 6``, and ``wrap24`` is Lava's 24-bit wrap of u
 (``u > 2**23 -> u - 2**24``; then ``<= -2**23 -> u + 2**24``, both applied to the unwrapped value).
+Fixed-point arguments are int64 (scalars or arrays); float arguments are float64.
 """
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+from numba.extending import register_jitable
 
 from neurosim.netlist.schema import DECAY_BITS, DECAY_UNITY, STATE_BITS, STATE_SHIFT
 
-Array = Any  # numpy.ndarray or torch.Tensor
+Array = Any  # numpy.ndarray, or a scalar inside a Numba kernel
 
 _HALF = 1 << (STATE_BITS - 1)
 
 
-def _is_torch(x: Array) -> bool:
-    return type(x).__module__.startswith("torch")
-
-
-def _where(cond: Array, a: Array, b: Array) -> Array:
-    if _is_torch(cond):
-        import torch
-        return torch.where(cond, a, b)
-    return np.where(cond, a, b)
-
-
-def _sign(x: Array) -> Array:
-    return x.sign() if _is_torch(x) else np.sign(x)
-
-
-def _clip(x: Array, lo: int, hi: int) -> Array:
-    return x.clamp(lo, hi) if _is_torch(x) else np.clip(x, lo, hi)
-
-
-def decay_fixed(x: Array, decay: Any) -> Array:
-    """``sign(x (4096 - decay)) * (|x (4096 - decay)| >> 12)``: Loihi's decay, rounding toward zero."""
-    if isinstance(decay, int) and decay in (0, DECAY_UNITY):   # exact shortcuts: x, or 0
-        return x if decay == 0 else 0
+@register_jitable
+def decay_fixed(x: Array, decay: int) -> Array:
+    """``sign(p) * (|p| >> 12)`` with ``p = x (4096 - decay)``: Loihi's decay, rounding toward zero."""
     p = x * (DECAY_UNITY - decay)
-    if _is_torch(p):   # one op; equal to the sign/abs/shift form for integers
-        import torch
-        return torch.div(p, DECAY_UNITY, rounding_mode="trunc")
-    return _sign(p) * (abs(p) >> DECAY_BITS)
+    return np.sign(p) * (np.abs(p) >> DECAY_BITS)
 
 
+@register_jitable
 def wrap_current(u: Array) -> Array:
-    """Lava's 24-bit wrap of the current (including its order of the two comparisons)."""
-    wrapped = _where(u > _HALF, u - 2 * _HALF, u)
-    return _where(wrapped <= -_HALF, u + 2 * _HALF, wrapped)
+    """Lava's 24-bit wrap of the current (including its order of the two comparisons)::
+
+        w = u - 2**24 where u > 2**23 else u
+        result = u + 2**24 where w <= -2**23 else w
+    """
+    w = u - (u > _HALF) * (2 * _HALF)
+    return w + (w <= -_HALF) * (u + 2 * _HALF - w)
 
 
+@register_jitable
 def to_state(mantissa: Array) -> Array:
     """Mantissa to fixed-point state units (``<< 6``), e.g. a threshold or a netx bias."""
     return mantissa << STATE_SHIFT
 
 
-def current_fixed(u: Array, a: Array, i_decay: Any, may_wrap: bool = True) -> Array:
+@register_jitable
+def current_fixed(u: Array, a: Array, i_decay: int, may_wrap: bool = True) -> Array:
     """Fixed-point current: ``wrap24(trunc(u (4096 - i_decay) / 4096) + (a << 6))``.
 
     With ``i_decay = 4096`` the result does not depend on ``u``. ``may_wrap=False`` is the
@@ -88,41 +78,46 @@ def current_fixed(u: Array, a: Array, i_decay: Any, may_wrap: bool = True) -> Ar
     return wrap_current(c) if may_wrap else c
 
 
-def voltage_fixed(v: Array, u: Array, bias_eff: Array, vth_eff: Array, v_decay: Any,
+@register_jitable
+def voltage_fixed(v: Array, u: Array, bias_eff: Array, vth_eff: Array, v_decay: int,
                   soft_reset: bool) -> tuple[Array, Array]:
     """Fixed-point voltage, spike and reset given this step's current; returns ``(v, s)``."""
-    v = _clip(decay_fixed(v, v_decay) + u + bias_eff, -_HALF + 1, _HALF - 1)
+    v = np.minimum(np.maximum(decay_fixed(v, v_decay) + u + bias_eff, 1 - _HALF), _HALF - 1)
     s = v > vth_eff
-    v = v - s * vth_eff if soft_reset else _where(s, v * 0, v)
+    v = v - s * vth_eff if soft_reset else v * (1 - s)
     return v, s
 
 
+@register_jitable
 def lif_fixed(u: Array, v: Array, a: Array, bias_eff: Array, vth_eff: Array,
-              i_decay: Any, v_decay: Any, soft_reset: bool) -> tuple[Array, Array, Array]:
-    """One fixed-point step on integer arrays (int64 recommended); returns ``(u, v, s)``."""
+              i_decay: int, v_decay: int, soft_reset: bool) -> tuple[Array, Array, Array]:
+    """One fixed-point step; returns ``(u, v, s)``."""
     u = current_fixed(u, a, i_decay)
     v, s = voltage_fixed(v, u, bias_eff, vth_eff, v_decay, soft_reset)
     return u, v, s
 
 
-def current_float(u: Array, a: Array, i_decay: Any, may_wrap: bool = True) -> Array:
+@register_jitable
+def current_float(u: Array, a: Array, i_decay: int, may_wrap: bool = True) -> Array:
     """Floating-point current ``u (1 - i_decay/4096) + a`` (just ``a`` when ``i_decay = 4096``).
 
     ``may_wrap`` is accepted for symmetry with :func:`current_fixed`; floats never wrap."""
     return a if i_decay == DECAY_UNITY else u * (1 - i_decay / DECAY_UNITY) + a
 
 
-def voltage_float(v: Array, u: Array, bias: Array, vth: Array, v_decay: Any,
+@register_jitable
+def voltage_float(v: Array, u: Array, bias: Array, vth: Array, v_decay: int,
                   soft_reset: bool) -> tuple[Array, Array]:
     """Floating-point voltage, spike and reset given this step's current; returns ``(v, s)``."""
     v = (v if v_decay == 0 else v * (1 - v_decay / DECAY_UNITY)) + u + bias
     s = v > vth
-    v = v - s * vth if soft_reset else _where(s, v * 0, v)
+    v = v - s * vth if soft_reset else v * (1 - s)
     return v, s
 
 
+@register_jitable
 def lif_float(u: Array, v: Array, a: Array, bias: Array, vth: Array,
-              i_decay: Any, v_decay: Any, soft_reset: bool) -> tuple[Array, Array, Array]:
+              i_decay: int, v_decay: int, soft_reset: bool) -> tuple[Array, Array, Array]:
     """One floating-point step in mantissa units; returns ``(u, v, s)``."""
     u = current_float(u, a, i_decay)
     v, s = voltage_float(v, u, bias, vth, v_decay, soft_reset)

@@ -1,10 +1,13 @@
-"""Batched PyTorch executor of a netlist: the reference semantics of ``docs/netlist.md``.
+"""Batched executor of a netlist: the reference semantics of ``docs/netlist.md``.
 
-A feed-forward net is run layer by layer over all ``T`` steps at once: the synaptic input
-of a layer for every step is one batched linear map of the previous layer's spikes (shifted
-by the one-step synaptic delay), then the neurons are scanned over time with the step
-function of :mod:`neurosim.dynamics.lif`. This is exact, because no layer feeds back.
-Batches are cut into chunks so memory stays bounded for any batch size and ``T``.
+A feed-forward net is run layer by layer over a window of ``W`` steps at a time: the
+synaptic input of a layer for every step of the window is one batched linear map (PyTorch)
+of the previous layer's spikes, shifted by the one-step synaptic delay; then a compiled
+kernel (:mod:`neurosim.sim.kernels`) scans the neurons over the window with the step
+functions of :mod:`neurosim.dynamics.lif`. This is exact, because no layer feeds back. The
+batch is cut into chunks and time into windows so that every temporary stays below
+``workspace_bytes``: memory is bounded for any batch size and ``T``, and buffers are reused
+while they are warm in cache.
 """
 from __future__ import annotations
 
@@ -15,19 +18,18 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from neurosim.dynamics.lif import (
-    current_fixed, current_float, to_state, voltage_fixed, voltage_float,
-)
+from neurosim.dynamics.lif import to_state
 from neurosim.errors import NeurosimError
 from neurosim.netlist.schema import (
     DECAY_UNITY, RMP, Flatten, Input, Netlist, Neuron,
 )
 from neurosim.metrics.synops import event_synops, fanouts
+from neurosim.sim import kernels
 from neurosim.sim.synapse import Synapse
 
 MODES = ("fixed", "float")
-#: Neurons stepped together: 16 Ki int64 = 128 KiB per temporary, below glibc's mmap threshold.
-BLOCK = 1 << 14
+#: Default bound on the spike buffers of a chunk and window (all layers together).
+WORKSPACE_BYTES = 1 << 25
 
 
 @dataclass
@@ -84,70 +86,107 @@ def check_fixed_point(net: Netlist) -> None:
                                     "mantissas; run this netlist with mode 'float'")
 
 
-class _NeuronPop:
-    """Per-layer neuron constants in the units of the mode, as tensors."""
+class _Population:
+    """Per-layer neuron constants in the units of the mode (NumPy, as the kernels take them)."""
 
     def __init__(self, neuron: Neuron, bias: Optional[np.ndarray], n: int, fixed: bool,
                  input_bound: float = 0.0) -> None:
-        self.fixed = fixed
         self.soft = isinstance(neuron, RMP)
-        self.i_decay = DECAY_UNITY if isinstance(neuron, RMP) else neuron.iDecay
-        self.v_decay = neuron.vDecay
-        dtype = torch.int64 if fixed else torch.float64
-        b = torch.zeros(n, dtype=dtype) if bias is None else torch.as_tensor(
-            np.round(bias) if fixed else bias, dtype=dtype).reshape(n)
-        vth = torch.tensor(neuron.vThMant, dtype=dtype)
-        self.bias = to_state(b) if fixed else b
-        self.vth = to_state(vth) if fixed else vth
+        self.i_decay = DECAY_UNITY if isinstance(neuron, RMP) else int(neuron.iDecay)
+        self.v_decay = int(neuron.vDecay)
+        self.dtype = np.int64 if fixed else np.float64
+        b = np.zeros(n) if bias is None else np.asarray(bias, dtype=np.float64).reshape(n)
+        if fixed:
+            self.bias = to_state(np.round(b).astype(np.int64))
+            self.vth = int(to_state(int(neuron.vThMant)))
+        else:
+            self.bias, self.vth = b, float(neuron.vThMant)
         # a memoryless current is a << 6: it cannot wrap when the synapse's bound keeps it in 24 bits
         self.may_wrap = not (self.i_decay == DECAY_UNITY and input_bound * (1 << 6) < 2 ** 23)
-        self.current = current_fixed if fixed else current_float
-        self.voltage = voltage_fixed if fixed else voltage_float
+        self.kernel = kernels.scan_fixed if fixed else kernels.scan_float
 
-    def scan(self, a: torch.Tensor, bias: torch.Tensor,
-             trace: bool = False) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
-        """Run all steps: ``a`` (T - 1, M) synaptic input of steps 1..T-1 (step 0 receives
-        nothing: the synapses delay by one step) and ``bias`` (M,), M = batch x neurons.
+    def scan(self, a: np.ndarray, bias: np.ndarray, u: np.ndarray, v: np.ndarray, s_out: np.ndarray,
+             counts: np.ndarray, v_trace: np.ndarray) -> None:
+        """Advance every neuron over the window (see :func:`neurosim.sim.kernels.scan`)."""
+        kernels.scan(self.kernel, a, bias, self.vth, self.i_decay, self.v_decay, self.soft,
+                     self.may_wrap, u, v, s_out, counts, v_trace)
 
-        Returns (spikes (T, M) bool, final v (M,), and with ``trace`` the readout
-        ``count*vth + v`` after every step, (T, M)). Neurons are independent, so they are
-        stepped in blocks of :data:`BLOCK` elements: every temporary stays small and is reused
-        by the allocator instead of being mapped afresh (page faults dominated otherwise).
-        """
-        steps, m = a.shape[0] + 1, a.shape[1]
-        zero = torch.zeros(min(BLOCK, m), dtype=a.dtype)
-        s_all = torch.empty((steps, m), dtype=torch.bool)
-        v_all = torch.empty((steps, m), dtype=a.dtype) if trace else None
-        v_final = torch.empty(m, dtype=a.dtype)
-        for lo in range(0, m, BLOCK):
-            hi = min(lo + BLOCK, m)
-            u = torch.zeros(hi - lo, dtype=a.dtype)
-            v = torch.zeros_like(u)
-            b = bias[lo:hi]
-            for t in range(steps):
-                u = self.current(u, a[t - 1, lo:hi] if t else zero[:hi - lo], self.i_decay, self.may_wrap)
-                v, s_all[t, lo:hi] = self.voltage(v, u, b, self.vth, self.v_decay, self.soft)
-                if trace:
-                    v_all[t, lo:hi] = v
-            v_final[lo:hi] = v
-        if trace:
-            v_all += s_all.cumsum(0) * self.vth
-        return s_all, v_final, v_all
+
+class _SpikeBuffer:
+    """Spikes of one layer over a window, plus the step before it (the synaptic delay).
+
+    ``rows`` (W + 1, m) float32 0/1: row 0 is the last step of the previous window (zeros
+    before step 0), rows 1..W the window's own; ``per_row`` (W + 1,) their totals. The next
+    layer reads rows 0..W-1 (:meth:`delayed`).
+    """
+
+    def __init__(self, window: int, m: int) -> None:
+        self.rows = np.zeros((window + 1, m), np.float32)
+        self.per_row = np.zeros(window + 1, np.int64)
+
+    def reset(self) -> None:
+        self.rows[0] = 0
+        self.per_row[0] = 0
+
+    def fill(self, w: int) -> np.ndarray:
+        """Rows to write the ``w`` steps of the window into."""
+        return self.rows[1:w + 1]
+
+    def count(self, w: int) -> np.ndarray:
+        """Total the ``w`` new rows (exact: float32 sums of fewer than 2**24 ones); returns them."""
+        self.per_row[1:w + 1] = self.rows[1:w + 1].sum(axis=1)
+        return self.per_row[1:w + 1]
+
+    def delayed(self, w: int) -> tuple[np.ndarray, int]:
+        """What the next layer receives in the window's ``w`` steps, and how many spikes that is."""
+        return self.rows[:w], int(self.per_row[:w].sum())
+
+    def carry(self, w: int) -> None:
+        """End of window: the last step becomes the delay row of the next window."""
+        self.rows[0] = self.rows[w]
+        self.per_row[0] = self.per_row[w]
+
+
+class _LayerState:
+    """State of one layer for a chunk of ``nb`` samples, carried from window to window."""
+
+    def __init__(self, pop: _Population, syn: Optional[Synapse], nb: int, n: int, window: int) -> None:
+        m = nb * n
+        #: the synaptic input of a window, written by the synapse when it can (reused: no page faults)
+        self.a = None if syn is None else torch.empty(window * m, dtype=syn.dtype)
+        self.u = np.zeros(m, pop.dtype)
+        self.v = np.zeros(m, pop.dtype)
+        self.counts = np.zeros(m, np.int64)
+        self.out = _SpikeBuffer(window, m)
+        self.bias = np.tile(pop.bias, nb)
+
+    def reset(self) -> None:
+        self.u[:] = 0
+        self.v[:] = 0
+        self.counts[:] = 0
+        self.out.reset()
+
+
+@dataclass
+class _Plan:
+    """How a run is cut: ``chunk`` samples at a time, ``window`` steps at a time."""
+    chunk: int
+    window: int
 
 
 class Simulator:
     """Run a :class:`Netlist` on batches in ``fixed`` (Lava ``fixed_pt``) or ``float`` mode."""
 
-    def __init__(self, net: Netlist, mode: str = "fixed", max_chunk_bytes: int = 1 << 28) -> None:
+    def __init__(self, net: Netlist, mode: str = "fixed", workspace_bytes: int = WORKSPACE_BYTES) -> None:
         if mode not in MODES:
             raise NeurosimError(f"mode must be one of {MODES}, got '{mode}'")
         self.net, self.mode, self.fixed = net, mode, mode == "fixed"
         if self.fixed:
             check_fixed_point(net)
-        self.max_chunk_bytes = max_chunk_bytes
+        self.workspace_bytes = workspace_bytes
         self.fanouts = fanouts(net)
         self.synapses: list[Optional[Synapse]] = []
-        self.pops: list[Optional[_NeuronPop]] = []
+        self.pops: list[Optional[_Population]] = []
         for layer in net.layers:
             syn = None if isinstance(layer, (Input, Flatten)) else Synapse(layer, self.fixed)
             self.synapses.append(syn)
@@ -159,8 +198,19 @@ class Simulator:
                     bias = None
                 elif bias is not None and len(layer.shape) == 3:   # per-channel conv bias
                     bias = np.repeat(np.asarray(bias), layer.shape[1] * layer.shape[2])
-                pop = _NeuronPop(layer.neuron, bias, n, self.fixed, syn.bound if syn is not None else 0.0)
+                pop = _Population(layer.neuron, bias, n, self.fixed, syn.bound if syn is not None else 0.0)
             self.pops.append(pop)
+
+    def plan(self, n_samples: int, steps: int) -> _Plan:
+        """Chunk and window such that the spike buffers of all layers (4 bytes per neuron-step)
+        stay within ``workspace_bytes``; whole ``T`` first, then as many samples as fit."""
+        neurons = sum(int(np.prod(l.shape)) for l in self.net.layers if not isinstance(l, Flatten))
+        if not self.net.has_input_layer:
+            neurons += int(np.prod(self.net.input_shape))
+        cells = max(1, self.workspace_bytes // (4 * neurons))       # (samples x steps) per chunk
+        chunk = int(min(max(1, n_samples), max(1, cells // steps)))
+        window = int(min(steps, max(1, cells // chunk)))
+        return _Plan(chunk, window)
 
     def run(self, x: np.ndarray, steps: int, record_spikes: bool = False, progress: bool = False,
             raw_current: bool = False, trace_readout: bool = False, per_neuron: bool = True) -> SimResult:
@@ -174,92 +224,117 @@ class Simulator:
         ``per_neuron=False`` keeps per-neuron counts and voltages of the output layer only, so
         memory does not grow with the net's size times the batch.
         """
-        x = np.asarray(x, dtype=np.float64)
+        x = np.asarray(x)
+        if x.dtype.kind not in "biuf":
+            raise NeurosimError(f"input must be numeric, got dtype {x.dtype}")
         if steps < 1:
             raise NeurosimError(f"steps must be at least 1, got {steps}")
         if self.net.has_input_layer:
             expect = tuple(self.net.layers[0].shape)
-            got = x.shape[1:]
         else:
             expect = (steps, *self.net.input_shape)
-            got = x.shape[1:]
-        if got != expect:
-            raise NeurosimError(f"input has shape {got} per sample, the netlist expects {expect}"
+        if x.shape[1:] != expect:
+            raise NeurosimError(f"input has shape {x.shape[1:]} per sample, the netlist expects {expect}"
                                 + ("" if self.net.has_input_layer else " (time steps first)"))
-        widest = max(int(np.prod(l.shape)) for l in self.net.layers)
-        chunk = max(1, self.max_chunk_bytes // (steps * widest * 8 * 3))
-        parts = []
-        for start in tqdm(range(0, len(x), chunk), desc=f"simulate ({self.mode}, T={steps})",
-                          disable=not progress, unit="chunk", leave=False):
-            parts.append(self._run_chunk(x[start:start + chunk], steps, record_spikes, raw_current, trace_readout,
-                                         per_neuron))
-        return _concat(parts, steps, record_spikes)
+        res = self._allocate(len(x), steps, record_spikes, trace_readout, per_neuron)
+        plan = self.plan(len(x), steps)
+        states: dict[int, list[Optional[_LayerState]]] = {}
+        with tqdm(total=len(x), desc=f"simulate ({self.mode}, T={steps})", disable=not progress,
+                  unit="sample", leave=False) as bar, torch.no_grad():
+            for start in range(0, len(x), plan.chunk):
+                xs = x[start:start + plan.chunk]
+                if len(xs) not in states:
+                    states = {len(xs): self._states(len(xs), plan.window)}   # keep one set: the last chunk may be short
+                self._run_chunk(xs, steps, plan.window, states[len(xs)], res,
+                                slice(start, start + len(xs)), raw_current, per_neuron)
+                bar.update(len(xs))
+        out = self.net.output_layer
+        res.readout = res.counts[out] * self.pops[out].vth + res.v[out]
+        return res
 
-    @torch.no_grad()
-    def _run_chunk(self, x: np.ndarray, steps: int, record: bool, raw_current: bool,
-                   trace_readout: bool, per_neuron: bool) -> SimResult:
-        """One chunk of samples, time-major inside: spikes of a layer are (T, N, *shape)."""
-        net = self.net
-        n_batch = len(x)
-        dtype = torch.int64 if self.fixed else torch.float64
+    def _allocate(self, n_samples: int, steps: int, record: bool, trace: bool, per_neuron: bool) -> SimResult:
+        """Empty result arrays for the whole batch."""
+        net, out = self.net, self.net.output_layer
         counts, vs, step_counts, spikes, layer_spikes, synops = [], [], [], [], [], []
-        trace = None
-        s_prev: Optional[torch.Tensor] = None
-        if not net.has_input_layer:
-            s_prev = torch.as_tensor(x).transpose(0, 1).contiguous()       # (T, N, *in)
         for i, layer in enumerate(net.layers):
             if isinstance(layer, Flatten):
-                s_prev = s_prev.reshape(steps, n_batch, -1)
                 for lst in (counts, vs, step_counts, spikes, layer_spikes, synops):
                     lst.append(None)
                 continue
-            pop = self.pops[i]
             n = int(np.prod(layer.shape))
-            if isinstance(layer, Input):
-                a = torch.zeros((steps - 1, n_batch * n), dtype=dtype)   # no synapse
-                current = x if raw_current else layer.current(x, self.fixed)
-                current = torch.as_tensor(np.round(current) if self.fixed else current, dtype=dtype)
-                current = current.reshape(n_batch, n)
-                bias = pop.bias + (to_state(current) if self.fixed else current)
-            else:
-                bias = pop.bias.expand(n_batch, n)
-                # one step of synaptic delay: a[t] = W s[t-1]; a holds steps 1..T-1
-                prev = s_prev[:-1].reshape((steps - 1) * n_batch, *net.in_shape(i))
-                a = self.synapses[i](prev)
-            s, v, tr = pop.scan(a.reshape(steps - 1, n_batch * n), bias.reshape(-1),
-                                trace=trace_readout and i == net.output_layer)
-            s = s.reshape(steps, n_batch, n)
-            if tr is not None:
-                trace = tr.reshape(steps, n_batch, n).transpose(0, 1).numpy()
-            c = torch.count_nonzero(s, dim=0)                                   # (N, n)
-            layer_spikes.append(c.sum(1).numpy())
-            synops.append(event_synops(c.numpy(), self.fanouts[i]))
-            keep = per_neuron or i == net.output_layer
-            counts.append(c.numpy() if keep else None)
-            vs.append(v.reshape(n_batch, n).numpy() if keep else None)
-            step_counts.append(torch.count_nonzero(s.reshape(steps, -1), dim=1).numpy())
-            spikes.append(s.transpose(0, 1).numpy() if record else None)
-            s_prev = s.reshape(steps, n_batch, *layer.shape)
-        out = net.output_layer
-        readout = counts[out] * self.pops[out].vth.item() + vs[out]
+            keep = per_neuron or i == out
+            counts.append(np.zeros((n_samples, n), np.int64) if keep else None)
+            vs.append(np.zeros((n_samples, n), self.pops[i].dtype) if keep else None)
+            step_counts.append(np.zeros(steps, np.int64))
+            spikes.append(np.zeros((n_samples, steps, n), bool) if record else None)
+            layer_spikes.append(np.zeros(n_samples, np.int64))
+            synops.append(np.zeros(n_samples, np.int64))
+        n_out = int(np.prod(net.layers[out].shape))
         return SimResult(steps, counts, vs, step_counts, layer_spikes, synops, spikes if record else None,
-                         readout, trace)
+                         readout_trace=np.zeros((n_samples, steps, n_out), self.pops[out].dtype) if trace else None)
+
+    def _states(self, nb: int, window: int) -> list[Optional[_LayerState]]:
+        return [None if pop is None else _LayerState(pop, syn, nb, int(np.prod(layer.shape)), window)
+                for pop, syn, layer in zip(self.pops, self.synapses, self.net.layers)]
+
+    def _run_chunk(self, x: np.ndarray, steps: int, window: int, states: list[Optional[_LayerState]],
+                   res: SimResult, rows: slice, raw_current: bool, per_neuron: bool) -> None:
+        """One chunk of samples, window after window; results go into ``res[rows]``."""
+        net, nb = self.net, len(x)
+        out = net.output_layer
+        for i, st in enumerate(states):
+            if st is not None:
+                st.reset()
+        source: Optional[_SpikeBuffer] = None          # the input spikes of a net without input layer
+        if net.has_input_layer:
+            layer, st = net.layers[0], states[0]
+            current = x if raw_current else layer.current(x, self.fixed)
+            current = current.reshape(-1)
+            st.bias = np.tile(self.pops[0].bias, nb)
+            st.bias += to_state(np.round(current).astype(np.int64)) if self.fixed else current
+        else:
+            source = _SpikeBuffer(window, nb * int(np.prod(net.input_shape)))
+        buffers = [st.out for st in states if st is not None] + ([source] if source is not None else [])
+        for t0 in range(0, steps, window):
+            w = min(window, steps - t0)
+            prev = source
+            if source is not None:      # (nb, w, *in) -> rows (w, nb * n_in), cast on the way
+                source.fill(w).reshape(w, nb, -1)[:] = x[:, t0:t0 + w].reshape(nb, w, -1).transpose(1, 0, 2)
+                source.count(w)
+            for i, layer in enumerate(net.layers):
+                st, pop = states[i], self.pops[i]
+                if st is None:
+                    continue
+                m = st.u.shape[0]
+                if isinstance(layer, Input):
+                    a = np.zeros((1, m), np.float32)                      # driven by its bias alone
+                else:
+                    spikes, total = prev.delayed(w)
+                    syn_in = torch.from_numpy(spikes).reshape(w * nb, *net.in_shape(i))
+                    a = self.synapses[i](syn_in, total, st.a[:w * m]).reshape(w, m).numpy()
+                s_out = st.out.fill(w)
+                trace = res.readout_trace is not None and i == out
+                v_trace = np.empty((w if trace else 0, m), pop.dtype)
+                before = st.counts.copy() if trace else None
+                pop.scan(a, st.bias, st.u, st.v, s_out, st.counts, v_trace)
+                res.step_counts[i][t0:t0 + w] += st.out.count(w)
+                n = m // nb
+                if res.spikes is not None:
+                    res.spikes[i][rows, t0:t0 + w] = s_out.reshape(w, nb, n).transpose(1, 0, 2) > 0
+                if trace:
+                    total = before + np.cumsum(s_out, axis=0, dtype=np.int64)      # (W, m) spikes so far
+                    res.readout_trace[rows, t0:t0 + w] = (total * pop.vth + v_trace).reshape(w, nb, n).transpose(1, 0, 2)
+                prev = st.out
+            for buf in buffers:
+                buf.carry(w)
+        for i, st in enumerate(states):
+            if st is None:
+                continue
+            c = st.counts.reshape(nb, -1)
+            res.layer_spikes[i][rows] = c.sum(1)
+            res.synops[i][rows] = event_synops(c, self.fanouts[i])
+            if res.counts[i] is not None:
+                res.counts[i][rows] = c
+                res.v[i][rows] = st.v.reshape(nb, -1)
 
 
-def _concat(parts: list[SimResult], steps: int, record: bool) -> SimResult:
-    def cat(lists: list[list], axis: int = 0) -> list:
-        return [None if items[0] is None else np.concatenate(items, axis) for items in zip(*lists)]
-
-    if len(parts) == 1:
-        return parts[0]
-    return SimResult(
-        steps=steps,
-        counts=cat([p.counts for p in parts]),
-        v=cat([p.v for p in parts]),
-        step_counts=[None if c[0] is None else np.sum(c, axis=0) for c in zip(*[p.step_counts for p in parts])],
-        layer_spikes=cat([p.layer_spikes for p in parts]),
-        synops=cat([p.synops for p in parts]),
-        spikes=cat([p.spikes for p in parts]) if record else None,
-        readout=np.concatenate([p.readout for p in parts]),
-        readout_trace=None if parts[0].readout_trace is None else np.concatenate([p.readout_trace for p in parts]),
-    )

@@ -1,0 +1,147 @@
+"""Compiled loops that advance a population of independent neurons over a window of steps.
+
+The neuron arithmetic is not written here: each kernel calls the step functions of
+:mod:`neurosim.dynamics.lif` (compiled by Numba through ``register_jitable``), so the
+simulator, the Lava ProcessModels and the documentation share one definition.
+
+A kernel walks the neurons in blocks of :data:`BLOCK` and, for each step, runs the current
+update over the block, then the voltage update. Each inner loop stores to few arrays, so LLVM
+vectorises it; the block's state stays in L1 over the whole window. Kernels release the GIL:
+:func:`scan` cuts the columns among threads.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+import numpy as np
+import torch
+from numba import njit
+
+from neurosim.dynamics.lif import current_fixed, current_float, voltage_fixed, voltage_float
+
+#: Neurons per inner loop (their u and v: 8 KiB in all).
+BLOCK = 512
+#: Below this many neuron-steps a window runs on the calling thread only.
+MIN_PARALLEL_WORK = 1 << 16
+
+
+def _make_kernel(current: Callable, voltage: Callable, cast: Callable, state: type) -> Callable:
+    def kernel(a, bias, vth, i_decay, v_decay, soft_reset, may_wrap, u, v, s_out, counts, v_trace, lo, hi):
+        """Advance neurons ``lo:hi`` over ``W = s_out.shape[0]`` steps, in place.
+
+        ``a``: (W, M) synaptic input of each step, or (1, M) when it is the same at every step
+        (any numeric dtype holding the mode's values exactly); ``bias`` (M,), ``vth``: in the
+        mode's state units; ``u``, ``v`` (M,): state, updated; ``s_out`` (W, M): spikes written
+        as 0/1; ``counts`` (M,): spikes added; ``v_trace``: (W, M) gets v after every step, or
+        has 0 rows to skip that.
+        """
+        steps = s_out.shape[0]
+        const = a.shape[0] == 1
+        trace = v_trace.shape[0] > 0
+        # the block's state lives in local buffers: loops over them vectorise, loops over
+        # slices of the callers' arrays do not (LLVM cannot rule out aliasing)
+        ub = np.empty(BLOCK, state)
+        vb = np.empty(BLOCK, state)
+        sb = np.empty(BLOCK, np.uint8)
+        cb = np.empty(BLOCK, counts.dtype)
+        for b0 in range(lo, hi, BLOCK):
+            n = min(BLOCK, hi - b0)
+            ub[:n] = u[b0:b0 + n]
+            vb[:n] = v[b0:b0 + n]
+            cb[:n] = counts[b0:b0 + n]
+            bb = bias[b0:b0 + n]
+            for t in range(steps):
+                ab = a[0, b0:b0 + n] if const else a[t, b0:b0 + n]
+                for k in range(n):
+                    ub[k] = current(ub[k], cast(ab[k]), i_decay, may_wrap)
+                for k in range(n):
+                    vk, sk = voltage(vb[k], ub[k], bb[k], vth, v_decay, soft_reset)
+                    vb[k] = vk
+                    sb[k] = sk
+                st = s_out[t, b0:b0 + n]
+                for k in range(n):
+                    st[k] = sb[k]
+                    cb[k] += sb[k]
+                if trace:
+                    vt = v_trace[t, b0:b0 + n]
+                    for k in range(n):
+                        vt[k] = vb[k]
+            u[b0:b0 + n] = ub[:n]
+            v[b0:b0 + n] = vb[:n]
+            counts[b0:b0 + n] = cb[:n]
+    return njit(nogil=True, cache=True)(kernel)
+
+
+#: Lava ``fixed_pt`` arithmetic on int64 state.
+scan_fixed = _make_kernel(current_fixed, voltage_fixed, np.int64, np.int64)
+#: Lava ``floating_pt`` arithmetic on float64 state.
+scan_float = _make_kernel(current_float, voltage_float, np.float64, np.float64)
+
+@njit(nogil=True, cache=True)
+def dense_events(s, wt, out, lo, hi):
+    """Event-driven dense synapse on rows ``lo:hi``: ``out[r] = sum of wt[j] over j with s[r, j] != 0``.
+
+    ``s`` (R, n_in) float32 spikes (0/1), ``wt`` (n_in, n_out) the transposed weights,
+    ``out`` (R, n_out) written. Groups of 8 silent inputs are skipped with one test, so the
+    cost is about (inputs / 8 + spikes x n_out) instead of inputs x n_out.
+    """
+    n_in, n_out = wt.shape
+    groups = n_in // 8
+    for r in range(lo, hi):
+        o = out[r]
+        o[:] = 0
+        sr = s[r]
+        words = sr[:groups * 8].view(np.uint64)          # 2 inputs per word, 4 words per group
+        for q in range(groups):
+            if words[4 * q] | words[4 * q + 1] | words[4 * q + 2] | words[4 * q + 3]:
+                for j in range(8 * q, 8 * q + 8):
+                    if sr[j] != 0:
+                        w = wt[j]
+                        for k in range(n_out):
+                            o[k] += w[k]
+        for j in range(groups * 8, n_in):
+            if sr[j] != 0:
+                w = wt[j]
+                for k in range(n_out):
+                    o[k] += w[k]
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _forget_pool() -> None:
+    global _pool
+    _pool = None     # a forked child has none of its parent's threads
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _threads() -> int:
+    return max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+
+
+def parallel(kernel: Callable, args: tuple, m: int, work: int, align: int = 1) -> None:
+    """Call ``kernel(*args, lo, hi)`` on contiguous parts of ``range(m)``, one per thread
+    (``torch.get_num_threads()``), or on the calling thread alone when ``work`` is small."""
+    global _pool
+    n = _threads()
+    if n == 1 or work < MIN_PARALLEL_WORK or m < 2 * align:
+        kernel(*args, 0, m)
+        return
+    if _pool is None or _pool._max_workers != n:
+        _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="neurosim-kernel")
+    per = -(-m // n // align) * align
+    futures = [_pool.submit(kernel, *args, lo, min(lo + per, m)) for lo in range(0, m, per)]
+    for f in futures:
+        f.result()
+
+
+def scan(kernel: Callable, a: np.ndarray, bias: np.ndarray, vth, i_decay: int, v_decay: int,
+         soft_reset: bool, may_wrap: bool, u: np.ndarray, v: np.ndarray, s_out: np.ndarray,
+         counts: np.ndarray, v_trace: np.ndarray) -> None:
+    """Run a scan kernel on all columns, cut among threads in whole blocks."""
+    args = (a, bias, vth, i_decay, v_decay, soft_reset, may_wrap, u, v, s_out, counts, v_trace)
+    parallel(kernel, args, u.shape[0], u.shape[0] * s_out.shape[0], BLOCK)
