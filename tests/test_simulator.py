@@ -116,3 +116,15 @@ def test_wrap_is_skipped_only_when_provably_the_identity():
     res = sim.run(np.full((1, 64, 4, 4), 20.0), 3, raw_current=True, record_spikes=True)
     # every input neuron fires at step 0 (20 > 10); step 1: centre sum 146,304 << 6 > 2**23 wraps negative
     assert res.spikes[0][0, 0].all() and not res.spikes[1][0, 1].reshape(2, 4, 4)[:, 1:3, 1:3].any()
+
+
+def test_reused_workspace_gives_the_same_results_as_a_fresh_simulator():
+    net = small_conv_net(neuron=CUBA)
+    x = np.random.default_rng(3).random((9, 1, 6, 6))
+    sim = Simulator(net, "fixed", workspace_bytes=4 * 2000 * 12)     # small: several chunks and windows
+    for n, steps in ((9, 20), (4, 20), (9, 7), (9, 20)):
+        again = sim.run(x[:n], steps, record_spikes=True)
+        fresh = Simulator(net, "fixed").run(x[:n], steps, record_spikes=True)
+        for i in net.neuron_layers:
+            np.testing.assert_array_equal(again.spikes[i], fresh.spikes[i])
+            np.testing.assert_array_equal(again.v[i], fresh.v[i])

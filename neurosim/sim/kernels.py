@@ -109,11 +109,12 @@ def dense_events(s, wt, out, lo, hi):
 
 
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 
 
 def _forget_pool() -> None:
-    global _pool
-    _pool = None     # a forked child has none of its parent's threads
+    global _pool, _pool_size
+    _pool, _pool_size = None, 0     # a forked child has none of its parent's threads
 
 
 os.register_at_fork(after_in_child=_forget_pool)
@@ -126,13 +127,15 @@ def _threads() -> int:
 def parallel(kernel: Callable, args: tuple, m: int, work: int, align: int = 1) -> None:
     """Call ``kernel(*args, lo, hi)`` on contiguous parts of ``range(m)``, one per thread
     (``torch.get_num_threads()``), or on the calling thread alone when ``work`` is small."""
-    global _pool
+    global _pool, _pool_size
     n = _threads()
     if n == 1 or work < MIN_PARALLEL_WORK or m < 2 * align:
         kernel(*args, 0, m)
         return
-    if _pool is None or _pool._max_workers != n:
-        _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="neurosim-kernel")
+    if _pool is None or _pool_size != n:
+        if _pool is not None:
+            _pool.shutdown(wait=False)
+        _pool, _pool_size = ThreadPoolExecutor(max_workers=n, thread_name_prefix="neurosim-kernel"), n
     per = -(-m // n // align) * align
     futures = [_pool.submit(kernel, *args, lo, min(lo + per, m)) for lo in range(0, m, per)]
     for f in futures:

@@ -117,14 +117,19 @@ class _SpikeBuffer:
 
     ``rows`` (W + 1, m) float32 0/1: row 0 is the last step of the previous window (zeros
     before step 0), rows 1..W the window's own; ``per_row`` (W + 1,) their totals. The next
-    layer reads rows 0..W-1 (:meth:`delayed`).
+    layer reads rows 0..W-1 (:meth:`delayed`). The storage is allocated once for the
+    largest chunk; a chunk of ``m`` columns uses a prefix of it.
     """
 
-    def __init__(self, window: int, m: int) -> None:
-        self.rows = np.zeros((window + 1, m), np.float32)
+    def __init__(self, window: int, m_max: int) -> None:
+        self._flat = np.zeros((window + 1) * m_max, np.float32)
+        self.window = window
         self.per_row = np.zeros(window + 1, np.int64)
+        self.rows = self._flat.reshape(window + 1, m_max)
 
-    def reset(self) -> None:
+    def start(self, m: int) -> None:
+        """A new chunk of ``m`` columns: nothing has spiked before its step 0."""
+        self.rows = self._flat[:(self.window + 1) * m].reshape(self.window + 1, m)
         self.rows[0] = 0
         self.per_row[0] = 0
 
@@ -148,23 +153,32 @@ class _SpikeBuffer:
 
 
 class _LayerState:
-    """State of one layer for a chunk of ``nb`` samples, carried from window to window."""
+    """Buffers of one layer for chunks of up to ``nb_max`` samples, carried from window to window.
 
-    def __init__(self, pop: _Population, syn: Optional[Synapse], nb: int, n: int, window: int) -> None:
-        m = nb * n
-        #: the synaptic input of a window, written by the synapse when it can (reused: no page faults)
-        self.a = None if syn is None else torch.empty(window * m, dtype=syn.dtype)
-        self.u = np.zeros(m, pop.dtype)
-        self.v = np.zeros(m, pop.dtype)
-        self.counts = np.zeros(m, np.int64)
+    Allocated once per :class:`Simulator` and plan, and reused by every chunk and run: fresh
+    large buffers would cost a page fault per 4 KiB each time.
+    """
+
+    def __init__(self, pop: _Population, syn: Optional[Synapse], nb_max: int, n: int, window: int) -> None:
+        m = nb_max * n
+        self.n = n
+        self._u = np.zeros(m, pop.dtype)
+        self._v = np.zeros(m, pop.dtype)
+        self._counts = np.zeros(m, np.int64)
+        self._bias = np.tile(pop.bias, nb_max)
+        #: the synaptic input of a window, for synapses that write into a given buffer
+        self.a = torch.empty(window * m, dtype=syn.dtype) if syn is not None and syn.fills_out else None
         self.out = _SpikeBuffer(window, m)
-        self.bias = np.tile(pop.bias, nb)
+        self.start(nb_max)
 
-    def reset(self) -> None:
+    def start(self, nb: int) -> None:
+        """A new chunk of ``nb`` samples, all state zero."""
+        m = nb * self.n
+        self.u, self.v, self.counts, self.bias = self._u[:m], self._v[:m], self._counts[:m], self._bias[:m]
         self.u[:] = 0
         self.v[:] = 0
         self.counts[:] = 0
-        self.out.reset()
+        self.out.start(m)
 
 
 @dataclass
@@ -172,6 +186,14 @@ class _Plan:
     """How a run is cut: ``chunk`` samples at a time, ``window`` steps at a time."""
     chunk: int
     window: int
+
+
+@dataclass
+class _Workspace:
+    """Every buffer of a run cut by ``plan``: per layer, and the input spikes (no input layer)."""
+    plan: _Plan
+    states: list[Optional[_LayerState]]
+    source: Optional[_SpikeBuffer]
 
 
 class Simulator:
@@ -184,6 +206,7 @@ class Simulator:
         if self.fixed:
             check_fixed_point(net)
         self.workspace_bytes = workspace_bytes
+        self._ws: Optional[_Workspace] = None
         self.fanouts = fanouts(net)
         self.synapses: list[Optional[Synapse]] = []
         self.pops: list[Optional[_Population]] = []
@@ -203,12 +226,15 @@ class Simulator:
 
     def plan(self, n_samples: int, steps: int) -> _Plan:
         """Chunk and window such that the spike buffers of all layers (4 bytes per neuron-step)
-        stay within ``workspace_bytes``; whole ``T`` first, then as many samples as fit."""
+        stay within ``workspace_bytes`` (dense layers' synaptic input adds at most as much
+        again): whole ``T`` first, then as many samples as fit, in chunks of equal size."""
         neurons = sum(int(np.prod(l.shape)) for l in self.net.layers if not isinstance(l, Flatten))
         if not self.net.has_input_layer:
             neurons += int(np.prod(self.net.input_shape))
         cells = max(1, self.workspace_bytes // (4 * neurons))       # (samples x steps) per chunk
-        chunk = int(min(max(1, n_samples), max(1, cells // steps)))
+        n = max(1, n_samples)
+        most = int(min(n, max(1, cells // steps)))
+        chunk = -(-n // -(-n // most))                              # balanced: the last chunk is not a runt
         window = int(min(steps, max(1, cells // chunk)))
         return _Plan(chunk, window)
 
@@ -238,15 +264,12 @@ class Simulator:
                                 + ("" if self.net.has_input_layer else " (time steps first)"))
         res = self._allocate(len(x), steps, record_spikes, trace_readout, per_neuron)
         plan = self.plan(len(x), steps)
-        states: dict[int, list[Optional[_LayerState]]] = {}
+        ws = self._workspace(plan)
         with tqdm(total=len(x), desc=f"simulate ({self.mode}, T={steps})", disable=not progress,
                   unit="sample", leave=False) as bar, torch.no_grad():
             for start in range(0, len(x), plan.chunk):
                 xs = x[start:start + plan.chunk]
-                if len(xs) not in states:
-                    states = {len(xs): self._states(len(xs), plan.window)}   # keep one set: the last chunk may be short
-                self._run_chunk(xs, steps, plan.window, states[len(xs)], res,
-                                slice(start, start + len(xs)), raw_current, per_neuron)
+                self._run_chunk(xs, steps, ws, res, slice(start, start + len(xs)), raw_current)
                 bar.update(len(xs))
         out = self.net.output_layer
         res.readout = res.counts[out] * self.pops[out].vth + res.v[out]
@@ -273,27 +296,31 @@ class Simulator:
         return SimResult(steps, counts, vs, step_counts, layer_spikes, synops, spikes if record else None,
                          readout_trace=np.zeros((n_samples, steps, n_out), self.pops[out].dtype) if trace else None)
 
-    def _states(self, nb: int, window: int) -> list[Optional[_LayerState]]:
-        return [None if pop is None else _LayerState(pop, syn, nb, int(np.prod(layer.shape)), window)
-                for pop, syn, layer in zip(self.pops, self.synapses, self.net.layers)]
+    def _workspace(self, plan: _Plan) -> _Workspace:
+        """The buffers for ``plan``, kept from the previous run when the plan is the same."""
+        if self._ws is None or self._ws.plan != plan:
+            self._ws = None                            # free the old buffers before allocating
+            states = [None if pop is None else _LayerState(pop, syn, plan.chunk, int(np.prod(layer.shape)), plan.window)
+                      for pop, syn, layer in zip(self.pops, self.synapses, self.net.layers)]
+            source = None if self.net.has_input_layer else _SpikeBuffer(
+                plan.window, plan.chunk * int(np.prod(self.net.input_shape)))
+            self._ws = _Workspace(plan, states, source)
+        return self._ws
 
-    def _run_chunk(self, x: np.ndarray, steps: int, window: int, states: list[Optional[_LayerState]],
-                   res: SimResult, rows: slice, raw_current: bool, per_neuron: bool) -> None:
+    def _run_chunk(self, x: np.ndarray, steps: int, ws: _Workspace, res: SimResult, rows: slice,
+                   raw_current: bool) -> None:
         """One chunk of samples, window after window; results go into ``res[rows]``."""
-        net, nb = self.net, len(x)
+        net, nb, states, source, window = self.net, len(x), ws.states, ws.source, ws.plan.window
         out = net.output_layer
-        for i, st in enumerate(states):
+        for st in states:
             if st is not None:
-                st.reset()
-        source: Optional[_SpikeBuffer] = None          # the input spikes of a net without input layer
-        if net.has_input_layer:
-            layer, st = net.layers[0], states[0]
-            current = x if raw_current else layer.current(x, self.fixed)
-            current = current.reshape(-1)
-            st.bias = np.tile(self.pops[0].bias, nb)
-            st.bias += to_state(np.round(current).astype(np.int64)) if self.fixed else current
-        else:
-            source = _SpikeBuffer(window, nb * int(np.prod(net.input_shape)))
+                st.start(nb)
+        biases = [None if st is None else st.bias for st in states]
+        if net.has_input_layer:                        # the sample's current is the input layer's bias
+            current = (x if raw_current else net.layers[0].current(x, self.fixed)).reshape(-1)
+            biases[0] = biases[0] + (to_state(np.round(current).astype(np.int64)) if self.fixed else current)
+        else:                                          # the input spikes of a net without input layer
+            source.start(nb * int(np.prod(net.input_shape)))
         buffers = [st.out for st in states if st is not None] + ([source] if source is not None else [])
         for t0 in range(0, steps, window):
             w = min(window, steps - t0)
@@ -311,12 +338,12 @@ class Simulator:
                 else:
                     spikes, total = prev.delayed(w)
                     syn_in = torch.from_numpy(spikes).reshape(w * nb, *net.in_shape(i))
-                    a = self.synapses[i](syn_in, total, st.a[:w * m]).reshape(w, m).numpy()
+                    a = self.synapses[i](syn_in, total, None if st.a is None else st.a[:w * m]).reshape(w, m).numpy()
                 s_out = st.out.fill(w)
                 trace = res.readout_trace is not None and i == out
                 v_trace = np.empty((w if trace else 0, m), pop.dtype)
                 before = st.counts.copy() if trace else None
-                pop.scan(a, st.bias, st.u, st.v, s_out, st.counts, v_trace)
+                pop.scan(a, biases[i], st.u, st.v, s_out, st.counts, v_trace)
                 res.step_counts[i][t0:t0 + w] += st.out.count(w)
                 n = m // nb
                 if res.spikes is not None:

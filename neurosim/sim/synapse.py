@@ -108,6 +108,8 @@ class Synapse:
         self.wraps = not isinstance(layer, Dense) and self.bound >= 2 ** (STATE_BITS - 1)
         #: (in, out) weights for the event-driven path: exact float32 dense layers only,
         #: because it sums in another order than the GEMM
+        #: whether ``__call__`` writes into an ``out`` buffer (dense layers; torch's conv cannot)
+        self.fills_out = isinstance(layer, Dense)
         self.weight_t = (np.ascontiguousarray(self.weight.numpy().T) if isinstance(layer, Dense)
                          and self.dtype == torch.float32 and len(w) >= EVENT_MIN_OUTPUTS else None)
 
