@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from neurosim.errors import NeurosimError
+from neurosim.netlist.schema import MAX_TIMESTEPS
 
 DEFAULT_OUT = Path("runs/digits")
 
@@ -18,6 +19,13 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _steps(text: str) -> int:
+    value = _positive_int(text)
+    if not 1 <= value <= MAX_TIMESTEPS:
+        raise argparse.ArgumentTypeError(f"time steps must be between 1 and {MAX_TIMESTEPS}, got {value}")
     return value
 
 
@@ -52,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "netlist (netx layout), run it on the reference simulator over the whole test split "
                         "and on Lava for a few samples, and report accuracy, spikes, SynOps and energy.")
     ex.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
-    ex.add_argument("--steps", type=_positive_int, default=None, help="time steps T (default 64)")
+    ex.add_argument("--steps", type=_steps, default=None, help=f"time steps T, 1..{MAX_TIMESTEPS} (default 64)")
     ex.add_argument("--epochs", type=_positive_int, default=None, help="ANN training epochs (default 60)")
     ex.add_argument("--rule", choices=("percentile", "max"), default="percentile",
                     help="threshold balancing rule (default percentile)")
@@ -67,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dataset", default=None, help="digits | mnist | fashion-mnist | nmnist | cifar10 (default: the "
                      "netlist's metadata)")
     run.add_argument("--data-dir", default=None, help="folder with the idx files for mnist/fashion-mnist")
-    run.add_argument("--steps", type=_positive_int, default=None,
-                     help="time steps T (default: the netlist's metadata, else 64)")
+    run.add_argument("--steps", type=_steps, default=None,
+                     help=f"time steps T, 1..{MAX_TIMESTEPS} (default: the netlist's metadata, else 64)")
     run.add_argument("--mode", choices=("fixed", "float"), default="fixed", help="numeric mode (fixed)")
     run.add_argument("--limit", type=_positive_int, default=None, help="use only the first N test samples")
     run.add_argument("--lava", action="store_true", help="also run on Lava (see --lava-samples)")

@@ -50,14 +50,14 @@ def evaluate(net: Netlist, test: Split, steps: int, *, ann_accuracy: Optional[fl
              progress: bool = True) -> dict:
     """Run ``net`` on ``test`` (reference simulator, whole split; Lava on the first samples).
 
-    Accuracy vs T comes from one run of the longest T, read after every step.
+    Accuracy vs T comes from one run of the longest T, read after each T of the curve.
     """
     t0 = time.time()
     sim = Simulator(net, mode)
     longest = max(max(curve_steps, default=steps), steps)
-    full = sim.run(test.x, longest, trace_readout=True, per_neuron=False, progress=progress)
-    by_step = full.accuracy_by_step(test.y)
-    curve = {str(T): float(by_step[T - 1]) for T in sorted(set(curve_steps) | {steps}) if T <= longest}
+    wanted = sorted(set(curve_steps) | {steps})
+    full = sim.run(test.x, longest, readout_steps=wanted, per_neuron=False, progress=progress)
+    curve = {str(T): acc for T, acc in full.accuracy_at(test.y).items()}
     main = full if longest == steps else sim.run(test.x, steps, per_neuron=False, progress=progress)
     t_sim = time.time() - t0
 

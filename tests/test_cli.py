@@ -89,3 +89,9 @@ def test_run_with_lava_checks_every_layer(tmp_path):
     data = json.loads((tmp_path / "small-report.json").read_text())
     assert data["lava_samples"] == 2 and data["lava_spike_mismatches"] == {"fixed_pt": 0, "floating_pt": 0}
     assert data["lava_spikes_compared"]["fixed_pt"] > 0
+
+
+def test_steps_out_of_range_are_refused():
+    for bad in ("0", "65537"):
+        out = cli("run", "whatever.net", "--steps", bad)
+        assert out.returncode == 2 and "time steps must be between 1 and 65536" in out.stderr

@@ -236,3 +236,26 @@ def test_checkpoints_load_without_running_code(tmp_path):
     with pytest.raises(NeurosimError, match="not a readable neurosim checkpoint"):
         load_checkpoint(path)
     assert not marker.exists()
+
+
+def test_temp_file_of_a_killed_writer_is_removed_by_the_next_write(tmp_path):
+    """A SIGKILL between mkstemp and os.replace leaves a temp file: the next write of the same
+    target removes it once its writer is gone and it is old; a live writer's file is kept."""
+    from neurosim.io.atomic import STALE_AFTER_S, write_json
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(dead.stdout)                       # exited: no such process any more
+    old = time.time() - 2 * STALE_AFTER_S
+    stale = tmp_path / f".report.json.{dead_pid}.abc123xy.tmp"
+    recent = tmp_path / f".report.json.{dead_pid}.zzz999qq.tmp"      # dead writer, but young
+    live = tmp_path / f".report.json.{os.getppid()}.live0000.tmp"     # a writer still running
+    other = tmp_path / f".other.json.{dead_pid}.abc123xy.tmp"         # another target's
+    for f in (stale, recent, live, other):
+        f.write_text("{half")
+    for f in (stale, live, other):
+        os.utime(f, (old, old))
+    write_json(tmp_path / "report.json", {"ok": True})
+    assert not stale.exists()
+    assert recent.exists() and live.exists() and other.exists()
+    assert json.loads((tmp_path / "report.json").read_text()) == {"ok": True}

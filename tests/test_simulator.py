@@ -34,14 +34,14 @@ def test_fixed_equals_float_for_integer_nets():
 def test_chunks_and_windows_do_not_change_results(mode):
     net = small_conv_net(neuron=CUBA)
     x = np.random.default_rng(1).random((7, 1, 6, 6))
-    whole = Simulator(net, mode).run(x, 20, record_spikes=True, trace_readout=True)
+    whole = Simulator(net, mode).run(x, 20, record_spikes=True, readout_steps=range(1, 21))
     neurons = sum(int(np.prod(l.shape)) for l in net.layers if hasattr(l, "neuron"))
     # 1 byte: one sample and one step at a time; 6 cells: chunks of 2 samples (one short), windows of 3 steps
     for workspace in (1, 4 * neurons * 6):
         sim = Simulator(net, mode, workspace_bytes=workspace)
         plan = sim.plan(len(x), 20)
         assert (plan.chunk, plan.window) == ((1, 1) if workspace == 1 else (1, 6))
-        cut = sim.run(x, 20, record_spikes=True, trace_readout=True)
+        cut = sim.run(x, 20, record_spikes=True, readout_steps=range(1, 21))
         for i in net.neuron_layers:
             for name in ("counts", "v", "step_counts", "layer_spikes", "synops", "spikes"):
                 np.testing.assert_array_equal(getattr(whole, name)[i], getattr(cut, name)[i], err_msg=name)
@@ -91,11 +91,21 @@ def test_readout_trace_equals_shorter_runs():
     x = np.random.default_rng(2).random((5, 1, 6, 6))
     labels = np.arange(5) % 5
     sim = Simulator(net, "fixed")
-    long = sim.run(x, 12, trace_readout=True)
-    for T in (3, 7, 12):
+    long = sim.run(x, 12, readout_steps=[7, 3, 12])
+    assert long.readout_steps == (3, 7, 12)
+    acc = long.accuracy_at(labels)
+    for k, T in enumerate((3, 7, 12)):
         short = sim.run(x, T)
-        np.testing.assert_array_equal(long.readout_trace[:, T - 1], short.readout)
-        assert long.accuracy_by_step(labels)[T - 1] == np.mean(short.predictions == labels)
+        np.testing.assert_array_equal(long.readout_trace[:, k], short.readout)
+        assert acc[T] == np.mean(short.predictions == labels)
+    # windows of 5 steps: the picks of one window land in the right columns
+    neurons = sum(int(np.prod(l.shape)) for l in net.layers if hasattr(l, "neuron"))
+    windowed = Simulator(net, "fixed", workspace_bytes=4 * neurons * 5)
+    assert (windowed.plan(5, 12).chunk, windowed.plan(5, 12).window) == (1, 5)
+    cut = windowed.run(x, 12, readout_steps=[7, 3, 12])
+    np.testing.assert_array_equal(cut.readout_trace, long.readout_trace)
+    with pytest.raises(NeurosimError, match="readout_steps must lie in 1..12"):
+        sim.run(x, 12, readout_steps=[13])
 
 
 def test_single_step_runs():

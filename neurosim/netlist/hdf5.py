@@ -24,7 +24,7 @@ import numpy as np
 from neurosim.errors import NetlistError, NeurosimError
 from neurosim.io.atomic import atomic_path
 from neurosim.netlist.schema import (
-    CUBA, DECAY_UNITY, LAYER_TYPES, MAX_NEURONS, MAX_SYNAPSES, NETX_DENSE_WITHOUT_NEURON, NEURON_TYPES,
+    CUBA, DECAY_UNITY, LAYER_TYPES, MAX_NEURONS, MAX_SYNAPSES, MAX_TIMESTEPS, NETX_DENSE_WITHOUT_NEURON, NEURON_TYPES,
     RMP, VTH_MAX,
     Conv, Dense, Flatten, Input, Layer, Netlist, Neuron, Pool, conv_output_hw,
 )
@@ -40,7 +40,6 @@ MAX_ABS_VALUE = float((1 << 31) - 1)  # |weight|, |bias|, input weight and bias:
 MAX_UNSTORED_VALUES = 1 << 16        # a larger array must store its data, not only a fill value
 MAX_META_BYTES = 1 << 20             # the JSON metadata string
 MAX_NAME_BYTES = 64                  # a layer or neuron type string
-MAX_TIMESTEPS = 1 << 16              # metadata 'timesteps'
 
 #: What h5py raises for files that are corrupt below the level this module checks.
 _H5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, OverflowError,

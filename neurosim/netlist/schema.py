@@ -53,6 +53,9 @@ BIAS_MANT_BITS = 13        # bias mantissa is signed 13-bit
 #: Upper bound on neurons per layer and synapses per layer accepted from a file.
 MAX_NEURONS = 1 << 24
 MAX_SYNAPSES = 1 << 28
+#: Upper bound on time steps per sample (netlist metadata 'timesteps', the command line's --steps):
+#: far beyond RMP-SNN's 512 and BNTT's 25; a typo is an error, not hours of simulation.
+MAX_TIMESTEPS = 1 << 16
 
 Shape = tuple[int, ...]
 

@@ -12,7 +12,7 @@ while they are warm in cache.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -41,7 +41,9 @@ class SimResult:
     ``layer_spikes[i]``: (N,) spikes of the layer per sample; ``synops[i]``: (N,) synaptic
     events its spikes caused (each spike times its real fan-out, :mod:`neurosim.metrics.synops`);
     ``step_counts[i]``: (T,) spikes per step summed over batch and neurons;
-    ``spikes[i]``: (N, T, n) bool, only when recorded. Neurons are flattened in (C, H, W) order.
+    ``spikes[i]``: (N, T, n) bool, only when recorded; ``readout`` (N, n_out): the output
+    layer's ``count * vth + v`` at the end; ``readout_trace`` (N, len(readout_steps), n_out):
+    the same after each of ``readout_steps``. Neurons are flattened in (C, H, W) order.
     """
     steps: int
     counts: list[Optional[np.ndarray]]
@@ -51,13 +53,16 @@ class SimResult:
     synops: list[Optional[np.ndarray]]
     spikes: Optional[list[Optional[np.ndarray]]] = None
     readout: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    readout_steps: tuple[int, ...] = ()
     readout_trace: Optional[np.ndarray] = None
 
-    def accuracy_by_step(self, labels: np.ndarray) -> np.ndarray:
-        """(T,) accuracy had the run stopped after step t+1 (a shorter run is a prefix of this one)."""
+    def accuracy_at(self, labels: np.ndarray) -> dict[int, float]:
+        """Accuracy had the run stopped after each of ``readout_steps`` (a shorter run is a
+        prefix of this one), as ``{T: accuracy}``."""
         if self.readout_trace is None:
-            raise NeurosimError("run with trace_readout=True to get accuracy at every step")
-        return (np.argmax(self.readout_trace, axis=2) == np.asarray(labels)[:, None]).mean(0)
+            raise NeurosimError("run with readout_steps=[...] to get the accuracy at earlier steps")
+        hits = np.argmax(self.readout_trace, axis=2) == np.asarray(labels)[:, None]
+        return {t: float(a) for t, a in zip(self.readout_steps, hits.mean(0))}
 
     @property
     def synops_per_sample(self) -> np.ndarray:
@@ -239,14 +244,15 @@ class Simulator:
         return _Plan(chunk, window)
 
     def run(self, x: np.ndarray, steps: int, record_spikes: bool = False, progress: bool = False,
-            raw_current: bool = False, trace_readout: bool = False, per_neuron: bool = True) -> SimResult:
+            raw_current: bool = False, readout_steps: Sequence[int] = (), per_neuron: bool = True) -> SimResult:
         """Run ``steps`` steps per sample.
 
         Nets with an ``input`` layer take ``x`` (N, *input_shape), presented as the constant
         current ``weight * x + bias`` (or, with ``raw_current``, ``x`` is that current in
         mantissas). Nets without one take spikes ``x`` (N, steps, *input_shape), which reach
-        the first synapse like any layer's spikes (one step of delay). ``trace_readout`` keeps
-        the output layer's readout after every step (for accuracy vs T from one run).
+        the first synapse like any layer's spikes (one step of delay). ``readout_steps`` (values
+        in 1..steps) keeps the output layer's readout after those steps, for accuracy vs T
+        from one run (``range(1, steps + 1)`` for every step).
         ``per_neuron=False`` keeps per-neuron counts and voltages of the output layer only, so
         memory does not grow with the net's size times the batch.
         """
@@ -262,7 +268,10 @@ class Simulator:
         if x.shape[1:] != expect:
             raise NeurosimError(f"input has shape {x.shape[1:]} per sample, the netlist expects {expect}"
                                 + ("" if self.net.has_input_layer else " (time steps first)"))
-        res = self._allocate(len(x), steps, record_spikes, trace_readout, per_neuron)
+        readout_steps = tuple(sorted({int(t) for t in readout_steps}))
+        if readout_steps and not 1 <= readout_steps[0] <= readout_steps[-1] <= steps:
+            raise NeurosimError(f"readout_steps must lie in 1..{steps}, got {readout_steps[0]}..{readout_steps[-1]}")
+        res = self._allocate(len(x), steps, record_spikes, readout_steps, per_neuron)
         plan = self.plan(len(x), steps)
         ws = self._workspace(plan)
         with tqdm(total=len(x), desc=f"simulate ({self.mode}, T={steps})", disable=not progress,
@@ -275,7 +284,8 @@ class Simulator:
         res.readout = res.counts[out] * self.pops[out].vth + res.v[out]
         return res
 
-    def _allocate(self, n_samples: int, steps: int, record: bool, trace: bool, per_neuron: bool) -> SimResult:
+    def _allocate(self, n_samples: int, steps: int, record: bool, readout_steps: tuple[int, ...],
+                  per_neuron: bool) -> SimResult:
         """Empty result arrays for the whole batch."""
         net, out = self.net, self.net.output_layer
         counts, vs, step_counts, spikes, layer_spikes, synops = [], [], [], [], [], []
@@ -293,8 +303,9 @@ class Simulator:
             layer_spikes.append(np.zeros(n_samples, np.int64))
             synops.append(np.zeros(n_samples, np.int64))
         n_out = int(np.prod(net.layers[out].shape))
+        trace = np.zeros((n_samples, len(readout_steps), n_out), self.pops[out].dtype) if readout_steps else None
         return SimResult(steps, counts, vs, step_counts, layer_spikes, synops, spikes if record else None,
-                         readout_trace=np.zeros((n_samples, steps, n_out), self.pops[out].dtype) if trace else None)
+                         readout_steps=readout_steps, readout_trace=trace)
 
     def _workspace(self, plan: _Plan) -> _Workspace:
         """The buffers for ``plan``, kept from the previous run when the plan is the same."""
@@ -340,17 +351,20 @@ class Simulator:
                     syn_in = torch.from_numpy(spikes).reshape(w * nb, *net.in_shape(i))
                     a = self.synapses[i](syn_in, total, None if st.a is None else st.a[:w * m]).reshape(w, m).numpy()
                 s_out = st.out.fill(w)
-                trace = res.readout_trace is not None and i == out
-                v_trace = np.empty((w if trace else 0, m), pop.dtype)
-                before = st.counts.copy() if trace else None
+                # readout steps that fall in this window: positions in the window and in the result
+                picks = [(t - 1 - t0, k) for k, t in enumerate(res.readout_steps) if t0 < t <= t0 + w] if i == out else []
+                v_trace = np.empty((w if picks else 0, m), pop.dtype)
+                before = st.counts.copy() if picks else None
                 pop.scan(a, biases[i], st.u, st.v, s_out, st.counts, v_trace)
                 res.step_counts[i][t0:t0 + w] += st.out.count(w)
                 n = m // nb
                 if res.spikes is not None:
                     res.spikes[i][rows, t0:t0 + w] = s_out.reshape(w, nb, n).transpose(1, 0, 2) > 0
-                if trace:
-                    total = before + np.cumsum(s_out, axis=0, dtype=np.int64)      # (W, m) spikes so far
-                    res.readout_trace[rows, t0:t0 + w] = (total * pop.vth + v_trace).reshape(w, nb, n).transpose(1, 0, 2)
+                if picks:
+                    at, into = [p[0] for p in picks], [p[1] for p in picks]
+                    total = before + np.cumsum(s_out, axis=0, dtype=np.int64)[at]      # spikes so far
+                    readout = (total * pop.vth + v_trace[at]).reshape(len(at), nb, n)
+                    res.readout_trace[rows, into[0]:into[-1] + 1] = readout.transpose(1, 0, 2)
                 prev = st.out
             for buf in buffers:
                 buf.carry(w)
