@@ -259,3 +259,12 @@ def test_temp_file_of_a_killed_writer_is_removed_by_the_next_write(tmp_path):
     assert not stale.exists()
     assert recent.exists() and live.exists() and other.exists()
     assert json.loads((tmp_path / "report.json").read_text()) == {"ok": True}
+
+
+def test_a_temp_name_with_an_impossible_pid_does_not_block_writes(tmp_path):
+    from neurosim.io.atomic import write_json
+
+    odd = tmp_path / ".report.json.99999999999999999999.abc123xy.tmp"
+    odd.write_text("?")
+    write_json(tmp_path / "report.json", {"ok": 1})
+    assert json.loads((tmp_path / "report.json").read_text()) == {"ok": 1} and odd.exists()

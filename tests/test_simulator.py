@@ -138,3 +138,16 @@ def test_reused_workspace_gives_the_same_results_as_a_fresh_simulator():
         for i in net.neuron_layers:
             np.testing.assert_array_equal(again.spikes[i], fresh.spikes[i])
             np.testing.assert_array_equal(again.v[i], fresh.v[i])
+
+
+def test_spike_input_must_be_binary_and_finite():
+    net = Netlist([Dense((3,), np.full((3, 4), 2.0), CUBA(1))], input_shape=(4,))
+    sim = Simulator(net, "fixed")
+    good = np.zeros((2, 5, 4))
+    good[0, 1, 2] = 1
+    assert sim.run(good, 5).layer_spikes[0].tolist() == [3, 0]
+    assert sim.run(good.astype(bool), 5).layer_spikes[0].tolist() == [3, 0]
+    for bad, message in ((good * 2, "spike input must be 0/1"), (good * np.nan, "NaN or infinite"),
+                         (good.astype(str), "must be numeric")):
+        with pytest.raises(NeurosimError, match=message):
+            sim.run(bad, 5)

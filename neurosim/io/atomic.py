@@ -23,13 +23,14 @@ STALE_AFTER_S = 600.0
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists here; when in doubt (not a valid pid), yes: keep the file."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:          # e.g. another user's process: it exists
+    except (OSError, OverflowError, ValueError):   # another user's process, or no such pid number
         return True
-    return True
+    return pid > 0
 
 
 def remove_stale_temps(path: PathLike) -> list[Path]:

@@ -91,22 +91,12 @@ def check_netlist(net: Netlist, mode: str) -> None:
 
 
 def check_input(net: Netlist, x: np.ndarray, steps: int, mode: str, raw_current: bool = False) -> None:
-    """Refuse samples ``x`` the backend cannot present to ``net`` (shape, values)."""
-    if steps < 1:
-        raise NeurosimError(f"steps must be at least 1, got {steps}")
-    if net.has_input_layer:
-        expect = tuple(net.layers[0].shape)
-    else:
-        expect = (steps, *net.input_shape)
-    if x.ndim != len(expect) + 1 or tuple(x.shape[1:]) != expect or len(x) == 0:
-        raise NeurosimError(f"input has shape {tuple(x.shape)}, the netlist expects (N, *{expect})"
-                            + ("" if net.has_input_layer else " (N samples, time steps first)"))
-    if not np.all(np.isfinite(x)):
-        raise NeurosimError("input samples contain NaN or infinite values")
-    if not net.has_input_layer:
-        if not np.all((x == 0) | (x == 1)):
-            raise NeurosimError("spike input must be 0/1 (Lava's synapses take binary spikes)")
-    elif mode == "fixed":
+    """Refuse samples ``x`` the backend cannot present to ``net`` (shape, values, and Lava's
+    int16 input current)."""
+    net.check_samples(x, steps)
+    if len(x) == 0:
+        raise NeurosimError("no input samples (N = 0)")
+    if net.has_input_layer and mode == "fixed":
         current = np.round(x) if raw_current else net.layers[0].current(x, True)
         check_int16(current, "input current", 0)
 

@@ -42,6 +42,8 @@ from typing import Optional, Union
 
 import numpy as np
 
+from neurosim.errors import NeurosimError
+
 #: Fixed-point constants of Lava's bit-accurate LIF models (Loihi).
 DECAY_BITS = 12            # decays are 12-bit fractions of 4096
 DECAY_UNITY = 1 << DECAY_BITS
@@ -211,6 +213,23 @@ class Netlist:
     @property
     def has_input_layer(self) -> bool:
         return bool(self.layers) and isinstance(self.layers[0], Input)
+
+    def check_samples(self, x: np.ndarray, steps: int) -> None:
+        """Refuse a batch ``x`` this net cannot take, naming what is wrong: with an input layer
+        (N, *input layer shape) of finite numbers; without one, spikes (N, steps, *input_shape)
+        that are all 0 or 1 (the synapses take binary events)."""
+        if steps < 1:
+            raise NeurosimError(f"steps must be at least 1, got {steps}")
+        expect = tuple(self.layers[0].shape) if self.has_input_layer else (steps, *self.input_shape)
+        if x.ndim != len(expect) + 1 or tuple(x.shape[1:]) != expect:
+            raise NeurosimError(f"input has shape {tuple(x.shape[1:])} per sample, the netlist expects {expect}"
+                                + ("" if self.has_input_layer else " (time steps first)"))
+        if x.dtype.kind not in "biuf":
+            raise NeurosimError(f"input must be numeric, got dtype {x.dtype}")
+        if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+            raise NeurosimError("input samples contain NaN or infinite values")
+        if not self.has_input_layer and x.dtype.kind != "b" and not np.all((x == 0) | (x == 1)):
+            raise NeurosimError("spike input must be 0/1 (the synapses take binary spikes)")
 
     @property
     def neuron_layers(self) -> list[int]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Callable
 
 import numpy as np
@@ -23,6 +23,7 @@ from numba import njit
 
 from neurosim.dynamics import lif
 from neurosim.dynamics.lif import current_fixed, current_float, voltage_fixed, voltage_float
+from neurosim.netlist import schema
 
 #: Neurons per inner loop (their u and v: 8 KiB in all).
 BLOCK = 512
@@ -31,9 +32,20 @@ MIN_PARALLEL_WORK = 1 << 16
 
 
 #: Numba's on-disk cache keys a kernel on its own bytecode and closure, not on the functions
-#: it calls; the hash of the dynamics' source, a closure variable, makes an edit of
-#: ``lif.py`` recompile the kernels instead of reusing stale machine code.
-_DYNAMICS_SOURCE = hashlib.sha256(inspect.getsource(lif).encode()).hexdigest()
+#: it calls or the constants they import; the hash of the dynamics' source and of the schema
+#: (its constants: state bits, decay unity), a closure variable, makes an edit of either
+#: recompile the kernels instead of reusing stale machine code.
+_DYNAMICS_SOURCE = hashlib.sha256((inspect.getsource(lif) + inspect.getsource(schema)).encode()).hexdigest()
+
+
+def _compile(fn: Callable) -> Callable:
+    """``njit(nogil=True)``, cached on disk where Numba finds a writable cache folder
+    (``__pycache__`` next to this file, else the user's cache); compiled afresh in every
+    process otherwise (a read-only install with an unwritable home)."""
+    try:
+        return njit(nogil=True, cache=True)(fn)
+    except RuntimeError:            # "cannot cache function ...: no locator available"
+        return njit(nogil=True)(fn)
 
 
 def _make_kernel(current: Callable, voltage: Callable, cast: Callable, state: type,
@@ -83,7 +95,7 @@ def _make_kernel(current: Callable, voltage: Callable, cast: Callable, state: ty
             u[b0:b0 + n] = ub[:n]
             v[b0:b0 + n] = vb[:n]
             counts[b0:b0 + n] = cb[:n]
-    return njit(nogil=True, cache=True)(kernel)
+    return _compile(kernel)
 
 
 #: Lava ``fixed_pt`` arithmetic on int64 state.
@@ -91,8 +103,7 @@ scan_fixed = _make_kernel(current_fixed, voltage_fixed, np.int64, np.int64)
 #: Lava ``floating_pt`` arithmetic on float64 state.
 scan_float = _make_kernel(current_float, voltage_float, np.float64, np.float64)
 
-@njit(nogil=True, cache=True)
-def dense_events(s, wt, out, lo, hi):
+def _dense_events(s, wt, out, lo, hi):
     """Event-driven dense synapse on rows ``lo:hi``: ``out[r] = sum of wt[j] over j with s[r, j] != 0``.
 
     ``s`` (R, n_in) float32 spikes (0/1), ``wt`` (n_in, n_out) the transposed weights,
@@ -119,6 +130,8 @@ def dense_events(s, wt, out, lo, hi):
                 for k in range(n_out):
                     o[k] += w[k]
 
+
+dense_events = _compile(_dense_events)
 
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
@@ -150,8 +163,11 @@ def parallel(kernel: Callable, args: tuple, m: int, work: int, align: int = 1) -
         _pool, _pool_size = ThreadPoolExecutor(max_workers=n, thread_name_prefix="neurosim-kernel"), n
     per = -(-m // n // align) * align
     futures = [_pool.submit(kernel, *args, lo, min(lo + per, m)) for lo in range(0, m, per)]
-    for f in futures:
-        f.result()
+    try:
+        for f in futures:
+            f.result()
+    finally:                        # e.g. Ctrl-C: no thread may still write into the caller's buffers
+        wait(futures)
 
 
 def scan(kernel: Callable, a: np.ndarray, bias: np.ndarray, vth, i_decay: int, v_decay: int,

@@ -5,9 +5,14 @@ synaptic input of a layer for every step of the window is one batched linear map
 of the previous layer's spikes, shifted by the one-step synaptic delay; then a compiled
 kernel (:mod:`neurosim.sim.kernels`) scans the neurons over the window with the step
 functions of :mod:`neurosim.dynamics.lif`. This is exact, because no layer feeds back. The
-batch is cut into chunks and time into windows so that every temporary stays below
-``workspace_bytes``: memory is bounded for any batch size and ``T``, and buffers are reused
-while they are warm in cache.
+batch is cut into chunks and time into windows so that the spike buffers of all layers stay
+within ``workspace_bytes`` (a layer's synaptic input and a conv's output add about as much
+again): memory is bounded for any batch size and ``T``, and the buffers, kept by the
+:class:`Simulator` between runs, stay mapped and warm in cache.
+
+In ``fixed`` mode, and in ``float`` mode for integer weights, the results do not depend on
+how the run is cut (all sums are exact). For real-valued weights in ``float`` mode a GEMM's
+summation order, which follows the chunk size, can change the last bits of ``v``.
 """
 from __future__ import annotations
 
@@ -202,7 +207,11 @@ class _Workspace:
 
 
 class Simulator:
-    """Run a :class:`Netlist` on batches in ``fixed`` (Lava ``fixed_pt``) or ``float`` mode."""
+    """Run a :class:`Netlist` on batches in ``fixed`` (Lava ``fixed_pt``) or ``float`` mode.
+
+    A simulator reuses its buffers from run to run: run one at a time per instance (use one
+    instance per thread).
+    """
 
     def __init__(self, net: Netlist, mode: str = "fixed", workspace_bytes: int = WORKSPACE_BYTES) -> None:
         if mode not in MODES:
@@ -257,17 +266,7 @@ class Simulator:
         memory does not grow with the net's size times the batch.
         """
         x = np.asarray(x)
-        if x.dtype.kind not in "biuf":
-            raise NeurosimError(f"input must be numeric, got dtype {x.dtype}")
-        if steps < 1:
-            raise NeurosimError(f"steps must be at least 1, got {steps}")
-        if self.net.has_input_layer:
-            expect = tuple(self.net.layers[0].shape)
-        else:
-            expect = (steps, *self.net.input_shape)
-        if x.shape[1:] != expect:
-            raise NeurosimError(f"input has shape {x.shape[1:]} per sample, the netlist expects {expect}"
-                                + ("" if self.net.has_input_layer else " (time steps first)"))
+        self.net.check_samples(x, steps)
         readout_steps = tuple(sorted({int(t) for t in readout_steps}))
         if readout_steps and not 1 <= readout_steps[0] <= readout_steps[-1] <= steps:
             raise NeurosimError(f"readout_steps must lie in 1..{steps}, got {readout_steps[0]}..{readout_steps[-1]}")

@@ -1,6 +1,7 @@
 """Synaptic arithmetic of each layer type, per numeric mode, on batched PyTorch tensors.
 
-``float``: the exact linear map (dense matmul, cross-correlation, sum pooling) in float64.
+``float``: the linear map (dense matmul, cross-correlation, sum pooling), in float64 for
+real-valued weights.
 ``fixed``: the same map on integer mantissas, then what Lava's ``fixed_pt`` synapse models do:
 ``dense`` weights are mapped to Loihi's synapse exactly as netx and Lava do it (:func:`loihi_dense`;
 lossless for integer weights in [-256, 254]);
@@ -106,10 +107,10 @@ class Synapse:
         if isinstance(layer, Dense) and self.weight_exp:
             self.bound *= 2.0 ** self.weight_exp
         self.wraps = not isinstance(layer, Dense) and self.bound >= 2 ** (STATE_BITS - 1)
-        #: (in, out) weights for the event-driven path: exact float32 dense layers only,
-        #: because it sums in another order than the GEMM
         #: whether ``__call__`` writes into an ``out`` buffer (dense layers; torch's conv cannot)
         self.fills_out = isinstance(layer, Dense)
+        #: (in, out) weights for the event-driven path: exact float32 dense layers only,
+        #: because it sums in another order than the GEMM
         self.weight_t = (np.ascontiguousarray(self.weight.numpy().T) if isinstance(layer, Dense)
                          and self.dtype == torch.float32 and len(w) >= EVENT_MIN_OUTPUTS else None)
 
