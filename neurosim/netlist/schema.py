@@ -226,9 +226,10 @@ class Netlist:
                                 + ("" if self.has_input_layer else " (time steps first)"))
         if x.dtype.kind not in "biuf":
             raise NeurosimError(f"input must be numeric, got dtype {x.dtype}")
-        if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
-            raise NeurosimError("input samples contain NaN or infinite values")
-        if not self.has_input_layer and x.dtype.kind != "b" and not np.all((x == 0) | (x == 1)):
+        if self.has_input_layer:
+            if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+                raise NeurosimError("input samples contain NaN or infinite values")
+        elif x.dtype.kind != "b" and not np.all((x == 0) | (x == 1)):     # NaN and inf fail too
             raise NeurosimError("spike input must be 0/1 (the synapses take binary spikes)")
 
     @property
