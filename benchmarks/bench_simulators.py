@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from tqdm.auto import tqdm  # noqa: E402
 from nets import (  # noqa: E402
     REFERENCE_DIR, REFERENCE_NETS, build_cifar_vgg, build_dense, describe, load_net, neuron_count,
 )
+from neurosim.lava.runner import shm_snapshot, stop_group  # noqa: E402  (no Lava import)
 
 WORKER = HERE / "bench_worker.py"
 RESULTS = HERE / "results"
@@ -94,46 +94,6 @@ TARGET_PEAK_GB = 2.0
 
 # ----------------------------------------------------------------------------- children
 
-def _shm_names() -> set[str]:
-    try:
-        return set(os.listdir("/dev/shm"))
-    except OSError:
-        return set()
-
-
-def _mapped_shm() -> set[str]:
-    names = set()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            maps = Path(entry.path, "maps").read_text()
-        except OSError:
-            continue
-        for line in maps.splitlines():
-            i = line.find("/dev/shm/")
-            if i >= 0:
-                names.add(line[i + 9:].split(" (deleted)")[0])
-    return names
-
-
-def _cleanup_shm(before: set[str]) -> int:
-    """After killing a Lava child: unlink /dev/shm files it created that no live process maps."""
-    new = _shm_names() - before
-    if not new:
-        return 0
-    in_use, removed = _mapped_shm(), 0
-    for name in new - in_use:
-        path = Path("/dev/shm", name)
-        try:
-            if path.stat().st_uid == os.getuid():
-                path.unlink()
-                removed += 1
-        except OSError:
-            pass
-    return removed
-
-
 def run_child(mode: str, spec: dict, timeout: float, workdir: Path) -> dict:
     """Run one measurement in a fresh process (own session); kill its group on timeout."""
     fd, spec_path = tempfile.mkstemp(suffix=".json", dir=workdir)
@@ -141,7 +101,7 @@ def run_child(mode: str, spec: dict, timeout: float, workdir: Path) -> dict:
     out_path = Path(spec_path).with_suffix(".out.json")
     log_path = Path(spec_path).with_suffix(".log")
     Path(spec_path).write_text(json.dumps(spec))
-    shm_before = _shm_names() if mode.startswith("lava") else set()
+    shm_before = shm_snapshot()
     t0 = time.perf_counter()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, str(WORKER), mode, spec_path, str(out_path)],
@@ -152,21 +112,12 @@ def run_child(mode: str, spec: dict, timeout: float, workdir: Path) -> dict:
             timed_out = False
         except subprocess.TimeoutExpired:
             timed_out = True
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
+            removed = stop_group(proc, shm_before)
         except BaseException:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
+            stop_group(proc, shm_before)
             raise
     wall = time.perf_counter() - t0
     if timed_out:
-        removed = _cleanup_shm(shm_before) if mode.startswith("lava") else 0
         result = {"ok": False, "error": f"timed out after {timeout:g} s (killed"
                   + (f", removed {removed} leaked /dev/shm segments)" if removed else ")")}
     elif out_path.exists():

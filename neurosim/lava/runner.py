@@ -177,7 +177,7 @@ def _run_guarded(jobdir: Path, n_samples: int, timeout: float, progress: bool, t
     """Run the worker on ``jobdir``; return when it succeeded, else clean up and raise."""
     from tqdm.auto import tqdm
 
-    shm_before = _shm_names()
+    shm_before = shm_snapshot()
     env = dict(os.environ)
     root = str(Path(neurosim.__file__).resolve().parent.parent)
     paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
@@ -222,13 +222,13 @@ def _run_guarded(jobdir: Path, n_samples: int, timeout: float, progress: bool, t
                 break
             time.sleep(POLL_S)
     except BaseException:                 # KeyboardInterrupt etc.: clean up, then re-raise
-        _remove_shm(shm_before, _kill_group(pgid, child))
+        stop_group(child, shm_before)
         raise
     finally:
         bar.close()
     # Always: kill what is left of the group (a successful worker leaves nothing, or zombies),
     # and remove the shared memory the killed processes held.
-    removed = _remove_shm(shm_before, _kill_group(pgid, child))
+    removed = stop_group(child, shm_before)
     if failure is not None:
         if removed:
             failure += f"; removed {removed} leaked /dev/shm segment(s)"
@@ -348,6 +348,18 @@ def _kill_group(pgid: int, child: subprocess.Popen) -> set[str]:
     except subprocess.TimeoutExpired:
         pass
     return held
+
+
+def stop_group(child: subprocess.Popen, shm_before: set[str]) -> int:
+    """Kill every process of ``child``'s group (it was started with ``start_new_session``) and
+    unlink the /dev/shm segments they leaked (new since ``shm_before``, see
+    :func:`shm_snapshot`); returns how many were removed."""
+    return _remove_shm(shm_before, _kill_group(child.pid, child))
+
+
+def shm_snapshot() -> set[str]:
+    """Names in /dev/shm now: what a later :func:`stop_group` must leave alone."""
+    return _shm_names()
 
 
 def _shm_names() -> set[str]:
