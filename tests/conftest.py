@@ -33,6 +33,17 @@ def conv_net() -> Netlist:
     return small_conv_net()
 
 
+def assert_same_layer(a, b) -> None:
+    """Same layer type and every field equal (arrays element for element)."""
+    assert type(a) is type(b)
+    for key, va in vars(a).items():
+        vb = getattr(b, key)
+        if isinstance(va, np.ndarray):
+            np.testing.assert_array_equal(va, vb, err_msg=key)
+        else:
+            assert va == vb, (key, va, vb)
+
+
 def needs_shared(*parts: str) -> Path:
     """Path below ../shared, or skip the test with the reason when it is absent."""
     path = SHARED.joinpath(*parts)

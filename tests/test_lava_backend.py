@@ -31,7 +31,7 @@ from neurosim.netlist.schema import (
     CUBA, NETX_DENSE_WITHOUT_NEURON, RMP, Conv, Dense, Flatten, Input, Netlist, Pool,
 )
 from neurosim.sim.simulator import Simulator
-from tests.conftest import small_conv_net
+from tests.conftest import assert_same_layer, small_conv_net
 
 ROOT = Path(__file__).resolve().parents[1]
 T = 12          # steps per sample
@@ -268,14 +268,9 @@ def test_layout_and_codec_roundtrip():
         desc, arrays = encode_net(net)
         back = decode_net(desc, arrays)
         assert back.input_shape == net.input_shape
+        assert len(back.layers) == len(net.layers)
         for l1, l2 in zip(net.layers, back.layers):
-            assert type(l1) is type(l2)
-            for key, value in vars(l1).items():
-                other = getattr(l2, key)
-                if isinstance(value, np.ndarray):
-                    np.testing.assert_array_equal(value, other)
-                else:
-                    assert value == other, (key, value, other)
+            assert_same_layer(l1, l2)
 
 
 def test_ungrouped_conv_weight_is_equivalent():

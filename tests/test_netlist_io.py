@@ -8,17 +8,7 @@ import pytest
 from neurosim.errors import NetlistError
 from neurosim.netlist import hdf5
 from neurosim.netlist.schema import CUBA, RMP, Dense, Input, Netlist
-from tests.conftest import small_conv_net
-
-
-def _same(a, b) -> None:
-    assert type(a) is type(b)
-    for key, va in vars(a).items():
-        vb = getattr(b, key)
-        if isinstance(va, np.ndarray):
-            np.testing.assert_array_equal(va, vb)
-        else:
-            assert va == vb, key
+from tests.conftest import assert_same_layer, small_conv_net
 
 
 def test_round_trip_keeps_every_field(tmp_path):
@@ -29,7 +19,7 @@ def test_round_trip_keeps_every_field(tmp_path):
     assert back.meta == net.meta
     assert len(back.layers) == len(net.layers)
     for a, b in zip(net.layers, back.layers):
-        _same(a, b)
+        assert_same_layer(a, b)
 
 
 def test_file_uses_netx_layout(tmp_path):
