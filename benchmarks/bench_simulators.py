@@ -48,6 +48,7 @@ from nets import (  # noqa: E402
     REFERENCE_DIR, REFERENCE_NETS, build_cifar_vgg, build_dense, describe, load_net, neuron_count,
 )
 from neurosim.lava.runner import shm_snapshot, stop_group  # noqa: E402  (no Lava import)
+from neurosim.netlist.schema import Population  # noqa: E402
 
 WORKER = HERE / "bench_worker.py"
 RESULTS = HERE / "results"
@@ -196,11 +197,17 @@ def net_info(name: str, entry: dict) -> dict:
     net = entry["net"]
     return {"path": entry["path"], "layers": describe(net), "neurons": neuron_count(net),
             "neuron_types": sorted(net.neuron_types), "input_layer": net.has_input_layer,
-            "synapses": int(sum(np.size(l.weight) for l in net.layers if hasattr(l, "weight")
-                                and not np.isscalar(l.weight) and np.ndim(l.weight) > 0)),
+            "synapses": weight_count(net),
             "thresholds": [None if not hasattr(l, "neuron") else float(l.neuron.vThMant) for l in net.layers],
             "input_values": int(np.prod(net.layers[0].shape)) if net.has_input_layer
             else int(np.prod(net.input_shape))}
+
+
+def weight_count(net) -> int:
+    """Stored weights of every projection (an identity's scalar weight and the input layer's
+    ``weight * x + bias`` do not count; a pool counts its one shared kernel)."""
+    return int(sum(np.size(p.synapse.weight) for l in net.layers if isinstance(l, Population)
+                   for p in l.projections if np.ndim(p.synapse.weight) > 0))
 
 
 def estimate_gb(engine: str, net, batch: int, steps: int) -> float:
@@ -653,7 +660,7 @@ def scaling(args, profile: dict, nets: dict, workdir: Path, bar) -> dict:
         spec = _spec(args, f"dense_w{width}", path, profile["steps"], batch=sw["batch"],
                      min_time=profile["min_time"], max_reps=profile["max_reps"])
         res = run_child("sim", spec, profile["child_timeout"], workdir)
-        res.update(width=width, batch=sw["batch"], synapses=int(sum(np.size(l.weight) for l in net.layers)),
+        res.update(width=width, batch=sw["batch"], synapses=weight_count(net),
                    thresholds=[int(l.neuron.vThMant) for l in net.layers])
         rows.append(res)
         bar.update(1)

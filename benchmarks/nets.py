@@ -13,6 +13,7 @@ rebuild exactly the batch the parent asked for without passing arrays around.
 """
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import math
 from dataclasses import dataclass
@@ -21,9 +22,8 @@ from typing import Optional
 
 import numpy as np
 
-from neurosim.netlist.schema import (
-    CUBA, RMP, Conv, Dense, Flatten, Input, Netlist, Pool, conv_output_hw,
-)
+from neurosim.netlist import build
+from neurosim.netlist.schema import CUBA, RMP, Flatten, Input, Netlist, Population, conv_output_hw
 
 REFERENCE_DIR = Path("/work/shared/netx-reference")
 MNIST_DIR = Path("/work/shared/datasets/mnist")
@@ -153,6 +153,7 @@ def calibrate_thresholds(net: Netlist, current: np.ndarray, steps: int, target: 
     ``current``: the input current (N, *shape) for nets with an input layer, else spikes
     (N, T, *input_shape). Each layer is simulated alone (float mode) on the spikes of the
     already calibrated layer before it; its mean synaptic input per step sets its threshold.
+    Chains only: every population has one projection from the layer just before.
     """
     import torch
 
@@ -161,6 +162,13 @@ def calibrate_thresholds(net: Netlist, current: np.ndarray, steps: int, target: 
 
     n = len(current)
     layers = list(net.layers)
+    for i, layer in enumerate(layers):
+        if isinstance(layer, Population) and (len(layer.projections) != 1 or layer.schedule is not None
+                                              or net.source_of(i, layer.projections[0].source) != i - 1):
+            raise ValueError(f"layer {i}: calibrate_thresholds takes chains only (one projection from "
+                             "the layer before, no schedule)")
+        if isinstance(layer, Flatten) and net.source_of(i, layer.source) != i - 1:
+            raise ValueError(f"layer {i}: calibrate_thresholds takes chains only")
     s_prev = None if net.has_input_layer else np.asarray(current, dtype=np.float64)
     for i, layer in enumerate(layers):
         if isinstance(layer, Flatten):
@@ -169,13 +177,11 @@ def calibrate_thresholds(net: Netlist, current: np.ndarray, steps: int, target: 
         if isinstance(layer, Input):
             drive = np.asarray(current, dtype=np.float64).reshape(n, -1).mean(0)
         else:
-            a = Synapse(layer, fixed=False)(torch.as_tensor(s_prev.reshape(-1, *net.in_shape(i))))
+            a = Synapse(layer.synapse, net.in_shape(i), fixed=False)(
+                torch.as_tensor(s_prev.reshape(-1, *net.in_shape(i))))
             drive = a.reshape(n, steps, -1).numpy().mean(axis=(0, 1))
-        old = layer.neuron
         vth = _solve_threshold(drive, target)
-        neuron = RMP(vThMant=vth, vDecay=old.vDecay) if isinstance(old, RMP) else CUBA(
-            vThMant=vth, iDecay=old.iDecay, vDecay=old.vDecay)
-        layers[i] = _with_neuron(layer, neuron)
+        layers[i] = _with_neuron(layer, dataclasses.replace(layer.neuron, vThMant=vth))
         if i == len(layers) - 1:
             break
         if isinstance(layer, Input):
@@ -190,7 +196,6 @@ def calibrate_thresholds(net: Netlist, current: np.ndarray, steps: int, target: 
 
 
 def _with_neuron(layer, neuron):
-    import dataclasses
     return dataclasses.replace(layer, neuron=neuron)
 
 
@@ -218,19 +223,19 @@ def build_cifar_vgg(seed: int = 0, width: float = 1.0, hw: int = 32, neuron: str
         w = _even_int_weights(rng, (c_out, shape[0], 3, 3), sigma=max(4.0, 512 / math.sqrt(fan_in)),
                               mean=2.0)
         shape = (c_out, *conv_output_hw(shape[1:], (3, 3), (1, 1), (1, 1)))
-        layers.append(Conv(shape=shape, weight=w, neuron=make_neuron(), padding=(1, 1)))
+        layers.append(build.conv(shape, w, make_neuron(), padding=(1, 1)))
 
     def pool():
         nonlocal shape
         shape = (shape[0], *conv_output_hw(shape[1:], (2, 2), (2, 2), (0, 0)))
-        layers.append(Pool(shape=shape, weight=np.full((2, 2), 64.0), neuron=make_neuron()))
+        layers.append(build.pool(shape, np.full((2, 2), 64.0), make_neuron()))
 
     def dense(n_out):
         nonlocal shape
         n_in = int(np.prod(shape))
         w = _even_int_weights(rng, (n_out, n_in), sigma=max(4.0, 512 / math.sqrt(n_in)), mean=1.0)
         shape = (n_out,)
-        layers.append(Dense(shape=shape, weight=w, neuron=make_neuron()))
+        layers.append(build.dense(shape, w, make_neuron()))
 
     conv(c1), conv(c1), pool(), conv(c2), pool()
     layers.append(Flatten(shape=(int(np.prod(shape)),)))
@@ -248,8 +253,8 @@ def build_dense(width: int, seed: int = 0, n_in: int = 200, n_out: int = 200,
     rng = np.random.default_rng(seed)
     w1 = _even_int_weights(rng, (width, n_in), sigma=64, mean=4.0)
     w2 = _even_int_weights(rng, (n_out, width), sigma=max(4.0, 64 * math.sqrt(256 / width)), mean=2.0)
-    layers = [Dense(shape=(width,), weight=w1, neuron=CUBA(vThMant=1, iDecay=4096, vDecay=415)),
-              Dense(shape=(n_out,), weight=w2, neuron=CUBA(vThMant=1, iDecay=4096, vDecay=409))]
+    layers = [build.dense((width,), w1, CUBA(vThMant=1, iDecay=4096, vDecay=415)),
+              build.dense((n_out,), w2, CUBA(vThMant=1, iDecay=4096, vDecay=409))]
     net = Netlist(layers=layers, input_shape=(n_in,), meta={"benchmark": f"dense_w{width}"})
     spikes = (np.random.default_rng(seed + 1).random((calib_samples, calib_steps, n_in)) < 0.1).astype(float)
     return calibrate_thresholds(net, spikes, calib_steps, target_rate)
@@ -261,7 +266,10 @@ def describe(net: Netlist) -> str:
     for layer in net.layers:
         if isinstance(layer, Flatten):
             continue
-        kind = {"input": "in", "dense": "fc", "conv": "conv", "pool": "pool"}[layer.type_name]
+        kind = {"input": "in", "dense": "fc", "conv": "conv", "pool": "pool",
+                "identity": "id"}.get(layer.type_name, layer.type_name)
+        if isinstance(layer, Population) and len(layer.projections) > 1:
+            kind += f"[{len(layer.projections)}proj]"
         parts.append(f"{kind}{'x'.join(str(s) for s in layer.shape)}")
     return "-".join(parts)
 

@@ -21,7 +21,12 @@ neuron with the default ``scale = 1 << 6`` works in units of ``1/64`` mantissa:
 * the neuron state is integrated in integers of ``s_scale = 64 * 64`` (``leaky_integrator``),
   i.e. the same 2**-6-mantissa state units as Lava's fixed-point LIF.
 
-Mapping per layer type:
+Only chains are mapped (a SLAYER model here is a sequence of blocks): :func:`check_chain`
+refuses a population with more than one projection (a join), a projection or flatten whose
+source is not the layer just before, a per-step schedule (SLAYER's blocks have no per-step
+scale or bias) and a soft-reset ``CUBA`` neuron (SLAYER's CUBA resets hard).
+
+Mapping per layer type (a population by the synapse kind of its one projection):
 
 * ``input``  -> ``block.cuba.Input`` (its neuron integrates the input current; the block's
   ``pre_hook_fx`` is replaced by the identity so the current is not quantized). The model takes
@@ -31,7 +36,8 @@ Mapping per layer type:
 * ``conv``   -> ``block.cuba.Conv`` (same cross-correlation weight layout (out, in, kh, kw) + a
   trailing time axis of 1);
 * ``pool``   -> ``block.cuba.Pool`` with the netlist's (kh, kw) kernel loaded into its weight;
-* ``flatten``-> ``block.cuba.Flatten``.
+* ``flatten``-> ``block.cuba.Flatten``;
+* ``identity`` (and any other kind) has no SLAYER block: refused.
 * Neuron biases (netx ``bias_mant``, added to v every step) have no SLAYER block argument; they
   are added to the neuron's current through SLAYER's ``norm`` hook (applied after the current
   dynamics, before the voltage integration), i.e. ``v += bias`` every step, as in Lava.
@@ -54,9 +60,8 @@ import numpy as np
 import torch
 
 from lava.lib.dl import slayer
-from neurosim.netlist.schema import (
-    CUBA, DECAY_UNITY, RMP, Conv, Dense, Flatten, Input, Netlist, Neuron, Pool,
-)
+from neurosim.netlist.schema import CUBA, DECAY_UNITY, RMP, Flatten, Input, Netlist, Neuron, Population
+from neurosim.netlist.synapses import Conv, Dense, Pool
 
 #: SLAYER CUBA neuron scale: state and weights in units of 1/64 mantissa.
 SCALE = 1 << 6
@@ -97,6 +102,34 @@ def neuron_params(neuron: Neuron, bias: Optional[np.ndarray] = None) -> dict:
     return params
 
 
+def check_chain(net: Netlist) -> None:
+    """Refuse (``ValueError``, naming the layer) what a chain of SLAYER CUBA blocks cannot
+    express: more than one projection into a population, a source other than the layer just
+    before, a per-step schedule, a soft-reset CUBA neuron."""
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, Input):
+            neuron, sources = layer.neuron, []
+        elif isinstance(layer, Flatten):
+            neuron, sources = None, [layer.source]
+        elif isinstance(layer, Population):
+            if len(layer.projections) != 1:
+                raise ValueError(f"layer {i}: {len(layer.projections)} projections; SLAYER blocks form a "
+                                 "chain and take one input each (joins of residual nets are not mapped)")
+            if layer.schedule is not None:
+                raise ValueError(f"layer {i}: a per-step schedule (scale/bias per step) has no SLAYER "
+                                 "block equivalent")
+            neuron, sources = layer.neuron, [layer.projections[0].source]
+        else:
+            raise TypeError(f"layer {i}: {type(layer).__name__} has no SLAYER block here")
+        for src in sources:
+            if net.source_of(i, src) != i - 1:
+                raise ValueError(f"layer {i}: source {net.source_of(i, src)} is not the layer before "
+                                 f"({i - 1}); SLAYER blocks form a chain")
+        if isinstance(neuron, CUBA) and neuron.soft:
+            raise ValueError(f"layer {i}: CUBA with reset='soft' cannot be expressed by SLAYER's CUBA "
+                             "neuron (it resets hard)")
+
+
 def _lossless_8bit(weights: Sequence[np.ndarray]) -> bool:
     """True when SLAYER's ``quantize_8bit`` hook leaves every weight unchanged."""
     for w in weights:
@@ -117,8 +150,10 @@ class SlayerNet(torch.nn.Module):
 
     def __init__(self, net: Netlist, quantize="auto", delay_shift: bool = True) -> None:
         super().__init__()
+        check_chain(net)
         self.net = net
-        weights = [l.weight for l in net.layers if isinstance(l, (Dense, Conv, Pool))]
+        weights = [l.synapse.weight for l in net.layers
+                   if isinstance(l, Population) and isinstance(l.synapse, (Dense, Conv, Pool))]
         self.quantized = _lossless_8bit(weights) if quantize == "auto" else bool(quantize)
         hook = {} if self.quantized else {"pre_hook_fx": None}
         self.proxy_rmp = any(isinstance(getattr(l, "neuron", None), RMP) for l in net.layers)
@@ -132,36 +167,41 @@ class SlayerNet(torch.nn.Module):
                 block.pre_hook_fx = lambda x: x     # the input current is fed exactly
             elif isinstance(layer, Flatten):
                 block = slayer.block.cuba.Flatten()
-            elif isinstance(layer, Dense):
-                n_out, n_in = layer.weight.shape
+            elif isinstance(layer.synapse, Dense):
+                syn = layer.synapse
+                n_out, n_in = syn.weight.shape
                 flat_in = len(in_shape) > 1
                 block = slayer.block.cuba.Dense(
                     neuron_params(layer.neuron, layer.bias), n_in, n_out,
                     delay_shift=delay_shift, **hook)
                 block.synapse.weight.data = torch.as_tensor(
-                    np.asarray(layer.weight, dtype=np.float32) / SCALE).reshape(n_out, n_in, 1, 1, 1)
-            elif isinstance(layer, Conv):
-                out_c, in_per_group, kh, kw = layer.weight.shape
+                    np.asarray(syn.weight, dtype=np.float32) / SCALE).reshape(n_out, n_in, 1, 1, 1)
+            elif isinstance(layer.synapse, Conv):
+                syn = layer.synapse
+                out_c, in_per_group, kh, kw = syn.weight.shape
                 bias = None if layer.bias is None else np.asarray(layer.bias)
                 block = slayer.block.cuba.Conv(
-                    neuron_params(layer.neuron, bias), in_per_group * layer.groups, out_c, (kh, kw),
-                    stride=tuple(layer.stride), padding=tuple(layer.padding),
-                    dilation=tuple(layer.dilation), groups=layer.groups,
+                    neuron_params(layer.neuron, bias), in_per_group * syn.groups, out_c, (kh, kw),
+                    stride=tuple(syn.stride), padding=tuple(syn.padding),
+                    dilation=tuple(syn.dilation), groups=syn.groups,
                     delay_shift=delay_shift, **hook)
                 block.synapse.weight.data = torch.as_tensor(
-                    np.asarray(layer.weight, dtype=np.float32) / SCALE).reshape(out_c, in_per_group, kh, kw, 1)
-            elif isinstance(layer, Pool):
-                kh, kw = layer.kernel_size
+                    np.asarray(syn.weight, dtype=np.float32) / SCALE).reshape(out_c, in_per_group, kh, kw, 1)
+            elif isinstance(layer.synapse, Pool):
+                syn = layer.synapse
+                if layer.bias is not None and np.any(layer.bias):
+                    raise ValueError(f"layer {i}: a bias on a pool layer is not mapped (SLAYER's Pool block)")
+                kh, kw = syn.kernel_size
                 block = slayer.block.cuba.Pool(
-                    neuron_params(layer.neuron), (kh, kw), stride=tuple(layer.stride),
-                    padding=tuple(layer.padding), delay_shift=delay_shift, **hook)
+                    neuron_params(layer.neuron), (kh, kw), stride=tuple(syn.stride),
+                    padding=tuple(syn.padding), delay_shift=delay_shift, **hook)
                 block.synapse.weight.data = torch.as_tensor(
-                    np.asarray(layer.weight, dtype=np.float32) / SCALE).reshape(1, 1, kh, kw, 1)
-                if (in_shape[1] % kh or in_shape[2] % kw) and tuple(layer.padding) != (0, 0):
+                    np.asarray(syn.weight, dtype=np.float32) / SCALE).reshape(1, 1, kh, kw, 1)
+                if (in_shape[1] % kh or in_shape[2] % kw) and tuple(syn.padding) != (0, 0):
                     raise ValueError(f"layer {i}: SLAYER's pool pads odd inputs itself; padded pooling "
                                      "of an odd input is not mapped")
             else:
-                raise TypeError(f"layer {i}: {type(layer).__name__} has no SLAYER block here")
+                raise TypeError(f"layer {i}: the '{layer.type_name}' synapse has no SLAYER block here")
             blocks.append(block)
             self.flatten_before.append(flat_in)
         self.blocks = torch.nn.ModuleList(blocks)

@@ -145,8 +145,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from neurosim.netlist import hdf5
-    from neurosim.netlist.schema import Flatten, Input
+    from neurosim.netlist.schema import Flatten, Population
 
     net = hdf5.load(args.netlist)
     print(f"{args.netlist}: {len(net.layers)} layers, neuron types {', '.join(sorted(net.neuron_types))}")
@@ -154,9 +156,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
         extra = ""
         if not isinstance(layer, Flatten):
             n = layer.neuron
-            extra = f"{n.type_name} vThMant={n.vThMant}"
-            if not isinstance(layer, Input):
-                extra += f"  weight {tuple(layer.weight.shape)}"
+            extra = f"{n.type_name} vThMant={n.vThMant} reset={n.reset}"
+        if isinstance(layer, Population):
+            extra += "  " + " + ".join(f"{kind.type_name}{tuple(np.shape(kind.weight))} from "
+                                       f"{'input' if src < 0 else src}" for src, kind in net.inputs(i))
+            if layer.schedule is not None:
+                extra += f"  schedule of {layer.schedule.steps} steps"
         print(f"  {i:2d} {layer.type_name:8s} shape {str(tuple(layer.shape)):16s} {extra}")
     return 0
 

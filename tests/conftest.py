@@ -1,6 +1,7 @@
 """Shared fixtures: small hand-made netlists and the shared-data location."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
 
-from neurosim.netlist.schema import CUBA, RMP, Conv, Dense, Flatten, Input, Netlist, Pool  # noqa: E402
+from neurosim.netlist import CUBA, RMP, Flatten, Input, Netlist, conv, dense, pool  # noqa: E402
 
 
 def small_conv_net(seed: int = 0, neuron=RMP) -> Netlist:
@@ -20,11 +21,11 @@ def small_conv_net(seed: int = 0, neuron=RMP) -> Netlist:
     mk = (lambda v: RMP(v)) if neuron is RMP else (lambda v: CUBA(v, iDecay=1024, vDecay=512))
     return Netlist([
         Input((1, 6, 6), mk(100), weight=128.0),
-        Conv((4, 6, 6), 2 * rng.integers(-40, 60, (4, 1, 3, 3)).astype(float), mk(120), padding=(1, 1),
+        conv((4, 6, 6), 2 * rng.integers(-40, 60, (4, 1, 3, 3)).astype(float), mk(120), padding=(1, 1),
              bias=rng.integers(-5, 10, 4).astype(float)),
-        Pool((4, 3, 3), np.full((2, 2), 2.0), mk(5)),
+        pool((4, 3, 3), np.full((2, 2), 2.0), mk(5)),
         Flatten((36,)),
-        Dense((5,), 2 * rng.integers(-60, 60, (5, 36)).astype(float), mk(90), bias=rng.integers(-3, 3, 5).astype(float)),
+        dense((5,), 2 * rng.integers(-60, 60, (5, 36)).astype(float), mk(90), bias=rng.integers(-3, 3, 5).astype(float)),
     ])
 
 
@@ -33,15 +34,21 @@ def conv_net() -> Netlist:
     return small_conv_net()
 
 
-def assert_same_layer(a, b) -> None:
-    """Same layer type and every field equal (arrays element for element)."""
-    assert type(a) is type(b)
-    for key, va in vars(a).items():
-        vb = getattr(b, key)
-        if isinstance(va, np.ndarray):
-            np.testing.assert_array_equal(va, vb, err_msg=key)
-        else:
-            assert va == vb, (key, va, vb)
+def assert_same_layer(a, b, where: str = "layer") -> None:
+    """Same class and every field equal, recursively (projections, synapses, schedules;
+    arrays element for element)."""
+    assert type(a) is type(b), (where, type(a), type(b))
+    if dataclasses.is_dataclass(a):
+        for f in dataclasses.fields(a):
+            assert_same_layer(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}")
+    elif isinstance(a, np.ndarray):
+        np.testing.assert_array_equal(a, b, err_msg=where)
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), (where, a, b)
+        for k, (x, y) in enumerate(zip(a, b)):
+            assert_same_layer(x, y, f"{where}[{k}]")
+    else:
+        assert a == b, (where, a, b)
 
 
 def needs_shared(*parts: str) -> Path:

@@ -57,7 +57,7 @@ def test_converted_net_is_fixed_point_and_close_to_ann(trained):
             continue
         assert isinstance(layer.neuron, RMP) and 1 <= layer.neuron.vThMant <= VTH_MAX
         if not isinstance(layer, Input):
-            w = layer.weight
+            w = layer.synapse.weight
             assert np.all(w % 2 == 0) and w.max() <= WEIGHT_MAX and w.min() >= -256
     ann = accuracy(model, te.x, te.y)
     snn = float(np.mean(Simulator(net, "fixed").run(te.x, 96).predictions == te.y))

@@ -60,11 +60,13 @@ def test_current_wraps_at_24_bits():
                                   [-half + 5, half - 5, half, 3])
 
 
+@pytest.mark.parametrize("per_step_bias", [False, True])
 @pytest.mark.parametrize("fixed", [True, False])
 @pytest.mark.parametrize("soft", [True, False])
-def test_compiled_kernel_equals_the_numpy_step(fixed, soft):
+def test_compiled_kernel_equals_the_numpy_step(fixed, soft, per_step_bias):
     """The simulator's kernel and the Lava models' NumPy calls run the same text: same numbers,
-    including the 24-bit wrap of u and the clip of v (inputs large enough to reach both)."""
+    including the 24-bit wrap of u and the clip of v (inputs large enough to reach both), with
+    a constant bias or one per step (a schedule's bias)."""
     rng = np.random.default_rng(7 + fixed + 2 * soft)
     steps, m = 40, 3 * kernels.BLOCK + 17           # several blocks and a ragged one
     dtype = np.int64 if fixed else np.float64
@@ -72,7 +74,7 @@ def test_compiled_kernel_equals_the_numpy_step(fixed, soft):
     a[:, :50] *= 40                                  # (a << 6) beyond 2**23: wraps
     if not fixed:
         a = a / 7.0                                  # real-valued input
-    bias = (rng.integers(-3000, 3000, m) * 64).astype(dtype)
+    bias = (rng.integers(-3000, 3000, (steps if per_step_bias else 1, m)) * 64).astype(dtype)
     vth = 400 * 64 if fixed else 400.0
     for i_decay, v_decay in ((4096, 0), (1500, 300), (0, 4096), (17, 4000)):
         u = np.zeros(m, dtype); v = np.zeros(m, dtype)
@@ -83,7 +85,7 @@ def test_compiled_kernel_equals_the_numpy_step(fixed, soft):
         step = lif_fixed if fixed else lif_float
         uu = np.zeros(m, dtype); vv = np.zeros(m, dtype)
         for t in range(steps):
-            uu, vv, ss = step(uu, vv, a[t].astype(dtype), bias, vth, i_decay, v_decay, soft)
+            uu, vv, ss = step(uu, vv, a[t].astype(dtype), bias[t % len(bias)], vth, i_decay, v_decay, soft)
             np.testing.assert_array_equal(s_k[t], ss, err_msg=f"step {t}")
             np.testing.assert_array_equal(trace[t], vv, err_msg=f"step {t}")
         np.testing.assert_array_equal(u, uu)

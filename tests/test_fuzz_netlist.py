@@ -32,9 +32,10 @@ from hypothesis import HealthCheck, event, given, settings, strategies as st
 from neurosim.errors import NetlistError, NeurosimError
 from neurosim.metrics.synops import ann_macs, synops_per_layer
 from neurosim.netlist import hdf5
-from neurosim.netlist.schema import CUBA, RMP, Conv, Dense, Flatten, Input, Netlist, Pool
+from neurosim.netlist import CUBA, Flatten, Input, Netlist, RMP, conv, dense, pool
 from neurosim.sim.simulator import Simulator
 from tests.conftest import ROOT, SHARED, small_conv_net
+from tests.dag_nets import random_dag
 
 SCALE = float(os.environ.get("NEUROSIM_FUZZ_SCALE", "1"))
 WATCHDOG_S = 600          # a hang anywhere in a fuzz test aborts the run with a traceback
@@ -53,8 +54,8 @@ def cuba_dense_net() -> Netlist:
     rng = np.random.default_rng(1)
     return Netlist([
         Input((20,), CUBA(80, iDecay=4096, vDecay=1024), weight=64.0, bias=0.0),
-        Dense((16,), 2 * rng.integers(-50, 80, (16, 20)).astype(float), CUBA(60, iDecay=2048, vDecay=512)),
-        Dense((4,), 2 * rng.integers(-50, 80, (4, 16)).astype(float), CUBA(60, iDecay=4096, vDecay=0),
+        dense((16,), 2 * rng.integers(-50, 80, (16, 20)).astype(float), CUBA(60, iDecay=2048, vDecay=512)),
+        dense((4,), 2 * rng.integers(-50, 80, (4, 16)).astype(float), CUBA(60, iDecay=4096, vDecay=0),
               bias=rng.integers(-3, 3, 4).astype(float)),
     ])
 
@@ -64,23 +65,25 @@ def grouped_net() -> Netlist:
     rng = np.random.default_rng(2)
     return Netlist([
         Input((2, 7, 7), RMP(90), weight=100.0, bias=1.0),
-        Conv((4, 4, 4), 2 * rng.integers(-40, 60, (4, 1, 3, 3)).astype(float), RMP(80), stride=(2, 2),
+        conv((4, 4, 4), 2 * rng.integers(-40, 60, (4, 1, 3, 3)).astype(float), RMP(80), stride=(2, 2),
              padding=(1, 1), groups=2, bias=rng.integers(-5, 5, 4).astype(float)),
-        Pool((4, 2, 2), np.full((2, 2), 2.0), CUBA(5, iDecay=4096, vDecay=100)),
+        pool((4, 2, 2), np.full((2, 2), 2.0), CUBA(5, iDecay=4096, vDecay=100)),
         Flatten((16,)),
-        Dense((3,), 2 * rng.integers(-60, 60, (3, 16)).astype(float), RMP(70)),
+        dense((3,), 2 * rng.integers(-60, 60, (3, 16)).astype(float), RMP(70)),
     ], meta={"dataset": "digits", "timesteps": 8, "ann_accuracy": 0.5})
 
 
 def spike_input_net() -> Netlist:
     """A net without an input layer (spike input, ``neurosim/input_shape``)."""
     rng = np.random.default_rng(3)
-    return Netlist([Dense((6,), rng.integers(-4, 5, (6, 10)).astype(float), CUBA(3)),
-                    Dense((2,), rng.integers(-4, 5, (2, 6)).astype(float), RMP(3))], input_shape=(10,))
+    return Netlist([dense((6,), rng.integers(-4, 5, (6, 10)).astype(float), CUBA(3)),
+                    dense((2,), rng.integers(-4, 5, (2, 6)).astype(float), RMP(3))], input_shape=(10,))
 
 
 BASES = {"conv_rmp": lambda: small_conv_net(), "conv_cuba": lambda: small_conv_net(neuron=CUBA),
-         "dense_cuba": cuba_dense_net, "grouped": grouped_net, "spike_input": spike_input_net}
+         "dense_cuba": cuba_dense_net, "grouped": grouped_net, "spike_input": spike_input_net,
+         # netlist v2: residual joins (extra projections, sources), schedules, both resets
+         "dag_current": lambda: random_dag(1)[0], "dag_spikes": lambda: random_dag(6)[0]}
 
 
 @pytest.fixture(scope="module")
@@ -568,7 +571,7 @@ def test_every_base_runs(bases, work):
 def test_declared_but_unstored_giant_is_refused_without_allocating(work, n, message):
     """A tiny file declaring a ~2**28-value weight that matches its layers: refused before reading."""
     path = work / "giant.net"
-    hdf5.save(Netlist([Input((4,), RMP(1)), Dense((4,), np.zeros((4, 4)), RMP(1))]), path)
+    hdf5.save(Netlist([Input((4,), RMP(1)), dense((4,), np.zeros((4, 4)), RMP(1))]), path)
     with h5py.File(path, "r+") as f:
         del f["layer/0/shape"], f["layer/1/weight"], f["layer/1/shape"]
         f["layer/0/shape"] = np.array([n])

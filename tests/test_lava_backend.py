@@ -27,9 +27,8 @@ from neurosim.lava.layout import from_lava, from_lava_steps, lava_shape, to_lava
 from neurosim.lava.netcodec import decode_net, encode_net
 from neurosim.lava.runner import _group_members, _mapped_shm, run_lava
 from neurosim.netlist.hdf5 import save
-from neurosim.netlist.schema import (
-    CUBA, NETX_DENSE_WITHOUT_NEURON, RMP, Conv, Dense, Flatten, Input, Netlist, Pool,
-)
+from neurosim.netlist import CUBA, RMP, Flatten, Input, Netlist, conv, dense, pool
+from neurosim.netlist.schema import NETX_DENSE_WITHOUT_NEURON
 from neurosim.sim.simulator import Simulator
 from tests.conftest import assert_same_layer, small_conv_net
 
@@ -45,10 +44,10 @@ def cuba_dense_net(scale: float = 1.0, seed: int = 2) -> Netlist:
     rng = np.random.default_rng(seed)
     return Netlist([
         Input((20,), CUBA(10, iDecay=4096, vDecay=0), weight=15.0, bias=1.0),
-        Dense((16,), scale * rng.integers(-7, 12, (16, 20)).astype(float), CUBA(20, iDecay=1024, vDecay=256),
+        dense((16,), scale * rng.integers(-7, 12, (16, 20)).astype(float), CUBA(20, iDecay=1024, vDecay=256),
               bias=rng.integers(-2, 4, 16).astype(float)),
-        Dense((6,), scale * rng.integers(0, 9, (6, 16)).astype(float), CUBA(15, iDecay=0, vDecay=128)),
-        Dense((3,), scale * rng.integers(-5, 6, (3, 6)).astype(float), NETX_DENSE_WITHOUT_NEURON),
+        dense((6,), scale * rng.integers(0, 9, (6, 16)).astype(float), CUBA(15, iDecay=0, vDecay=128)),
+        dense((3,), scale * rng.integers(-5, 6, (3, 6)).astype(float), NETX_DENSE_WITHOUT_NEURON),
     ])
 
 
@@ -58,12 +57,12 @@ def mixed_net(seed: int = 3) -> Netlist:
     rng = np.random.default_rng(seed)
     return Netlist([
         Input((2, 7, 7), CUBA(8), weight=10.0),
-        Conv((4, 4, 3), rng.integers(-3, 7, (4, 1, 3, 3)).astype(float), RMP(10, vDecay=200),
+        conv((4, 4, 3), rng.integers(-3, 7, (4, 1, 3, 3)).astype(float), RMP(10, vDecay=200),
              stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2, bias=np.array([1., 0., -1., 2.])),
-        Pool((4, 2, 2), np.array([[1., 2.], [3., 1.]]), RMP(4), stride=(2, 1)),
+        pool((4, 2, 2), np.array([[1., 2.], [3., 1.]]), RMP(4), stride=(2, 1)),
         Flatten((16,)),
-        Dense((6,), rng.integers(-4, 9, (6, 16)).astype(float), RMP(12), bias=np.arange(6.) - 2),
-        Dense((3,), rng.integers(-6, 10, (3, 6)).astype(float), CUBA(9, iDecay=2048, vDecay=100)),
+        dense((6,), rng.integers(-4, 9, (6, 16)).astype(float), RMP(12), bias=np.arange(6.) - 2),
+        dense((3,), rng.integers(-6, 10, (3, 6)).astype(float), CUBA(9, iDecay=2048, vDecay=100)),
     ])
 
 
@@ -71,9 +70,9 @@ def spike_input_net(seed: int = 4) -> Netlist:
     """No input layer: 0/1 spikes (T, 2, 5, 5) -> conv CUBA -> flatten -> dense RMP."""
     rng = np.random.default_rng(seed)
     return Netlist([
-        Conv((3, 3, 3), rng.integers(-2, 6, (3, 2, 3, 3)).astype(float), CUBA(6, iDecay=512, vDecay=64)),
+        conv((3, 3, 3), rng.integers(-2, 6, (3, 2, 3, 3)).astype(float), CUBA(6, iDecay=512, vDecay=64)),
         Flatten((27,)),
-        Dense((4,), rng.integers(-3, 8, (4, 27)).astype(float), RMP(5)),
+        dense((4,), rng.integers(-3, 8, (4, 27)).astype(float), RMP(5)),
     ], input_shape=(2, 5, 5))
 
 
@@ -278,7 +277,7 @@ def test_ungrouped_conv_weight_is_equivalent():
     import torch
     import torch.nn.functional as F
 
-    from neurosim.lava.builder import ungroup_conv_weight
+    from neurosim.netlist.synapses.conv import ungroup_conv_weight
 
     rng = np.random.default_rng(0)
     for groups, cin, cout in ((3, 6, 9), (130, 130, 130)):

@@ -7,7 +7,7 @@ import pytest
 
 from neurosim.errors import NetlistError
 from neurosim.netlist import hdf5
-from neurosim.netlist.schema import CUBA, RMP, Dense, Input, Netlist
+from neurosim.netlist import CUBA, Input, Netlist, RMP, dense
 from tests.conftest import assert_same_layer, small_conv_net
 
 
@@ -37,8 +37,8 @@ def cuba_dense_net() -> Netlist:
     rng = np.random.default_rng(1)
     return Netlist([
         Input((20,), CUBA(80, iDecay=4096, vDecay=1024), weight=64.0, bias=0.0),
-        Dense((16,), 2 * rng.integers(-50, 80, (16, 20)).astype(float), CUBA(60, iDecay=2048, vDecay=512)),
-        Dense((4,), 2 * rng.integers(-50, 80, (4, 16)).astype(float), CUBA(60, iDecay=4096, vDecay=0)),
+        dense((16,), 2 * rng.integers(-50, 80, (16, 20)).astype(float), CUBA(60, iDecay=2048, vDecay=512)),
+        dense((4,), 2 * rng.integers(-50, 80, (4, 16)).astype(float), CUBA(60, iDecay=4096, vDecay=0)),
     ])
 
 
@@ -93,7 +93,7 @@ def test_bad_contents_are_refused_clearly(tmp_path, edit, message):
 def test_failed_save_keeps_previous_file(tmp_path):
     path = hdf5.save(small_conv_net(), tmp_path / "n.net")
     before = path.read_bytes()
-    broken = Netlist([Input((3,), RMP(1)), Dense((2,), np.zeros((2, 3)), neuron=None)])
+    broken = Netlist([Input((3,), RMP(1)), dense((2,), np.zeros((2, 3)), neuron=None)])
     with pytest.raises(Exception):
         hdf5.save(broken, path)
     assert path.read_bytes() == before

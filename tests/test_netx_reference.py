@@ -104,3 +104,19 @@ def test_oxford_every_layer_equals_stock_netx(tmp_path):
     lava = _stock_netx(tmp_path, folder / "network.net", steps, "spikes", raster)
     res = Simulator(net, "fixed").run(raster.T[None], steps, record_spikes=True)
     _compare(net, lava, res.spikes)
+
+
+def test_oxford_synops_count_the_input_spikes():
+    """The issue's figure: over the first 200 steps oxford's 204 input spikes reach 256 synapses
+    each (52,224 SynOps), on top of what the hidden layer's spikes cause."""
+    folder = needs_shared("netx-reference", "oxford")
+    net = load(folder / "network.net")
+    events = np.load(folder / "input.npy")
+    steps = 200
+    raster = np.zeros((steps, 200), dtype=np.int32)
+    keep = events[:, 2] < steps
+    raster[np.floor(events[keep, 2]).astype(int), events[keep, 0].astype(int)] = 1
+    res = Simulator(net, "fixed").run(raster[None], steps)
+    assert res.input_spikes.tolist() == [204]
+    assert res.input_synops.tolist() == [204 * 256]
+    assert res.synops_per_sample.tolist() == [204 * 256 + int(res.synops[0][0])]

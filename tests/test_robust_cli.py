@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from neurosim.netlist import hdf5
-from neurosim.netlist.schema import Dense, Flatten, Input, Netlist, RMP
+from neurosim.netlist import Flatten, Input, Netlist, RMP, dense
 from tests.conftest import ROOT
 
 
@@ -42,7 +42,7 @@ def digits_net(path: Path) -> Path:
     """A tiny valid netlist for the 8x8 digits (input -> flatten -> dense)."""
     rng = np.random.default_rng(0)
     net = Netlist([Input((1, 8, 8), RMP(100), weight=128.0), Flatten((64,)),
-                   Dense((10,), 2 * rng.integers(-50, 50, (10, 64)).astype(float), RMP(200))],
+                   dense((10,), 2 * rng.integers(-50, 50, (10, 64)).astype(float), RMP(200))],
                   meta={"dataset": "digits", "timesteps": 8})
     return hdf5.save(net, path)
 

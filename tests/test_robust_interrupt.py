@@ -174,14 +174,14 @@ FAILING_WRITES = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     from neurosim.errors import NeurosimError
     from neurosim.netlist import hdf5
-    from neurosim.netlist.schema import Dense, Input, Netlist, RMP
+    from neurosim.netlist import Input, Netlist, RMP, dense
     from neurosim.ann.train import save_checkpoint
     from neurosim.io.atomic import write_json
     out = {out!r}
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)          # exceeding the limit: EFBIG, like a full disk
     resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, 1 << 16))
     results = {{}}
-    big_net = Netlist([Input((400,), RMP(1)), Dense((400,), np.ones((400, 400)), RMP(1))])
+    big_net = Netlist([Input((400,), RMP(1)), dense((400,), np.ones((400, 400)), RMP(1))])
     try:
         hdf5.save(big_net, out + "/net.net")
         results["netlist"] = "written"
@@ -219,7 +219,7 @@ def test_failing_writes_keep_the_existing_files(tmp_path):
     assert results["checkpoint"] != "written" and results["report"] != "written", results
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     assert after == before                                   # untouched, and no temp file left
-    assert hdf5.load(tmp_path / "net.net").layers[1].weight.shape == (4, 1, 3, 3)
+    assert hdf5.load(tmp_path / "net.net").layers[1].synapse.weight.shape == (4, 1, 3, 3)
 
 
 def test_checkpoints_load_without_running_code(tmp_path):

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 
 from neurosim.errors import NeurosimError
-from neurosim.netlist.schema import CUBA, RMP, Dense, Input, Netlist
+from neurosim.netlist import CUBA, Input, Netlist, RMP, dense
 from neurosim.sim.simulator import Simulator
 from tests.conftest import small_conv_net
 
 
 def test_one_step_synaptic_delay_by_hand():
-    net = Netlist([Input((1,), RMP(10), weight=10.0), Dense((1,), np.array([[5.0]]), RMP(7))])
+    net = Netlist([Input((1,), RMP(10), weight=10.0), dense((1,), np.array([[5.0]]), RMP(7))])
     res = Simulator(net, "float").run(np.array([[1.0]]), 8, record_spikes=True)
     # input: v = 10, 20>10 (spike, ->10), 20 (spike) ... -> spikes from t=1 on
     assert res.spikes[0][0, :, 0].astype(int).tolist() == [0, 1, 1, 1, 1, 1, 1, 1]
@@ -52,7 +52,7 @@ def test_chunks_and_windows_do_not_change_results(mode):
 
 def test_fixed_mode_refuses_fractional_weights():
     net = small_conv_net()
-    net.layers[1].weight = net.layers[1].weight + 0.5
+    net.layers[1].synapse.weight = net.layers[1].synapse.weight + 0.5
     with pytest.raises(NeurosimError, match="layer 1: key 'weight': fixed-point mode needs integer"):
         Simulator(net, "fixed")
 
@@ -115,14 +115,14 @@ def test_single_step_runs():
 
 
 def test_wrap_is_skipped_only_when_provably_the_identity():
-    from neurosim.netlist.schema import Conv, Netlist
+    from neurosim.netlist import Netlist, conv
 
     small = Simulator(small_conv_net(), "fixed")
-    assert not small.synapses[1].wraps and not small.pops[1].may_wrap
+    assert not small.synapses[1][0].wraps and not small.pops[1].may_wrap
     # 576 synapses x 254: the sum fits the conv's 24 bits, but a << 6 can leave the current's
-    big = Netlist([Input((64, 4, 4), RMP(10)), Conv((2, 4, 4), np.full((2, 64, 3, 3), 254.0), RMP(10), padding=(1, 1))])
+    big = Netlist([Input((64, 4, 4), RMP(10)), conv((2, 4, 4), np.full((2, 64, 3, 3), 254.0), RMP(10), padding=(1, 1))])
     sim = Simulator(big, "fixed")
-    assert not sim.synapses[1].wraps and sim.pops[1].may_wrap
+    assert not sim.synapses[1][0].wraps and sim.pops[1].may_wrap
     res = sim.run(np.full((1, 64, 4, 4), 20.0), 3, raw_current=True, record_spikes=True)
     # every input neuron fires at step 0 (20 > 10); step 1: centre sum 146,304 << 6 > 2**23 wraps negative
     assert res.spikes[0][0, 0].all() and not res.spikes[1][0, 1].reshape(2, 4, 4)[:, 1:3, 1:3].any()
@@ -141,7 +141,7 @@ def test_reused_workspace_gives_the_same_results_as_a_fresh_simulator():
 
 
 def test_spike_input_must_be_binary_and_finite():
-    net = Netlist([Dense((3,), np.full((3, 4), 2.0), CUBA(1))], input_shape=(4,))
+    net = Netlist([dense((3,), np.full((3, 4), 2.0), CUBA(1))], input_shape=(4,))
     sim = Simulator(net, "fixed")
     good = np.zeros((2, 5, 4))
     good[0, 1, 2] = 1

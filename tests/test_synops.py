@@ -5,16 +5,16 @@ import numpy as np
 
 from neurosim.metrics.energy import E_AC_45NM, E_MAC_45NM, energy_per_sample
 from neurosim.metrics.synops import ann_macs, fanouts, synops_per_layer
-from neurosim.netlist.schema import RMP, Conv, Dense, Flatten, Input, Netlist, Pool
+from neurosim.netlist import Flatten, Input, Netlist, RMP, conv, dense, pool
 
 
 def conv_net() -> Netlist:
     return Netlist([
         Input((1, 4, 4), RMP(1)),
-        Conv((2, 4, 4), np.ones((2, 1, 3, 3)), RMP(1), padding=(1, 1)),
-        Pool((2, 3, 3), np.ones((2, 2)), RMP(1), stride=(1, 1)),
+        conv((2, 4, 4), np.ones((2, 1, 3, 3)), RMP(1), padding=(1, 1)),
+        pool((2, 3, 3), np.ones((2, 2)), RMP(1), stride=(1, 1)),
         Flatten((18,)),
-        Dense((3,), np.ones((3, 18)), RMP(1)),
+        dense((3,), np.ones((3, 18)), RMP(1)),
     ])
 
 

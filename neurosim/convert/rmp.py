@@ -26,9 +26,8 @@ import torch.nn as nn
 
 from neurosim.convert.threshold_balancing import DEFAULT_PERCENTILE, DEFAULT_RULE, balance
 from neurosim.errors import NeurosimError
-from neurosim.netlist.schema import (
-    BIAS_MANT_BITS, RMP, VTH_MAX, Conv, Dense, Flatten, Input, Netlist, Pool,
-)
+from neurosim.netlist.build import conv, dense, pool
+from neurosim.netlist.schema import BIAS_MANT_BITS, RMP, VTH_MAX, Flatten, Input, Netlist
 
 WEIGHT_MAX = 254                      # largest even 8-bit-signed x 2 mantissa
 BIAS_MAX = (1 << (BIAS_MANT_BITS - 1)) - 1
@@ -139,15 +138,15 @@ def convert(model: nn.Sequential, x_train: np.ndarray, input_shape: tuple[int, .
         out_shape = tuple(acts[k].shape[1:])
         if st.kind == "pool":
             w, _, vth = _mantissas(st.weight * lam_prev, None, lam)
-            layers.append(Pool(shape=out_shape, weight=w, neuron=RMP(vth), stride=st.stride))
+            layers.append(pool(out_shape, w, RMP(vth), stride=st.stride))
         elif st.kind == "conv":
             m = st.module
             w, b, vth = _mantissas(st.weight * lam_prev, st.bias, lam)
-            layers.append(Conv(shape=out_shape, weight=w, neuron=RMP(vth), stride=tuple(m.stride),
-                               padding=tuple(m.padding), dilation=tuple(m.dilation), groups=m.groups, bias=b))
+            layers.append(conv(out_shape, w, RMP(vth), stride=tuple(m.stride), padding=tuple(m.padding),
+                               dilation=tuple(m.dilation), groups=m.groups, bias=b))
         else:
             w, b, vth = _mantissas(st.weight * lam_prev, st.bias, lam)
-            layers.append(Dense(shape=out_shape, weight=w, neuron=RMP(vth), bias=b))
+            layers.append(dense(out_shape, w, RMP(vth), bias=b))
         shape, lam_prev, k = out_shape, lam, k + 1
     return Netlist(layers=layers, meta={"converted_by": "neurosim.convert.rmp", "threshold_rule": rule,
                                         "percentile": percentile, "thresholds": [lam_in] + lams})

@@ -28,6 +28,12 @@ where ``trunc`` rounds toward zero (sign * (|x| >> 12)), ``bias_eff = bias_mant 
 (netx: ``bias_exp = 6``), ``vth_eff = vth << 6``, and ``wrap24`` is Lava's 24-bit wrap of u
 (``u > 2**23 -> u - 2**24``; then ``<= -2**23 -> u + 2**24``, both applied to the unwrapped value).
 Fixed-point arguments are int64 (scalars or arrays); float arguments are float64.
+
+A population with a per-step schedule (:class:`neurosim.netlist.schema.Schedule`) scales its
+synaptic input ``a`` before the step, with one rounding rule::
+
+    fixed:  a' = (a * scale + 2**(e-1)) >> e       (round half up; e = 0: a * scale)
+    float:  a' = a * (scale * 2**-e)
 """
 from __future__ import annotations
 
@@ -65,6 +71,19 @@ def wrap_current(u: Array) -> Array:
 def to_state(mantissa: Array) -> Array:
     """Mantissa to fixed-point state units (``<< 6``), e.g. a threshold or a netx bias."""
     return mantissa << STATE_SHIFT
+
+
+@register_jitable
+def scale_fixed(a: Array, scale: Array, exp: int) -> Array:
+    """Scheduled synaptic input in fixed point: ``(a * scale + 2**(exp-1)) >> exp``, i.e. the
+    product rounded half up (toward +inf at exact halves); ``exp = 0`` gives ``a * scale``."""
+    return (a * scale + ((1 << exp) >> 1)) >> exp
+
+
+@register_jitable
+def scale_float(a: Array, scale: Array, exp: int) -> Array:
+    """Scheduled synaptic input in floating point: ``a * (scale * 2**-exp)``."""
+    return a * (scale * 2.0 ** -exp)
 
 
 @register_jitable

@@ -6,16 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 from neurosim.errors import NeurosimError
-from neurosim.netlist.schema import Conv, Flatten, Input, Netlist, Pool
+from neurosim.netlist.schema import Netlist, Population
 
 MODES = ("fixed", "float")
 #: Lava tag selected per mode.
 TAGS = {"fixed": "fixed_pt", "float": "floating_pt"}
 #: Lava's fixed-point models keep bias_mant in int16 arrays; larger values would wrap silently.
 INT16_MAX = (1 << 15) - 1
-#: Lava's Conv models keep kernel size, stride, padding, dilation and groups in int8 arrays
-#: (groups = 130 becomes -126 and the model raises).
-INT8_MAX = (1 << 7) - 1
 
 
 # ----------------------------------------------------------------------------- layout helpers
@@ -49,10 +46,23 @@ def from_lava_steps(data: np.ndarray) -> np.ndarray:
     return data.transpose((0,) + tuple(range(1, data.ndim))[::-1]).reshape(data.shape[0], -1)
 
 
-def lava_conv_weight(weight: np.ndarray) -> np.ndarray:
-    """PyTorch cross-correlation weight (out, in, kh, kw) to Lava's conv weight (out, kw, kh, in)."""
-    w = np.asarray(weight)
-    return np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose((0, 3, 2, 1)))
+def netx_utils():
+    """lava-dl's ``lava/lib/dl/netx/utils.py``, loaded by itself: importing it as
+    ``lava.lib.dl.netx.utils`` first runs lava-dl's package ``__init__`` files (SLAYER, PyTorch,
+    dataset warnings; ~6 s), while the file needs only NumPy and h5py."""
+    import importlib.util
+    import os
+    import sys
+
+    name = "_neurosim_netx_utils"
+    if name not in sys.modules:
+        spec = importlib.util.find_spec("lava.lib.dl")
+        path = os.path.join(list(spec.submodule_search_locations)[0], "netx", "utils.py")
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
 
 
 def check_netlist(net: Netlist, mode: str) -> None:
@@ -61,32 +71,17 @@ def check_netlist(net: Netlist, mode: str) -> None:
 
     if mode not in MODES:
         raise NeurosimError(f"mode must be one of {MODES}, got '{mode}'")
-    if not net.layers:
-        raise NeurosimError("the netlist has no layers")
-    if not net.has_input_layer and net.input_shape is None:
-        raise NeurosimError("a netlist without an 'input' layer needs input_shape (spike input)")
+    net.check()
     if mode == "fixed":
         check_fixed_point(net)
     for i, layer in enumerate(net.layers):
-        if isinstance(layer, Input) and i > 0:
-            raise NeurosimError(f"layer {i}: an 'input' layer may only be layer 0")
-        if isinstance(layer, Flatten) and i > 0 and isinstance(net.layers[i - 1], Flatten):
-            raise NeurosimError(f"layer {i}: two 'flatten' layers in a row")
-        if isinstance(layer, (Conv, Pool)):
-            if len(net.in_shape(i)) != 3:
-                raise NeurosimError(f"layer {i}: '{layer.type_name}' needs (C, H, W) input, "
-                                    f"got {net.in_shape(i)}")
-            # (groups above 127 are expanded to groups = 1 by the builder)
-            geometry = {"stride": layer.stride, "padding": layer.padding,
-                        "kernelSize": tuple(layer.weight.shape[-2:])}
-            if isinstance(layer, Conv):
-                geometry["dilation"] = layer.dilation
-            for key, values in geometry.items():
-                if max(values) > INT8_MAX:
-                    raise NeurosimError(
-                        f"layer {i}: '{key}' = {tuple(values)}: Lava's Conv ProcessModels keep it in "
-                        f"int8, values above {INT8_MAX} are not supported")
-        if mode == "fixed" and getattr(layer, "bias", None) is not None and not isinstance(layer, Input):
+        if not isinstance(layer, Population):
+            continue
+        for p, proj in enumerate(layer.projections):
+            why = proj.synapse.lava_refusal(net.in_shape(i, p))
+            if why:
+                raise NeurosimError(f"layer {i}" + (f" projection {p}" if p else "") + f": {why}")
+        if mode == "fixed" and layer.bias is not None:
             check_int16(np.asarray(layer.bias), "bias", i)
 
 

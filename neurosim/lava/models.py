@@ -1,14 +1,16 @@
-"""ProcessModels of :class:`~neurosim.lava.process.RMPNeuron` (CPU, Loihi protocol).
+"""ProcessModels of neurosim's Lava Processes (CPU, Loihi protocol).
 
-Both models call the one definition of the neuron step, :func:`neurosim.dynamics.lif.lif_float`
-and :func:`neurosim.dynamics.lif.lif_fixed`, with ``i_decay = 4096`` (no current memory,
-``u = a``), ``u = 0`` and ``soft_reset=True``.
+:class:`~neurosim.lava.process.NetlistNeuron`: both models call the one definition of the
+neuron step, :func:`neurosim.dynamics.lif.lif_float` / :func:`~neurosim.dynamics.lif.lif_fixed`,
+after the schedule's :func:`~neurosim.dynamics.lif.scale_float` / :func:`~neurosim.dynamics.lif.scale_fixed`.
+``fixed_pt`` mirrors Lava's ``PyLifModelBitAcc`` conventions: state ``u``, ``v`` are 24-bit
+values in int32 arrays, the synaptic input is shifted left by 6 bits (inside ``lif_fixed``),
+the bias in state units is ``(bias_mant + bias_t) << bias_exp`` (right shift for a negative
+exponent, as Lava's ``scale_bias``), the threshold is ``vth << 6``. ``floating_pt`` mirrors
+``PyLifModelFloat``: the bias is used as it is and ``bias_exp`` is ignored.
 
-``fixed_pt`` mirrors Lava's ``PyLifModelBitAcc`` conventions: state ``v`` is a 24-bit value in
-an int32 array, the synaptic input is shifted left by 6 bits (inside ``lif_fixed``), the bias in
-state units is ``bias_mant << bias_exp`` (right shift for a negative exponent, as Lava's
-``scale_bias``), the threshold is ``vth << 6``. ``floating_pt`` mirrors ``PyLifModelFloat``:
-``bias_mant`` is used as it is and ``bias_exp`` is ignored.
+:class:`~neurosim.lava.process.IdentitySynapse`: ``a_out`` sends last step's ``weight * s_in``
+(as Lava's ``Dense`` models: send, then receive).
 """
 from __future__ import annotations
 
@@ -20,62 +22,114 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from neurosim.dynamics.lif import lif_fixed, lif_float, to_state
-from neurosim.lava.process import RMPNeuron, SpikeRecorder
-from neurosim.netlist.schema import DECAY_UNITY
+from neurosim.dynamics.lif import lif_fixed, lif_float, scale_fixed, scale_float, to_state
+from neurosim.lava.process import IdentitySynapse, NetlistNeuron, SpikeRecorder
 
 
-@implements(proc=RMPNeuron, protocol=LoihiProtocol)
+class _NeuronModel(PyLoihiProcessModel):
+    """The schedule row of this step, shared by both modes."""
+
+    def _row(self) -> int:
+        t = int(self.t[0])
+        self.t[0] = t + 1
+        return min(t, self.scale.shape[0] - 1), min(t, self.bias_t.shape[0] - 1)
+
+
+@implements(proc=NetlistNeuron, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
-class PyRMPModelFloat(PyLoihiProcessModel):
-    """Floating-point RMP neuron (mantissa units)."""
+class PyNetlistNeuronFloat(_NeuronModel):
+    """Floating-point netlist neuron (mantissa units)."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    u: np.ndarray = LavaPyType(np.ndarray, float)
     v: np.ndarray = LavaPyType(np.ndarray, float)
+    t: np.ndarray = LavaPyType(np.ndarray, np.int64)
     bias_mant: np.ndarray = LavaPyType(np.ndarray, float)
     bias_exp: np.ndarray = LavaPyType(np.ndarray, float)
-    vth: float = LavaPyType(float, float)
-    v_decay: float = LavaPyType(float, float)
+    vth: np.ndarray = LavaPyType(np.ndarray, float)
+    i_decay: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    v_decay: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    soft_reset: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    scale: np.ndarray = LavaPyType(np.ndarray, float)
+    bias_t: np.ndarray = LavaPyType(np.ndarray, float)
+    scale_exp: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
     def run_spk(self) -> None:
-        a = self.a_in.recv()
-        u0 = np.zeros(self.v.shape, dtype=np.float64)
-        _, v, s = lif_float(u0, self.v.astype(np.float64), a.astype(np.float64),
-                            self.bias_mant, _scalar(self.vth), DECAY_UNITY,
-                            _scalar(self.v_decay), soft_reset=True)
+        rs, rb = self._row()
+        a = scale_float(self.a_in.recv().astype(np.float64), self.scale[rs], int(self.scale_exp[0]))
+        bias = self.bias_mant + self.bias_t[rb]
+        u, v, s = lif_float(self.u.astype(np.float64), self.v.astype(np.float64), a, bias,
+                            float(self.vth[0]), int(self.i_decay[0]), int(self.v_decay[0]),
+                            bool(self.soft_reset[0]))
+        self.u[:] = u
         self.v[:] = v
         self.s_out.send(s)
 
 
-@implements(proc=RMPNeuron, protocol=LoihiProtocol)
+@implements(proc=NetlistNeuron, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("bit_accurate_loihi", "fixed_pt")
-class PyRMPModelFixed(PyLoihiProcessModel):
-    """Fixed-point RMP neuron, bit-exact with the conventions of Lava's ``PyLifModelBitAcc``."""
+class PyNetlistNeuronFixed(_NeuronModel):
+    """Fixed-point netlist neuron, bit-exact with the conventions of Lava's ``PyLifModelBitAcc``."""
 
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int16, precision=16)
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    u: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     v: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    t: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     bias_mant: np.ndarray = LavaPyType(np.ndarray, np.int16, precision=13)
     bias_exp: np.ndarray = LavaPyType(np.ndarray, np.int16, precision=3)
-    vth: int = LavaPyType(int, np.int32, precision=17)
-    v_decay: int = LavaPyType(int, np.int32, precision=13)
+    vth: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
+    i_decay: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
+    v_decay: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
+    soft_reset: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
+    scale: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    bias_t: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    scale_exp: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=5)
 
     def run_spk(self) -> None:
-        a = self.a_in.recv().astype(np.int64)
-        bias_mant = self.bias_mant.astype(np.int64)
-        bias_exp = self.bias_exp.astype(np.int64)
+        rs, rb = self._row()
+        a = scale_fixed(self.a_in.recv().astype(np.int64), self.scale[rs].astype(np.int64),
+                        int(self.scale_exp[0]))
+        bias_mant = self.bias_mant.astype(np.int64) + self.bias_t[rb].astype(np.int64)
+        bias_exp = int(self.bias_exp[0])
         # Lava's scale_bias: left shift for a non-negative exponent, right shift otherwise.
-        bias_eff = np.where(bias_exp >= 0, np.left_shift(bias_mant, np.maximum(bias_exp, 0)),
-                            np.right_shift(bias_mant, np.maximum(-bias_exp, 0)))
-        vth_eff = to_state(np.int64(_scalar(self.vth)))
-        u0 = np.zeros(self.v.shape, dtype=np.int64)
-        _, v, s = lif_fixed(u0, self.v.astype(np.int64), a, bias_eff, vth_eff, DECAY_UNITY,
-                            int(_scalar(self.v_decay)), soft_reset=True)
+        bias_eff = np.left_shift(bias_mant, bias_exp) if bias_exp >= 0 else np.right_shift(bias_mant, -bias_exp)
+        vth_eff = to_state(np.int64(self.vth[0]))
+        u, v, s = lif_fixed(self.u.astype(np.int64), self.v.astype(np.int64), a, bias_eff, vth_eff,
+                            int(self.i_decay[0]), int(self.v_decay[0]), bool(self.soft_reset[0]))
+        self.u[:] = u
         self.v[:] = v
         self.s_out.send(s)
+
+
+class _IdentityModel(PyLoihiProcessModel):
+    def run_spk(self) -> None:
+        self.a_out.send(self.a_buff)
+        s = self.s_in.recv()
+        self.a_buff[:] = self.weight[0] * (s != 0)
+
+
+@implements(proc=IdentitySynapse, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyIdentitySynapseFloat(_IdentityModel):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    weight: np.ndarray = LavaPyType(np.ndarray, float)
+    a_buff: np.ndarray = LavaPyType(np.ndarray, float)
+
+
+@implements(proc=IdentitySynapse, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyIdentitySynapseFixed(_IdentityModel):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    weight: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    a_buff: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
 
 
 class _PyRecorderModel(PyLoihiProcessModel):
@@ -104,8 +158,3 @@ class PySpikeRecorderFloat(_PyRecorderModel):
 @tag("fixed_pt")
 class PySpikeRecorderFixed(_PyRecorderModel):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
-
-
-def _scalar(x):
-    """A (1,)-shaped Var value or a Python scalar as a scalar."""
-    return np.asarray(x).reshape(-1)[0].item()

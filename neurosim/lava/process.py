@@ -1,11 +1,13 @@
-"""The ``RMPNeuron`` Lava Process: (leaky) integrate-and-fire neurons with soft reset.
+"""neurosim's Lava Processes: the netlist's neuron, the identity synapse, a spike recorder.
 
-Lava's ``LIF`` resets the voltage to zero after a spike; the RMP neuron of the netlist
-(:class:`neurosim.netlist.schema.RMP`) subtracts the threshold instead and has no current
-state (``u = a``, i.e. ``du = 4096``)::
+:class:`NetlistNeuron` is any population of the netlist that Lava's own ``LIF`` cannot be
+(``LIF`` resets hard and has no schedule): CUBA or RMP dynamics, hard or soft reset, and the
+per-step schedule of :class:`neurosim.netlist.schema.Schedule`::
 
-    v[t] = (1 - v_decay/4096) * v[t-1] + a_in[t] + bias
-    s[t] = v[t] > vth ;  v[t] = v[t] - vth where s[t]
+    a'[t] = scale[min(t, T_s-1)] * a_in[t]                    (fixed: rounded half up, >> scale_exp)
+    u[t]  = (1 - i_decay/4096) * u[t-1] + a'[t]
+    v[t]  = (1 - v_decay/4096) * v[t-1] + u[t] + bias + bias_t[min(t, T_s-1)]
+    s[t]  = v[t] > vth ;  v[t] = 0 (hard)  or  v[t] - vth (soft)  where s[t]
 
 Its ProcessModels (``floating_pt`` and ``fixed_pt``) are in :mod:`neurosim.lava.models`;
 both call the shared step functions of :mod:`neurosim.dynamics.lif`.
@@ -20,8 +22,8 @@ from lava.magma.core.process.process import AbstractProcess, LogConfig
 from lava.magma.core.process.variable import Var
 
 
-class RMPNeuron(AbstractProcess):
-    """Residual-membrane-potential neurons (soft-reset IF/LIF).
+class NetlistNeuron(AbstractProcess):
+    """A population of the netlist's neurons (see the module docstring).
 
     Parameters
     ----------
@@ -29,35 +31,66 @@ class RMPNeuron(AbstractProcess):
         Shape of the population (Lava order, e.g. (W, H, C) or (N,)).
     vth : float or int
         Threshold mantissa. ``fixed_pt`` compares against ``vth << 6``.
-    v_decay : float or int
-        Voltage decay in units of 1/4096 (``0`` = IF, no leak), in both numeric modes.
+    i_decay, v_decay : int
+        Current and voltage decay in units of 1/4096 (``i_decay = 4096``: no current memory,
+        RMP; ``v_decay = 0``: no leak).
+    soft_reset : bool
+        Subtract the threshold after a spike (RMP) instead of setting v to 0 (Lava's LIF).
     bias_mant : float, int or array
-        Bias mantissa per neuron (or scalar).
-    bias_exp : int or array
-        ``fixed_pt``: the bias in state units is ``bias_mant << bias_exp`` (netx uses 6).
-        Ignored by ``floating_pt`` (as by Lava's floating-point ``LIF``).
-    v : float, int or array
-        Initial voltage (state units in ``fixed_pt``).
+        Bias mantissa per neuron (or scalar). ``fixed_pt``: ``<< bias_exp`` in state units.
+    bias_exp : int
+        ``fixed_pt`` only (netx uses 6); ``floating_pt`` ignores it, as Lava's ``LIF``.
+    scale, bias_t : array (T_s, *shape) or None
+        Per-step scale mantissa and extra bias of the synaptic current (None: 1 and 0);
+        step ``t`` of a sample uses row ``min(t, T_s - 1)``. ``t`` counts the steps since
+        the last reset of the Var ``t``.
+    scale_exp : int
+        ``scale`` holds mantissas of ``2**-scale_exp``.
     """
 
     def __init__(self, *, shape: ty.Tuple[int, ...], vth: ty.Union[int, float],
-                 v_decay: ty.Union[int, float] = 0,
+                 i_decay: int = 4096, v_decay: ty.Union[int, float] = 0, soft_reset: bool = True,
                  bias_mant: ty.Union[int, float, np.ndarray] = 0,
-                 bias_exp: ty.Union[int, np.ndarray] = 0,
-                 v: ty.Union[int, float, np.ndarray] = 0,
+                 bias_exp: int = 0,
+                 scale: ty.Optional[np.ndarray] = None, bias_t: ty.Optional[np.ndarray] = None,
+                 scale_exp: int = 0,
                  name: ty.Optional[str] = None,
                  log_config: ty.Optional[LogConfig] = None) -> None:
-        super().__init__(shape=shape, vth=vth, v_decay=v_decay, bias_mant=bias_mant,
-                         bias_exp=bias_exp, v=v, name=name, log_config=log_config)
         shape = tuple(int(s) for s in shape)
+        scale = np.ones((1, *shape)) if scale is None else np.asarray(scale)
+        bias_t = np.zeros((1, *shape)) if bias_t is None else np.asarray(bias_t)
+        super().__init__(shape=shape, vth=vth, i_decay=i_decay, v_decay=v_decay, soft_reset=soft_reset,
+                         bias_mant=bias_mant, bias_exp=bias_exp, scale_exp=scale_exp,
+                         name=name, log_config=log_config)
         self.shape = shape
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
-        self.v = Var(shape=shape, init=v)
+        self.u = Var(shape=shape, init=0)
+        self.v = Var(shape=shape, init=0)
+        self.t = Var(shape=(1,), init=0)
         self.bias_mant = Var(shape=shape, init=bias_mant)
-        self.bias_exp = Var(shape=shape, init=bias_exp)
+        self.bias_exp = Var(shape=(1,), init=bias_exp)
         self.vth = Var(shape=(1,), init=vth)
+        self.i_decay = Var(shape=(1,), init=i_decay)
         self.v_decay = Var(shape=(1,), init=v_decay)
+        self.soft_reset = Var(shape=(1,), init=int(bool(soft_reset)))
+        self.scale = Var(shape=scale.shape, init=scale)
+        self.bias_t = Var(shape=bias_t.shape, init=bias_t)
+        self.scale_exp = Var(shape=(1,), init=scale_exp)
+
+
+class IdentitySynapse(AbstractProcess):
+    """One-to-one synapse ``a_out[t] = weight * s_in[t-1]`` (one step of delay, as ``Dense``);
+    the ``identity`` synapse kind of the netlist."""
+
+    def __init__(self, *, shape: ty.Tuple[int, ...], weight: ty.Union[int, float] = 1,
+                 name: ty.Optional[str] = None, log_config: ty.Optional[LogConfig] = None) -> None:
+        super().__init__(shape=shape, weight=weight, name=name, log_config=log_config)
+        shape = tuple(int(s) for s in shape)
+        self.s_in = InPort(shape=shape)
+        self.a_out = OutPort(shape=shape)
+        self.weight = Var(shape=(1,), init=weight)
+        self.a_buff = Var(shape=shape, init=0)
 
 
 class SpikeRecorder(AbstractProcess):

@@ -34,7 +34,7 @@ from neurosim.errors import LavaRunError, NeurosimError
 from neurosim.lava import worker as W
 from neurosim.lava.layout import TAGS, check_input, check_netlist
 from neurosim.lava.netcodec import encode_net
-from neurosim.netlist.schema import Conv, Flatten, Netlist, Pool
+from neurosim.netlist.schema import Flatten, Netlist, Population
 
 PathLike = Union[str, os.PathLike]
 
@@ -96,10 +96,11 @@ def estimate_timeout(net: Netlist, n_samples: int, steps: int,
     recorded spikes come through files and cost no value transfers.
     Measured on the tests' nets (2 cores): ~0.25 ms per process-step, ~17 us per value.
     """
-    n_procs = 1 + sum(3 for l in net.layers if not isinstance(l, Flatten))
+    pops = [i for i, l in enumerate(net.layers) if isinstance(l, Population)]
+    n_procs = 1 + 2 * len(net.neuron_layers) + sum(len(net.layers[i].projections) for i in pops)
     neurons = sum(int(np.prod(l.shape)) for l in net.layers if not isinstance(l, Flatten))
-    convs = sum(l.weight.shape[0] * l.weight.shape[1] if isinstance(l, Conv) else
-                l.shape[0] if isinstance(l, Pool) else 0 for l in net.layers)
+    convs = sum(proj.synapse.lava_step_cost(net.in_shape(i, p)) for i in pops
+                for p, proj in enumerate(net.layers[i].projections))
     per_step = n_procs * STEP_PER_PROCESS_S + convs * CONV2D_S + neurons * NEURON_STEP_S
     read = sum(int(np.prod(net.layers[i].shape)) for i in net.neuron_layers if record is None or i in record)
     values = neurons * 5 + read + (0 if net.has_input_layer else int(np.prod(net.input_shape)) * steps)

@@ -70,7 +70,7 @@ def run_samples(graph, x: np.ndarray, stage: Optional[_Stage] = None, progress: 
     from tqdm.auto import tqdm
 
     from neurosim.lava.layout import from_lava, from_lava_steps
-    from neurosim.lava.process import RMPNeuron
+    from neurosim.lava.process import NetlistNeuron
 
     stage = stage or _Stage()
     net, steps, fixed = graph.net, graph.steps, graph.mode == "fixed"
@@ -99,10 +99,10 @@ def run_samples(graph, x: np.ndarray, stage: Optional[_Stage] = None, progress: 
                 for i in layers:
                     proc = graph.neurons[i]
                     proc.v.set(zeros[i])
-                    if not isinstance(proc, RMPNeuron):
-                        proc.u.set(zeros[i])
-                    syn = graph.synapses[i]
-                    if syn is not None:
+                    proc.u.set(zeros[i])
+                    if isinstance(proc, NetlistNeuron):
+                        proc.t.set(np.zeros(1))          # the schedule's step counter
+                    for syn in graph.synapses[i]:
                         buf = syn.a_buff if hasattr(syn, "a_buff") else syn.a_buf
                         buf.set(np.zeros(buf.shape))
             t1 = time.perf_counter()
@@ -140,8 +140,8 @@ def run_samples(graph, x: np.ndarray, stage: Optional[_Stage] = None, progress: 
     out["models"] = {
         f"layer {i} {role}": f"{type(p).__name__} -> {getattr(p.model_class, '__name__', '?')}"
         for i in layers
-        for role, p in (("neurons", graph.neurons[i]), ("synapse", graph.synapses[i]),
-                        ("sink", graph.sinks[i]))
+        for role, p in (("neurons", graph.neurons[i]), ("sink", graph.sinks[i]),
+                        *((f"synapse {k}", syn) for k, syn in enumerate(graph.synapses[i])))
         if p is not None}
     return out
 

@@ -1,9 +1,10 @@
 """Synaptic operations counted from real events: each spike times its real fan-out.
 
-The fan-out of a neuron is the number of synapses that leave it into the next synaptic
-layer (for a convolution, fewer at the borders; ``Flatten`` is transparent). The ANN's
-MACs are the same connections counted once per inference (every connection of every
-conv, dense and pooling layer, the first layer's input included).
+The fan-out of a neuron is the number of synapses that leave it, over every projection that
+takes its layer's spikes (for a convolution, fewer at the borders; ``Flatten`` is
+transparent; a residual net's skip projections count too). A spike-input net's input spikes
+have a fan-out as well: their SynOps are counted (:func:`input_fanout`). The ANN's MACs are
+the same connections counted once per inference (every projection's connections).
 """
 from __future__ import annotations
 
@@ -11,25 +12,27 @@ from typing import Optional
 
 import numpy as np
 
-from neurosim.netlist.schema import Flatten, Input, Netlist
+from neurosim.netlist.schema import INPUT, Flatten, Netlist, Population
 from neurosim.sim.synapse import Synapse
+
+
+def _fanout_of(net: Netlist, j: int) -> np.ndarray:
+    """Fan-out of each neuron of layer ``j`` (or of the input, ``INPUT``), (C, H, W)-flattened."""
+    total = np.zeros(int(np.prod(net.shape_of(j))), dtype=np.int64)
+    for i, p in net.projections_from(j):
+        kind = net.layers[i].projections[p].synapse
+        total += Synapse(kind, net.in_shape(i, p), fixed=False).fanout().reshape(-1)
+    return total
 
 
 def fanouts(net: Netlist) -> list[Optional[np.ndarray]]:
     """Per layer: fan-out of each of its neurons, flattened in (C, H, W) order (None for Flatten)."""
-    result: list[Optional[np.ndarray]] = []
-    for i, layer in enumerate(net.layers):
-        if isinstance(layer, Flatten):
-            result.append(None)
-            continue
-        nxt = next((j for j in range(i + 1, len(net.layers)) if not isinstance(net.layers[j], Flatten)), None)
-        n = int(np.prod(layer.shape))
-        if nxt is None:
-            result.append(np.zeros(n, dtype=np.int64))
-        else:
-            fan = Synapse(net.layers[nxt], fixed=False).fanout(net.in_shape(nxt))
-            result.append(fan.reshape(-1))
-    return result
+    return [None if isinstance(layer, Flatten) else _fanout_of(net, j) for j, layer in enumerate(net.layers)]
+
+
+def input_fanout(net: Netlist) -> Optional[np.ndarray]:
+    """Fan-out of each input of a spike-input net (None for a net with an ``Input`` layer)."""
+    return None if net.has_input_layer else _fanout_of(net, INPUT)
 
 
 def event_synops(counts: np.ndarray, fanout: np.ndarray) -> np.ndarray:
@@ -43,9 +46,10 @@ def synops_per_layer(net: Netlist, counts: list[Optional[np.ndarray]]) -> list[O
 
 
 def ann_macs(net: Netlist) -> int:
-    """Connections of every synaptic layer: the ANN's multiply-accumulates per inference."""
+    """Connections of every projection: the ANN's multiply-accumulates per inference."""
     total = 0
-    for j, layer in enumerate(net.layers):
-        if not isinstance(layer, (Input, Flatten)):
-            total += int(Synapse(layer, fixed=False).fanout(net.in_shape(j)).sum())
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, Population):
+            for p, proj in enumerate(layer.projections):
+                total += int(Synapse(proj.synapse, net.in_shape(i, p), fixed=False).fanout().sum())
     return total

@@ -24,10 +24,11 @@ import numpy as np
 from neurosim.errors import NetlistError, NeurosimError
 from neurosim.io.atomic import atomic_path
 from neurosim.netlist.schema import (
-    CUBA, DECAY_UNITY, LAYER_TYPES, MAX_NEURONS, MAX_SYNAPSES, MAX_TIMESTEPS, NETX_DENSE_WITHOUT_NEURON, NEURON_TYPES,
-    RMP, VTH_MAX,
-    Conv, Dense, Flatten, Input, Layer, Netlist, Neuron, Pool, conv_output_hw,
+    CUBA, DECAY_UNITY, INPUT, MAX_NEURONS, MAX_SYNAPSES, MAX_TIMESTEPS, NETX_DENSE_WITHOUT_NEURON, NEURON_TYPES,
+    RESETS, SCALE_EXP_MAX, VTH_MAX,
+    Flatten, Input, Layer, Netlist, Neuron, Population, Projection, Schedule,
 )
+from neurosim.netlist.synapses import KINDS
 
 PathLike = Union[str, os.PathLike]
 META_KEY = "neurosim/meta"
@@ -79,43 +80,46 @@ def _write_layer(g: h5py.Group, layer: Layer) -> None:
     if isinstance(layer, Input):
         g.create_dataset("weight", data=np.float32(layer.weight))
         g.create_dataset("bias", data=np.float32(layer.bias))
-    elif isinstance(layer, Dense):
-        g.create_dataset("inFeatures", data=np.int64(layer.weight.shape[1]))
-        g.create_dataset("outFeatures", data=np.int64(layer.weight.shape[0]))
-        g.create_dataset("weight", data=np.asarray(layer.weight, dtype=np.float32))
-    elif isinstance(layer, Conv):
-        g.create_dataset("inChannels", data=np.int64(layer.weight.shape[1] * layer.groups))
-        g.create_dataset("outChannels", data=np.int64(layer.weight.shape[0]))
-        g.create_dataset("kernelSize", data=np.asarray(layer.weight.shape[2:], dtype=np.int64))
-        g.create_dataset("stride", data=np.asarray(layer.stride, dtype=np.int64))
-        g.create_dataset("padding", data=np.asarray(layer.padding, dtype=np.int64))
-        g.create_dataset("dilation", data=np.asarray(layer.dilation, dtype=np.int64))
-        g.create_dataset("groups", data=np.int64(layer.groups))
-        g.create_dataset("weight", data=np.asarray(layer.weight, dtype=np.float32))
-    elif isinstance(layer, Pool):
-        g.create_dataset("kernelSize", data=np.asarray(layer.kernel_size, dtype=np.int64))
-        g.create_dataset("stride", data=np.asarray(layer.stride, dtype=np.int64))
-        g.create_dataset("padding", data=np.asarray(layer.padding, dtype=np.int64))
-        g.create_dataset("dilation", data=np.asarray((1, 1), dtype=np.int64))
-        g.create_dataset("weight",
-                         data=np.asarray(layer.weight, dtype=np.float32).reshape(1, 1, *layer.kernel_size))
-    if isinstance(layer, (Dense, Conv)) and layer.bias is not None:
-        g.create_dataset("bias", data=np.asarray(layer.bias, dtype=np.float32))
-    if not isinstance(layer, Flatten):
-        _write_neuron(g.create_group("neuron"), layer.neuron)
+    elif isinstance(layer, Flatten):
+        _write_source(g, layer.source)
+        return
+    else:
+        first, *more = layer.projections
+        _write_source(g, first.source)
+        first.synapse.write(g)
+        for p, proj in enumerate(more, start=1):
+            sub = g.create_group(f"projection/{p}")
+            sub.create_dataset("type", (1,), "S10", [proj.synapse.type_name.encode("ascii")])
+            _write_source(sub, proj.source)
+            proj.synapse.write(sub)
+        if layer.bias is not None:
+            g.create_dataset("bias", data=np.asarray(layer.bias, dtype=np.float32))
+        if layer.schedule is not None:
+            sch = g.create_group("schedule")
+            for key in ("scale", "bias"):
+                if getattr(layer.schedule, key) is not None:
+                    sch.create_dataset(key, data=np.asarray(getattr(layer.schedule, key), dtype=np.float32))
+            sch.create_dataset("scaleExp", data=np.int64(layer.schedule.scale_exp))
+    _write_neuron(g.create_group("neuron"), layer.neuron)
+
+
+def _write_source(g: h5py.Group, source: Optional[int]) -> None:
+    if source is not None:
+        g.create_dataset("source", data=np.int64(source))
 
 
 def _write_neuron(g: h5py.Group, neuron: Neuron) -> None:
     g.create_dataset("type", data=neuron.type_name.encode("ascii"))
+    g.create_dataset("vThMant", data=np.int64(neuron.vThMant))
     if isinstance(neuron, CUBA):
-        g.create_dataset("vThMant", data=np.int64(neuron.vThMant))
         g.create_dataset("iDecay", data=np.int64(neuron.iDecay))
         g.create_dataset("vDecay", data=np.int64(neuron.vDecay))
         g.create_dataset("refDelay", data=np.int64(neuron.refDelay))
         g.create_dataset("gradedSpike", data=False)
     else:
-        g.create_dataset("vThMant", data=np.int64(neuron.vThMant))
         g.create_dataset("vDecay", data=np.int64(neuron.vDecay))
+    if neuron.reset != "hard" or not isinstance(neuron, CUBA):    # netx's own CUBA stays as netx writes it
+        g.create_dataset("reset", data=neuron.reset.encode("ascii"))
 
 
 # ----------------------------------------------------------------------------- reading
@@ -340,6 +344,31 @@ def _kind(obj: Any) -> str:
         type(obj), type(obj).__name__)
 
 
+class Keys:
+    """The keys of one synapse (a layer's root, or ``projection/<p>/`` below it) for
+    :meth:`SynapseKind.read <neurosim.netlist.synapses.base.SynapseKind.read>`: typed and
+    bounded reads whose errors name the file, the layer and the full key."""
+
+    def __init__(self, r: _Reader, g: h5py.Group, layer: int, prefix: str = "") -> None:
+        self.r, self.g, self.layer, self.prefix = r, g, layer, prefix
+
+    def error(self, msg: str, key: Optional[str] = None) -> NetlistError:
+        return self.r.error(msg, self.layer, None if key is None else self.prefix + key)
+
+    def has(self, key: str) -> bool:
+        return self.r.get(self.g, self.prefix + key, self.layer) is not None
+
+    def array(self, key: str, **kw) -> Optional[np.ndarray]:
+        kw.setdefault("max_abs", MAX_ABS_VALUE)
+        return self.r.array(self.g, self.prefix + key, self.layer, **kw)
+
+    def ints(self, key: str, n: int, **kw) -> tuple[int, ...]:
+        return self.r.ints(self.g, self.prefix + key, self.layer, n, **kw)
+
+    def scalar(self, key: str, **kw) -> float:
+        return self.r.scalar(self.g, self.prefix + key, self.layer, **kw)
+
+
 def load(path: PathLike) -> Netlist:
     """Read and validate a netlist file; raise :class:`NetlistError` for anything unusable."""
     path = Path(path)
@@ -379,25 +408,44 @@ def _read(r: _Reader) -> Netlist:
     input_shape = None
     if r.get(r.f, INPUT_SHAPE_KEY, None) is not None:
         input_shape = _shape(r, r.f, INPUT_SHAPE_KEY, None)
-    meta = _read_meta(r)
-    layers: list[Layer] = []
-    prev: Optional[tuple[int, ...]] = input_shape
-    for i in range(len(names)):
+    net = Netlist(layers=[], input_shape=input_shape, meta=_read_meta(r))
+    offset = 0
+    first = r.group(root, "0", 0, name_key=False)
+    if r.string(first, "type", 0).strip().lower() == "input" and r.get(first, "neuron", 0) is None:
+        # netx's shape-only input layer (SLAYER's Input block without neurons): it declares the
+        # shape of the spike input and is not a layer; file index k is netlist layer k - 1
+        net.input_shape, offset = _shape(r, first, "shape", 0), 1
+        if len(names) == 1:
+            raise r.error("the file holds only a shape-only 'input' layer")
+    for i in range(offset, len(names)):
         g = r.group(root, str(i), i, name_key=False)
-        layer = _read_layer(r, g, i, prev)
-        layers.append(layer)
-        prev = tuple(layer.shape)
+        net.layers.append(_read_layer(r, g, i, net, offset))
     r.where = (None, None)
-    net = Netlist(layers=layers, input_shape=None if isinstance(layers[0], Input) else input_shape, meta=meta)
-    if not isinstance(layers[0], Input) and net.input_shape is None:
-        if isinstance(layers[0], Dense):
-            net.input_shape = (int(layers[0].weight.shape[1]),)
-        else:
-            raise r.error("the first layer is not 'input' and the file does not store "
-                          f"'{INPUT_SHAPE_KEY}'", layer=0)
-    if any(isinstance(l, Input) for l in layers[1:]):
-        raise r.error("an 'input' layer may only be layer 0")
+    if net.has_input_layer:
+        net.input_shape = None
+    try:
+        net.check()
+    except NeurosimError as exc:
+        raise r.error(str(exc)) from None
     return net
+
+
+def _read_source(r: _Reader, g: h5py.Group, i: int, net: Netlist, key: str, offset: int) -> int:
+    """The source of a projection or flatten (``key``; absent: the layer before) as a netlist
+    index (file index ``i`` is layer ``i - offset``; the shape-only input layer is ``INPUT``)."""
+    if r.get(g, key, i) is None:
+        src = i - 1 - offset if i > offset else INPUT
+    else:
+        value = r.scalar(g, key, i, lo=INPUT, hi=MAX_LAYERS)
+        if not float(value).is_integer():
+            raise r.error(f"expected a layer index, found {value}", i, key)
+        if int(value) >= i:
+            raise r.error(f"source {int(value)} is not an earlier layer (0..{i - 1}); sources must precede "
+                          "their target (no cycles)", i, key)
+        src = max(int(value) - offset, INPUT)
+    if src == INPUT and net.has_input_layer:
+        raise r.error(f"source {INPUT} (spike input) in a net with an 'input' layer", i, key)
+    return src
 
 
 def _no_constant(name: str) -> None:
@@ -447,15 +495,22 @@ def _read_neuron(r: _Reader, g: h5py.Group, i: int) -> Neuron:
                       i, "neuron/type")
     vth = r.scalar(g, "neuron/vThMant", i, lo=0, hi=VTH_MAX + 1)   # netx itself writes 2**17
     vdecay = r.scalar(g, "neuron/vDecay", i, default=0, lo=0, hi=DECAY_UNITY)
-    if NEURON_TYPES[kind] is RMP:
-        return RMP(vThMant=_num(vth), vDecay=_int(r, vdecay, i, "neuron/vDecay"))
+    cls = NEURON_TYPES[kind]
+    reset = cls.default_reset
+    if r.get(g, "neuron/reset", i) is not None:
+        reset = r.string(g, "neuron/reset", i).strip().lower()
+        if reset not in RESETS:
+            raise r.error(f"unknown reset '{reset}' (known: {', '.join(RESETS)})", i, "neuron/reset")
+    if cls is not CUBA:
+        return cls(vThMant=_num(vth), vDecay=_int(r, vdecay, i, "neuron/vDecay"), reset=reset)
     graded = r.scalar(g, "neuron/gradedSpike", i, default=0)
     if graded:
         raise r.error("graded spikes are not supported", i, "neuron/gradedSpike")
     idecay = r.scalar(g, "neuron/iDecay", i, default=DECAY_UNITY, lo=0, hi=DECAY_UNITY)
     ref = r.scalar(g, "neuron/refDelay", i, default=1, lo=0, hi=1 << 16)
     return CUBA(vThMant=_num(vth), iDecay=_int(r, idecay, i, "neuron/iDecay"),
-                vDecay=_int(r, vdecay, i, "neuron/vDecay"), refDelay=_int(r, ref, i, "neuron/refDelay"))
+                vDecay=_int(r, vdecay, i, "neuron/vDecay"), refDelay=_int(r, ref, i, "neuron/refDelay"),
+                reset=reset)
 
 
 def _num(x: float):
@@ -468,103 +523,95 @@ def _int(r: _Reader, x: float, i: int, key: str) -> int:
     return int(x)
 
 
-def _read_layer(r: _Reader, g: h5py.Group, i: int, prev: Optional[tuple[int, ...]]) -> Layer:
+def _read_layer(r: _Reader, g: h5py.Group, i: int, net: Netlist, offset: int) -> Layer:
     kind = r.string(g, "type", i).strip().lower()
-    if kind not in LAYER_TYPES:
-        raise r.error(f"unknown layer type '{kind}' (known: {', '.join(LAYER_TYPES)})", i, "type")
+    known = ["input", "flatten", *KINDS]
+    if kind not in known:
+        raise r.error(f"unknown layer type '{kind}' (neurosim runs: {', '.join(known)})", i, "type")
     shape = _shape(r, g, "shape", i)
     if kind in ("dense", "flatten") and len(shape) == 3 and sorted(shape)[:2] == [1, 1]:
         shape = (math.prod(shape),)   # SLAYER writes (N, 1, 1) / (1, 1, N) for vectors
     if kind == "input":
+        if i > 0:
+            raise r.error("an 'input' layer may only be layer 0", i, "type")
         return Input(shape=shape, neuron=_read_neuron(r, g, i),
                      weight=r.scalar(g, "weight", i, default=1.0, max_abs=MAX_ABS_VALUE),
                      bias=r.scalar(g, "bias", i, default=0.0, max_abs=MAX_ABS_VALUE))
-    if prev is None and kind != "dense":
-        raise r.error(f"a '{kind}' first layer needs an input layer or '{INPUT_SHAPE_KEY}'", i)
+    key = "source"
+    src = _read_source(r, g, i, net, key, offset)
+    stored_source = None if r.get(g, key, i) is None else src
+    if src == INPUT and net.input_shape is None:
+        net.input_shape = _infer_input_shape(r, g, i, kind)
+    in_shape = net.shape_of(src)
     if kind == "flatten":
-        n = math.prod(prev)
+        n = math.prod(in_shape)
         if shape != (n,):
-            raise r.error(f"flatten of {prev} gives ({n},), found {shape}", i, "shape")
-        return Flatten(shape=shape)
-    if kind == "dense":
-        return _read_dense(r, g, i, prev, shape)
-    if len(prev) != 3 or len(shape) != 3:
-        raise r.error(f"'{kind}' needs (C, H, W) shapes, got input {prev} and shape {shape}", i, "shape")
-    stride = r.ints(g, "stride", i, 2, default=(1, 1) if kind == "conv" else None, lo=1, hi=1 << 10)
-    padding = r.ints(g, "padding", i, 2, default=(0, 0), lo=0, hi=1 << 10)
-    dilation = r.ints(g, "dilation", i, 2, default=(1, 1), lo=1, hi=1 << 10)
-    if kind == "conv":
-        return _read_conv(r, g, i, prev, shape, stride, padding, dilation)
-    # pool
-    weight = r.array(g, "weight", i, ndim=(0, 2, 4, 5), max_size=1 << 12, max_abs=MAX_ABS_VALUE)
-    if weight.ndim == 0:
-        kernel = r.ints(g, "kernelSize", i, 2, lo=1, hi=1 << 6)
-        weight = np.full(kernel, weight.item())
-    elif weight.ndim >= 4:
-        if weight.shape[:2] != (1, 1) or weight.shape[4:] not in ((), (1,)):
-            raise r.error(f"expected one (kh, kw) kernel shared by all channels, found {weight.shape}",
-                          i, "weight")
-        weight = weight[0, 0].reshape(weight.shape[2:4])
-    if dilation != (1, 1):
-        raise r.error("dilated pooling is not supported", i, "dilation")
-    expect = (prev[0], *conv_output_hw(prev[1:], weight.shape, stride, padding))
-    if shape != expect:
-        raise r.error(f"pool of {prev} gives {expect}, found {shape}", i, "shape")
-    return Pool(shape=shape, weight=weight, neuron=_read_neuron(r, g, i), stride=stride, padding=padding)
+            raise r.error(f"flatten of {in_shape} gives ({n},), found {shape}", i, "shape")
+        return Flatten(shape=shape, source=stored_source)
+    projections = [Projection(_read_synapse(r, g, i, kind, in_shape, shape, ""), stored_source)]
+    extra = r.group(g, "projection", i)
+    if extra is not None:
+        subs = list(extra.keys())
+        if len(subs) > MAX_LAYERS or sorted(subs, key=lambda s: (len(s), s)) != [str(p) for p in range(1, len(subs) + 1)]:
+            raise r.error(f"projections must be named 1..{len(subs)}, found {sorted(subs)[:10]}", i, "projection")
+        for p in range(1, len(subs) + 1):
+            prefix = f"projection/{p}/"
+            pkind = r.string(g, prefix + "type", i).strip().lower()
+            if pkind not in KINDS:
+                raise r.error(f"unknown synapse type '{pkind}' (known: {', '.join(KINDS)})", i, prefix + "type")
+            psrc = _read_source(r, g, i, net, prefix + "source", offset)
+            if psrc == INPUT and net.input_shape is None:
+                raise r.error("a projection from the spike input needs '/neurosim/input_shape'", i, prefix + "source")
+            syn = _read_synapse(r, g, i, pkind, net.shape_of(psrc), shape, prefix)
+            projections.append(Projection(syn, None if r.get(g, prefix + "source", i) is None else psrc))
+    channels = shape[0]
+    bias = _read_bias(r, g, i, channels)
+    neuron = (_read_neuron(r, g, i) if kind != "dense" or r.get(g, "neuron", i) is not None
+              else NETX_DENSE_WITHOUT_NEURON)
+    return Population(shape=shape, neuron=neuron, projections=projections, bias=bias,
+                      schedule=_read_schedule(r, g, i, channels))
 
 
-def _read_dense(r: _Reader, g: h5py.Group, i: int, prev: Optional[tuple[int, ...]],
-                shape: tuple[int, ...]) -> Dense:
-    if len(shape) != 1:
-        raise r.error(f"a dense layer needs an (N,) shape, found {shape}", i, "shape")
-    n_out, n_in = shape[0], (math.prod(prev) if prev is not None else None)
-
-    def check(s: tuple[int, ...]) -> None:
-        if len(s) == 2:
-            ok = s[0] == n_out and (n_in is None or s[1] == n_in)
-        else:
-            ok = s[0] % n_out == 0 and (n_in is None or s[0] == n_out * n_in)
-        if not ok:
-            raise r.error(f"weight shape {s} does not match (out={shape}, in={n_in} from {prev})", i, "weight")
-
-    weight = r.array(g, "weight", i, ndim=(1, 2), max_abs=MAX_ABS_VALUE, check_shape=check)
-    if weight.ndim == 1:
-        weight = weight.reshape(n_out, -1)
-    bias = _read_bias(r, g, i, n_out)
-    neuron = _read_neuron(r, g, i) if r.get(g, "neuron", i) is not None else NETX_DENSE_WITHOUT_NEURON
-    return Dense(shape=shape, weight=weight, neuron=neuron, bias=bias)
+def _infer_input_shape(r: _Reader, g: h5py.Group, i: int, kind: str) -> tuple[int, ...]:
+    """A netx file without an input layer or ``/neurosim/input_shape``: a first dense layer
+    tells its input size by its weight's shape."""
+    ds = r.dataset(g, "weight", i) if kind == "dense" else None
+    if ds is None or ds.ndim != 2:
+        raise r.error(f"a '{kind}' first layer needs an input layer or '{INPUT_SHAPE_KEY}'", i)
+    return (int(ds.shape[1]),)
 
 
-def _read_conv(r: _Reader, g: h5py.Group, i: int, prev: tuple[int, ...], shape: tuple[int, ...],
-               stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int]) -> Conv:
-    groups = r.ints(g, "groups", i, 1, default=(1,), lo=1, hi=1 << 16)[0]
+def _read_synapse(r: _Reader, g: h5py.Group, i: int, kind: str, in_shape: tuple[int, ...],
+                  shape: tuple[int, ...], prefix: str):
+    keys = Keys(r, g, i, prefix)
+    syn = KINDS[kind].read(keys, in_shape, shape)
+    try:
+        out = tuple(syn.out_shape(in_shape))
+    except ValueError as exc:
+        raise keys.error(str(exc), "weight") from None
+    if out != tuple(shape):
+        raise keys.error(f"{kind} of {tuple(in_shape)} gives {out}, found {tuple(shape)}", "shape")
+    return syn
 
-    def check(s: tuple[int, ...]) -> None:
-        if len(s) == 5 and s[4] != 1:
-            raise r.error(f"a 5-D conv weight must end in 1, found {s}", i, "weight")
-        if prev[0] % groups or s[0] % groups or s[1] * groups != prev[0]:
-            raise r.error(f"weight {s} with groups={groups} does not take {prev[0]} input channels",
-                          i, "weight")
-        if s[0] != shape[0]:
-            raise r.error(f"weight {s} gives {s[0]} output channels, the layer's shape is {shape}",
-                          i, "weight")
-        for k, size, pad in zip(s[2:4], prev[1:], padding):
-            if k > size + 2 * pad:
-                raise r.error(f"kernel {tuple(s[2:4])} is larger than the padded input {prev}", i, "weight")
 
-    weight = r.array(g, "weight", i, ndim=(4, 5), max_abs=MAX_ABS_VALUE, check_shape=check)
-    if weight.ndim == 5:
-        weight = weight[..., 0]
-    kernel = tuple(int(k) for k in weight.shape[2:])
-    if r.get(g, "kernelSize", i) is not None and r.ints(g, "kernelSize", i, 2, lo=1) != kernel:
-        raise r.error(f"kernelSize disagrees with weight shape {weight.shape}", i, "kernelSize")
-    out_hw = conv_output_hw(prev[1:], kernel, stride, padding, dilation)
-    expect = (weight.shape[0], *out_hw)
-    if shape != expect:
-        raise r.error(f"conv of {prev} gives {expect}, found {shape}", i, "shape")
-    bias = _read_bias(r, g, i, shape[0])
-    return Conv(shape=shape, weight=weight, neuron=_read_neuron(r, g, i), stride=stride,
-                padding=padding, dilation=dilation, groups=groups, bias=bias)
+def _read_schedule(r: _Reader, g: h5py.Group, i: int, channels: int) -> Optional[Schedule]:
+    if r.group(g, "schedule", i) is None:
+        return None
+
+    def check(key: str):
+        def f(s: tuple[int, ...]) -> None:
+            if len(s) != 2 or s[1] != channels or s[0] > MAX_TIMESTEPS:
+                raise r.error(f"expected (steps <= {MAX_TIMESTEPS}, {channels}), found {s}", i, key)
+        return f
+
+    scale = r.array(g, "schedule/scale", i, required=False, ndim=(2,), max_abs=MAX_ABS_VALUE,
+                    check_shape=check("schedule/scale"))
+    bias = r.array(g, "schedule/bias", i, required=False, ndim=(2,), max_abs=MAX_ABS_VALUE,
+                   check_shape=check("schedule/bias"))
+    if scale is None and bias is None:
+        raise r.error("holds neither 'scale' nor 'bias'", i, "schedule")
+    exp = r.scalar(g, "schedule/scaleExp", i, default=0, lo=0, hi=SCALE_EXP_MAX)
+    return Schedule(scale=scale, bias=bias, scale_exp=_int(r, exp, i, "schedule/scaleExp"))
 
 
 def _read_bias(r: _Reader, g: h5py.Group, i: int, n: int) -> Optional[np.ndarray]:

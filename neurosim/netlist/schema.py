@@ -1,48 +1,63 @@
-"""The neurosim netlist: the one definition every executor implements.
+"""The neurosim netlist (v2): the one definition every executor implements.
 
-A netlist is an ordered list of layers. Each layer owns a *synapse* (how it
-receives the previous layer's spikes) and, except ``Flatten``, a *neuron*
-population. The HDF5 layout is lava-dl's *netx* layout (``/layer/<i>/...``),
-extended with the ``RMP`` neuron type and the ``pool`` synapse that netx
-cannot express. ``docs/netlist.md`` is the prose version of this module.
+A netlist is a list of layers in topological order. A *population* layer owns neurons and
+receives one or more *projections*; each projection takes the spikes of one earlier layer
+(its ``source``; by default the layer just before) through one synapse kind (dense, conv,
+pool, identity: :mod:`neurosim.netlist.synapses`, one module each). The currents of all
+projections add before the neuron. The chain of lava-dl's *netx* layout is the special case
+where every layer has one projection from the layer before; ``docs/netlist.md`` is the prose
+version of this module, with the HDF5 keys.
 
-Time and delays (identical to Lava, one step of latency per synapse)::
+Time and delays (identical to Lava: every projection is a synapse process that sends the sum
+it computed in the previous step)::
 
-    a_l[t] = synapse_l(s_{l-1}[t-1])      (a_l[0] = 0)
+    a_l[t] = sum over projections p of l:  synapse_p(s_{source(p)}[t-1])      (a_l[0] = 0)
 
-The first synaptic layer therefore sees the input layer's spikes one step
-late, and layer ``l`` of a chain first responds at step ``l``.
+so a join adds what each path delivers *at that step*: a skip path with fewer synaptic hops
+arrives earlier than the main path (a projection from layer ``k`` into layer ``l`` carries
+spikes that left ``k`` one step before). Nothing is re-aligned.
 
-Units: weights, biases and thresholds are *mantissas* (integers for the
-``fixed`` mode). The ``float`` mode works in mantissa units; the ``fixed``
-mode (Lava ``fixed_pt``, Loihi) keeps state in units of ``2**-6`` mantissa,
-i.e. every current, bias and threshold is shifted left by 6 bits.
+Per-step schedule (optional, per population; BNTT folded into a scale and a bias per step
+and channel ``c``; step ``t`` counts from 0 at the start of a sample; after the last stored
+step the last row holds)::
 
-Neuron equations (``float`` mode; ``fixed`` mode in :mod:`neurosim.dynamics`):
+    a'[t, c] = scale[t, c] * a[t, c]          b'[t, c] = b[c] + bias[t, c]
 
-``CUBA`` (netx, Lava ``LIF``; hard reset)::
+In ``fixed`` mode ``scale`` holds integer mantissas with one exponent ``scaleExp`` (>= 0)
+per population, and the product is rounded half up: ``(a * scale + 2**(e-1)) >> e``
+(:func:`neurosim.dynamics.lif.scale_fixed`); in ``float`` mode ``a * scale * 2**-e``.
 
-    u[t] = (1 - iDecay/4096) * u[t-1] + a[t]
-    v[t] = (1 - vDecay/4096) * v[t-1] + u[t] + b
-    s[t] = v[t] > vThMant ;  v[t] = 0 where s[t]
+Units: weights, biases and thresholds are *mantissas* (integers for the ``fixed`` mode). The
+``float`` mode works in mantissa units; the ``fixed`` mode (Lava ``fixed_pt``, Loihi) keeps
+state in units of ``2**-6`` mantissa (every current, bias and threshold ``<< 6``).
 
-``RMP`` (residual membrane potential, soft reset; neurosim extension)::
+Neuron equations (``float`` mode; ``fixed`` mode in :mod:`neurosim.dynamics.lif`)::
 
-    v[t] = (1 - vDecay/4096) * v[t-1] + a[t] + b
-    s[t] = v[t] > vThMant ;  v[t] = v[t] - vThMant where s[t]
+    u[t] = (1 - iDecay/4096) * u[t-1] + a'[t]          (RMP: iDecay = 4096, u = a')
+    v[t] = (1 - vDecay/4096) * v[t-1] + u[t] + b'[t]
+    s[t] = v[t] > vThMant
+    reset 'hard': v[t] = 0 where s[t]        reset 'soft': v[t] = v[t] - vThMant where s[t]
 
-The input of a net enters through its ``Input`` layer as a constant current:
-``b = weight * x + bias`` per neuron (the SLAYER ``Input`` block transform),
-rounded to an integer in ``fixed`` mode.
+``CUBA`` (netx, Lava ``LIF``) resets hard by default, ``RMP`` (residual membrane potential,
+Han et al. 2020) softly; either takes the other reset as a parameter.
+
+Input: either an ``Input`` layer (layer 0) driven by the sample as a constant current
+``b = weight * x + bias`` per neuron (SLAYER's ``Input`` transform, rounded to an integer in
+``fixed`` mode), or, without one, a 0/1 spike raster of shape ``(T, *input_shape)`` that
+reaches its projections like a layer's spikes (source ``INPUT = -1``).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 import numpy as np
 
 from neurosim.errors import NeurosimError
+
+if TYPE_CHECKING:
+    from neurosim.netlist.synapses.base import SynapseKind
 
 #: Fixed-point constants of Lava's bit-accurate LIF models (Loihi).
 DECAY_BITS = 12            # decays are 12-bit fractions of 4096
@@ -51,6 +66,8 @@ STATE_SHIFT = 6            # a_in, bias (netx bias_exp) and vth are << 6
 STATE_BITS = 24            # u and v are 24-bit signed
 VTH_MAX = (1 << 17) - 1    # vThMant is unsigned 17-bit
 BIAS_MANT_BITS = 13        # bias mantissa is signed 13-bit
+#: Largest schedule exponent: ``scale`` mantissas are fractions of ``2**scaleExp``.
+SCALE_EXP_MAX = 24
 
 #: Upper bound on neurons per layer and synapses per layer accepted from a file.
 MAX_NEURONS = 1 << 24
@@ -58,37 +75,73 @@ MAX_SYNAPSES = 1 << 28
 #: Upper bound on time steps per sample (netlist metadata 'timesteps', the command line's --steps):
 #: far beyond RMP-SNN's 512 and BNTT's 25; a typo is an error, not hours of simulation.
 MAX_TIMESTEPS = 1 << 16
+#: The ``source`` of a projection that takes the net's spike input (nets without ``Input``).
+INPUT = -1
+RESETS = ("hard", "soft")
 
 Shape = tuple[int, ...]
 
 
+def _check_reset(reset: str) -> None:
+    if reset not in RESETS:
+        raise NeurosimError(f"reset must be one of {RESETS}, got {reset!r}")
+
+
 @dataclass(frozen=True)
 class CUBA:
-    """Current-based LIF with hard reset (netx ``CUBA``; ``LOIHI`` is read as CUBA).
+    """Current-based LIF (netx ``CUBA``; ``LOIHI`` is read as CUBA), hard reset by default.
 
     ``u[t] = (1 - iDecay/4096) u[t-1] + a[t]``;
-    ``v[t] = (1 - vDecay/4096) v[t-1] + u[t] + b``; spike if ``v > vThMant``; then ``v = 0``.
+    ``v[t] = (1 - vDecay/4096) v[t-1] + u[t] + b``; spike if ``v > vThMant``; then
+    ``v = 0`` (``reset='hard'``, netx and Lava's ``LIF``) or ``v = v - vThMant`` (``'soft'``).
     ``refDelay`` is stored for netx but not applied (Lava's LIF has no refractory period).
     """
     vThMant: int
     iDecay: int = DECAY_UNITY
     vDecay: int = 0
     refDelay: int = 1
+    reset: str = "hard"
 
     type_name = "CUBA"
+    default_reset = "hard"
+
+    def __post_init__(self) -> None:
+        _check_reset(self.reset)
+
+    @property
+    def i_decay(self) -> int:
+        return int(self.iDecay)
+
+    @property
+    def soft(self) -> bool:
+        return self.reset == "soft"
 
 
 @dataclass(frozen=True)
 class RMP:
-    """Residual-membrane-potential neuron: (leaky) integrate-and-fire with soft reset.
+    """Residual-membrane-potential neuron: (leaky) integrate-and-fire, no current state.
 
-    ``v[t] = (1 - vDecay/4096) v[t-1] + a[t] + b``; spike if ``v > vThMant``;
-    then ``v = v - vThMant`` (the residual is kept). ``vDecay = 0`` is the RMP-SNN IF neuron.
+    ``v[t] = (1 - vDecay/4096) v[t-1] + a[t] + b``; spike if ``v > vThMant``; then
+    ``v = v - vThMant`` (``reset='soft'``, the residual is kept) or ``v = 0`` (``'hard'``).
+    ``vDecay = 0`` is the RMP-SNN IF neuron. It is the CUBA step with ``iDecay = 4096``.
     """
     vThMant: int
     vDecay: int = 0
+    reset: str = "soft"
 
     type_name = "RMP"
+    default_reset = "soft"
+
+    def __post_init__(self) -> None:
+        _check_reset(self.reset)
+
+    @property
+    def i_decay(self) -> int:
+        return DECAY_UNITY
+
+    @property
+    def soft(self) -> bool:
+        return self.reset == "soft"
 
 
 Neuron = Union[CUBA, RMP]
@@ -104,7 +157,7 @@ NEURON_TYPES: dict[str, type] = {"CUBA": CUBA, "LOIHI": CUBA, "RMP": RMP}
 class Input:
     """Input neurons driven by the sample: ``b = weight * x + bias`` (per neuron, constant in time).
 
-    ``shape`` is (C, H, W) or (N,). No synapse.
+    ``shape`` is (C, H, W) or (N,). No projection; only layer 0 may be an input layer.
     """
     shape: Shape
     neuron: Neuron
@@ -120,64 +173,77 @@ class Input:
 
 
 @dataclass
-class Dense:
-    """Fully connected synapse: ``a = W s`` with ``weight`` (out, in); ``bias`` (out,) is neuron bias."""
-    shape: Shape
-    weight: np.ndarray
-    neuron: Neuron
-    bias: Optional[np.ndarray] = None
-
-    type_name = "dense"
-
-
-@dataclass
-class Conv:
-    """2-D convolution (cross-correlation, PyTorch semantics) of (C, H, W) spikes.
-
-    ``weight`` (out, in/groups, kh, kw); ``stride``, ``padding``, ``dilation`` are (y, x);
-    ``bias`` (out,) is a per-channel neuron bias.
-    """
-    shape: Shape
-    weight: np.ndarray
-    neuron: Neuron
-    stride: tuple[int, int] = (1, 1)
-    padding: tuple[int, int] = (0, 0)
-    dilation: tuple[int, int] = (1, 1)
-    groups: int = 1
-    bias: Optional[np.ndarray] = None
-
-    type_name = "conv"
-
-
-@dataclass
-class Pool:
-    """Sum pooling with one ``weight`` kernel (kh, kw) shared by all channels (SLAYER ``pool``).
-
-    Average pooling is ``weight = 1/(kh*kw)`` scaled with the layer. Channel count is kept.
-    """
-    shape: Shape
-    weight: np.ndarray
-    neuron: Neuron
-    stride: tuple[int, int] = (2, 2)
-    padding: tuple[int, int] = (0, 0)
-
-    type_name = "pool"
-
-    @property
-    def kernel_size(self) -> tuple[int, int]:
-        return tuple(int(k) for k in self.weight.shape[-2:])
-
-
-@dataclass
 class Flatten:
-    """Reshape (C, H, W) to (C*H*W,) in C-order; no neurons, no delay."""
+    """Reshape of the source's spikes (C, H, W) to (C*H*W,) in C-order; no neurons, no delay."""
     shape: Shape
+    source: Optional[int] = None
 
     type_name = "flatten"
 
 
-Layer = Union[Input, Dense, Conv, Pool, Flatten]
-LAYER_TYPES: dict[str, type] = {c.type_name: c for c in (Input, Dense, Conv, Pool, Flatten)}
+@dataclass
+class Projection:
+    """Spikes of layer ``source`` (``None``: the layer before; ``INPUT``: the net's spike input)
+    through one synapse into a population."""
+    synapse: "SynapseKind"
+    source: Optional[int] = None
+
+
+@dataclass
+class Schedule:
+    """Per-step scale and bias of a population's synaptic current, per channel.
+
+    ``scale`` and ``bias`` are (T_s, C) arrays (either may be ``None``: 1 and 0), ``C`` the
+    channel count (``shape[0]``; the neuron count for (N,) shapes). Step ``t >= T_s`` uses row
+    ``T_s - 1``. ``scale_exp``: ``scale`` holds mantissas of ``2**-scale_exp`` (fixed mode
+    rounds the scaled current half up, see the module docstring); without ``scale`` the
+    current is not scaled at all and ``scale_exp`` is unused.
+    """
+    scale: Optional[np.ndarray] = None
+    bias: Optional[np.ndarray] = None
+    scale_exp: int = 0
+
+    @property
+    def steps(self) -> int:
+        return max(len(a) for a in (self.scale, self.bias) if a is not None)
+
+    def rows(self, t0: int, w: int, which: str) -> Optional[np.ndarray]:
+        """Rows of ``scale`` or ``bias`` for steps ``t0 .. t0+w-1`` (last row held), (w, C)."""
+        a = getattr(self, which)
+        if a is None:
+            return None
+        return a[np.minimum(np.arange(t0, t0 + w), len(a) - 1)]
+
+
+@dataclass
+class Population:
+    """Neurons (``shape`` (C, H, W) or (N,)) driven by the sum of their ``projections``.
+
+    ``bias`` (C,) is a constant neuron bias per channel (per neuron for (N,) shapes),
+    ``schedule`` an optional per-step scale and bias. Its ``type`` in a file is the kind of
+    its first projection (``dense``, ``conv``, ``pool``, ``identity``).
+    """
+    shape: Shape
+    neuron: Neuron
+    projections: list[Projection]
+    bias: Optional[np.ndarray] = None
+    schedule: Optional[Schedule] = None
+
+    @property
+    def type_name(self) -> str:
+        return self.projections[0].synapse.type_name
+
+    @property
+    def channels(self) -> int:
+        return int(self.shape[0])
+
+    @property
+    def synapse(self) -> "SynapseKind":
+        """The first projection's synapse (the only one of a chain layer)."""
+        return self.projections[0].synapse
+
+
+Layer = Union[Input, Population, Flatten]
 
 
 def conv_output_hw(in_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
@@ -191,24 +257,113 @@ def conv_output_hw(in_hw: tuple[int, int], kernel: tuple[int, int], stride: tupl
 
 @dataclass
 class Netlist:
-    """An ordered list of layers; layer ``i`` receives layer ``i-1``'s spikes.
+    """Layers in topological order (every source precedes its target).
 
-    ``input_shape`` is the shape of the first layer's input when the net has no
-    ``Input`` layer (spike input); it is ``None`` otherwise.
+    ``input_shape`` is the shape of the spike input when the net has no ``Input`` layer
+    (it is ``None`` otherwise).
     """
     layers: list[Layer]
     input_shape: Optional[Shape] = None
     meta: dict = field(default_factory=dict)
 
-    def in_shape(self, i: int) -> Shape:
-        """Shape of the spikes entering layer ``i``."""
-        if i == 0:
-            if isinstance(self.layers[0], Input):
-                return tuple(self.layers[0].shape)
+    # ------------------------------------------------------------------ graph
+
+    def source_of(self, i: int, source: Optional[int]) -> int:
+        """The explicit source index of a projection (or flatten) of layer ``i``."""
+        if source is None:
+            return i - 1 if i > 0 else INPUT
+        return int(source)
+
+    def resolve(self, src: int) -> int:
+        """The neuron layer (or ``INPUT``) whose spikes a source stands for: flatten layers
+        are followed to their own source."""
+        while src != INPUT and isinstance(self.layers[src], Flatten):
+            src = self.source_of(src, self.layers[src].source)
+        return src
+
+    def shape_of(self, src: int) -> Shape:
+        """Shape of the spikes of layer ``src`` (or of the input)."""
+        if src == INPUT:
             if self.input_shape is None:
-                raise ValueError("netlist without an input layer needs input_shape")
+                raise NeurosimError("netlist without an input layer needs input_shape")
             return tuple(self.input_shape)
-        return tuple(self.layers[i - 1].shape)
+        return tuple(self.layers[src].shape)
+
+    def inputs(self, i: int) -> list[tuple[int, "SynapseKind"]]:
+        """``(source index, synapse)`` of every projection of population ``i``."""
+        return [(self.source_of(i, p.source), p.synapse) for p in self.layers[i].projections]
+
+    def in_shape(self, i: int, p: int = 0) -> Shape:
+        """Shape of the spikes entering projection ``p`` of layer ``i`` (flatten: its source)."""
+        layer = self.layers[i]
+        src = self.source_of(i, layer.source if isinstance(layer, Flatten) else layer.projections[p].source)
+        return self.shape_of(src)
+
+    def projections_from(self, j: int) -> list[tuple[int, int]]:
+        """``(i, p)`` of every projection whose spikes come from neuron layer ``j`` (or
+        ``INPUT``), through flatten layers."""
+        return [(i, p) for i, layer in enumerate(self.layers) if isinstance(layer, Population)
+                for p, proj in enumerate(layer.projections)
+                if self.resolve(self.source_of(i, proj.source)) == j]
+
+    def check(self) -> None:
+        """Refuse a graph the executors cannot run, naming the layer: unknown or later
+        sources (cycles), shape mismatches, misplaced input layers, bad schedules."""
+        if not self.layers:
+            raise NeurosimError("the netlist has no layers")
+        if not self.has_input_layer and self.input_shape is None:
+            raise NeurosimError("a netlist without an 'input' layer needs input_shape (spike input)")
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, Input):
+                if i > 0:
+                    raise NeurosimError(f"layer {i}: an 'input' layer may only be layer 0")
+                continue
+            srcs = ([layer.source] if isinstance(layer, Flatten)
+                    else [p.source for p in layer.projections])
+            if isinstance(layer, Population) and not layer.projections:
+                raise NeurosimError(f"layer {i}: a population needs at least one projection")
+            for p, s in enumerate(srcs):
+                src = self.source_of(i, s)
+                what = f"layer {i}" + (f" projection {p}" if isinstance(layer, Population) else "")
+                if src == INPUT:
+                    if self.has_input_layer:
+                        raise NeurosimError(f"{what}: source {INPUT} (spike input) in a net with an "
+                                            "'input' layer; take layer 0 instead")
+                elif not 0 <= src < i:
+                    raise NeurosimError(f"{what}: source {src} is not an earlier layer (0..{i - 1}); "
+                                        "sources must precede their target (no cycles)")
+            if isinstance(layer, Flatten):
+                n = math.prod(self.in_shape(i))
+                if tuple(layer.shape) != (n,):
+                    raise NeurosimError(f"layer {i}: flatten of {self.in_shape(i)} gives ({n},), "
+                                        f"found {tuple(layer.shape)}")
+                continue
+            for p, proj in enumerate(layer.projections):
+                try:
+                    out = tuple(proj.synapse.out_shape(self.in_shape(i, p)))
+                except ValueError as exc:
+                    raise NeurosimError(f"layer {i} projection {p}: {exc}") from None
+                if out != tuple(layer.shape):
+                    raise NeurosimError(f"layer {i} projection {p}: {proj.synapse.type_name} of "
+                                        f"{self.in_shape(i, p)} gives {out}, the layer's shape is "
+                                        f"{tuple(layer.shape)}")
+            c = layer.channels
+            if layer.bias is not None and np.shape(layer.bias) != (c,):
+                raise NeurosimError(f"layer {i}: bias has shape {np.shape(layer.bias)}, expected ({c},)")
+            sch = layer.schedule
+            if sch is not None:
+                if sch.scale is None and sch.bias is None:
+                    raise NeurosimError(f"layer {i}: a schedule needs a scale or a bias")
+                for key in ("scale", "bias"):
+                    a = getattr(sch, key)
+                    if a is not None and (a.ndim != 2 or a.shape[1] != c or len(a) < 1):
+                        raise NeurosimError(f"layer {i}: schedule {key} has shape {a.shape}, "
+                                            f"expected (steps, {c})")
+                if not 0 <= int(sch.scale_exp) <= SCALE_EXP_MAX:
+                    raise NeurosimError(f"layer {i}: schedule scaleExp {sch.scale_exp} outside "
+                                        f"[0, {SCALE_EXP_MAX}]")
+
+    # ------------------------------------------------------------------ samples
 
     @property
     def has_input_layer(self) -> bool:
@@ -231,6 +386,8 @@ class Netlist:
                 raise NeurosimError("input samples contain NaN or infinite values")
         elif x.dtype.kind != "b" and not np.all((x == 0) | (x == 1)):     # NaN and inf fail too
             raise NeurosimError("spike input must be 0/1 (the synapses take binary spikes)")
+
+    # ------------------------------------------------------------------ neuron layers
 
     @property
     def neuron_layers(self) -> list[int]:

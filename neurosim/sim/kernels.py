@@ -54,15 +54,16 @@ def _make_kernel(current: Callable, voltage: Callable, cast: Callable, state: ty
         """Advance neurons ``lo:hi`` over ``W = s_out.shape[0]`` steps, in place.
 
         ``a``: (W, M) synaptic input of each step, or (1, M) when it is the same at every step
-        (any numeric dtype holding the mode's values exactly); ``bias`` (M,), ``vth``: in the
-        mode's state units; ``u``, ``v`` (M,): state, updated; ``s_out`` (W, M): spikes written
-        as 0/1; ``counts`` (M,): spikes added; ``v_trace``: (W, M) gets v after every step, or
-        has 0 rows to skip that.
+        (any numeric dtype holding the mode's values exactly); ``bias``: (W, M), or (1, M)
+        when constant, and ``vth``: in the mode's state units; ``u``, ``v`` (M,): state,
+        updated; ``s_out`` (W, M): spikes written as 0/1; ``counts`` (M,): spikes added;
+        ``v_trace``: (W, M) gets v after every step, or has 0 rows to skip that.
         """
         if len(dynamics_source) == 0:           # never true: ties the cache entry to lif.py's text
             return
         steps = s_out.shape[0]
         const = a.shape[0] == 1
+        const_bias = bias.shape[0] == 1
         trace = v_trace.shape[0] > 0
         # the block's state lives in local buffers: loops over them vectorise, loops over
         # slices of the callers' arrays do not (LLVM cannot rule out aliasing)
@@ -75,9 +76,10 @@ def _make_kernel(current: Callable, voltage: Callable, cast: Callable, state: ty
             ub[:n] = u[b0:b0 + n]
             vb[:n] = v[b0:b0 + n]
             cb[:n] = counts[b0:b0 + n]
-            bb = bias[b0:b0 + n]
+            bb0 = bias[0, b0:b0 + n]
             for t in range(steps):
                 ab = a[0, b0:b0 + n] if const else a[t, b0:b0 + n]
+                bb = bb0 if const_bias else bias[t, b0:b0 + n]
                 for k in range(n):
                     ub[k] = current(ub[k], cast(ab[k]), i_decay, may_wrap)
                 for k in range(n):

@@ -1,10 +1,12 @@
 """Batched executor of a netlist: the reference semantics of ``docs/netlist.md``.
 
-A feed-forward net is run layer by layer over a window of ``W`` steps at a time: the
-synaptic input of a layer for every step of the window is one batched linear map (PyTorch)
-of the previous layer's spikes, shifted by the one-step synaptic delay; then a compiled
+A feed-forward net (a DAG in topological order) is run layer by layer over a window of ``W``
+steps at a time: the synaptic input of a layer for every step of the window is the sum of
+its projections, each one batched linear map (PyTorch) of its source's spikes shifted by the
+one-step synaptic delay; the layer's per-step schedule, if any, scales it; then a compiled
 kernel (:mod:`neurosim.sim.kernels`) scans the neurons over the window with the step
-functions of :mod:`neurosim.dynamics.lif`. This is exact, because no layer feeds back. The
+functions of :mod:`neurosim.dynamics.lif`. This is exact, because no layer feeds back: every
+source's spikes of the window (and of the step before it) are known when a layer runs. The
 batch is cut into chunks and time into windows so that the spike buffers of all layers stay
 within ``workspace_bytes`` (a layer's synaptic input and a conv's output add about as much
 again): memory is bounded for any batch size and ``T``, and the buffers, kept by the
@@ -17,18 +19,16 @@ summation order, which follows the chunk size, can change the last bits of ``v``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from neurosim.dynamics.lif import to_state
+from neurosim.dynamics.lif import scale_fixed, scale_float, to_state
 from neurosim.errors import NeurosimError
-from neurosim.netlist.schema import (
-    DECAY_UNITY, RMP, Flatten, Input, Netlist, Neuron,
-)
-from neurosim.metrics.synops import event_synops, fanouts
+from neurosim.netlist.schema import DECAY_UNITY, INPUT, Flatten, Input, Netlist, Population
+from neurosim.metrics.synops import event_synops, fanouts, input_fanout
 from neurosim.sim import kernels
 from neurosim.sim.synapse import Synapse
 
@@ -46,6 +46,9 @@ class SimResult:
     ``layer_spikes[i]``: (N,) spikes of the layer per sample; ``synops[i]``: (N,) synaptic
     events its spikes caused (each spike times its real fan-out, :mod:`neurosim.metrics.synops`);
     ``step_counts[i]``: (T,) spikes per step summed over batch and neurons;
+    ``input_spikes`` / ``input_synops``: (N,) spikes of a spike-input net's input and the
+    synaptic events they caused (zeros for nets with an ``Input`` layer, whose neurons are
+    layer 0);
     ``spikes[i]``: (N, T, n) bool, only when recorded; ``readout`` (N, n_out): the output
     layer's ``count * vth + v`` at the end; ``readout_trace`` (N, len(readout_steps), n_out):
     the same after each of ``readout_steps``. Neurons are flattened in (C, H, W) order.
@@ -60,6 +63,8 @@ class SimResult:
     readout: np.ndarray = field(default_factory=lambda: np.zeros(0))
     readout_steps: tuple[int, ...] = ()
     readout_trace: Optional[np.ndarray] = None
+    input_spikes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    input_synops: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def accuracy_at(self, labels: np.ndarray) -> dict[int, float]:
         """Accuracy had the run stopped after each of ``readout_steps`` (a shorter run is a
@@ -71,8 +76,8 @@ class SimResult:
 
     @property
     def synops_per_sample(self) -> np.ndarray:
-        """(N,) synaptic events per sample, all layers."""
-        return np.sum([s for s in self.synops if s is not None], axis=0)
+        """(N,) synaptic events per sample, all layers and the spike input."""
+        return np.sum([s for s in self.synops if s is not None], axis=0) + self.input_synops
 
     @property
     def predictions(self) -> np.ndarray:
@@ -85,10 +90,15 @@ def check_fixed_point(net: Netlist) -> None:
         if isinstance(layer, Flatten):
             continue
         items = {"neuron/vThMant": layer.neuron.vThMant}
-        if not isinstance(layer, Input):
-            items["weight"] = layer.weight
-        if getattr(layer, "bias", None) is not None and not isinstance(layer, Input):
-            items["bias"] = layer.bias
+        if isinstance(layer, Population):
+            for p, proj in enumerate(layer.projections):
+                prefix = "" if p == 0 else f"projection/{p}/"
+                items.update({prefix + k: v for k, v in proj.synapse.arrays().items()})
+            if layer.bias is not None:
+                items["bias"] = layer.bias
+            if layer.schedule is not None:
+                items.update({f"schedule/{k}": getattr(layer.schedule, k) for k in ("scale", "bias")
+                              if getattr(layer.schedule, k) is not None})
         for key, value in items.items():
             arr = np.asarray(value, dtype=np.float64)
             if not np.array_equal(arr, np.round(arr)):
@@ -97,23 +107,54 @@ def check_fixed_point(net: Netlist) -> None:
 
 
 class _Population:
-    """Per-layer neuron constants in the units of the mode (NumPy, as the kernels take them)."""
+    """Per-layer neuron constants in the units of the mode (NumPy, as the kernels take them),
+    and the layer's per-step schedule (:class:`neurosim.netlist.schema.Schedule`)."""
 
-    def __init__(self, neuron: Neuron, bias: Optional[np.ndarray], n: int, fixed: bool,
-                 input_bound: float = 0.0) -> None:
-        self.soft = isinstance(neuron, RMP)
-        self.i_decay = DECAY_UNITY if isinstance(neuron, RMP) else int(neuron.iDecay)
+    def __init__(self, layer: Union[Input, Population], fixed: bool, input_bound: float = 0.0) -> None:
+        neuron = layer.neuron
+        n = int(np.prod(layer.shape))
+        self.fixed = fixed
+        self.soft = neuron.soft
+        self.i_decay = neuron.i_decay
         self.v_decay = int(neuron.vDecay)
         self.dtype = np.int64 if fixed else np.float64
-        b = np.zeros(n) if bias is None else np.asarray(bias, dtype=np.float64).reshape(n)
+        self.per_channel = n // int(layer.shape[0])          # neurons per channel
+        pop = layer if isinstance(layer, Population) else None
+        bias = None if pop is None else pop.bias
+        b = np.zeros(n) if bias is None else np.repeat(np.asarray(bias, dtype=np.float64), self.per_channel)
+        self.schedule = None if pop is None else pop.schedule
         if fixed:
             self.bias = to_state(np.round(b).astype(np.int64))
             self.vth = int(to_state(int(neuron.vThMant)))
         else:
             self.bias, self.vth = b, float(neuron.vThMant)
-        # a memoryless current is a << 6: it cannot wrap when the synapse's bound keeps it in 24 bits
+        sch = self.schedule
+        if sch is not None and sch.scale is not None:      # the largest scaled current
+            input_bound = input_bound * float(np.abs(sch.scale).max()) * 2.0 ** -sch.scale_exp + 1
+        # a memoryless current is a << 6: it cannot wrap when the synapses' bound keeps it in 24 bits
         self.may_wrap = not (self.i_decay == DECAY_UNITY and input_bound * (1 << 6) < 2 ** 23)
         self.kernel = kernels.scan_fixed if fixed else kernels.scan_float
+
+    def scheduled(self, a: np.ndarray, bias: np.ndarray, t0: int, nb: int) -> tuple[np.ndarray, np.ndarray]:
+        """The synaptic input ``a`` (w, nb * n) and the bias (1 or w, nb * n) of steps
+        ``t0 .. t0 + w - 1`` after the schedule: ``a * scale[t, c]`` (the mode's rounding rule,
+        :func:`neurosim.dynamics.lif.scale_fixed`) and ``bias + bias[t, c]``."""
+        sch, w = self.schedule, len(a)
+        if sch is None:
+            return a, bias.reshape(1, -1)
+        rows = (w, nb, -1, self.per_channel)
+        if sch.scale is not None:
+            scale = sch.rows(t0, w, "scale")[:, None, :, None]
+            a = np.asarray(a, dtype=self.dtype).reshape(rows)
+            a = (scale_fixed(a, scale.astype(np.int64), int(sch.scale_exp)) if self.fixed
+                 else scale_float(a, scale, int(sch.scale_exp))).reshape(w, -1)
+        if sch.bias is not None:
+            extra = sch.rows(t0, w, "bias")[:, None, :, None]
+            extra = to_state(np.round(extra).astype(np.int64)) if self.fixed else extra
+            bias = (bias.reshape(1, nb, -1, self.per_channel) + extra).reshape(w, -1)
+        else:
+            bias = bias.reshape(1, -1)
+        return a, bias
 
     def scan(self, a: np.ndarray, bias: np.ndarray, u: np.ndarray, v: np.ndarray, s_out: np.ndarray,
              counts: np.ndarray, v_trace: np.ndarray) -> None:
@@ -169,15 +210,16 @@ class _LayerState:
     large buffers would cost a page fault per 4 KiB each time.
     """
 
-    def __init__(self, pop: _Population, syn: Optional[Synapse], nb_max: int, n: int, window: int) -> None:
+    def __init__(self, pop: _Population, syns: list[Synapse], nb_max: int, n: int, window: int) -> None:
         m = nb_max * n
         self.n = n
         self._u = np.zeros(m, pop.dtype)
         self._v = np.zeros(m, pop.dtype)
         self._counts = np.zeros(m, np.int64)
         self._bias = np.tile(pop.bias, nb_max)
-        #: the synaptic input of a window, for synapses that write into a given buffer
-        self.a = torch.empty(window * m, dtype=syn.dtype) if syn is not None and syn.fills_out else None
+        #: the synaptic input of a window, for a single synapse that writes into a given buffer
+        one = syns[0] if len(syns) == 1 else None
+        self.a = torch.empty(window * m, dtype=one.dtype) if one is not None and one.fills_out else None
         self.out = _SpikeBuffer(window, m)
         self.start(nb_max)
 
@@ -216,27 +258,28 @@ class Simulator:
     def __init__(self, net: Netlist, mode: str = "fixed", workspace_bytes: int = WORKSPACE_BYTES) -> None:
         if mode not in MODES:
             raise NeurosimError(f"mode must be one of {MODES}, got '{mode}'")
+        net.check()
         self.net, self.mode, self.fixed = net, mode, mode == "fixed"
         if self.fixed:
             check_fixed_point(net)
         self.workspace_bytes = workspace_bytes
         self._ws: Optional[_Workspace] = None
         self.fanouts = fanouts(net)
-        self.synapses: list[Optional[Synapse]] = []
+        self.input_fanout = input_fanout(net)
+        #: per layer: one Synapse per projection, and the neuron layer (or INPUT) each reads
+        self.synapses: list[list[Synapse]] = []
+        self.sources: list[list[int]] = []
         self.pops: list[Optional[_Population]] = []
-        for layer in net.layers:
-            syn = None if isinstance(layer, (Input, Flatten)) else Synapse(layer, self.fixed)
-            self.synapses.append(syn)
-            pop = None
-            if not isinstance(layer, Flatten):
-                n = int(np.prod(layer.shape))
-                bias = getattr(layer, "bias", None)
-                if isinstance(layer, Input):
-                    bias = None
-                elif bias is not None and len(layer.shape) == 3:   # per-channel conv bias
-                    bias = np.repeat(np.asarray(bias), layer.shape[1] * layer.shape[2])
-                pop = _Population(layer.neuron, bias, n, self.fixed, syn.bound if syn is not None else 0.0)
-            self.pops.append(pop)
+        for i, layer in enumerate(net.layers):
+            syns, srcs = [], []
+            if isinstance(layer, Population):
+                for p, (src, kind) in enumerate(net.inputs(i)):
+                    syns.append(Synapse(kind, net.in_shape(i, p), self.fixed))
+                    srcs.append(net.resolve(src))
+            self.synapses.append(syns)
+            self.sources.append(srcs)
+            self.pops.append(None if isinstance(layer, Flatten) else
+                             _Population(layer, self.fixed, sum(syn.bound for syn in syns)))
 
     def plan(self, n_samples: int, steps: int) -> _Plan:
         """Chunk and window such that the spike buffers of all layers (4 bytes per neuron-step)
@@ -304,7 +347,8 @@ class Simulator:
         n_out = int(np.prod(net.layers[out].shape))
         trace = np.zeros((n_samples, len(readout_steps), n_out), self.pops[out].dtype) if readout_steps else None
         return SimResult(steps, counts, vs, step_counts, layer_spikes, synops, spikes if record else None,
-                         readout_steps=readout_steps, readout_trace=trace)
+                         readout_steps=readout_steps, readout_trace=trace,
+                         input_spikes=np.zeros(n_samples, np.int64), input_synops=np.zeros(n_samples, np.int64))
 
     def _workspace(self, plan: _Plan) -> _Workspace:
         """The buffers for ``plan``, kept from the previous run when the plan is the same."""
@@ -331,13 +375,20 @@ class Simulator:
             biases[0] = biases[0] + (to_state(np.round(current).astype(np.int64)) if self.fixed else current)
         else:                                          # the input spikes of a net without input layer
             source.start(nb * int(np.prod(net.input_shape)))
+            in_spikes = np.zeros(nb, np.float64)
+            uniform = self.input_fanout.min() == self.input_fanout.max()           # e.g. a dense layer
+            in_counts = None if uniform else np.zeros(nb * int(np.prod(net.input_shape)), np.float32)
         buffers = [st.out for st in states if st is not None] + ([source] if source is not None else [])
         for t0 in range(0, steps, window):
             w = min(window, steps - t0)
-            prev = source
             if source is not None:      # (nb, w, *in) -> rows (w, nb * n_in), cast on the way
-                source.fill(w).reshape(w, nb, -1)[:] = x[:, t0:t0 + w].reshape(nb, w, -1).transpose(1, 0, 2)
-                source.count(w)
+                rows_in = source.fill(w)
+                rows_in.reshape(w, nb, -1)[:] = x[:, t0:t0 + w].reshape(nb, w, -1).transpose(1, 0, 2)
+                per_sample = rows_in.reshape(w, nb, -1).sum(2)                     # (w, nb)
+                source.per_row[1:w + 1] = per_sample.sum(1)
+                in_spikes += per_sample.sum(0)
+                if in_counts is not None:       # input SynOps need per-input counts
+                    in_counts += rows_in.sum(0)
             for i, layer in enumerate(net.layers):
                 st, pop = states[i], self.pops[i]
                 if st is None:
@@ -346,15 +397,14 @@ class Simulator:
                 if isinstance(layer, Input):
                     a = np.zeros((1, m), np.float32)                      # driven by its bias alone
                 else:
-                    spikes, total = prev.delayed(w)
-                    syn_in = torch.from_numpy(spikes).reshape(w * nb, *net.in_shape(i))
-                    a = self.synapses[i](syn_in, total, None if st.a is None else st.a[:w * m]).reshape(w, m).numpy()
+                    a = self._current(i, states, source, st, w, nb, m)
+                a, bias = pop.scheduled(a, biases[i], t0, nb)
                 s_out = st.out.fill(w)
                 # readout steps that fall in this window: positions in the window and in the result
                 picks = [(t - 1 - t0, k) for k, t in enumerate(res.readout_steps) if t0 < t <= t0 + w] if i == out else []
                 v_trace = np.empty((w if picks else 0, m), pop.dtype)
                 before = st.counts.copy() if picks else None
-                pop.scan(a, biases[i], st.u, st.v, s_out, st.counts, v_trace)
+                pop.scan(a, bias, st.u, st.v, s_out, st.counts, v_trace)
                 res.step_counts[i][t0:t0 + w] += st.out.count(w)
                 n = m // nb
                 if res.spikes is not None:
@@ -364,9 +414,12 @@ class Simulator:
                     total = before + np.cumsum(s_out, axis=0, dtype=np.int64)[at]      # spikes so far
                     readout = (total * pop.vth + v_trace[at]).reshape(len(at), nb, n)
                     res.readout_trace[rows, into[0]:into[-1] + 1] = readout.transpose(1, 0, 2)
-                prev = st.out
             for buf in buffers:
                 buf.carry(w)
+        if source is not None:
+            res.input_spikes[rows] = in_spikes
+            res.input_synops[rows] = (in_spikes.astype(np.int64) * self.input_fanout[0] if in_counts is None
+                                      else event_synops(in_counts.reshape(nb, -1), self.input_fanout))
         for i, st in enumerate(states):
             if st is None:
                 continue
@@ -377,4 +430,19 @@ class Simulator:
                 res.counts[i][rows] = c
                 res.v[i][rows] = st.v.reshape(nb, -1)
 
-
+    def _current(self, i: int, states: list, source: Optional[_SpikeBuffer], st: _LayerState, w: int,
+                 nb: int, m: int) -> np.ndarray:
+        """(w, m) synaptic input of population ``i`` over the window: the sum of its projections,
+        each reading its source's spikes one step late."""
+        syns = self.synapses[i]
+        total = None
+        for syn, src in zip(syns, self.sources[i]):
+            buf = source if src == INPUT else states[src].out
+            spikes, count = buf.delayed(w)
+            syn_in = torch.from_numpy(spikes).reshape(w * nb, *syn.in_shape)
+            part = syn(syn_in, count, None if st.a is None else st.a[:w * m])
+            if len(syns) == 1:
+                return part.reshape(w, m).numpy()
+            part = part.to(torch.int64 if self.fixed else torch.float64)
+            total = part if total is None else total.add_(part)
+        return total.reshape(w, m).numpy()
