@@ -170,6 +170,8 @@ COMMANDS = {"export": _cmd_export, "run": _cmd_run, "info": _cmd_info}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from neurosim.lava.lifetime import Terminated     # standard library only: no Lava import
+
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
@@ -183,3 +185,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("neurosim: interrupted; files already written are complete (atomic writes)", file=sys.stderr)
         return 130
+    except Terminated as exc:   # SIGTERM/SIGHUP during a Lava run, after its clean-up
+        print(f"neurosim: {exc}; the Lava run was stopped, its processes and shared memory removed",
+              file=sys.stderr)
+        return exc.code

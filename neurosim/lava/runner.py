@@ -178,11 +178,14 @@ def _run_guarded(jobdir: Path, n_samples: int, timeout: float, progress: bool, t
     """Run the worker on ``jobdir``; return when it succeeded, else clean up and raise."""
     from tqdm.auto import tqdm
 
+    from neurosim.lava.lifetime import PARENT_ENV, terminate_raises
+
     shm_before = shm_snapshot()
     env = dict(os.environ)
     root = str(Path(neurosim.__file__).resolve().parent.parent)
     paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join([root] + paths)     # the worker imports this neurosim
+    env[PARENT_ENV] = str(os.getpid())    # the worker stops its group when this process dies
     failure: Optional[str] = None
     with open(jobdir / W.LOG, "wb") as log:
         child = subprocess.Popen([sys.executable, "-m", "neurosim.lava.worker", str(jobdir)],
@@ -194,6 +197,7 @@ def _run_guarded(jobdir: Path, n_samples: int, timeout: float, progress: bool, t
     result_seen: Optional[float] = None   # when result.npz appeared (written last, atomically)
     bar = tqdm(total=n_samples, desc=f"lava ({tag}, T={steps})", unit="sample",
                disable=not progress, leave=False)
+    restore_signals = terminate_raises()  # SIGTERM/SIGHUP -> Terminated: the clean-up below runs
     try:
         while True:
             code = child.poll()
@@ -222,14 +226,15 @@ def _run_guarded(jobdir: Path, n_samples: int, timeout: float, progress: bool, t
                            "worker and its processes were killed (pass timeout=... to allow more time)")
                 break
             time.sleep(POLL_S)
-    except BaseException:                 # KeyboardInterrupt etc.: clean up, then re-raise
+        # Always: kill what is left of the group (a successful worker leaves nothing, or
+        # zombies), and remove the shared memory the killed processes held.
+        removed = stop_group(child, shm_before)
+    except BaseException:                 # KeyboardInterrupt, SIGTERM etc.: clean up, re-raise
         stop_group(child, shm_before)
         raise
     finally:
+        restore_signals()
         bar.close()
-    # Always: kill what is left of the group (a successful worker leaves nothing, or zombies),
-    # and remove the shared memory the killed processes held.
-    removed = stop_group(child, shm_before)
     if failure is not None:
         if removed:
             failure += f"; removed {removed} leaked /dev/shm segment(s)"

@@ -180,7 +180,10 @@ def _load_job(jobdir: Path):
 
 
 def main(jobdir: str) -> int:
+    from neurosim.lava.lifetime import watch_parent
+
     jobdir = Path(jobdir)
+    watch_parent(jobdir)      # the parent dies (even by SIGKILL): stop this group, free /dev/shm
     stage = _Stage(jobdir / PROGRESS)
     t_start = time.perf_counter()
     try:

@@ -1,0 +1,161 @@
+"""A Lava run does not outlive the command that started it.
+
+``neurosim run --lava`` on a job that would take minutes is killed once its Lava worker
+group is running (worker + Lava's model processes, /dev/shm channels mapped):
+
+* SIGTERM: the command stops the group, unlinks the shared memory and exits with code 143
+  and one line on stderr;
+* SIGKILL (no clean-up can run in the parent): the worker notices that its parent died and
+  kills its own group, unlinking the shared memory and the job folder.
+
+Either way, within 3 s no process of the group is alive and no segment it held is left.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pytest
+
+from neurosim.lava.runner import _group_members, _mapped_shm
+from neurosim.netlist import hdf5
+from neurosim.netlist import Flatten, Input, Netlist, RMP, conv, dense, pool
+from tests.conftest import ROOT
+
+STEPS, SAMPLES = 2000, 20     # ~2 min of Lava per mode: the run is far from its end when killed
+START_S = 45.0                # until the Lava processes run
+GONE_S = 3.0                  # from the kill until the group and its shared memory are gone
+
+
+def digits_conv_net(path: Path) -> Path:
+    """Input (1, 8, 8) -> conv 3x3 (4) -> pool 2 -> flatten -> dense (10): 13 Lava processes."""
+    rng = np.random.default_rng(0)
+    net = Netlist([
+        Input((1, 8, 8), RMP(100), weight=128.0),
+        conv((4, 8, 8), 2 * rng.integers(-40, 60, (4, 1, 3, 3)).astype(float), RMP(120), padding=(1, 1)),
+        pool((4, 4, 4), np.full((2, 2), 2.0), RMP(5)),
+        Flatten((64,)),
+        dense((10,), 2 * rng.integers(-60, 60, (10, 64)).astype(float), RMP(90)),
+    ], meta={"dataset": "digits", "timesteps": 8})
+    return hdf5.save(net, path)
+
+
+def _stat(pid: int) -> Optional[list[str]]:
+    """Fields of /proc/<pid>/stat after "pid (comm)": state, ppid, pgrp, ..."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rfind(")") + 2:].split()
+
+
+def find_worker(parent: int) -> Optional[tuple[int, Path]]:
+    """(pid, job folder) of the Lava worker ``parent`` started, if it runs."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        fields = _stat(int(entry.name))
+        if not fields or int(fields[1]) != parent:
+            continue
+        try:
+            argv = Path(entry.path, "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"neurosim.lava.worker" in argv:
+            return int(entry.name), Path(argv[argv.index(b"neurosim.lava.worker") + 1].decode())
+    return None
+
+
+def start_lava_run(tmp_path: Path):
+    """``neurosim run --lava`` until its worker group runs Lava; returns the command, the
+    worker's group, its members, the /dev/shm segments they map and the job folder."""
+    net = digits_conv_net(tmp_path / "net.net")
+    log = open(tmp_path / "neurosim.log", "w")
+    try:
+        cmd = subprocess.Popen([sys.executable, "-m", "neurosim", "run", str(net), "--steps", str(STEPS),
+                                "--limit", str(SAMPLES), "--lava", "--lava-samples", str(SAMPLES),
+                                "--lava-timeout", "900", "--out", str(tmp_path)],
+                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    finally:
+        log.close()
+    deadline = time.monotonic() + START_S
+    try:
+        while True:
+            assert cmd.poll() is None, f"neurosim ended early: {(tmp_path / 'neurosim.log').read_text()[-3000:]}"
+            assert time.monotonic() < deadline, "no Lava run within the time: " + \
+                (tmp_path / "neurosim.log").read_text()[-3000:]
+            found = find_worker(cmd.pid)
+            if found:
+                pgid, jobdir = found
+                try:
+                    stage = json.loads((jobdir / "progress.json").read_text()).get("stage")
+                except (OSError, ValueError):
+                    stage = None
+                members = _group_members(pgid)
+                held = _mapped_shm(members) & set(os.listdir("/dev/shm"))   # not the unlinked ones
+                if stage == "running" and len(members) >= 3 and held:
+                    assert pgid in members and _stat(pgid)[2] == str(pgid)   # leads its own group
+                    assert int(_stat(cmd.pid)[2]) != pgid                    # not the command's group
+                    return cmd, pgid, members, held, jobdir
+            time.sleep(0.1)
+    except BaseException:
+        cmd.kill()
+        cmd.wait()
+        raise
+
+
+def wait_gone(pgid: int, held: set[str], t_kill: float) -> float:
+    """Seconds from ``t_kill`` until no process of ``pgid`` lives and no segment of ``held``
+    is in /dev/shm; fails after GONE_S."""
+    while True:
+        alive = _group_members(pgid)
+        left = held & set(os.listdir("/dev/shm"))
+        elapsed = time.monotonic() - t_kill
+        if not alive and not left:
+            return elapsed
+        assert elapsed < GONE_S, f"{GONE_S} s after the kill: group {pgid} alive {alive}, shm left {sorted(left)}"
+        time.sleep(0.02)
+
+
+def orphan_shm(before: set[str]) -> set[str]:
+    """New /dev/shm files that no live process maps."""
+    new = set(os.listdir("/dev/shm")) - before
+    in_use = _mapped_shm([int(e.name) for e in os.scandir("/proc") if e.name.isdigit()])
+    return {n for n in new if n not in in_use}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_killed_command_leaves_no_lava_process_or_shared_memory(tmp_path, sig):
+    shm_before = set(os.listdir("/dev/shm"))
+    cmd, pgid, members, held, jobdir = start_lava_run(tmp_path)
+    try:
+        assert held <= set(os.listdir("/dev/shm")) - shm_before      # the run's own segments
+        t_kill = time.monotonic()
+        cmd.send_signal(sig)
+        gone = wait_gone(pgid, held, t_kill)
+        print(f"\n{signal.Signals(sig).name}: {len(members)} processes of group {pgid}, {len(held)} /dev/shm "
+              f"segments; all gone {gone:.2f} s after the kill")
+        code = cmd.wait(timeout=10)
+    finally:
+        if cmd.poll() is None:
+            cmd.kill()
+            cmd.wait()
+    out = (tmp_path / "neurosim.log").read_text()
+    if sig == signal.SIGTERM:
+        assert code == 128 + signal.SIGTERM, out[-3000:]
+        last = out.replace("\r", "\n").strip().splitlines()[-1]
+        assert last.startswith("neurosim: terminated by SIGTERM") and "Traceback" not in out, out[-3000:]
+    else:
+        assert code == -signal.SIGKILL
+    deadline = time.monotonic() + GONE_S
+    while jobdir.exists() and time.monotonic() < deadline:     # removed by the command or the worker
+        time.sleep(0.05)
+    assert not jobdir.exists()
+    assert orphan_shm(shm_before) == set()
