@@ -1,5 +1,6 @@
-"""Random netlist-v2 graphs for property tests: residual joins, schedules, both resets, CUBA and
-RMP neurons, current (``Input`` layer) or spike input, integer mantissas (exact in both modes)."""
+"""Random netlist-v2 graphs for property tests: residual joins, schedules, both resets, initial
+voltages, CUBA and RMP neurons, current (``Input`` layer) or spike input, integer mantissas
+(exact in both modes)."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,10 +13,11 @@ from neurosim.netlist.synapses import Conv, Dense, Identity
 
 def _neuron(rng: np.random.Generator, vth: int):
     reset = str(rng.choice(["hard", "soft"]))
+    v_init = int(rng.choice([0, 0, vth // 2, -vth // 3]))
     if rng.random() < 0.5:
-        return RMP(vth, vDecay=int(rng.choice([0, 0, 128, 1024])), reset=reset)
+        return RMP(vth, vDecay=int(rng.choice([0, 0, 128, 1024])), reset=reset, vInit=v_init)
     return CUBA(vth, iDecay=int(rng.choice([4096, 2048, 512])), vDecay=int(rng.choice([0, 256, 1024])),
-                reset=reset)
+                reset=reset, vInit=v_init)
 
 
 def _schedule(rng: np.random.Generator, c: int) -> Schedule:

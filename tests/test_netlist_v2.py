@@ -80,6 +80,20 @@ def test_reset_is_a_parameter_of_both_neurons():
         RMP(1, reset="zero")
 
 
+def test_initial_voltage_starts_every_sample():
+    """IF neuron, threshold 10, input 5 per step from step 1: from vInit = 5 it first fires at
+    step 2, from 0 at step 3; every sample starts again from vInit."""
+    x = np.ones((2, 5, 1))
+    for mode in ("fixed", "float"):
+        first = []
+        for v_init in (5, 0):
+            net = Netlist([dense((1,), np.array([[5.0]]), RMP(10, vInit=v_init))], input_shape=(1,))
+            res = Simulator(net, mode).run(x, 5, record_spikes=True)
+            np.testing.assert_array_equal(res.spikes[0][0], res.spikes[0][1])
+            first.append(int(np.argmax(res.spikes[0][0, :, 0])))
+        assert first == [2, 3], (mode, first)
+
+
 def test_input_spikes_are_counted_in_synops():
     net = Netlist([dense((4,), np.ones((4, 3)), RMP(100)), dense((2,), np.ones((2, 4)), RMP(1))], input_shape=(3,))
     x = np.zeros((1, 5, 3))
@@ -158,6 +172,8 @@ def test_dag_generator_covers_every_feature():
             if isinstance(layer, Flatten):
                 continue
             seen.add(f"{layer.neuron.type_name} {layer.neuron.reset}")
+            if layer.neuron.vInit:
+                seen.add("vInit")
             if isinstance(layer, Input):
                 continue
             for p, (src, kind) in enumerate(net.inputs(i)):
@@ -170,7 +186,8 @@ def test_dag_generator_covers_every_feature():
                 seen.update(f"schedule {k}" for k in ("scale", "bias") if getattr(layer.schedule, k) is not None)
     assert seen >= {"spike input", "current input", "CUBA hard", "CUBA soft", "RMP hard", "RMP soft",
                     "dense", "conv", "pool", "identity", "dense join", "conv join", "identity join",
-                    "join from the spike input", "join from a flatten", "schedule scale", "schedule bias"}, seen
+                    "join from the spike input", "join from a flatten", "schedule scale", "schedule bias",
+                    "vInit"}, seen
 
 
 def test_every_synapse_kind_is_registered():

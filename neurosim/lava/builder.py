@@ -45,7 +45,7 @@ from neurosim.netlist.schema import (
     CUBA, DECAY_UNITY, INPUT, STATE_SHIFT, Flatten, Input, Netlist, Population,
 )
 
-__all__ = ["LavaGraph", "build_graph", "MODELS"]
+__all__ = ["LavaGraph", "build_graph", "initial_v", "MODELS"]
 
 #: ProcessModel per neurosim Process and tag. The builder selects them itself (Lava's
 #: ``exception_proc_model_map``): Lava's discovery would otherwise execute every module of the
@@ -143,7 +143,7 @@ def _neuron(layer: Union[Input, Population], mode: str, bias: Union[np.ndarray, 
     fixed = mode == "fixed"
     bias = np.asarray(np.round(bias)).astype(np.int64) if fixed else np.asarray(bias, dtype=np.float64)
     schedule = layer.schedule if isinstance(layer, Population) else None
-    if isinstance(n, CUBA) and not n.soft and schedule is None:       # netx's own neuron
+    if isinstance(n, CUBA) and not n.soft and schedule is None and not n.vInit:   # netx's own neuron
         if fixed:
             return LIF(shape=shape, vth=int(n.vThMant), du=int(n.iDecay) - 1, dv=int(n.vDecay),
                        bias_mant=bias, bias_exp=STATE_SHIFT)
@@ -160,7 +160,13 @@ def _neuron(layer: Union[Input, Population], mode: str, bias: Union[np.ndarray, 
     vth = int(n.vThMant) if fixed else float(n.vThMant)
     return NetlistNeuron(shape=shape, vth=vth, i_decay=n.i_decay, v_decay=int(n.vDecay), soft_reset=n.soft,
                          bias_mant=bias, bias_exp=STATE_SHIFT if fixed else 0, scale=scale, bias_t=bias_t,
-                         scale_exp=int(schedule.scale_exp) if scale is not None else 0)
+                         scale_exp=int(schedule.scale_exp) if scale is not None else 0,
+                         v=initial_v(n, mode))
+
+
+def initial_v(neuron, mode: str) -> Union[int, float]:
+    """The voltage every sample starts from, in the mode's state units (``vInit << 6`` fixed)."""
+    return int(neuron.vInit) << STATE_SHIFT if mode == "fixed" else float(neuron.vInit)
 
 
 def _per_neuron(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -46,6 +46,9 @@ class NetlistNeuron(AbstractProcess):
         the last reset of the Var ``t``.
     scale_exp : int
         ``scale`` holds mantissas of ``2**-scale_exp``.
+    v : int or float
+        Initial voltage (state units: ``vInit << 6`` in ``fixed_pt``); the runner resets
+        ``v`` to it before every sample.
     """
 
     def __init__(self, *, shape: ty.Tuple[int, ...], vth: ty.Union[int, float],
@@ -53,20 +56,20 @@ class NetlistNeuron(AbstractProcess):
                  bias_mant: ty.Union[int, float, np.ndarray] = 0,
                  bias_exp: int = 0,
                  scale: ty.Optional[np.ndarray] = None, bias_t: ty.Optional[np.ndarray] = None,
-                 scale_exp: int = 0,
+                 scale_exp: int = 0, v: ty.Union[int, float] = 0,
                  name: ty.Optional[str] = None,
                  log_config: ty.Optional[LogConfig] = None) -> None:
         shape = tuple(int(s) for s in shape)
         scale = np.ones((1, *shape)) if scale is None else np.asarray(scale)
         bias_t = np.zeros((1, *shape)) if bias_t is None else np.asarray(bias_t)
         super().__init__(shape=shape, vth=vth, i_decay=i_decay, v_decay=v_decay, soft_reset=soft_reset,
-                         bias_mant=bias_mant, bias_exp=bias_exp, scale_exp=scale_exp,
+                         bias_mant=bias_mant, bias_exp=bias_exp, scale_exp=scale_exp, v=v,
                          name=name, log_config=log_config)
         self.shape = shape
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         self.u = Var(shape=shape, init=0)
-        self.v = Var(shape=shape, init=0)
+        self.v = Var(shape=shape, init=v)
         self.t = Var(shape=(1,), init=0)
         self.bias_mant = Var(shape=shape, init=bias_mant)
         self.bias_exp = Var(shape=(1,), init=bias_exp)

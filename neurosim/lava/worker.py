@@ -3,7 +3,7 @@
 It reads ``JOBDIR/job.json`` (mode, steps, netlist) and ``JOBDIR/x.npz``, builds the Lava graph,
 compiles it once and streams every sample through it::
 
-    for each sample: set the input bias, zero every v (and u), zero the synapse buffers,
+    for each sample: set the input bias, set every v to its vInit and u to 0, zero the synapse buffers,
                      run(RunSteps(T)), read the recorded spikes and v
 
 and writes ``JOBDIR/result.npz`` atomically. Progress goes to ``JOBDIR/progress`` (the index of
@@ -80,7 +80,10 @@ def run_samples(graph, x: np.ndarray, stage: Optional[_Stage] = None, progress: 
     sizes = {i: int(np.prod(net.layers[i].shape)) for i in layers}
     spikes = {i: np.zeros((n_samples, steps, sizes[i]), dtype=bool) for i in recorded}
     vs = {i: np.zeros((n_samples, sizes[i]), dtype=np.int64 if fixed else np.float64) for i in recorded}
+    from neurosim.lava.builder import initial_v
+
     zeros = {i: np.zeros(graph.neurons[i].v.shape) for i in layers}
+    v0 = {i: np.full(graph.neurons[i].v.shape, initial_v(net.layers[i].neuron, graph.mode)) for i in layers}
     run_cfg = graph.run_cfg()
     starter = graph.starter
     timing = {"compile_s": 0.0, "first_run_s": 0.0, "run_s": 0.0, "io_s": 0.0}
@@ -98,7 +101,7 @@ def run_samples(graph, x: np.ndarray, stage: Optional[_Stage] = None, progress: 
                 graph.set_sample(x[k], raw_current)
                 for i in layers:
                     proc = graph.neurons[i]
-                    proc.v.set(zeros[i])
+                    proc.v.set(v0[i])
                     proc.u.set(zeros[i])
                     if isinstance(proc, NetlistNeuron):
                         proc.t.set(np.zeros(1))          # the schedule's step counter

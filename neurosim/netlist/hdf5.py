@@ -25,7 +25,7 @@ from neurosim.errors import NetlistError, NeurosimError
 from neurosim.io.atomic import atomic_path
 from neurosim.netlist.schema import (
     CUBA, DECAY_UNITY, INPUT, MAX_NEURONS, MAX_SYNAPSES, MAX_TIMESTEPS, NETX_DENSE_WITHOUT_NEURON, NEURON_TYPES,
-    RESETS, SCALE_EXP_MAX, VTH_MAX,
+    RESETS, SCALE_EXP_MAX, V_INIT_MAX, VTH_MAX,
     Flatten, Input, Layer, Netlist, Neuron, Population, Projection, Schedule,
 )
 from neurosim.netlist.synapses import KINDS
@@ -120,6 +120,8 @@ def _write_neuron(g: h5py.Group, neuron: Neuron) -> None:
         g.create_dataset("vDecay", data=np.int64(neuron.vDecay))
     if neuron.reset != "hard" or not isinstance(neuron, CUBA):    # netx's own CUBA stays as netx writes it
         g.create_dataset("reset", data=neuron.reset.encode("ascii"))
+    if neuron.vInit:
+        g.create_dataset("vInit", data=np.float64(neuron.vInit))
 
 
 # ----------------------------------------------------------------------------- reading
@@ -501,8 +503,9 @@ def _read_neuron(r: _Reader, g: h5py.Group, i: int) -> Neuron:
         reset = r.string(g, "neuron/reset", i).strip().lower()
         if reset not in RESETS:
             raise r.error(f"unknown reset '{reset}' (known: {', '.join(RESETS)})", i, "neuron/reset")
+    v_init = _num(r.scalar(g, "neuron/vInit", i, default=0, max_abs=V_INIT_MAX))
     if cls is not CUBA:
-        return cls(vThMant=_num(vth), vDecay=_int(r, vdecay, i, "neuron/vDecay"), reset=reset)
+        return cls(vThMant=_num(vth), vDecay=_int(r, vdecay, i, "neuron/vDecay"), reset=reset, vInit=v_init)
     graded = r.scalar(g, "neuron/gradedSpike", i, default=0)
     if graded:
         raise r.error("graded spikes are not supported", i, "neuron/gradedSpike")
@@ -510,7 +513,7 @@ def _read_neuron(r: _Reader, g: h5py.Group, i: int) -> Neuron:
     ref = r.scalar(g, "neuron/refDelay", i, default=1, lo=0, hi=1 << 16)
     return CUBA(vThMant=_num(vth), iDecay=_int(r, idecay, i, "neuron/iDecay"),
                 vDecay=_int(r, vdecay, i, "neuron/vDecay"), refDelay=_int(r, ref, i, "neuron/refDelay"),
-                reset=reset)
+                reset=reset, vInit=v_init)
 
 
 def _num(x: float):

@@ -31,7 +31,8 @@ Units: weights, biases and thresholds are *mantissas* (integers for the ``fixed`
 ``float`` mode works in mantissa units; the ``fixed`` mode (Lava ``fixed_pt``, Loihi) keeps
 state in units of ``2**-6`` mantissa (every current, bias and threshold ``<< 6``).
 
-Neuron equations (``float`` mode; ``fixed`` mode in :mod:`neurosim.dynamics.lif`)::
+Neuron equations (``float`` mode; ``fixed`` mode in :mod:`neurosim.dynamics.lif`), from
+``u = 0`` and ``v = vInit`` at the start of every sample::
 
     u[t] = (1 - iDecay/4096) * u[t-1] + a'[t]          (RMP: iDecay = 4096, u = a')
     v[t] = (1 - vDecay/4096) * v[t-1] + u[t] + b'[t]
@@ -65,6 +66,7 @@ DECAY_UNITY = 1 << DECAY_BITS
 STATE_SHIFT = 6            # a_in, bias (netx bias_exp) and vth are << 6
 STATE_BITS = 24            # u and v are 24-bit signed
 VTH_MAX = (1 << 17) - 1    # vThMant is unsigned 17-bit
+V_INIT_MAX = VTH_MAX       # |vInit|: vInit << 6 stays inside the 24-bit voltage
 BIAS_MANT_BITS = 13        # bias mantissa is signed 13-bit
 #: Largest schedule exponent: ``scale`` mantissas are fractions of ``2**scaleExp``.
 SCALE_EXP_MAX = 24
@@ -95,12 +97,14 @@ class CUBA:
     ``v[t] = (1 - vDecay/4096) v[t-1] + u[t] + b``; spike if ``v > vThMant``; then
     ``v = 0`` (``reset='hard'``, netx and Lava's ``LIF``) or ``v = v - vThMant`` (``'soft'``).
     ``refDelay`` is stored for netx but not applied (Lava's LIF has no refractory period).
+    ``vInit``: the voltage at the start of every sample (mantissa; netx: 0).
     """
     vThMant: int
     iDecay: int = DECAY_UNITY
     vDecay: int = 0
     refDelay: int = 1
     reset: str = "hard"
+    vInit: float = 0
 
     type_name = "CUBA"
     default_reset = "hard"
@@ -124,10 +128,12 @@ class RMP:
     ``v[t] = (1 - vDecay/4096) v[t-1] + a[t] + b``; spike if ``v > vThMant``; then
     ``v = v - vThMant`` (``reset='soft'``, the residual is kept) or ``v = 0`` (``'hard'``).
     ``vDecay = 0`` is the RMP-SNN IF neuron. It is the CUBA step with ``iDecay = 4096``.
+    ``vInit``: the voltage at the start of every sample (mantissa; e.g. ``vThMant / 2``).
     """
     vThMant: int
     vDecay: int = 0
     reset: str = "soft"
+    vInit: float = 0
 
     type_name = "RMP"
     default_reset = "soft"
@@ -314,6 +320,8 @@ class Netlist:
         if not self.has_input_layer and self.input_shape is None:
             raise NeurosimError("a netlist without an 'input' layer needs input_shape (spike input)")
         for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Flatten) and not abs(layer.neuron.vInit) <= V_INIT_MAX:
+                raise NeurosimError(f"layer {i}: neuron vInit {layer.neuron.vInit} outside +-{V_INIT_MAX}")
             if isinstance(layer, Input):
                 if i > 0:
                     raise NeurosimError(f"layer {i}: an 'input' layer may only be layer 0")

@@ -71,15 +71,17 @@ def _make_kernel(current: Callable, voltage: Callable, cast: Callable, state: ty
         vb = np.empty(BLOCK, state)
         sb = np.empty(BLOCK, np.uint8)
         cb = np.empty(BLOCK, counts.dtype)
+        bb = np.empty(BLOCK, bias.dtype)
         for b0 in range(lo, hi, BLOCK):
             n = min(BLOCK, hi - b0)
             ub[:n] = u[b0:b0 + n]
             vb[:n] = v[b0:b0 + n]
             cb[:n] = counts[b0:b0 + n]
-            bb0 = bias[0, b0:b0 + n]
+            bb[:n] = bias[0, b0:b0 + n]
             for t in range(steps):
                 ab = a[0, b0:b0 + n] if const else a[t, b0:b0 + n]
-                bb = bb0 if const_bias else bias[t, b0:b0 + n]
+                if not const_bias:
+                    bb[:n] = bias[t, b0:b0 + n]
                 for k in range(n):
                     ub[k] = current(ub[k], cast(ab[k]), i_decay, may_wrap)
                 for k in range(n):

@@ -89,7 +89,7 @@ def check_fixed_point(net: Netlist) -> None:
     for i, layer in enumerate(net.layers):
         if isinstance(layer, Flatten):
             continue
-        items = {"neuron/vThMant": layer.neuron.vThMant}
+        items = {"neuron/vThMant": layer.neuron.vThMant, "neuron/vInit": layer.neuron.vInit}
         if isinstance(layer, Population):
             for p, proj in enumerate(layer.projections):
                 prefix = "" if p == 0 else f"projection/{p}/"
@@ -126,8 +126,9 @@ class _Population:
         if fixed:
             self.bias = to_state(np.round(b).astype(np.int64))
             self.vth = int(to_state(int(neuron.vThMant)))
+            self.v_init = int(to_state(int(neuron.vInit)))
         else:
-            self.bias, self.vth = b, float(neuron.vThMant)
+            self.bias, self.vth, self.v_init = b, float(neuron.vThMant), float(neuron.vInit)
         sch = self.schedule
         if sch is not None and sch.scale is not None:      # the largest scaled current
             input_bound = input_bound * float(np.abs(sch.scale).max()) * 2.0 ** -sch.scale_exp + 1
@@ -217,6 +218,7 @@ class _LayerState:
         self._v = np.zeros(m, pop.dtype)
         self._counts = np.zeros(m, np.int64)
         self._bias = np.tile(pop.bias, nb_max)
+        self.v_init = pop.v_init
         #: the synaptic input of a window, for a single synapse that writes into a given buffer
         one = syns[0] if len(syns) == 1 else None
         self.a = torch.empty(window * m, dtype=one.dtype) if one is not None and one.fills_out else None
@@ -224,11 +226,11 @@ class _LayerState:
         self.start(nb_max)
 
     def start(self, nb: int) -> None:
-        """A new chunk of ``nb`` samples, all state zero."""
+        """A new chunk of ``nb`` samples: u and the counts zero, v at the neurons' ``vInit``."""
         m = nb * self.n
         self.u, self.v, self.counts, self.bias = self._u[:m], self._v[:m], self._counts[:m], self._bias[:m]
         self.u[:] = 0
-        self.v[:] = 0
+        self.v[:] = self.v_init
         self.counts[:] = 0
         self.out.start(m)
 
