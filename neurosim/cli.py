@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from neurosim.convert import DEFAULT_PERCENTILE, DEFAULT_RULE, RULES
 from neurosim.errors import NeurosimError
 from neurosim.netlist.schema import MAX_TIMESTEPS
 
@@ -62,9 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     ex.add_argument("--steps", type=_steps, default=None, help=f"time steps T, 1..{MAX_TIMESTEPS} (default 64)")
     ex.add_argument("--epochs", type=_positive_int, default=None, help="ANN training epochs (default 60)")
-    ex.add_argument("--rule", choices=("percentile", "max"), default="percentile",
-                    help="threshold balancing rule (default percentile)")
-    ex.add_argument("--percentile", type=float, default=99.9, help="percentile for --rule percentile (99.9)")
+    ex.add_argument("--rule", choices=RULES, default=DEFAULT_RULE,
+                    help=f"threshold balancing rule (default {DEFAULT_RULE})")
+    ex.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE,
+                    help=f"percentile for --rule percentile (default {DEFAULT_PERCENTILE})")
     ex.add_argument("--retrain", action="store_true", help="ignore an existing checkpoint and train afresh")
     _add_lava_args(ex, 10)
 

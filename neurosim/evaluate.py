@@ -66,7 +66,7 @@ def evaluate(net: Netlist, test: Split, steps: int, *, ann_accuracy: Optional[fl
     synops = float(main.synops_per_sample.mean())
     spikes = float(sum(spikes_layer.values()))
     neurons = int(sum(np.prod(net.layers[i].shape) for i in net.neuron_layers))
-    macs = ann_macs(net)
+    macs = int(net.meta.get("ann_macs") or ann_macs(net))     # the converter records the ANN's own
 
     report = {
         "ann_accuracy": ann_accuracy,

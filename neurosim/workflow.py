@@ -10,6 +10,7 @@ import torch
 
 from neurosim.ann.train import accuracy, load_checkpoint, train
 from neurosim.convert.rmp import convert
+from neurosim.convert import DEFAULT_PERCENTILE, DEFAULT_RULE
 from neurosim.data.dataset import load_dataset
 from neurosim.errors import NeurosimError
 from neurosim.evaluate import evaluate, write_report
@@ -20,7 +21,7 @@ CHECKPOINT_NAME = "ann.pt"
 
 
 def export_and_measure(out_dir: Path, steps: Optional[int] = None, epochs: Optional[int] = None,
-                       rule: str = "percentile", percentile: float = 99.9, lava_samples: int = 10,
+                       rule: str = DEFAULT_RULE, percentile: float = DEFAULT_PERCENTILE, lava_samples: int = 10,
                        lava_timeout: Optional[float] = None, retrain: bool = False,
                        progress: bool = True) -> dict:
     """Run the whole path on the embedded digits data set; return the report (also written)."""

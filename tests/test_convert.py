@@ -7,7 +7,8 @@ import torch
 import torch.nn as nn
 
 from neurosim.ann.train import TrainConfig, accuracy, train
-from neurosim.convert.rmp import WEIGHT_MAX, convert, parse
+from neurosim.convert.graph import trace
+from neurosim.convert.rmp import WEIGHT_MAX, convert
 from neurosim.convert.threshold_balancing import balance
 from neurosim.data.digits import load_digits_split
 from neurosim.errors import NeurosimError
@@ -20,7 +21,8 @@ def test_batchnorm_is_folded_exactly():
     conv, bn = nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3)
     bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2), bn.weight.data.uniform_(0.5, 2)
     model = nn.Sequential(conv, bn, nn.ReLU(), nn.Flatten(), nn.Linear(3 * 16, 2)).eval()
-    st = parse(model)[0]
+    st = trace(model, (2, 4, 4)).stages[1]
+    assert st.kind == "conv" and model.training is False
     x = torch.randn(4, 2, 4, 4)
     folded = nn.functional.conv2d(x, torch.tensor(st.weight, dtype=torch.float32),
                                   torch.tensor(st.bias, dtype=torch.float32), padding=1)
@@ -28,14 +30,28 @@ def test_batchnorm_is_folded_exactly():
 
 
 def test_unsupported_module_is_named():
-    with pytest.raises(NeurosimError, match=r"module 1 \(MaxPool2d\)"):
-        parse(nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2)))
+    with pytest.raises(NeurosimError, match=r"node '_1' \(call_module MaxPool2d '1'\)"):
+        trace(nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2)), (1, 8, 8))
 
 
 def test_threshold_rules():
     acts = np.concatenate([np.zeros(100), np.linspace(0, 1, 10001)[1:], [50.0]])
     assert balance([acts], "max") == [50.0]
     assert balance([acts], "percentile", 99.0)[0] == pytest.approx(0.99, abs=0.01)
+    ch = balance([np.array([[1.0, 5.0], [3.0, 0.0]])], "channel")[0]
+    np.testing.assert_array_equal(ch, [3.0, 5.0])
+
+
+def test_percentile_is_streamed_in_bounded_memory():
+    from neurosim.convert.threshold_balancing import LayerStats
+
+    rng = np.random.default_rng(0)
+    st = LayerStats("percentile", 99.0, capacity=5000)
+    data = rng.random((40, 1000)).astype(np.float32)
+    for row in data:
+        st.update(torch.as_tensor(row[None]))
+    assert st.values.numel() == 5000 and st.seen == data.size
+    assert st.threshold() == pytest.approx(np.percentile(data, 99.0), abs=0.01)
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +66,9 @@ def trained():
 
 def test_converted_net_is_fixed_point_and_close_to_ann(trained):
     model, tr, te = trained
-    net = convert(model, tr.x, (1, 8, 8), "percentile", 99.9)
-    assert isinstance(net.layers[0], Input) and isinstance(net.layers[3], Flatten)
+    net = convert(model, tr.x, (1, 8, 8), "percentile", 99.9, progress=False)
+    # the pool is folded into the dense layer's columns: input, conv, flatten, dense
+    assert isinstance(net.layers[0], Input) and isinstance(net.layers[2], Flatten) and len(net.layers) == 4
     for layer in net.layers:
         if isinstance(layer, Flatten):
             continue

@@ -1,152 +1,345 @@
-"""ANN -> RMP-SNN conversion (Han, Srinivasan & Roy, CVPR 2020) into a fixed-point netlist.
+"""ANN -> RMP-SNN conversion (Han, Srinivasan & Roy, CVPR 2020) into a fixed-point netlist (v2).
 
-The ANN is an ``nn.Sequential`` of Conv2d / Linear (BatchNorm folded in), ReLU, AvgPool2d
-and Flatten. Each linear stage ``l`` becomes a layer of RMP neurons (IF, soft reset
-``v <- v - v_th``). With ``lambda_l`` the balanced threshold of stage ``l`` (see
-:mod:`neurosim.convert.threshold_balancing`) and spikes standing for ``lambda_{l-1}``::
+The ANN is any ``nn.Module`` that :func:`neurosim.convert.graph.trace` reads (torch.fx): Conv2d /
+Linear with BatchNorm folded in, ReLU, average pooling, flatten, residual ``+``. Every value
+the ANN passes through a ReLU becomes a *population* of IF neurons (``RMP``, soft or hard
+reset); so does the model's output (the readout, which integrates) and the input (driven by the
+image as a constant current). With ``lambda_P`` the balanced threshold of population ``P``
+(:mod:`neurosim.convert.threshold_balancing`; per channel for the ``channel`` rule) and spikes
+of ``Q`` standing for ``lambda_Q``, every projection ``Q -> P`` of ANN weights ``W`` carries::
 
-    weights  W_l * lambda_{l-1},   bias  b_l,   threshold  lambda_l
+    W * lambda_Q / lambda_P        (per input / output channel),   bias  b / lambda_P,   threshold 1
 
-so a neuron's rate times ``lambda_l`` approximates the ANN activation. Average pooling
-is a spiking layer too (uniform kernel ``lambda_{l-1} / k^2``). The input layer is driven
-by the image as a constant current with threshold ``lambda_0``.
+so a neuron's rate approximates ``a / lambda_P``. A residual join ``relu(a + b)`` is ONE
+population with one projection per branch (the branch conv from its own source, the shortcut
+as an ``identity`` or 1x1 ``conv`` from the block input), each normalised by its own source's
+threshold. Average pooling is folded into the next synapse where that is exact (a conv after a
+pool is a conv with a larger, strided kernel; a dense layer after pool + flatten has averaged
+columns); only where it cannot be folded does a pool become a spiking layer of its own.
 
-Every layer is then scaled by its own factor ``sigma_l`` (IF dynamics are scale-free) and
-rounded to Loihi mantissas: weights to even integers in [-256, 254] (8-bit signed x 2,
-unchanged by Lava's dense weight truncation), bias to 13 bits, threshold to 17 bits.
+Every population is then scaled by one factor ``sigma`` (IF dynamics are scale-free; one per
+layer, common to all its projections) and rounded to Loihi mantissas: conv/dense/pool weights
+to even integers in [-256, 254] (unchanged by Lava's dense weight truncation), identity weights
+to integers, bias to 13 bits, threshold to 17 bits (an integer ``sigma``, so the threshold is
+exact).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
-from neurosim.convert.threshold_balancing import DEFAULT_PERCENTILE, DEFAULT_RULE, balance
+from neurosim.convert.graph import Stage, StageGraph, trace
+from neurosim.convert.threshold_balancing import (
+    DEFAULT_PERCENTILE, DEFAULT_RULE, check_rule, layer_rules, stream,
+)
 from neurosim.errors import NeurosimError
-from neurosim.netlist.build import conv, dense, pool
-from neurosim.netlist.schema import BIAS_MANT_BITS, RMP, VTH_MAX, Flatten, Input, Netlist
+from neurosim.netlist.schema import (
+    BIAS_MANT_BITS, RMP, RESETS, VTH_MAX, Flatten, Input, Netlist, Population, Projection,
+)
+from neurosim.netlist.synapses import Conv, Dense, Identity, Pool
+from neurosim.netlist.synapses.identity import WEIGHT_LIMIT as IDENTITY_LIMIT
 
 WEIGHT_MAX = 254                      # largest even 8-bit-signed x 2 mantissa
 BIAS_MAX = (1 << (BIAS_MANT_BITS - 1)) - 1
 
 
 @dataclass
-class Stage:
-    """One linear map of the ANN (``conv``, ``dense``, ``pool``) or a ``flatten``, with its ReLU."""
-    kind: str
-    module: Optional[nn.Module]
+class Term:
+    """One projection of a population: the chain of stages ``ops`` applied to population ``src``."""
+    src: int
+    ops: tuple[int, ...]
+
+
+@dataclass
+class Synapse:
+    """A projection's synapse in ANN units before normalisation."""
+    kind: str                         # identity, pool, conv, dense
     weight: Optional[np.ndarray] = None
-    bias: Optional[np.ndarray] = None
-    relu: bool = False
     stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
 
 
-def parse(model: nn.Sequential) -> list[Stage]:
-    """Split a Sequential into stages, folding BatchNorm into the preceding conv/linear."""
-    stages: list[Stage] = []
-    for idx, m in enumerate(model):
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            w = m.weight.detach().double().numpy().copy()
-            b = m.bias.detach().double().numpy().copy() if m.bias is not None else None
-            stages.append(Stage("conv" if isinstance(m, nn.Conv2d) else "dense", m, w, b))
-        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
-            if not stages or stages[-1].kind not in ("conv", "dense") or stages[-1].relu:
-                raise NeurosimError(f"module {idx} ({type(m).__name__}) must directly follow a conv/linear")
-            st = stages[-1]
-            scale = (m.weight.detach().double() / torch.sqrt(m.running_var.double() + m.eps)).numpy()
-            shift = m.bias.detach().double().numpy() - m.running_mean.double().numpy() * scale
-            st.weight = st.weight * scale.reshape(-1, *([1] * (st.weight.ndim - 1)))
-            st.bias = (st.bias if st.bias is not None else 0.0) * scale + shift
-        elif isinstance(m, nn.ReLU):
-            if not stages or stages[-1].kind == "flatten" or stages[-1].relu:
-                raise NeurosimError(f"module {idx} (ReLU) must follow a conv, linear or pooling layer")
-            stages[-1].relu = True
-        elif isinstance(m, nn.AvgPool2d):
-            k = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size, m.kernel_size)
-            s = m.stride if isinstance(m.stride, tuple) else (m.stride, m.stride)
-            p = m.padding if isinstance(m.padding, tuple) else (m.padding, m.padding)
-            if any(p):
-                raise NeurosimError(f"module {idx} (AvgPool2d): padding is not supported")
-            # pooling of non-negative activations needs no ReLU; relu=True marks it as such
-            stages.append(Stage("pool", m, np.full(k, 1.0 / (k[0] * k[1])), None, relu=True, stride=tuple(s)))
-        elif isinstance(m, nn.Flatten):
-            stages.append(Stage("flatten", m))
-        elif isinstance(m, (nn.Dropout, nn.Identity)):
-            continue
-        else:
-            raise NeurosimError(f"module {idx} ({type(m).__name__}) cannot be converted: use Conv2d, "
-                                "Linear, BatchNorm, ReLU, AvgPool2d, Flatten")
-    linear = [s for s in stages if s.kind != "flatten"]
-    if not linear:
-        raise NeurosimError("the model has no conv or linear layer")
-    if any(not s.relu for s in linear[:-1]):
-        raise NeurosimError("every conv/linear layer except the last must be followed by ReLU")
-    return stages
+# ----------------------------------------------------------------------------- planning
+
+class _Plan:
+    """Which stages become populations, and the projections (terms) of each."""
+
+    def __init__(self, g: StageGraph, fold_pool: bool) -> None:
+        self.g, self.fold_pool = g, fold_pool
+        st = g.stages
+        out = g.output
+        while st[out].kind == "flatten":
+            out = st[out].inputs[0]
+        self.output = out
+        self.pops = {i for i, s in enumerate(st)
+                     if s.kind == "input" or (s.relu and s.kind in ("conv", "dense", "add"))} | {out}
+        for _ in range(len(st) + 1):
+            try:
+                self.terms = {i: self.own_terms(i) for i in sorted(self.pops) if st[i].kind != "input"}
+                self.synapses = {i: [self.synapse(t, i) for t in ts] for i, ts in self.terms.items()}
+                break
+            except _Materialise as m:
+                self.pops.add(m.stage)
+        for i, s in enumerate(st):                 # every other stage must feed a population
+            if i not in self.pops and s.kind in ("conv", "dense", "add") and \
+                    not any(i in t.ops or i == t.src for ts in self.terms.values() for t in ts):
+                raise NeurosimError(f"cannot convert node '{s.name}': its output is used without a ReLU "
+                                    "(only a residual join may add values without ReLU)")
+
+    def err(self, i: int, why: str) -> NeurosimError:
+        s = self.g.stages[i]
+        return NeurosimError(f"cannot convert node '{s.name}' ({s.kind}): {why}")
+
+    def expr(self, i: int) -> list[Term]:
+        """The value of stage ``i`` as terms over populations."""
+        if i in self.pops:
+            return [Term(i, ())]
+        return self.own_terms(i)
+
+    def own_terms(self, i: int) -> list[Term]:
+        s = self.g.stages[i]
+        if s.kind == "add":
+            return self.expr(s.inputs[0]) + self.expr(s.inputs[1])
+        if s.kind == "input":
+            return [Term(i, ())]
+        inner = self.expr(s.inputs[0])
+        if len(inner) != 1 or any(self.g.stages[o].kind in ("conv", "dense") for o in inner[0].ops):
+            raise self.err(i, "follows another linear map or a join without a ReLU in between, which "
+                              "the netlist cannot express as one synapse")
+        if s.kind == "pool" and not self.g.stages[inner[0].src].relu and self.g.stages[inner[0].src].kind != "input":
+            raise self.err(i, "average pooling of a value without ReLU is not supported")
+        return [Term(inner[0].src, inner[0].ops + (i,))]
+
+    def synapse(self, t: Term, target: int) -> Synapse:
+        """The single synapse of a term (pool folded into a following conv/dense), or raise
+        :class:`_Materialise` for a pool that must become a layer."""
+        st = self.g.stages
+        ops = [o for o in t.ops if st[o].kind != "flatten"]
+        kinds = [st[o].kind for o in ops]
+        src_shape = st[t.src].shape
+        if not ops:
+            if src_shape != st[target].shape:
+                raise self.err(target, f"adds a reshaped value {src_shape} -> {st[target].shape}")
+            return Synapse("identity")
+        if kinds == ["pool"]:
+            p = st[ops[0]]
+            return Synapse("pool", p.weight, p.stride, p.padding)
+        if kinds in (["conv"], ["dense"]):
+            s = st[ops[0]]
+            return Synapse(s.kind, s.weight, s.stride, s.padding, s.dilation, s.groups)
+        if kinds[0] == "pool" and len(kinds) == 2 and kinds[1] in ("conv", "dense"):
+            folded = fold_pool(st[ops[0]], st[ops[1]], src_shape) if self.fold_pool else None
+            if folded is not None:
+                return folded
+            raise _Materialise(ops[0])
+        if kinds[0] == "pool":
+            raise _Materialise(ops[0])
+        raise self.err(target, f"the chain {kinds} cannot be one synapse")
+
+    def bias(self, i: int) -> np.ndarray:
+        c = self.g.stages[i].shape[0]
+        b = np.zeros(c)
+        for t in self.terms[i]:
+            last = self.g.stages[t.ops[-1]] if t.ops else None
+            if last is not None and last.kind in ("conv", "dense") and last.bias is not None:
+                b = b + last.bias
+        return b
 
 
-@torch.no_grad()
-def stage_activations(model: nn.Sequential, x: np.ndarray, batch_size: int = 256) -> list[np.ndarray]:
-    """Outputs of every non-flatten stage (after its ReLU) over the samples ``x``."""
-    n_stages = sum(s.kind != "flatten" for s in parse(model))
-    linear = (nn.Conv2d, nn.Linear, nn.AvgPool2d)
-    outs: list[list[np.ndarray]] = [[] for _ in range(n_stages)]
-    for i in range(0, len(x), batch_size):
-        h = torch.as_tensor(x[i:i + batch_size], dtype=torch.float32)
-        k, last = -1, [None] * n_stages
-        for m in model:
-            h = m(h)
-            k += isinstance(m, linear)
-            if isinstance(m, linear + (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU)):
-                last[k] = h   # the stage's output so far (after BN and ReLU when present)
-        for o, h_k in zip(outs, last):
-            o.append(h_k.numpy().copy())
-    return [np.concatenate(o) for o in outs]
+class _Materialise(Exception):
+    def __init__(self, stage: int) -> None:
+        super().__init__(stage)
+        self.stage = stage
 
 
-def _mantissas(weight: np.ndarray, bias: Optional[np.ndarray], vth: float):
-    """Scale one layer so its largest weight is WEIGHT_MAX (within bias/threshold ranges) and round."""
-    sigma = WEIGHT_MAX / max(np.abs(weight).max(), 1e-12)
-    if bias is not None and np.abs(bias).max() > 0:
+def fold_pool(pool: Stage, lin: Stage, in_shape: tuple[int, ...]) -> Optional[Synapse]:
+    """``lin`` (conv or dense) after average pooling ``pool`` of spikes of ``in_shape`` as one
+    synapse, if exact (checked numerically); else None."""
+    if any(pool.padding) or len(in_shape) != 3:
+        return None
+    k = torch.as_tensor(pool.weight, dtype=torch.float64)[None, None]
+    w = torch.as_tensor(lin.weight, dtype=torch.float64)
+    if lin.kind == "conv":
+        if lin.dilation != (1, 1):
+            return None
+        o, ig, kh, kw = w.shape
+        wf = F.conv_transpose2d(w.reshape(o * ig, 1, kh, kw), k, stride=pool.stride)
+        wf = wf.reshape(o, ig, *wf.shape[2:])
+        syn = Synapse("conv", wf.numpy(), (lin.stride[0] * pool.stride[0], lin.stride[1] * pool.stride[1]),
+                      (lin.padding[0] * pool.stride[0], lin.padding[1] * pool.stride[1]), (1, 1), lin.groups)
+    else:
+        c, h, wd = in_shape
+        ph = (h - pool.weight.shape[0]) // pool.stride[0] + 1
+        pw = (wd - pool.weight.shape[1]) // pool.stride[1] + 1
+        o = w.shape[0]
+        if w.shape[1] != c * ph * pw:
+            return None
+        wf = F.conv_transpose2d(w.reshape(o * c, 1, ph, pw), k, stride=pool.stride)
+        fh, fw = wf.shape[2:]
+        if fh > h or fw > wd:
+            return None
+        wf = F.pad(wf, (0, wd - fw, 0, h - fh)).reshape(o, c * h * wd)
+        syn = Synapse("dense", wf.numpy())
+    # exactness check on random non-negative input
+    x = torch.rand(2, *in_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    ref = Stage("dense" if lin.kind == "dense" else "conv", "", [], (), lin.weight, None, lin.stride,
+                lin.padding, lin.dilation, lin.groups)
+    y = pool.apply(x)
+    ref_out = ref.apply(y.reshape(2, -1) if lin.kind == "dense" else y)
+    got = (x.reshape(2, -1) @ torch.as_tensor(syn.weight).T if syn.kind == "dense" else
+           F.conv2d(x, torch.as_tensor(syn.weight), None, syn.stride, syn.padding, 1, syn.groups))
+    if got.shape != ref_out.shape or not torch.allclose(got, ref_out, rtol=1e-9, atol=1e-9):
+        return None
+    return syn
+
+
+# ----------------------------------------------------------------------------- normalisation
+
+def _channel_vec(lam, c: int) -> np.ndarray:
+    a = np.asarray(lam, dtype=np.float64)
+    return np.full(c, float(a)) if a.ndim == 0 else a
+
+
+def _normalise(syn: Synapse, lam_src: np.ndarray, lam_tgt: np.ndarray, src_shape, tgt_shape) -> Synapse:
+    """``syn`` with weights ``W * lambda_src[in] / lambda_tgt[out]`` (identity and pool with
+    unequal channel ratios become depthwise convs / diagonal dense)."""
+    if syn.kind in ("identity", "pool"):
+        f = lam_src / lam_tgt
+        c = len(f)
+        if np.allclose(f, f[0], rtol=1e-12, atol=0):
+            if syn.kind == "identity":
+                return Synapse("identity", np.asarray(f[0]))
+            return Synapse("pool", syn.weight * f[0], syn.stride, syn.padding)
+        if len(src_shape) == 1:
+            return Synapse("dense", np.diag(f))
+        kern = np.ones((1, 1)) if syn.kind == "identity" else syn.weight
+        w = f[:, None, None, None] * kern[None, None]
+        return Synapse("conv", w, syn.stride, syn.padding, (1, 1), c)
+    w = np.asarray(syn.weight, dtype=np.float64)
+    if syn.kind == "conv":
+        o, ig = w.shape[:2]
+        og = o // syn.groups
+        cin = (np.arange(o)[:, None] // og) * ig + np.arange(ig)[None, :]
+        w = w * lam_src[cin][:, :, None, None] / lam_tgt[:, None, None, None]
+        return Synapse("conv", w, syn.stride, syn.padding, syn.dilation, syn.groups)
+    per = int(np.prod(src_shape[1:])) if len(src_shape) == 3 else 1
+    return Synapse("dense", w * np.repeat(lam_src, per)[None, :] / lam_tgt[:, None])
+
+
+def _to_netlist_synapse(syn: Synapse, sigma: float):
+    if syn.kind == "identity":
+        return Identity(float(np.round(float(syn.weight) * sigma)))
+    w = np.clip(2 * np.round(syn.weight * sigma / 2), -256, WEIGHT_MAX)
+    if syn.kind == "pool":
+        return Pool(w, tuple(syn.stride), tuple(syn.padding))
+    if syn.kind == "conv":
+        return Conv(w, tuple(syn.stride), tuple(syn.padding), tuple(syn.dilation), int(syn.groups))
+    return Dense(w)
+
+
+def _sigma(syns: list[Synapse], bias: np.ndarray) -> int:
+    """One integer scale for a layer: largest weight WEIGHT_MAX (within bias and threshold ranges)."""
+    wmax = max((float(np.abs(s.weight).max()) for s in syns if s.kind != "identity"), default=0.0)
+    imax = max((abs(float(s.weight)) for s in syns if s.kind == "identity"), default=0.0)
+    sigma = WEIGHT_MAX / wmax if wmax > 0 else (WEIGHT_MAX / imax if imax > 0 else VTH_MAX)
+    if imax > 0:
+        sigma = min(sigma, IDENTITY_LIMIT / imax)
+    if np.abs(bias).max(initial=0) > 0:
         sigma = min(sigma, BIAS_MAX / np.abs(bias).max())
-    sigma = min(sigma, VTH_MAX / vth)
-    w = 2 * np.round(weight * sigma / 2)
-    b = None if bias is None else np.round(bias * sigma)
-    return np.clip(w, -256, WEIGHT_MAX), b, int(max(1, round(vth * sigma)))
+    return int(max(1, min(math.floor(sigma), VTH_MAX)))
 
 
-def convert(model: nn.Sequential, x_train: np.ndarray, input_shape: tuple[int, ...],
-            rule: str = DEFAULT_RULE, percentile: float = DEFAULT_PERCENTILE) -> Netlist:
-    """Convert ``model`` to a fixed-point RMP netlist balanced on ``x_train`` (N, *input_shape)."""
-    stages = parse(model)
-    acts = stage_activations(model, x_train)
-    lam_in, *lams = balance([x_train] + acts, rule, percentile)
-    in_max = float(np.abs(x_train).max()) or 1.0
+# ----------------------------------------------------------------------------- convert
+
+def convert(model: nn.Module, x_calib: np.ndarray, input_shape: tuple[int, ...],
+            rule: str = DEFAULT_RULE, percentile: float = DEFAULT_PERCENTILE, reset: str = "soft",
+            v_init_half: bool = False, alpha: float = 1.0, fold_pool: bool = True,
+            batch_size: int = 256, progress: bool = True) -> Netlist:
+    """Convert ``model`` to a fixed-point RMP netlist balanced on ``x_calib`` (N, *input_shape).
+
+    ``rule``: ``max``, ``percentile`` (at ``percentile``) or ``channel``
+    (:mod:`neurosim.convert.threshold_balancing`); ``alpha`` multiplies every threshold;
+    ``reset`` ('soft' | 'hard') is every neuron's reset but the output layer's (the readout
+    integrates: soft, so ``count * vThMant + v`` is its summed current); ``v_init_half`` starts every neuron at
+    ``vThMant // 2``; ``fold_pool`` folds average pooling into the next synapse where exact.
+    The model's training flags (and BatchNorm statistics) are left as they were.
+    """
+    check_rule(rule, percentile)
+    if reset not in RESETS:
+        raise NeurosimError(f"reset must be one of {RESETS}, got {reset!r}")
+    if not (alpha > 0 and math.isfinite(alpha)):
+        raise NeurosimError(f"alpha must be a positive number, got {alpha}")
+    x_calib = np.asarray(x_calib, dtype=np.float32)
+    input_shape = tuple(int(s) for s in input_shape)
+    if x_calib.ndim != len(input_shape) + 1 or tuple(x_calib.shape[1:]) != input_shape:
+        raise NeurosimError(f"calibration data has shape {tuple(x_calib.shape[1:])} per sample, "
+                            f"expected {input_shape}")
+    g = trace(model, input_shape)
+    plan = _Plan(g, fold_pool)
+    st = g.stages
+    pops = sorted(plan.pops)
+    inp = next(i for i in pops if st[i].kind == "input")
+
+    def forward(xb: torch.Tensor) -> dict[int, torch.Tensor]:
+        outs = g.forward(xb)
+        return {i: outs[i] for i in pops}
+
+    rules = layer_rules(pops, rule, layerwise=(inp, plan.output))
+    lam = stream(forward, x_calib, rules, percentile, batch_size, progress)
+    lam = {i: _channel_vec(v, st[i].shape[0]) * float(alpha) for i, v in lam.items()}
+
+    in_max = float(np.abs(x_calib).max()) or 1.0
     in_scale = 2.0 ** np.floor(np.log2(BIAS_MAX / in_max))
-    layers: list = [Input(shape=tuple(input_shape), neuron=RMP(vThMant=int(round(lam_in * in_scale))),
+
+    def neuron(vth: int, readout: bool = False) -> RMP:
+        # the readout integrates: soft reset keeps count * vth + v equal to the summed current
+        return RMP(vThMant=int(vth), reset="soft" if readout else reset,
+                   vInit=int(vth) // 2 if v_init_half else 0)
+
+    layers: list = [Input(shape=input_shape, neuron=neuron(max(1, int(round(lam[inp][0] * in_scale)))),
                           weight=float(in_scale), bias=0.0)]
-    shape = tuple(input_shape)
-    lam_prev, k = lam_in, 0
-    for st in stages:
-        if st.kind == "flatten":
-            shape = (int(np.prod(shape)),)
-            layers.append(Flatten(shape=shape))
+    index = {inp: 0}                 # stage -> layer
+    flat_of: dict[int, int] = {}     # layer -> its flatten layer
+    sigmas = {}
+    for i in pops:
+        if i == inp:
             continue
-        lam = lams[k]
-        out_shape = tuple(acts[k].shape[1:])
-        if st.kind == "pool":
-            w, _, vth = _mantissas(st.weight * lam_prev, None, lam)
-            layers.append(pool(out_shape, w, RMP(vth), stride=st.stride))
-        elif st.kind == "conv":
-            m = st.module
-            w, b, vth = _mantissas(st.weight * lam_prev, st.bias, lam)
-            layers.append(conv(out_shape, w, RMP(vth), stride=tuple(m.stride), padding=tuple(m.padding),
-                               dilation=tuple(m.dilation), groups=m.groups, bias=b))
-        else:
-            w, b, vth = _mantissas(st.weight * lam_prev, st.bias, lam)
-            layers.append(dense(out_shape, w, RMP(vth), bias=b))
-        shape, lam_prev, k = out_shape, lam, k + 1
-    return Netlist(layers=layers, meta={"converted_by": "neurosim.convert.rmp", "threshold_rule": rule,
-                                        "percentile": percentile, "thresholds": [lam_in] + lams})
+        norm = [_normalise(syn, lam[t.src], lam[i], st[t.src].shape, st[i].shape)
+                for t, syn in zip(plan.terms[i], plan.synapses[i])]
+        bias = plan.bias(i) / lam[i]
+        sigma = _sigma(norm, bias)
+        projections = []
+        for t, syn in zip(plan.terms[i], norm):
+            src = index[t.src]
+            if syn.kind == "dense" and len(st[t.src].shape) == 3:
+                if src not in flat_of:
+                    layers.append(Flatten(shape=(int(np.prod(st[t.src].shape)),), source=src))
+                    flat_of[src] = len(layers) - 1
+                src = flat_of[src]
+            projections.append((syn, src))
+        me = len(layers)
+        b = np.round(bias * sigma)
+        layers.append(Population(tuple(st[i].shape), neuron(sigma, readout=i == plan.output),
+                                 [Projection(_to_netlist_synapse(syn, sigma), None if src == me - 1 else src)
+                                  for syn, src in projections],
+                                 b if np.any(b) else None))
+        index[i] = me
+        sigmas[i] = sigma
+    if index[plan.output] != len(layers) - 1:
+        raise NeurosimError("the model's output is not its last layer")
+    net = Netlist(layers=layers, meta={
+        "converted_by": "neurosim.convert.rmp", "threshold_rule": rule, "percentile": percentile,
+        "alpha": alpha, "reset": reset, "v_init_half": bool(v_init_half), "fold_pool": bool(fold_pool),
+        "ann_macs": g.macs(),             # the ANN's own (folded pools add synapses to the SNN only)
+        "thresholds": [float(np.max(lam[i])) for i in pops],
+        "layer_names": [st[i].name for i in pops]})
+    net.check()
+    return net

@@ -472,6 +472,9 @@ def _read_meta(r: _Reader) -> dict[str, Any]:
     if steps is not None and (type(steps) is not int or not 1 <= steps <= MAX_TIMESTEPS):
         raise r.error(f"metadata 'timesteps' must be a whole number in [1, {MAX_TIMESTEPS}], "
                       f"found {steps!r:.80}", key=META_KEY)
+    macs = meta.get("ann_macs")
+    if macs is not None and (type(macs) is not int or macs < 0):
+        raise r.error(f"metadata 'ann_macs' must be a whole number >= 0, found {macs!r:.80}", key=META_KEY)
     acc = meta.get("ann_accuracy")
     if acc is not None and (type(acc) not in (int, float) or not 0 <= acc <= 1):
         raise r.error(f"metadata 'ann_accuracy' must be a number in [0, 1], found {acc!r:.80}", key=META_KEY)
