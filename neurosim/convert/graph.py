@@ -85,17 +85,18 @@ class StageGraph:
     meta: dict = field(default_factory=dict)
 
     def macs(self) -> int:
-        """The ANN's multiply-accumulates per inference: every connection of every conv, dense
-        and pooling stage (as :func:`neurosim.metrics.synops.ann_macs` counts a netlist's)."""
+        """The ANN's multiply-accumulates per inference: every real connection (borders: fewer)
+        of every conv, dense and pooling stage, as :func:`neurosim.metrics.synops.ann_macs`
+        counts a netlist's."""
         total = 0
         for st in self.stages:
-            n_out = int(np.prod(st.shape))
-            if st.kind == "conv":
-                total += n_out * int(np.prod(st.weight.shape[1:]))
+            if st.kind in ("conv", "pool"):         # real connections: padding adds none
+                src = self.stages[st.inputs[0]]
+                ones = Stage(st.kind, st.name, [], st.shape, np.ones_like(st.weight), None, st.stride,
+                             st.padding, st.dilation, st.groups)
+                total += int(ones.apply(torch.ones((1, *src.shape), dtype=torch.float64)).sum())
             elif st.kind == "dense":
-                total += n_out * int(st.weight.shape[1])
-            elif st.kind == "pool":
-                total += n_out * int(np.prod(st.weight.shape))
+                total += int(np.prod(st.shape)) * int(st.weight.shape[1])
         return total
 
     def consumers(self, i: int) -> list[int]:
