@@ -3,12 +3,22 @@
 The checkpoint holds the model, the optimizer and the number of finished epochs; the
 shuffling of epoch ``e`` comes from a generator seeded with ``(seed, e)``, so a run that is
 killed and resumed gives the same weights as one that never stopped.
+
+Optional, all off by default (the original behaviour: Adam, constant learning rate, no
+augmentation): SGD with momentum, a per-step cosine schedule with linear warm-up, random
+crop + horizontal flip (for CIFAR), label smoothing, evaluation after every epoch, a
+per-batch progress bar, and ``until=`` to stop after a given epoch (a long run done in
+pieces). The learning rate is a pure function of the step, the augmentation draws come from
+the epoch's seeded generator and the global torch RNG state (dropout) is stored in the
+checkpoint, so resuming stays bit-identical with all of them on.
 """
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -25,13 +35,67 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     seed: int = 0
+    # --- additive options; the defaults keep the original behaviour ---
+    optimizer: str = "adam"         # "adam" (L2 weight decay) | "sgd" (momentum, nesterov, L2)
+    momentum: float = 0.9           # SGD only
+    schedule: str = "constant"      # "constant" | "cosine" (per step, from lr to 0 over `epochs`)
+    warmup_epochs: float = 0.0      # linear warm-up from ~0 to lr, before the schedule
+    augment: str = "none"           # "none" | "crop-flip" (pad + random crop, random h-flip)
+    crop_padding: int = 4           # zero padding for "crop-flip"
+    label_smoothing: float = 0.0
 
 
-def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, epoch: int) -> None:
-    """Write a checkpoint atomically (temp file + rename)."""
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "cosine")
+AUGMENTS = ("none", "crop-flip")
+
+
+def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """Learning rate of optimisation step ``step`` (0-based, counted over the whole run)."""
+    total = cfg.epochs * steps_per_epoch
+    warm = cfg.warmup_epochs * steps_per_epoch
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    if cfg.schedule == "cosine":
+        frac = min(1.0, (step - warm) / max(1.0, total - warm))
+        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * frac))
+    return cfg.lr
+
+
+def crop_flip(xb: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
+    """Random crop of the zero-padded batch back to its size, and random horizontal flip.
+
+    One offset and one flip per image, drawn from ``generator`` (vectorised gather).
+    """
+    b, c, h, w = xb.shape
+    padded = torch.nn.functional.pad(xb, (padding, padding, padding, padding))
+    oy = torch.randint(0, 2 * padding + 1, (b,), generator=generator)
+    ox = torch.randint(0, 2 * padding + 1, (b,), generator=generator)
+    flip = torch.rand(b, generator=generator) < 0.5
+    rows = oy[:, None] + torch.arange(h)
+    cols = ox[:, None] + torch.arange(w)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    return padded[torch.arange(b)[:, None, None, None], torch.arange(c)[None, :, None, None],
+                  rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer ``cfg`` names, over all parameters of ``model``."""
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0)
+    raise NeurosimError(f"unknown optimizer '{cfg.optimizer}' (known: {', '.join(OPTIMIZERS)})")
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, epoch: int,
+                    extra: Optional[dict] = None) -> None:
+    """Write a checkpoint atomically (temp file + rename); ``extra`` adds keys (tensors, numbers,
+    strings, lists and dicts of them only, so that ``weights_only`` loading still reads it)."""
     with atomic_path(path) as tmp:
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "epoch": torch.tensor(epoch)}, tmp)
+                    "epoch": torch.tensor(epoch), **(extra or {})}, tmp)
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -60,11 +124,27 @@ def accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch_size: i
 
 
 def train(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig,
-          checkpoint: Optional[Path] = None, progress: bool = True) -> torch.nn.Module:
-    """Train with Adam and cross-entropy; resume from ``checkpoint`` if it exists, save after each epoch."""
+          checkpoint: Optional[Path] = None, progress: bool = True, *,
+          eval_data: Optional[tuple[np.ndarray, np.ndarray]] = None,
+          until: Optional[int] = None,
+          on_epoch: Optional[Callable[[dict], None]] = None) -> torch.nn.Module:
+    """Train with cross-entropy; resume from ``checkpoint`` if it exists, save after each epoch.
+
+    ``cfg`` picks optimizer, schedule and augmentation (defaults: Adam, constant lr, none).
+    ``eval_data=(x, y)`` measures test accuracy after every epoch; ``until=k`` stops once
+    ``k`` epochs are done (the schedule still spans ``cfg.epochs``), so a long run can be done
+    in pieces. ``on_epoch`` gets each epoch's record ``{epoch, loss, train_acc, test_acc,
+    lr, seconds, cpu_seconds}`` (training only, without the
+    evaluation); the records also go into the checkpoint under ``"history"``.
+    """
+    if cfg.schedule not in SCHEDULES:
+        raise NeurosimError(f"unknown schedule '{cfg.schedule}' (known: {', '.join(SCHEDULES)})")
+    if cfg.augment not in AUGMENTS:
+        raise NeurosimError(f"unknown augmentation '{cfg.augment}' (known: {', '.join(AUGMENTS)})")
     torch.manual_seed(cfg.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(model, cfg)
     start = 0
+    history: list[dict] = []
     if checkpoint is not None and Path(checkpoint).exists():
         ckpt = load_checkpoint(Path(checkpoint))
         try:
@@ -74,23 +154,51 @@ def train(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig
             raise NeurosimError(f"{checkpoint}: does not fit this model "
                                 f"({str(exc).splitlines()[0][:200]}); remove it to train afresh") from None
         start = int(ckpt["epoch"])
+        if isinstance(ckpt.get("rng"), torch.Tensor):
+            torch.set_rng_state(ckpt["rng"])
+        if isinstance(ckpt.get("history"), list):
+            history = list(ckpt["history"])
+    stop = cfg.epochs if until is None else min(cfg.epochs, until)
     xt, yt = torch.as_tensor(x), torch.as_tensor(y)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    bar = tqdm(range(start, cfg.epochs), desc="train ANN", unit="epoch", disable=not progress,
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    steps_per_epoch = (len(xt) + cfg.batch_size - 1) // cfg.batch_size
+    bar = tqdm(range(start, stop), desc="train ANN", unit="epoch", disable=not progress,
                initial=start, total=cfg.epochs)
     for epoch in bar:
+        t0, c0 = time.perf_counter(), time.process_time()
         model.train()
-        order = torch.randperm(len(xt), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
-        total = 0.0
-        for i in range(0, len(order), cfg.batch_size):
+        gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+        order = torch.randperm(len(xt), generator=gen)
+        total, correct = 0.0, 0
+        batches = tqdm(range(0, len(order), cfg.batch_size), desc=f"epoch {epoch + 1}", unit="batch",
+                       leave=False, disable=not progress or steps_per_epoch < 50)
+        for k, i in enumerate(batches):
             idx = order[i:i + cfg.batch_size]
+            xb, yb = xt[idx], yt[idx]
+            if cfg.augment == "crop-flip":
+                xb = crop_flip(xb, gen, cfg.crop_padding)
+            if cfg.schedule != "constant" or cfg.warmup_epochs > 0:
+                lr = lr_at(cfg, epoch * steps_per_epoch + k, steps_per_epoch)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
             optimizer.zero_grad()
-            loss = loss_fn(model(xt[idx]), yt[idx])
+            out = model(xb)
+            loss = loss_fn(out, yb)
             loss.backward()
             optimizer.step()
             total += float(loss) * len(idx)
-        bar.set_postfix(loss=f"{total / len(order):.4f}")
+            correct += int((out.argmax(1) == yb).sum())
+        record = {"epoch": epoch + 1, "loss": total / len(order), "train_acc": correct / len(order),
+                  "lr": float(optimizer.param_groups[0]["lr"]), "seconds": time.perf_counter() - t0,
+                  "cpu_seconds": time.process_time() - c0}
+        if eval_data is not None:
+            record["test_acc"] = accuracy(model, eval_data[0], eval_data[1])
+        history.append(record)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k in ("loss", "train_acc", "test_acc")})
         if checkpoint is not None:
-            save_checkpoint(Path(checkpoint), model, optimizer, epoch + 1)
+            save_checkpoint(Path(checkpoint), model, optimizer, epoch + 1,
+                            extra={"rng": torch.get_rng_state(), "history": history})
+        if on_epoch is not None:
+            on_epoch(record)
     model.eval()
     return model

@@ -25,7 +25,7 @@ _SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 DATASETS = ("digits", "mnist", "fashion-mnist", "nmnist", "cifar10")
 DEFAULT_DIRS = {
     "mnist": _SHARED / "mnist",
-    "fashion-mnist": Path("/usr/share/datasets/fashion-mnist"),
+    "fashion-mnist": _SHARED / "fashion-mnist",
     "nmnist": _SHARED / "nmnist-small",
     "cifar10": _SHARED / "cifar10-jpg.zip",
 }

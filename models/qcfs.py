@@ -1,0 +1,199 @@
+"""QCFS: the quantisation-clip-floor-shift activation for low-latency ANN->SNN conversion.
+
+Bu, Fang, Ding, Dai, Yu & Huang, "Optimal ANN-SNN Conversion for High-accuracy and
+Ultra-low-latency Spiking Neural Networks", ICLR 2022 (reference code: putshua/ANN_SNN_QCFS).
+
+A ReLU is replaced, during ANN training, by
+
+    h(x) = lambda * clip( floor(x * L / lambda + 1/2) / L, 0, 1 )
+
+with ``L`` quantisation levels and a trainable threshold ``lambda`` per layer. Equivalently
+(as computed here, and in the reference code): ``u = clamp(x / lambda, 0, 1)``,
+``h = lambda * floor(L * u + 1/2) / L``. ``floor`` has a straight-through gradient
+(d floor(z)/dz := 1), so
+
+    dh/dx      = 1                        if 0 <= x <= lambda, else 0
+    dh/dlambda = h/lambda - x/lambda      if 0 <= x <= lambda;  1 if x > lambda;  0 if x < 0.
+
+Why: an integrate-and-fire neuron with threshold ``theta = lambda``, reset by subtraction
+(soft reset, RMP) and initial membrane potential ``theta / 2``, driven for ``T = L`` steps by a
+constant input ``x``, emits exactly ``floor(x * T / theta + 1/2)`` spikes (clipped to ``[0, T]``),
+so its average output ``theta * spikes / T`` *is* ``h(x)``; the paper proves the expected
+conversion error is zero for any ``T`` when the shift is 1/2 (and small when T != L), and
+reports VGG-16 on CIFAR-10 at 94.95 % with T = 8 (ANN 95.52 %, L = 4).
+
+Converting a QCFS-trained model: every :class:`QCFS` is a ReLU whose firing threshold is its
+``threshold`` (no data-based balancing needed), with initial membrane potential theta/2 and
+soft reset. :func:`thresholds` lists them; :func:`relu_equivalent` gives back a plain-ReLU
+copy (same weights) for converters that calibrate their own thresholds. :class:`QCFSTracer`
+traces a model with QCFS kept as one leaf node.
+"""
+from __future__ import annotations
+
+import copy
+import numpy as np
+import torch
+import torch.fx as fx
+import torch.nn as nn
+import torch.nn.functional as F
+
+DEFAULT_LEVELS = 4          # the paper's L for CIFAR-10
+DEFAULT_THRESHOLD = 8.0     # the reference code's initial lambda
+
+
+def floor_ste(z: torch.Tensor) -> torch.Tensor:
+    """``floor(z)`` forward, identity gradient backward (straight-through); fx-traceable."""
+    return z + (torch.floor(z) - z).detach()
+
+
+def qcfs(x: torch.Tensor, threshold: torch.Tensor, levels: int) -> torch.Tensor:
+    """``threshold * clip(floor(x * levels / threshold + 0.5) / levels, 0, 1)`` with STE floor."""
+    u = torch.clamp(x / threshold, 0.0, 1.0)
+    return floor_ste(u * levels + 0.5) / levels * threshold
+
+
+class QCFS(nn.Module):
+    """Quantisation-clip-floor-shift activation with a trainable threshold (one per layer).
+
+    ``levels`` (L) is a plain attribute (also in ``extra_repr``); ``threshold`` (lambda) is a
+    0-d parameter, so it is in the ``state_dict`` as ``<name>.threshold``.
+    """
+
+    def __init__(self, levels: int = DEFAULT_LEVELS, threshold: float = DEFAULT_THRESHOLD):
+        super().__init__()
+        if int(levels) < 1:
+            raise ValueError(f"QCFS needs levels >= 1, got {levels}")
+        if not threshold > 0:
+            raise ValueError(f"QCFS needs a positive threshold, got {threshold}")
+        self.levels = int(levels)
+        self.threshold = nn.Parameter(torch.tensor(float(threshold)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return qcfs(x, self.threshold, self.levels)
+
+    def extra_repr(self) -> str:
+        return f"levels={self.levels}, threshold={float(self.threshold):.4g}"
+
+
+class QCFSTracer(fx.Tracer):
+    """``torch.fx`` tracer that keeps every :class:`QCFS` as a single ``call_module`` node."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return isinstance(m, QCFS) or super().is_leaf_module(m, qualname)
+
+
+def trace(model: nn.Module) -> fx.GraphModule:
+    """``torch.fx`` trace of ``model`` with QCFS activations as leaves."""
+    graph = QCFSTracer().trace(model)
+    return fx.GraphModule(model, graph)
+
+
+_FUNCTIONAL_RELU = (F.relu, torch.relu, torch.nn.functional.relu)
+
+
+def _replace_modules(module: nn.Module, make) -> int:
+    count = 0
+    for name, child in module.named_children():
+        if isinstance(child, nn.ReLU):
+            setattr(module, name, make())
+            count += 1
+        else:
+            count += _replace_modules(child, make)
+    return count
+
+
+def replace_relu(model: nn.Module, levels: int = DEFAULT_LEVELS,
+                 threshold: float = DEFAULT_THRESHOLD) -> nn.Module:
+    """Swap every ReLU of ``model`` for its own :class:`QCFS` (``levels``, initial ``threshold``).
+
+    ``nn.ReLU`` modules are replaced in place (so parameter names and the class stay the
+    same, and the model is returned). If the model also calls ReLU as a function
+    (``F.relu``, ``torch.relu``, ``x.relu()``), it is traced with ``torch.fx`` and those
+    calls become ``call_module`` nodes of new QCFS submodules named ``qcfs_<k>``; the result
+    is then a ``GraphModule`` (same parameters and buffers).
+    """
+    make = lambda: QCFS(levels, threshold)  # noqa: E731
+    _replace_modules(model, make)
+    gm = trace(model)
+    functional = [n for n in gm.graph.nodes
+                  if (n.op == "call_function" and n.target in _FUNCTIONAL_RELU)
+                  or (n.op == "call_method" and n.target in ("relu", "relu_"))]
+    if not functional:
+        return model
+    for k, node in enumerate(functional):
+        name = f"qcfs_{k}"
+        while hasattr(gm, name):
+            name += "_"
+        gm.add_submodule(name, make())
+        with gm.graph.inserting_after(node):
+            new = gm.graph.call_module(name, (node.args[0],))
+        node.replace_all_uses_with(new)
+        gm.graph.erase_node(node)
+    gm.graph.lint()
+    gm.recompile()
+    return gm
+
+
+def qcfs_modules(model: nn.Module) -> dict[str, QCFS]:
+    """Every QCFS of ``model`` by qualified name, in module order."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, QCFS)}
+
+
+def thresholds(model: nn.Module) -> dict[str, float]:
+    """The trained lambda of every QCFS (the SNN firing thresholds), by module name."""
+    return {name: float(m.threshold) for name, m in qcfs_modules(model).items()}
+
+
+def set_levels(model: nn.Module, levels: int) -> nn.Module:
+    """Set L of every QCFS (e.g. to fine-tune or evaluate at another quantisation)."""
+    for m in qcfs_modules(model).values():
+        m.levels = int(levels)
+    return model
+
+
+@torch.no_grad()
+def calibrate_thresholds(model: nn.Module, x: torch.Tensor, percentile: float = 99.9) -> dict[str, float]:
+    """Optional: initialise every lambda to the ``percentile`` of its positive input on ``x``.
+
+    Not in the paper (which starts all thresholds at 8); useful when the input scale is far
+    from that (e.g. images in [0, 1] without normalisation). Runs ``model`` once in eval mode.
+    """
+    found: dict[str, list] = {}
+    hooks = [m.register_forward_hook(lambda mod, inp, out, name=name: found.setdefault(name, []).append(inp[0]))
+             for name, m in qcfs_modules(model).items()]
+    was_training = model.training
+    try:
+        model.eval()
+        model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    mods = qcfs_modules(model)
+    out = {}
+    for name, acts in found.items():
+        a = torch.cat([t.reshape(-1) for t in acts])
+        a = a[a > 0]
+        value = float(np.percentile(a.numpy(), percentile)) if a.numel() else DEFAULT_THRESHOLD
+        mods[name].threshold.fill_(max(value, 1e-3))
+        out[name] = float(mods[name].threshold)
+    return out
+
+
+def relu_equivalent(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` with every QCFS back to ``nn.ReLU`` (weights unchanged)."""
+    model = copy.deepcopy(model)
+
+    def swap(module: nn.Module) -> None:
+        for name, child in module.named_children():
+            if isinstance(child, QCFS):
+                setattr(module, name, nn.ReLU())
+            else:
+                swap(child)
+    swap(model)
+    return model
+
+
+__all__ = ["QCFS", "QCFSTracer", "qcfs", "floor_ste", "replace_relu", "trace", "thresholds",
+           "qcfs_modules", "set_levels", "calibrate_thresholds", "relu_equivalent",
+           "DEFAULT_LEVELS", "DEFAULT_THRESHOLD"]

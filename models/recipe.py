@@ -1,0 +1,124 @@
+"""Command line shared by the recipes in ``models/``: train one with its ``RECIPE``, resumably.
+
+A recipe module defines ``build(width=...)``, ``RECIPE`` (a :class:`TrainConfig`),
+``INPUT_SHAPE``, ``DATASET`` (a name for :func:`neurosim.data.dataset.load_dataset`),
+``DATA_DIR`` (None: the loader's default), ``DEFAULT_WIDTH`` and ``DEFAULT_STEPS``.
+``python -m models.<recipe> [--epochs N] [--limit N] [--out DIR] ...`` trains it with the
+checkpoint ``DIR/ann.pt`` (re-running resumes; a finished run is only re-evaluated), then
+writes ``DIR/weights.pt`` (the plain ``state_dict``, for ``neurosim convert --weights``) and
+``DIR/result.json`` (recipe, per-epoch history, test accuracy, seconds), and prints the
+test accuracy.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Optional
+
+import torch
+
+from neurosim.ann.train import accuracy, load_checkpoint, train
+from neurosim.data.dataset import load_dataset
+from neurosim.errors import NeurosimError
+from neurosim.io.atomic import atomic_path
+
+
+def _name(recipe: ModuleType) -> str:
+    """``models.x`` also when run as ``python -m models.x`` (where ``__name__`` is ``__main__``)."""
+    spec = getattr(recipe, "__spec__", None)
+    return spec.name if spec is not None else recipe.__name__
+
+
+def parser(recipe: ModuleType) -> argparse.ArgumentParser:
+    cfg = recipe.RECIPE
+    p = argparse.ArgumentParser(prog=f"python -m {_name(recipe)}",
+                                description=(recipe.__doc__ or "").strip().splitlines()[0])
+    p.add_argument("--epochs", type=int, default=cfg.epochs, help=f"total epochs (recipe: {cfg.epochs})")
+    p.add_argument("--until", type=int, default=None,
+                   help="stop after this many epochs (resume later; the LR schedule spans --epochs)")
+    p.add_argument("--limit", type=int, default=None, help="train on the first N training images")
+    p.add_argument("--test-limit", type=int, default=None, help="evaluate on the first N test images")
+    p.add_argument("--out", default=f"runs/{_name(recipe).split('.')[-1]}",
+                   help="folder for ann.pt (checkpoint), weights.pt, result.json")
+    p.add_argument("--width", type=float, default=recipe.DEFAULT_WIDTH, help="channel width multiplier")
+    p.add_argument("--qcfs", type=int, default=None, metavar="L",
+                   help="train with the QCFS activation with L levels instead of ReLU (models.qcfs)")
+    p.add_argument("--lr", type=float, default=cfg.lr)
+    p.add_argument("--batch-size", type=int, default=cfg.batch_size)
+    p.add_argument("--seed", type=int, default=cfg.seed)
+    p.add_argument("--data-dir", default=getattr(recipe, "DATA_DIR", None))
+    p.add_argument("--no-eval", action="store_true", help="no test accuracy after every epoch")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def build_model(recipe: ModuleType, width: float, qcfs_levels: Optional[int] = None) -> torch.nn.Module:
+    """``recipe.build(width)``, seeded, with every ReLU swapped for QCFS if ``qcfs_levels``."""
+    torch.manual_seed(recipe.RECIPE.seed)
+    model = recipe.build(width=width)
+    if qcfs_levels:
+        from models.qcfs import replace_relu
+        model = replace_relu(model, levels=qcfs_levels)
+    return model
+
+
+def run(recipe: ModuleType, argv=None) -> dict:
+    args = parser(recipe).parse_args(argv)
+    cfg = dataclasses.replace(recipe.RECIPE, epochs=args.epochs, lr=args.lr,
+                              batch_size=args.batch_size, seed=args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    try:
+        tr, te = load_dataset(recipe.DATASET, args.data_dir)
+    except NeurosimError as exc:
+        sys.exit(f"error: {exc}")
+    x, y = (tr.x, tr.y) if args.limit is None else (tr.x[:args.limit], tr.y[:args.limit])
+    xt, yt = (te.x, te.y) if args.test_limit is None else (te.x[:args.test_limit], te.y[:args.test_limit])
+    load_s = time.perf_counter() - t0
+    torch.manual_seed(cfg.seed)
+    model = build_model(recipe, args.width, args.qcfs)
+    ckpt = out / "ann.pt"
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+
+    def log(rec: dict) -> None:
+        line = (f"epoch {rec['epoch']}/{cfg.epochs}: loss {rec['loss']:.4f} train {rec['train_acc']:.4f}"
+                + (f" test {rec['test_acc']:.4f}" if "test_acc" in rec else "")
+                + f" lr {rec['lr']:.3g} {rec['seconds']:.1f} s")
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        train(model, x, y, cfg, checkpoint=ckpt, progress=not args.no_progress,
+              eval_data=None if args.no_eval else (xt, yt), until=args.until, on_epoch=log)
+    except NeurosimError as exc:
+        sys.exit(f"error: {exc}")
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    state = load_checkpoint(ckpt)
+    done = int(state["epoch"])
+    acc = accuracy(model, xt, yt)
+    with atomic_path(out / "weights.pt") as tmp:
+        torch.save(model.state_dict(), tmp)
+    history = state.get("history", [])
+    result = {
+        "recipe": _name(recipe), "dataset": recipe.DATASET, "width": args.width, "qcfs_levels": args.qcfs,
+        "config": dataclasses.asdict(cfg), "train_images": len(y), "test_images": len(yt),
+        "epochs_done": done, "test_acc": acc,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "history": history,
+        "seconds_per_epoch": (sum(h["seconds"] for h in history) / len(history)) if history else None,
+        "this_call": {"wall_s": wall, "cpu_s": cpu, "data_load_s": load_s,
+                      "threads": torch.get_num_threads()},
+    }
+    if args.qcfs:
+        from models.qcfs import thresholds
+        result["qcfs_thresholds"] = thresholds(model)
+    with atomic_path(out / "result.json") as tmp:
+        Path(tmp).write_text(json.dumps(result, indent=1))
+    print(f"{_name(recipe)}: {done}/{cfg.epochs} epochs on {len(y)} images, "
+          f"test accuracy {acc:.4f} on {len(yt)} images ({out / 'weights.pt'})")
+    return result
