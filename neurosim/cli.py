@@ -48,6 +48,23 @@ def _add_lava_args(p: argparse.ArgumentParser, default_samples: int) -> None:
                    help="seconds before a Lava run is stopped and reported as failed (default: estimated)")
 
 
+def _add_convert_args(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--model", required=required, default=None, help="FILE.py:CLASS, a torch.fx-traceable "
+                   "nn.Module built without arguments")
+    p.add_argument("--weights", type=Path, default=None, help="its trained state_dict (torch.save), or a neurosim "
+                   "checkpoint")
+    p.add_argument("--dataset", default=None if not required else "mnist",
+                   help="digits | mnist | fashion-mnist | cifar10 (default mnist)")
+    p.add_argument("--data-dir", default=None, help="where the data set's files are (default ../shared/datasets)")
+    p.add_argument("--reset", choices=("soft", "hard"), default="soft", help="neuron reset (default soft: RMP)")
+    p.add_argument("--v-init-half", action="store_true", help="start every neuron at half its threshold")
+    p.add_argument("--alpha", type=float, default=1.0, help="global scale of every threshold (default 1)")
+    p.add_argument("--no-fold-pool", action="store_true", help="keep average pooling as spiking layers")
+    p.add_argument("--calib-samples", type=_positive_int, default=2000,
+                   help="training samples for threshold balancing (default 2000)")
+    p.add_argument("--limit", type=_positive_int, default=None, help="use only the first N test samples")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neurosim", description="Low-latency SNNs from training to "
                                      "neuromorphic deployment: RMP conversion, HDF5 netlists, Lava, SynOps.")
@@ -69,6 +86,20 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"percentile for --rule percentile (default {DEFAULT_PERCENTILE})")
     ex.add_argument("--retrain", action="store_true", help="ignore an existing checkpoint and train afresh")
     _add_lava_args(ex, 10)
+    _add_convert_args(ex, required=False)
+
+    cv = sub.add_parser("convert", help="convert your own trained model (FILE.py:CLASS + state_dict) to an RMP "
+                        "netlist and measure it (as export does for the digits)",
+                        description="Trace a trained PyTorch model with torch.fx, convert it to integrate-and-fire "
+                        "neurons with threshold balancing on training samples, export network.net and measure it "
+                        "on the test split (reference simulator; Lava on a few samples): report.json/report.png.")
+    _add_convert_args(cv, required=True)
+    cv.add_argument("--out", type=Path, default=Path("runs/convert"), help="output folder (default runs/convert)")
+    cv.add_argument("--steps", type=_steps, default=64, help=f"time steps T, 1..{MAX_TIMESTEPS} (default 64)")
+    cv.add_argument("--rule", choices=RULES, default=DEFAULT_RULE, help=f"threshold balancing rule (default {DEFAULT_RULE})")
+    cv.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE,
+                    help=f"percentile for --rule percentile (default {DEFAULT_PERCENTILE})")
+    _add_lava_args(cv, 5)
 
     run = sub.add_parser("run", help="run a netlist on the reference simulator (and Lava with --lava) "
                          "and print the report",
@@ -115,9 +146,27 @@ def _summary(report: dict) -> str:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from neurosim.workflow import export_and_measure
+    if args.model is not None:              # a user's model: the convert path, digits defaults otherwise
+        args.dataset = args.dataset or "digits"
+        args.steps = args.steps or 64
+        return _cmd_convert(args)
+    if args.weights is not None or args.dataset is not None:
+        raise NeurosimError("--weights and --dataset need --model FILE.py:CLASS (the digits job trains its own CNN)")
     report = export_and_measure(args.out, steps=args.steps or None, epochs=args.epochs, rule=args.rule,
                                 percentile=args.percentile, lava_samples=args.lava_samples,
                                 lava_timeout=args.lava_timeout, retrain=args.retrain)
+    print(_summary(report))
+    print(f"netlist  {report['netlist']}\nreport   {report['report_paths'][0]}\nplot     {report['report_paths'][1]}")
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from neurosim.workflow import convert_and_measure
+    report = convert_and_measure(args.model, args.weights, args.dataset, args.out, data_dir=args.data_dir,
+                                 steps=args.steps, reset=args.reset, rule=args.rule, percentile=args.percentile,
+                                 v_init_half=args.v_init_half, alpha=args.alpha, fold_pool=not args.no_fold_pool,
+                                 calib_samples=args.calib_samples, limit=args.limit,
+                                 lava_samples=args.lava_samples, lava_timeout=args.lava_timeout)
     print(_summary(report))
     print(f"netlist  {report['netlist']}\nreport   {report['report_paths'][0]}\nplot     {report['report_paths'][1]}")
     return 0
@@ -168,7 +217,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"export": _cmd_export, "run": _cmd_run, "info": _cmd_info}
+COMMANDS = {"export": _cmd_export, "convert": _cmd_convert, "run": _cmd_run, "info": _cmd_info}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
