@@ -1,6 +1,6 @@
 """The nets and inputs of ``benchmarks/bench_simulators.py``.
 
-* reference nets written by lava-dl (``/work/shared/netx-reference``): ``oxford`` (200-256-200
+* reference nets written by lava-dl (``../shared/netx-reference`` next to the repository): ``oxford`` (200-256-200
   dense, spike input), ``mnist_bootstrap`` (784-512-512-10, input layer fed by current),
   ``pilotnet_lif`` (input layer + 5 conv + 4 dense);
 * ``mainjob``: the project's main-job net (``deploy/export.py``; RMP, conv + pool + dense);
@@ -22,11 +22,12 @@ from typing import Optional
 
 import numpy as np
 
+from neurosim.data.dataset import DEFAULT_DIRS
 from neurosim.netlist import build
 from neurosim.netlist.schema import CUBA, RMP, Flatten, Input, Netlist, Population, conv_output_hw
 
-REFERENCE_DIR = Path("/work/shared/netx-reference")
-MNIST_DIR = Path("/work/shared/datasets/mnist")
+REFERENCE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "netx-reference"
+MNIST_DIR = DEFAULT_DIRS["mnist"]           # the data loaders' place (../shared/datasets/mnist)
 REFERENCE_NETS = ("oxford", "mnist_bootstrap", "pilotnet_lif")
 
 

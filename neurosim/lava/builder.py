@@ -32,6 +32,7 @@ from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.io.source import RingBuffer as SpikeSource
 from lava.proc.lif.process import LIF
 
+from neurosim.dynamics.lif import to_state
 from neurosim.errors import NeurosimError
 from neurosim.lava.layout import (
     TAGS, check_int16, check_netlist, lava_shape, to_lava, to_lava_time,
@@ -166,7 +167,7 @@ def _neuron(layer: Union[Input, Population], mode: str, bias: Union[np.ndarray, 
 
 def initial_v(neuron, mode: str) -> Union[int, float]:
     """The voltage every sample starts from, in the mode's state units (``vInit << 6`` fixed)."""
-    return int(neuron.vInit) << STATE_SHIFT if mode == "fixed" else float(neuron.vInit)
+    return int(to_state(int(neuron.vInit))) if mode == "fixed" else float(neuron.vInit)
 
 
 def _per_neuron(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -179,11 +180,7 @@ def _layer_bias(layer: Population) -> Union[np.ndarray, float]:
     """A layer's neuron bias in Lava order (per-channel bias broadcast to every neuron)."""
     if layer.bias is None:
         return 0.0
-    bias = np.asarray(layer.bias, dtype=np.float64).reshape(-1)
-    if len(layer.shape) == 3:
-        c, h, w = layer.shape
-        bias = np.broadcast_to(bias[:, None, None], (c, h, w))
-    return to_lava(bias, layer.shape)
+    return _per_neuron(np.asarray(layer.bias, dtype=np.float64)[None], layer.shape)[0]
 
 
 def build_graph(net: Netlist, mode: str, steps: int, first_sample: Optional[np.ndarray] = None,
