@@ -7,7 +7,7 @@ measured ~3.5x slower per epoch here, ~17 min per epoch under load). A basic blo
 ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``: the ReLU comes *after* the add, the
 shortcut is the identity, or a 1x1 conv (stride 2, with bias) + BN where the shape changes
 (option B of the paper). Every ReLU is its own ``nn.ReLU`` module (so
-:func:`models.qcfs.replace_relu` gives each its own threshold). No max pooling; convs keep
+:func:`neurosim.ann.qcfs.replace_relu` gives each its own threshold). No max pooling; convs keep
 their biases (BN folds into them). torch.fx-traceable: the only branch in ``forward`` is on
 the block's structure (is there a projection), fixed at trace time.
 

@@ -47,7 +47,7 @@ def parser(recipe: ModuleType) -> argparse.ArgumentParser:
                    help="folder for ann.pt (checkpoint), weights.pt, result.json")
     p.add_argument("--width", type=float, default=recipe.DEFAULT_WIDTH, help="channel width multiplier")
     p.add_argument("--qcfs", type=int, default=None, metavar="L",
-                   help="train with the QCFS activation with L levels instead of ReLU (models.qcfs)")
+                   help="train with the QCFS activation with L levels instead of ReLU (neurosim.ann.qcfs)")
     p.add_argument("--lr", type=float, default=cfg.lr)
     p.add_argument("--batch-size", type=int, default=cfg.batch_size)
     p.add_argument("--seed", type=int, default=cfg.seed)
@@ -62,7 +62,7 @@ def build_model(recipe: ModuleType, width: float, qcfs_levels: Optional[int] = N
     torch.manual_seed(recipe.RECIPE.seed)
     model = recipe.build(width=width)
     if qcfs_levels:
-        from models.qcfs import replace_relu
+        from neurosim.ann.qcfs import replace_relu
         model = replace_relu(model, levels=qcfs_levels)
     return model
 
@@ -115,7 +115,7 @@ def run(recipe: ModuleType, argv=None) -> dict:
                       "threads": torch.get_num_threads()},
     }
     if args.qcfs:
-        from models.qcfs import thresholds
+        from neurosim.ann.qcfs import thresholds
         result["qcfs_thresholds"] = thresholds(model)
     with atomic_path(out / "result.json") as tmp:
         Path(tmp).write_text(json.dumps(result, indent=1))

@@ -57,7 +57,9 @@ def _add_convert_args(p: argparse.ArgumentParser, required: bool) -> None:
                    help="digits | mnist | fashion-mnist | cifar10 (default mnist)")
     p.add_argument("--data-dir", default=None, help="where the data set's files are (default ../shared/datasets)")
     p.add_argument("--reset", choices=("soft", "hard"), default="soft", help="neuron reset (default soft: RMP)")
-    p.add_argument("--v-init-half", action="store_true", help="start every neuron at half its threshold")
+    p.add_argument("--v-init-half", action=argparse.BooleanOptionalAction, default=None,
+                   help="start every neuron at half its threshold (default: on for a model trained with "
+                        "QCFS activations, whose trained thresholds are used, off otherwise)")
     p.add_argument("--alpha", type=float, default=1.0, help="global scale of every threshold (default 1)")
     p.add_argument("--no-fold-pool", action="store_true", help="keep average pooling as spiking layers")
     p.add_argument("--calib-samples", type=_positive_int, default=2000,
@@ -96,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_convert_args(cv, required=True)
     cv.add_argument("--out", type=Path, default=Path("runs/convert"), help="output folder (default runs/convert)")
     cv.add_argument("--steps", type=_steps, default=64, help=f"time steps T, 1..{MAX_TIMESTEPS} (default 64)")
-    cv.add_argument("--rule", choices=RULES, default=DEFAULT_RULE, help=f"threshold balancing rule (default {DEFAULT_RULE})")
+    cv.add_argument("--rule", choices=RULES, default=DEFAULT_RULE,
+                    help=f"threshold balancing rule (default {DEFAULT_RULE}; snn: the SNN-based layer-by-layer "
+                         "rule over --steps steps)")
     cv.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE,
                     help=f"percentile for --rule percentile (default {DEFAULT_PERCENTILE})")
     _add_lava_args(cv, 5)

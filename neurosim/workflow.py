@@ -108,7 +108,7 @@ def load_user_model(spec: str, weights: Optional[Path] = None) -> torch.nn.Modul
 def convert_and_measure(model_spec: str, weights: Optional[Path], dataset: str, out_dir: Path, *,
                         data_dir: Optional[str] = None, steps: int = 64, reset: str = "soft",
                         rule: str = DEFAULT_RULE, percentile: float = DEFAULT_PERCENTILE,
-                        v_init_half: bool = False, alpha: float = 1.0, fold_pool: bool = True,
+                        v_init_half: Optional[bool] = None, alpha: float = 1.0, fold_pool: bool = True,
                         calib_samples: int = 2000, limit: Optional[int] = None, lava_samples: int = 5,
                         lava_timeout: Optional[float] = None, progress: bool = True) -> dict:
     """Convert a user's trained model (``FILE.py:CLASS`` + state_dict) on a named data set and
@@ -126,7 +126,7 @@ def convert_and_measure(model_spec: str, weights: Optional[Path], dataset: str, 
     pick = np.random.default_rng(0).permutation(len(train_split.x))[:max(1, calib_samples)]
     net = convert(model, train_split.x[np.sort(pick)], tuple(test_split.x.shape[1:]), rule=rule,
                   percentile=percentile, reset=reset, v_init_half=v_init_half, alpha=alpha,
-                  fold_pool=fold_pool, progress=progress)
+                  fold_pool=fold_pool, snn_steps=steps, progress=progress)
     net.meta.update({"dataset": dataset, "timesteps": steps, "ann_accuracy": ann_acc, "model": model_spec})
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -221,3 +221,111 @@ def test_identity_shortcut_weight_is_ratio_of_thresholds(resnet, digits):
                 and any(isinstance(p.synapse, Identity) for p in l.projections))
     ident = next(p for p in join.projections if isinstance(p.synapse, Identity))
     assert ident.source is not None and float(ident.synapse.weight) == int(ident.synapse.weight) > 0
+
+
+# ----------------------------------------------------------------------------- QCFS, SNN rule, bias onset
+
+@pytest.fixture(scope="module")
+def qcfs_resnet(digits):
+    from neurosim.ann.qcfs import replace_relu
+    tr, _ = digits
+    torch.manual_seed(3)
+    return _train(replace_relu(ResNet(), levels=4), tr, 4)
+
+
+def test_qcfs_model_converts_with_its_trained_thresholds(qcfs_resnet, digits):
+    from neurosim.ann.qcfs import thresholds
+    tr, te = digits
+    g = trace(qcfs_resnet, SHAPE)
+    clipped = [s for s in g.stages if s.clip is not None]
+    assert sorted(s.clip for s in clipped) == pytest.approx(sorted(thresholds(qcfs_resnet).values()))
+    assert {s.levels for s in clipped} == {4}
+    net = convert(qcfs_resnet, tr.x[:200], SHAPE, progress=False)
+    hidden = net.meta["thresholds"][1:-1]                     # input and readout are calibrated
+    assert sorted(hidden) == pytest.approx(sorted(thresholds(qcfs_resnet).values()))
+    assert net.meta["v_init_half"] and net.meta["trained_thresholds"] == len(clipped)
+    assert all(net.layers[i].neuron.vInit == net.layers[i].neuron.vThMant // 2 for i in net.neuron_layers)
+    assert not convert(qcfs_resnet, tr.x[:200], SHAPE, v_init_half=False, progress=False).meta["v_init_half"]
+    ann = accuracy(qcfs_resnet, te.x, te.y)
+    agree, snn = _agreement(qcfs_resnet, net, te.x, 48)
+    assert ann > 0.85 and agree >= 0.9, (ann, agree)
+
+
+@pytest.mark.parametrize("model", ["cnn", "resnet", "qcfs_resnet"])
+def test_population_current_is_the_ann_pre_activation(model, digits, request):
+    from neurosim.convert.rmp import _Plan
+    m = request.getfixturevalue(model)
+    g = trace(m, SHAPE)
+    plan = _Plan(g, fold_pool=True)
+    outs = g.forward(torch.as_tensor(digits[1].x[:16], dtype=torch.float64))
+    for i in sorted(plan.pops):
+        if g.stages[i].kind != "input":
+            pre = plan.current(i, {j: outs[j] for j in plan.pops})
+            torch.testing.assert_close(g.stages[i].activate(pre), outs[i])
+
+
+def test_snn_rule_is_the_peak_current_of_the_converted_layers_before():
+    """Two inputs -> 2 hidden -> 2 out, checked against a hand-written IF simulation."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, -0.5], [0.3, 0.8]]))
+        model[0].bias.copy_(torch.tensor([0.1, -0.2]))
+        model[2].weight.copy_(torch.tensor([[0.7, 0.2], [-0.4, 1.1]]))
+        model[2].bias.copy_(torch.tensor([0.05, 0.0]))
+    x = np.array([[0.9, 0.2], [0.4, 1.0], [0.1, 0.05]], np.float32)
+    steps = 7
+    net = convert(model, x, (2,), rule="snn", snn_steps=steps, progress=False)
+    lam_in = float(x.max())
+    w1, b1 = (p.detach().double().numpy() for p in (model[0].weight, model[0].bias))
+    w2, b2 = (p.detach().double().numpy() for p in (model[2].weight, model[2].bias))
+    v_in = np.zeros_like(x, dtype=np.float64)
+    peak1 = -np.inf
+    for _ in range(steps):                                   # layer 1 from the spiking input
+        v_in += x / lam_in
+        s = v_in >= 1
+        v_in -= s
+        peak1 = max(peak1, float((s * lam_in @ w1.T + b1).max()))
+    v_in, v1, peak2 = np.zeros_like(x, dtype=np.float64), np.zeros((3, 2)), -np.inf
+    for _ in range(steps):                                   # layer 2 from the spiking input and layer 1
+        v_in += x / lam_in
+        s = v_in >= 1
+        v_in -= s
+        v1 += (s * lam_in @ w1.T + b1) / peak1
+        s1 = v1 >= 1
+        v1 -= s1
+        peak2 = max(peak2, float((s1 * peak1 @ w2.T + b2).max()))
+    assert net.meta["thresholds"] == pytest.approx([lam_in, peak1, peak2], rel=1e-6)
+    assert net.meta["threshold_rule"] == "snn" and net.meta["snn_steps"] == steps
+
+
+def test_bias_onset_follows_the_depth_of_each_layer(resnet, digits):
+    tr, _ = digits
+    net = convert(resnet, tr.x[:100], SHAPE, progress=False)
+    plain = convert(resnet, tr.x[:100], SHAPE, align_bias=False, progress=False)
+    d = net.depths()
+    assert d[0] == 0 and d == plain.depths()
+    for i in net.neuron_layers[1:]:
+        a, b = net.layers[i], plain.layers[i]
+        if b.bias is None:
+            continue
+        assert a.bias is None and a.schedule.scale is None and a.schedule.steps == d[i] + 1
+        assert not a.schedule.bias[:d[i]].any()
+        np.testing.assert_array_equal(a.schedule.bias[d[i]], b.bias)
+    join = next(i for i, l in enumerate(net.layers) if isinstance(l, Population) and len(l.projections) == 2)
+    srcs = [net.source_of(join, p.source) for p in net.layers[join].projections]
+    assert d[join] == 1 + min(d[s] for s in srcs)              # the shortcut arrives first
+
+
+def test_qcfs_snn_rule_net_on_lava_equals_simulator(qcfs_resnet, digits):
+    from neurosim.lava.runner import run_lava
+
+    tr, te = digits
+    net = convert(qcfs_resnet, tr.x[:100], SHAPE, rule="snn", snn_steps=16, progress=False)
+    assert any(l.schedule is not None for l in net.layers if isinstance(l, Population))
+    x, steps = te.x[:2], 12
+    lava = run_lava(net, x, steps, "fixed", progress=False)
+    ref = Simulator(net, "fixed").run(x, steps, record_spikes=True)
+    for i in net.neuron_layers:
+        np.testing.assert_array_equal(lava.spikes[i], ref.spikes[i], err_msg=f"layer {i}")
+        np.testing.assert_array_equal(lava.v[i], ref.v[i], err_msg=f"layer {i}")

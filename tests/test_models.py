@@ -10,7 +10,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from models import qcfs
+from neurosim.ann import qcfs
 from neurosim.ann.train import TrainConfig, crop_flip, load_checkpoint, lr_at, train
 
 RECIPES = ["digits_cnn", "mnist_cnn", "fashion_cnn", "cifar_vgg", "cifar_resnet20"]

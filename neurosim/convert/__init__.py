@@ -1,9 +1,10 @@
 """ANN -> SNN conversion: :mod:`.graph` (torch.fx trace), :mod:`.threshold_balancing` (the
-rules), :mod:`.rmp` (the netlist). The rule names and the one default live here, without
-importing PyTorch, so the command line can offer them cheaply."""
+ANN-based rules), :mod:`.snn_balancing` (the SNN-based rule), :mod:`.rmp` (the netlist). The
+rule names and the one default live here, without importing PyTorch, so the command line can
+offer them cheaply."""
 
-#: Threshold balancing rules of :mod:`neurosim.convert.threshold_balancing`, and the default.
-RULES = ("max", "percentile", "channel")
+#: Threshold balancing rules (:mod:`.threshold_balancing`; ``snn``: :mod:`.snn_balancing`), and the default.
+RULES = ("max", "percentile", "channel", "snn")
 DEFAULT_RULE = "percentile"
 #: The one default percentile of the ``percentile`` rule (library and command line).
 DEFAULT_PERCENTILE = 99.99

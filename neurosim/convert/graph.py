@@ -14,7 +14,9 @@ indices), its output shape per sample and whether a ReLU follows it. Stage kinds
 - ``add``: the sum of two branches (``+``, ``torch.add``), e.g. a residual join.
 
 ReLU (module, ``F.relu``, ``torch.relu``, ``x.relu()``) sets ``relu`` on the stage it follows;
-Dropout and Identity are dropped. Anything else (MaxPool2d, other activations, ``cat``, ...)
+a QCFS activation (:class:`neurosim.ann.qcfs.QCFS`, traced as one leaf) does too and also records
+its trained threshold ``clip`` (lambda) and ``levels`` (L), which become that population's firing
+threshold in conversion. Dropout and Identity are dropped. Anything else (MaxPool2d, other activations, ``cat``, ...)
 is refused with one :class:`NeurosimError` line naming the node and its type.
 """
 from __future__ import annotations
@@ -26,9 +28,11 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
+import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 
+from neurosim.ann.qcfs import QCFS, QCFSTracer, qcfs
 from neurosim.errors import NeurosimError
 
 Shape = tuple[int, ...]
@@ -48,9 +52,11 @@ class Stage:
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
     relu: bool = False
+    clip: Optional[float] = None       # QCFS threshold lambda (with ``relu``), else None
+    levels: Optional[int] = None       # QCFS quantisation levels L
 
-    def apply(self, *xs: torch.Tensor) -> torch.Tensor:
-        """The stage on a batch (float tensors), ReLU included."""
+    def apply(self, *xs: torch.Tensor, activation: bool = True) -> torch.Tensor:
+        """The stage on a batch (float tensors), its ReLU / QCFS included if ``activation``."""
         x = xs[0] if xs else None
         if self.kind == "input":
             y = x
@@ -69,6 +75,12 @@ class Stage:
             y = xs[0] + xs[1]
         else:                                            # pragma: no cover
             raise NeurosimError(f"unknown stage kind {self.kind}")
+        return self.activate(y) if activation else y
+
+    def activate(self, y: torch.Tensor) -> torch.Tensor:
+        """The stage's activation on its pre-activation ``y``: QCFS, ReLU or none."""
+        if self.clip is not None:
+            return qcfs(y, torch.as_tensor(self.clip, dtype=y.dtype), self.levels)
         return torch.relu(y) if self.relu else y
 
 
@@ -203,9 +215,19 @@ class _Builder:
         self.stages.append(st)
         return len(self.stages) - 1
 
-    def relu(self, node, arg) -> int:
+    def relu(self, node, arg, clip: Optional[QCFS] = None) -> int:
         i = self.src(node, arg)
         st = self.stages[i]
+        if clip is not None:
+            if st.relu or st.kind not in ("conv", "dense", "add"):
+                raise _refuse(node, "a QCFS activation must directly follow a Conv2d, Linear or residual "
+                                    "join (with its BatchNorm)")
+            if len(arg.users) > 1:
+                raise _refuse(node, f"the value before this QCFS ('{arg.name}') is also used elsewhere")
+            st.relu, st.clip, st.levels = True, float(clip.threshold), int(clip.levels)
+            if not st.clip > 0:
+                raise _refuse(node, f"QCFS threshold must be positive, got {st.clip}")
+            return i
         if st.relu or (st.kind == "pool" and self.stages[st.inputs[0]].relu):
             return i                                     # ReLU of non-negative values: nothing to do
         if st.kind == "flatten":
@@ -323,6 +345,8 @@ class _Builder:
                 return self.batchnorm(node, m)
             if isinstance(m, nn.ReLU):
                 return self.relu(node, args[0])
+            if isinstance(m, QCFS):
+                return self.relu(node, args[0], clip=m)
             if isinstance(m, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.Identity)):
                 return self.src(node, args[0])
             if isinstance(m, nn.AvgPool2d):
@@ -406,7 +430,7 @@ def trace(model: nn.Module, input_shape: Shape, check: bool = True) -> StageGrap
     model.eval()
     try:
         try:
-            gm = torch.fx.symbolic_trace(model)
+            gm = torch.fx.GraphModule(model, QCFSTracer().trace(model))
         except Exception as exc:                     # noqa: BLE001 - any fx failure is the user's model
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise NeurosimError(f"torch.fx cannot trace {type(model).__name__}: {msg}") from None

@@ -34,13 +34,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from neurosim.convert import snn_balancing
 from neurosim.convert.graph import Stage, StageGraph, trace
 from neurosim.convert.threshold_balancing import (
     DEFAULT_PERCENTILE, DEFAULT_RULE, check_rule, layer_rules, stream,
 )
 from neurosim.errors import NeurosimError
 from neurosim.netlist.schema import (
-    BIAS_MANT_BITS, RMP, RESETS, VTH_MAX, Flatten, Input, Netlist, Population, Projection,
+    BIAS_MANT_BITS, RMP, RESETS, VTH_MAX, Flatten, Input, Netlist, Population, Projection, Schedule,
 )
 from neurosim.netlist.synapses import Conv, Dense, Identity, Pool
 from neurosim.netlist.synapses.identity import WEIGHT_LIMIT as IDENTITY_LIMIT
@@ -143,6 +144,18 @@ class _Plan:
         if kinds[0] == "pool":
             raise _Materialise(ops[0])
         raise self.err(target, f"the chain {kinds} cannot be one synapse")
+
+    def current(self, i: int, values: dict) -> torch.Tensor:
+        """Population ``i``'s input (pre-activation) from ``values[src]`` of its sources: the sum
+        of its terms, each the chain of its stages (pooling, conv/dense with bias) without
+        activation. On the ANN's activations this is the ANN's own pre-activation of ``i``."""
+        total = None
+        for t in self.terms[i]:
+            y = values[t.src]
+            for o in t.ops:
+                y = self.g.stages[o].apply(y, activation=False)
+            total = y if total is None else total + y
+        return total
 
     def bias(self, i: int) -> np.ndarray:
         c = self.g.stages[i].shape[0]
@@ -257,20 +270,51 @@ def _sigma(syns: list[Synapse], bias: np.ndarray) -> int:
     return int(max(1, min(math.floor(sigma), VTH_MAX)))
 
 
+# ----------------------------------------------------------------------------- bias onset
+
+def bias_onset(net: Netlist) -> Netlist:
+    """``net`` with every population's constant bias ``b`` replaced by a bias-only schedule
+    that is 0 before the population's depth ``d`` (:meth:`Netlist.depths`) and ``b`` from step
+    ``d`` on::
+
+        b'[t] = 0 for t < d,     b'[t] = b for t >= d
+
+    so a layer at depth ``d`` sees, shifted by ``d`` steps, what it would see if spikes crossed
+    every layer within one step (the ANN-to-SNN conversion's model of time)."""
+    d = net.depths()
+    layers = []
+    for k, layer in enumerate(net.layers):
+        if isinstance(layer, Population) and layer.bias is not None and layer.schedule is None and d[k] > 0:
+            b = np.asarray(layer.bias, dtype=np.float64)
+            rows = np.vstack([np.zeros((d[k], len(b))), b[None, :]])
+            layer = Population(layer.shape, layer.neuron, layer.projections, None, Schedule(bias=rows))
+        layers.append(layer)
+    return Netlist(layers=layers, meta=net.meta, input_shape=net.input_shape)
+
+
 # ----------------------------------------------------------------------------- convert
 
 def convert(model: nn.Module, x_calib: np.ndarray, input_shape: tuple[int, ...],
             rule: str = DEFAULT_RULE, percentile: float = DEFAULT_PERCENTILE, reset: str = "soft",
-            v_init_half: bool = False, alpha: float = 1.0, fold_pool: bool = True,
-            batch_size: int = 256, progress: bool = True) -> Netlist:
+            v_init_half: Optional[bool] = None, alpha: float = 1.0, fold_pool: bool = True,
+            snn_steps: int = snn_balancing.DEFAULT_STEPS, snn_samples: int = snn_balancing.DEFAULT_SAMPLES,
+            align_bias: bool = True, batch_size: int = 256, progress: bool = True) -> Netlist:
     """Convert ``model`` to a fixed-point RMP netlist balanced on ``x_calib`` (N, *input_shape).
 
     ``rule``: ``max``, ``percentile`` (at ``percentile``) or ``channel``
-    (:mod:`neurosim.convert.threshold_balancing`); ``alpha`` multiplies every threshold;
-    ``reset`` ('soft' | 'hard') is every neuron's reset but the output layer's (the readout
-    integrates: soft, so ``count * vThMant + v`` is its summed current); ``v_init_half`` starts every neuron at
-    ``vThMant // 2``; ``fold_pool`` folds average pooling into the next synapse where exact.
-    The model's training flags (and BatchNorm statistics) are left as they were.
+    (:mod:`neurosim.convert.threshold_balancing`), or ``snn``, the SNN-based layer-by-layer rule
+    over ``snn_steps`` steps and the first ``snn_samples`` calibration samples
+    (:mod:`neurosim.convert.snn_balancing`). A layer with a trained QCFS activation
+    (:mod:`neurosim.ann.qcfs`) takes its trained threshold instead, whatever the rule.
+    ``alpha`` multiplies every threshold; ``reset`` ('soft' | 'hard') is every neuron's reset
+    but the output layer's (the readout integrates: soft, so ``count * vThMant + v`` is its
+    summed current); ``v_init_half`` starts every neuron at ``vThMant // 2`` (default: only
+    for a QCFS-trained model, as QCFS prescribes); ``fold_pool`` folds average pooling into
+    the next synapse where exact. ``align_bias`` switches each layer's bias on only at the step
+    its first input can arrive (its depth: Lava delays every projection by one step), through
+    a bias-only per-step schedule, so that no layer integrates its bias alone while the spikes
+    are still on their way (see :func:`bias_onset`). The model's training flags (and BatchNorm
+    statistics) are left as they were.
     """
     check_rule(rule, percentile)
     if reset not in RESETS:
@@ -288,12 +332,20 @@ def convert(model: nn.Module, x_calib: np.ndarray, input_shape: tuple[int, ...],
     pops = sorted(plan.pops)
     inp = next(i for i in pops if st[i].kind == "input")
 
+    trained = {i: st[i].clip for i in pops if st[i].clip is not None}     # QCFS thresholds
+    if v_init_half is None:
+        v_init_half = bool(trained)
+
     def forward(xb: torch.Tensor) -> dict[int, torch.Tensor]:
         outs = g.forward(xb)
         return {i: outs[i] for i in pops}
 
-    rules = layer_rules(pops, rule, layerwise=(inp, plan.output))
-    lam = stream(forward, x_calib, rules, percentile, batch_size, progress)
+    if rule == "snn":
+        lam = snn_balancing.layer_by_layer(pops, inp, plan.current, x_calib[:max(1, snn_samples)], snn_steps,
+                                           reset, v_init_half, trained, progress=progress)
+    else:
+        rules = layer_rules([i for i in pops if i not in trained], rule, layerwise=(inp, plan.output))
+        lam = {**stream(forward, x_calib, rules, percentile, batch_size, progress), **trained}
     lam = {i: _channel_vec(v, st[i].shape[0]) * float(alpha) for i, v in lam.items()}
 
     in_max = float(np.abs(x_calib).max()) or 1.0
@@ -338,8 +390,13 @@ def convert(model: nn.Module, x_calib: np.ndarray, input_shape: tuple[int, ...],
     net = Netlist(layers=layers, meta={
         "converted_by": "neurosim.convert.rmp", "threshold_rule": rule, "percentile": percentile,
         "alpha": alpha, "reset": reset, "v_init_half": bool(v_init_half), "fold_pool": bool(fold_pool),
+        "trained_thresholds": len(trained), "align_bias": bool(align_bias),
+        **({"snn_steps": int(snn_steps), "snn_samples": int(min(len(x_calib), max(1, snn_samples)))}
+           if rule == "snn" else {}),
         "ann_macs": g.macs(),             # the ANN's own (folded pools add synapses to the SNN only)
         "thresholds": [float(np.max(lam[i])) for i in pops],
         "layer_names": [st[i].name for i in pops]})
+    if align_bias:
+        net = bias_onset(net)
     net.check()
     return net

@@ -50,6 +50,8 @@ class LayerStats:
     def __init__(self, rule: str, percentile: float = DEFAULT_PERCENTILE, capacity: int = RESERVOIR,
                  seed: int = 0) -> None:
         check_rule(rule, percentile)
+        if rule == "snn":
+            raise NeurosimError("the 'snn' rule is not an ANN statistic (neurosim.convert.snn_balancing)")
         self.rule, self.percentile, self.capacity = rule, float(percentile), int(capacity)
         self.max = 0.0
         self.channel_max: Optional[torch.Tensor] = None

@@ -280,6 +280,20 @@ class Netlist:
             return i - 1 if i > 0 else INPUT
         return int(source)
 
+    def depths(self) -> list[int]:
+        """Each layer's *depth*: the first step at which anything can reach it. The spike input
+        and an ``Input`` layer have depth 0; a population one more than its earliest source
+        (every projection delays by one step); a ``Flatten`` that of its source."""
+        d: list[int] = []
+        for k, layer in enumerate(self.layers):
+            if isinstance(layer, Input):
+                d.append(0)
+                continue
+            srcs = [layer.source] if isinstance(layer, Flatten) else [p.source for p in layer.projections]
+            first = min(0 if s == INPUT else d[s] for s in (self.source_of(k, s) for s in srcs))
+            d.append(first if isinstance(layer, Flatten) else first + 1)
+        return d
+
     def resolve(self, src: int) -> int:
         """The neuron layer (or ``INPUT``) whose spikes a source stands for: flatten layers
         are followed to their own source."""

@@ -22,10 +22,11 @@ so its average output ``theta * spikes / T`` *is* ``h(x)``; the paper proves the
 conversion error is zero for any ``T`` when the shift is 1/2 (and small when T != L), and
 reports VGG-16 on CIFAR-10 at 94.95 % with T = 8 (ANN 95.52 %, L = 4).
 
-Converting a QCFS-trained model: every :class:`QCFS` is a ReLU whose firing threshold is its
-``threshold`` (no data-based balancing needed), with initial membrane potential theta/2 and
-soft reset. :func:`thresholds` lists them; :func:`relu_equivalent` gives back a plain-ReLU
-copy (same weights) for converters that calibrate their own thresholds. :class:`QCFSTracer`
+Converting a QCFS-trained model (:func:`neurosim.convert.rmp.convert`, ``neurosim convert``):
+every :class:`QCFS` is a ReLU whose firing threshold is its trained ``threshold`` (no data-based
+balancing for those layers), with initial membrane potential theta/2 and soft reset.
+:func:`thresholds` lists them; :func:`relu_equivalent` gives back a plain-ReLU copy (same
+weights) for converters that calibrate their own thresholds. :class:`QCFSTracer`
 traces a model with QCFS kept as one leaf node.
 """
 from __future__ import annotations

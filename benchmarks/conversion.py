@@ -1,0 +1,405 @@
+#!/usr/bin/env python
+"""ANN -> SNN conversion benchmark (issue 9): accuracy vs T, SynOps and energy, against SpikingJelly.
+
+    # 1. train the recipes (resumable; see docs/conversion.md for the epochs used)
+    .venv/bin/python -m models.mnist_cnn --epochs 2 --out runs/bench/mnist_cnn
+    .venv/bin/python -m models.mnist_cnn --epochs 2 --qcfs 4 --out runs/bench/mnist_cnn_qcfs4
+    # 2. benchmark every trained model found under runs/bench
+    .venv/bin/python benchmarks/conversion.py --runs runs/bench --test-limit 1000
+    .venv/bin/python benchmarks/conversion.py --speed          # simulator vs SpikingJelly samples/s
+
+For each trained model (``<runs>/<name>/weights.pt`` + ``result.json`` written by
+``python -m models.<recipe>``) and each conversion setting of the grid (reset soft | hard,
+threshold rule max | percentile | channel | snn, initial membrane potential 0 | theta/2; a
+QCFS-trained model uses its trained thresholds), it converts with
+:func:`neurosim.convert.rmp.convert` on the same 2,000 training images, runs the fixed-point
+netlist (Lava's semantics, :class:`neurosim.sim.simulator.Simulator`) once for the longest T on
+the first ``--test-limit`` test images and reads the accuracy after every T of ``--steps``;
+spikes and SynOps after T are the per-layer totals scaled by the fraction of the layer's
+spikes fired by step T. With SpikingJelly installed (``pip install -e .[bench]``) the same
+model goes through ``spikingjelly.activation_based.ann2snn.Converter`` (99.9 % mode, same
+calibration images) as the peer row.
+
+Writes ``<out>/results.json`` (after every setting, atomically), ``<out>/report.md`` (tables)
+and ``<out>/<model>.png`` (accuracy vs T); prints the tables.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(ROOT)]
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+from neurosim.ann.train import accuracy  # noqa: E402
+from neurosim.convert import DEFAULT_PERCENTILE, RULES  # noqa: E402
+from neurosim.convert.rmp import convert  # noqa: E402
+from neurosim.data.dataset import Split, load_dataset  # noqa: E402
+from neurosim.errors import NeurosimError  # noqa: E402
+from neurosim.io.atomic import atomic_path, write_json  # noqa: E402
+from neurosim.metrics.energy import energy_per_sample  # noqa: E402
+from neurosim.sim.simulator import Simulator  # noqa: E402
+
+STEPS = (4, 8, 16, 32, 64, 128, 256, 512)
+CALIB_SAMPLES = 2000
+SNN_RULE_STEPS = 64
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One conversion setting of the grid."""
+    reset: str = "soft"
+    rule: str = "percentile"
+    v_init_half: bool = False
+    align_bias: bool = True
+    fold_pool: bool = True
+
+    @property
+    def label(self) -> str:
+        extra = ("" if self.align_bias else " no-bias-onset") + ("" if self.fold_pool else " pools-as-layers")
+        return f"{self.reset} {self.rule}{' θ/2' if self.v_init_half else ''}{extra}"
+
+
+def grid(kind: str, qcfs: bool) -> list[Setting]:
+    """The settings benchmarked: ``full`` (every reset x rule x v_init, plus the structural
+    ablations) or ``core`` (the default rule and the paper's max, both resets, theta/2, snn)."""
+    if qcfs:            # trained thresholds: the rule only sets the input layer and the readout
+        return [Setting("soft", "percentile", True), Setting("soft", "percentile", False),
+                Setting("hard", "percentile", True), Setting("soft", "percentile", True, align_bias=False)]
+    if kind == "core":
+        return [Setting("soft", "percentile"), Setting("hard", "percentile"), Setting("soft", "max"),
+                Setting("hard", "max"), Setting("soft", "percentile", True), Setting("soft", "snn")]
+    out = [Setting(r, rule, v) for r in ("soft", "hard") for rule in RULES for v in (False, True)]
+    return out + [Setting("soft", "percentile", align_bias=False), Setting("soft", "percentile", fold_pool=False)]
+
+
+# ----------------------------------------------------------------------------- models
+
+def load_model(folder: Path) -> tuple[torch.nn.Module, dict, object]:
+    """The trained model of a ``python -m models.<recipe>`` run folder, its result.json and recipe."""
+    import importlib
+
+    from models.recipe import build_model
+
+    res_path, w_path = folder / "result.json", folder / "weights.pt"
+    if not res_path.is_file() or not w_path.is_file():
+        raise NeurosimError(f"{folder}: no result.json/weights.pt (train with python -m models.<recipe> "
+                            f"--out {folder})")
+    result = json.loads(res_path.read_text())
+    recipe = importlib.import_module(result["recipe"])
+    model = build_model(recipe, result["width"], result.get("qcfs_levels"))
+    model.load_state_dict(torch.load(w_path, map_location="cpu", weights_only=True))
+    return model.eval(), result, recipe
+
+
+# ----------------------------------------------------------------------------- measuring
+
+def curve_metrics(net, res, labels: np.ndarray, steps: list[int], ann_macs: int) -> dict:
+    """Accuracy, spikes, SynOps and energy per sample after each T of ``steps`` (one run)."""
+    acc = res.accuracy_at(labels)
+    n = len(labels)
+    neurons = int(sum(np.prod(net.layers[i].shape) for i in net.neuron_layers))
+    out = {}
+    for T in steps:
+        spikes = synops = 0.0
+        for i in net.neuron_layers:
+            sc = res.step_counts[i]
+            total = float(sc.sum())
+            frac = float(sc[:T].sum()) / total if total else 0.0
+            spikes += float(sc[:T].sum()) / n
+            synops += float(res.synops[i].mean()) * frac
+        e = energy_per_sample(synops, ann_macs, spikes, neurons * T)
+        out[T] = {"accuracy": acc[T], "spikes": spikes, "synops": synops,
+                  "snn_j_45nm": e["cmos45nm"]["snn_j"], "ann_j_45nm": e["cmos45nm"]["ann_j"],
+                  "snn_j_loihi": e["loihi"]["snn_j"]}
+    return out
+
+
+def summary(curve: dict, ann: float) -> dict:
+    """First T within 1 and 0.1 point of the ANN, best accuracy and its first T, and the smallest
+    T at which the SNN (45 nm) costs less than the ANN while within 1 point of it."""
+    ts = sorted(int(t) for t in curve)
+    first = lambda ok: next((t for t in ts if ok(curve[t])), None)  # noqa: E731
+    best = max(curve[t]["accuracy"] for t in ts)
+    return {"t_within_1": first(lambda c: c["accuracy"] >= ann - 0.01 - 1e-12),
+            "t_within_0.1": first(lambda c: c["accuracy"] >= ann - 0.001 - 1e-12),
+            "best": best, "t_best": first(lambda c: c["accuracy"] >= best - 1e-12),
+            "t_cheaper_within_1": first(lambda c: c["accuracy"] >= ann - 0.01 - 1e-12
+                                        and c["snn_j_45nm"] < c["ann_j_45nm"])}
+
+
+def neurosim_row(model, setting: Setting, x_cal, test: Split, steps: list[int], progress: bool) -> dict:
+    t0 = time.perf_counter()
+    net = convert(model, x_cal, tuple(test.x.shape[1:]), rule=setting.rule, reset=setting.reset,
+                  v_init_half=setting.v_init_half, align_bias=setting.align_bias, fold_pool=setting.fold_pool,
+                  snn_steps=SNN_RULE_STEPS, progress=progress)
+    t_conv = time.perf_counter() - t0
+    res = Simulator(net, "fixed").run(test.x, max(steps), readout_steps=steps, per_neuron=False,
+                                      progress=progress)
+    t_sim = time.perf_counter() - t0 - t_conv
+    return {"setting": setting.__dict__, "label": setting.label, "layers": len(net.neuron_layers),
+            "depth": max(net.depths()), "ann_macs": int(net.meta["ann_macs"]),
+            "curve": curve_metrics(net, res, test.y, steps, int(net.meta["ann_macs"])),
+            "seconds": {"convert": t_conv, "simulate": t_sim}}
+
+
+def spikingjelly_row(model, x_cal: np.ndarray, test: Split, steps: list[int], batch: int = 250,
+                     progress: bool = True) -> dict:
+    """SpikingJelly's ann2snn (99.9 % mode) on the same model: accuracy after each T."""
+    import copy
+    import logging
+
+    logging.disable(logging.WARNING)
+    from spikingjelly.activation_based import ann2snn, functional
+    t0 = time.perf_counter()
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.as_tensor(x_cal)), batch_size=250)
+    conv = ann2snn.Converter(mode="99.9%", dataloader=_XOnly(loader))
+    snn = conv(copy.deepcopy(model).eval()).eval()
+    t_conv = time.perf_counter() - t0
+    hits = {T: 0 for T in steps}
+    with torch.no_grad():
+        for s in tqdm(range(0, len(test.x), batch), desc="spikingjelly", disable=not progress, leave=False):
+            xb = torch.as_tensor(test.x[s:s + batch])
+            yb = torch.as_tensor(test.y[s:s + batch])
+            functional.reset_net(snn)
+            acc = 0
+            for t in range(1, max(steps) + 1):
+                acc = acc + snn(xb)
+                if t in hits:
+                    hits[t] += int((acc.argmax(1) == yb).sum())
+    return {"label": "SpikingJelly ann2snn 99.9%", "curve": {T: {"accuracy": hits[T] / len(test.x)} for T in steps},
+            "seconds": {"convert": t_conv, "simulate": time.perf_counter() - t0 - t_conv},
+            "version": _sj_version()}
+
+
+class _XOnly:
+    """A loader of ``(x,)`` batches seen as ``(x, label)`` (SpikingJelly unpacks two)."""
+
+    def __init__(self, loader) -> None:
+        self.loader = loader
+
+    def __iter__(self):
+        for (x,) in self.loader:
+            yield x, torch.zeros(len(x), dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+
+def _sj_version() -> Optional[str]:
+    try:
+        from importlib.metadata import version
+        return version("spikingjelly")
+    except Exception:       # noqa: BLE001
+        return None
+
+
+# ----------------------------------------------------------------------------- speed
+
+def speed(runs: Path, batch: int = 500, steps: int = 64, repeats: int = 3) -> dict:
+    """Samples/s on the MNIST CNN: neurosim's simulator (fixed, float) and SpikingJelly, batch
+    ``batch``, T ``steps``, the machine's threads (torch and numba both use them)."""
+    model, result, recipe = load_model(runs / "mnist_cnn")
+    tr, te = load_dataset(recipe.DATASET)
+    x_cal = tr.x[np.sort(np.random.default_rng(0).permutation(len(tr.x))[:CALIB_SAMPLES])]
+    x = te.x[:batch]
+    net = convert(model, x_cal, tuple(te.x.shape[1:]), progress=False)
+    out = {"batch": batch, "steps": steps, "threads": torch.get_num_threads(), "samples_per_s": {}}
+    for mode in ("fixed", "float"):
+        sim = Simulator(net, mode)
+        sim.run(x[:50], steps)                                   # compile and warm up
+        best = min(_timed(lambda: sim.run(x, steps, per_neuron=False)) for _ in range(repeats))
+        out["samples_per_s"][f"neurosim {mode}"] = batch / best
+    try:
+        from spikingjelly.activation_based import ann2snn, functional
+    except ImportError:
+        out["samples_per_s"]["spikingjelly"] = None
+        return out
+    import copy
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.as_tensor(x_cal)), batch_size=250)
+    snn = ann2snn.Converter(mode="99.9%", dataloader=_XOnly(loader))(copy.deepcopy(model).eval()).eval()
+    xt = torch.as_tensor(x)
+
+    def sj() -> None:
+        with torch.no_grad():
+            functional.reset_net(snn)
+            acc = 0
+            for _ in range(steps):
+                acc = acc + snn(xt)
+    sj()
+    out["samples_per_s"]["spikingjelly"] = batch / min(_timed(sj) for _ in range(repeats))
+    return out
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+# ----------------------------------------------------------------------------- report
+
+def _pct(a: Optional[float]) -> str:
+    return "–" if a is None else f"{100 * a:.2f}"
+
+
+def tables(results: dict) -> str:
+    lines = []
+    for name, m in results["models"].items():
+        steps = [int(t) for t in results["steps"]]
+        ann = m["ann_accuracy"]
+        lines += [f"### {name} — ANN {_pct(ann)} % ({m['test_images']} test images, {m['recipe']}, "
+                  f"{m['epochs']} epochs{', QCFS L=' + str(m['qcfs_levels']) if m.get('qcfs_levels') else ''})", "",
+                  "| setting | " + " | ".join(f"T={t}" for t in steps)
+                  + " | T ≤ ANN−1 | T ≤ ANN−0.1 | best (T) | T cheaper than ANN, ≤ 1 pt |",
+                  "|---|" + "---|" * (len(steps) + 4)]
+        for row in m["rows"]:
+            c = {int(t): v for t, v in row["curve"].items()}
+            s = row.get("summary", {})
+            lines.append(f"| {row['label']} | " + " | ".join(_pct(c[t]["accuracy"]) for t in steps)
+                         + (f" | {s.get('t_within_1') or '–'} | {s.get('t_within_0.1') or '–'} | "
+                            f"{_pct(s.get('best'))} ({s.get('t_best')}) | {s.get('t_cheaper_within_1') or '–'} |"
+                            if s else " | | | | |"))
+        ref = next((r for r in m["rows"] if r["label"].startswith(("soft percentile θ/2" if m.get("qcfs_levels")
+                                                                   else "soft percentile"))), None)
+        if ref is not None and "synops" in next(iter(ref["curve"].values())):
+            c = {int(t): v for t, v in ref["curve"].items()}
+            lines += ["", f"SynOps and energy per sample, setting *{ref['label']}* "
+                      f"(ANN: {m['ann_macs']:,} MACs = {c[steps[0]]['ann_j_45nm'] * 1e6:.3f} µJ at 45 nm):", "",
+                      "| T | " + " | ".join(str(t) for t in steps) + " |", "|---|" + "---|" * len(steps),
+                      "| spikes | " + " | ".join(f"{c[t]['spikes']:,.0f}" for t in steps) + " |",
+                      "| SynOps | " + " | ".join(f"{c[t]['synops']:,.0f}" for t in steps) + " |",
+                      "| SNN / ANN energy (45 nm) | " + " | ".join(
+                          f"{c[t]['snn_j_45nm'] / c[t]['ann_j_45nm']:.2f}" for t in steps) + " |",
+                      "| Loihi energy (µJ) | " + " | ".join(f"{c[t]['snn_j_loihi'] * 1e6:.2f}" for t in steps) + " |"]
+        lines.append("")
+    if results.get("speed"):
+        sp = results["speed"]
+        lines += [f"### Speed: MNIST CNN, batch {sp['batch']}, T = {sp['steps']}, {sp['threads']} threads", "",
+                  "| executor | samples/s |", "|---|---|"]
+        lines += [f"| {k} | {'–' if v is None else f'{v:.1f}'} |" for k, v in sp["samples_per_s"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def plot(name: str, m: dict, steps: list[int], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for row in m["rows"]:
+        c = {int(t): v for t, v in row["curve"].items()}
+        style = "--" if "hard" in row["label"] else ("k:" if "SpikingJelly" in row["label"] else "-")
+        ax.plot(steps, [100 * c[t]["accuracy"] for t in steps], style, marker=".", label=row["label"], lw=1.2)
+    ax.axhline(100 * m["ann_accuracy"], color="grey", lw=0.8)
+    ax.axhline(100 * m["ann_accuracy"] - 1, color="grey", lw=0.5, ls=":")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("time steps T (Lava semantics: one step of delay per layer)")
+    ax.set_ylabel("test accuracy (%)")
+    lo = max(0.0, 100 * m["ann_accuracy"] - 25)
+    ax.set_ylim(lo, 100 * m["ann_accuracy"] + 2)
+    ax.set_title(f"{name}: ANN {100 * m['ann_accuracy']:.2f} % (grey), ANN − 1 (dotted)")
+    ax.legend(fontsize=6, ncol=2, loc="lower right")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- main
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench",
+                   help="folder of trained recipe runs (one sub-folder per model)")
+    p.add_argument("--models", default=None, help="comma-separated sub-folders of --runs (default: all)")
+    p.add_argument("--test-limit", type=int, default=1000, help="first N test images (default 1000)")
+    p.add_argument("--steps", default=",".join(map(str, STEPS)), help="T values (one run of the largest)")
+    p.add_argument("--grid", choices=("full", "core"), default="full")
+    p.add_argument("--no-spikingjelly", action="store_true", help="skip the SpikingJelly peer row")
+    p.add_argument("--speed", action="store_true", help="also measure samples/s (MNIST CNN) at the end")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results/conversion-<time>)")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    progress = not args.no_progress
+    steps = sorted({int(s) for s in args.steps.split(",")})
+    out = args.out or HERE / "results" / f"conversion-{_dt.datetime.now():%Y-%m-%d_%H%M%S}"
+    out.mkdir(parents=True, exist_ok=True)
+    names = args.models.split(",") if args.models else sorted(
+        d.name for d in args.runs.iterdir() if (d / "weights.pt").is_file()) if args.runs.is_dir() else []
+    if not names and not args.speed:
+        sys.exit(f"error: no trained models under {args.runs} (train with python -m models.<recipe> --out ...)")
+    results = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "steps": steps,
+               "grid": args.grid, "test_limit": args.test_limit, "calib_samples": CALIB_SAMPLES,
+               "percentile": DEFAULT_PERCENTILE, "snn_rule_steps": SNN_RULE_STEPS,
+               "machine": {"python": platform.python_version(), "torch": torch.__version__,
+                           "cpus": os.cpu_count(), "threads": torch.get_num_threads()},
+               "started": _dt.datetime.now().isoformat(timespec="seconds"), "models": {}}
+    save = lambda: write_json(out / "results.json", results)  # noqa: E731
+    data_cache: dict = {}
+    try:
+        for name in names:
+            model, result, recipe = load_model(args.runs / name)
+            if recipe.DATASET not in data_cache:
+                data_cache[recipe.DATASET] = load_dataset(recipe.DATASET)
+            tr, te = data_cache[recipe.DATASET]
+            test = Split(te.name, te.x[:args.test_limit], te.y[:args.test_limit])
+            x_cal = tr.x[np.sort(np.random.default_rng(0).permutation(len(tr.x))[:CALIB_SAMPLES])]
+            ann = accuracy(model, test.x, test.y)
+            qcfs = bool(result.get("qcfs_levels"))
+            m = results["models"][name] = {"recipe": result["recipe"], "epochs": result["epochs_done"],
+                                           "qcfs_levels": result.get("qcfs_levels"), "width": result["width"],
+                                           "ann_accuracy": ann, "ann_accuracy_full_test": result["test_acc"],
+                                           "test_images": len(test.y), "rows": []}
+            print(f"{name}: ANN {100 * ann:.2f} % on {len(test.y)} test images", flush=True)
+            for setting in grid(args.grid, qcfs):
+                row = neurosim_row(model, setting, x_cal, test, steps, progress)
+                row["summary"] = summary({int(t): v for t, v in row["curve"].items()}, ann)
+                m["ann_macs"] = row["ann_macs"]
+                m["rows"].append(row)
+                c = row["curve"]
+                print(f"  {setting.label:34s} " + " ".join(f"{100 * c[t]['accuracy']:6.2f}" for t in steps)
+                      + f"   ({row['seconds']['simulate']:.0f} s)", flush=True)
+                save()
+            if not args.no_spikingjelly and not qcfs:
+                try:
+                    row = spikingjelly_row(model, x_cal, test, steps, progress=progress)
+                except ImportError:
+                    print("  SpikingJelly not installed (pip install -e .[bench]): peer row skipped")
+                else:
+                    row["summary"] = summary({int(t): {**v, "snn_j_45nm": math.inf, "ann_j_45nm": 0.0}
+                                              for t, v in row["curve"].items()}, ann)
+                    m["rows"].append(row)
+                    print(f"  {row['label']:34s} " + " ".join(f"{100 * row['curve'][t]['accuracy']:6.2f}"
+                                                            for t in steps), flush=True)
+                    save()
+            plot(name, m, steps, out / f"{name}.png")
+        if args.speed:
+            results["speed"] = speed(args.runs)
+            print(json.dumps(results["speed"], indent=1))
+    finally:
+        results["finished"] = _dt.datetime.now().isoformat(timespec="seconds")
+        save()
+        with atomic_path(out / "report.md") as tmp:
+            Path(tmp).write_text(f"# Conversion benchmark\n\nCommand: `{results['command']}`\n\n" + tables(results))
+    print(tables(results))
+    print(f"results: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
