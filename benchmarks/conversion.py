@@ -74,15 +74,24 @@ class Setting:
         return f"{self.reset} {self.rule}{' θ/2' if self.v_init_half else ''}{extra}"
 
 
+GRIDS = ("full", "core", "small")
+
+
 def grid(kind: str, qcfs: bool) -> list[Setting]:
-    """The settings benchmarked: ``full`` (every reset x rule x v_init, plus the structural
-    ablations) or ``core`` (the default rule and the paper's max, both resets, theta/2, snn)."""
-    if qcfs:            # trained thresholds: the rule only sets the input layer and the readout
+    """The settings benchmarked. ``full``: every reset x rule x initial potential, plus the
+    structural ablations (no bias onset, pools as layers); ``core``: every reset x rule, and
+    theta/2 with the default rule for both resets; ``small``: both resets with the default rule,
+    theta/2, and the other three rules with soft reset. A QCFS-trained model (trained
+    thresholds: the rule only sets the input layer and the readout) gets its own four."""
+    if qcfs:
         return [Setting("soft", "percentile", True), Setting("soft", "percentile", False),
                 Setting("hard", "percentile", True), Setting("soft", "percentile", True, align_bias=False)]
+    if kind == "small":
+        return [Setting("soft", "percentile"), Setting("hard", "percentile"), Setting("soft", "percentile", True),
+                Setting("soft", "max"), Setting("soft", "channel"), Setting("soft", "snn")]
     if kind == "core":
-        return [Setting("soft", "percentile"), Setting("hard", "percentile"), Setting("soft", "max"),
-                Setting("hard", "max"), Setting("soft", "percentile", True), Setting("soft", "snn")]
+        return ([Setting(r, rule) for r in ("soft", "hard") for rule in RULES]
+                + [Setting("soft", "percentile", True), Setting("hard", "percentile", True)])
     out = [Setting(r, rule, v) for r in ("soft", "hard") for rule in RULES for v in (False, True)]
     return out + [Setting("soft", "percentile", align_bias=False), Setting("soft", "percentile", fold_pool=False)]
 
@@ -329,7 +338,7 @@ def main(argv=None) -> int:
     p.add_argument("--models", default=None, help="comma-separated sub-folders of --runs (default: all)")
     p.add_argument("--test-limit", type=int, default=1000, help="first N test images (default 1000)")
     p.add_argument("--steps", default=",".join(map(str, STEPS)), help="T values (one run of the largest)")
-    p.add_argument("--grid", choices=("full", "core"), default="full")
+    p.add_argument("--grid", choices=GRIDS, default="core", help="settings (see grid(); default core)")
     p.add_argument("--no-spikingjelly", action="store_true", help="skip the SpikingJelly peer row")
     p.add_argument("--speed", action="store_true", help="also measure samples/s (MNIST CNN) at the end")
     p.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results/conversion-<time>)")

@@ -125,13 +125,26 @@ def current_float(u: Array, a: Array, i_decay: int, may_wrap: bool = True) -> Ar
 
 
 @register_jitable
+def integrate_float(v: Array, u: Array, bias: Array, v_decay: int) -> Array:
+    """Floating-point membrane update before the threshold: ``v (1 - v_decay/4096) + u + bias``."""
+    return (v if v_decay == 0 else v * (1 - v_decay / DECAY_UNITY)) + u + bias
+
+
+@register_jitable
+def reset_float(v: Array, s: Array, vth: Array, soft_reset: bool) -> Array:
+    """Reset after spikes ``s`` (0/1): ``v - vth s`` (soft) or ``v (1 - s)`` (hard)."""
+    return v - s * vth if soft_reset else v * (1 - s)
+
+
+@register_jitable
 def voltage_float(v: Array, u: Array, bias: Array, vth: Array, v_decay: int,
                   soft_reset: bool) -> tuple[Array, Array]:
-    """Floating-point voltage, spike and reset given this step's current; returns ``(v, s)``."""
-    v = (v if v_decay == 0 else v * (1 - v_decay / DECAY_UNITY)) + u + bias
+    """Floating-point voltage, spike and reset given this step's current; returns ``(v, s)``.
+    (Training with surrogate gradients uses the same two halves around a differentiable
+    threshold: :mod:`neurosim.bntt.neuron`.)"""
+    v = integrate_float(v, u, bias, v_decay)
     s = v > vth
-    v = v - s * vth if soft_reset else v * (1 - s)
-    return v, s
+    return reset_float(v, s, vth, soft_reset), s
 
 
 @register_jitable

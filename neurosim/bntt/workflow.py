@@ -1,0 +1,104 @@
+"""``neurosim train-bntt``: train a BNTT net, export it, and measure it as the main job does.
+
+Writes into the output folder: ``bntt.pt`` (the resumable checkpoint), ``network.net`` (the
+fixed-point netlist, :mod:`neurosim.bntt.fold`), ``report.json`` / ``report.png`` (the main
+job's report, :func:`neurosim.evaluate.evaluate`, on the test images' seeded input spikes)
+with a ``bntt`` section: the SLAYER model's own accuracy in eval mode, the float and fixed
+netlists' accuracy on the same spikes (the accuracy lost to fixed point), training history,
+the gamma profile and the early-exit sweep (simulator; Lava on the first samples).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from neurosim.bntt.early_exit import DEFAULT_ALPHA, exit_step, gamma_profile, sweep
+from neurosim.bntt.fold import export, netlist_input
+from neurosim.bntt.train import BNTTConfig, Data, _generator, load_data, train_bntt
+from neurosim.data.dataset import Split
+from neurosim.evaluate import evaluate, write_report
+from neurosim.netlist import hdf5
+from neurosim.sim.simulator import Simulator
+
+NETLIST_NAME = "network.net"
+ALPHAS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+
+
+def test_spikes(model, data: Data, steps: int, seed: int, limit: Optional[int]) -> tuple[torch.Tensor, np.ndarray]:
+    """Seeded input spikes (N, C, H, W, T) of the first ``limit`` test samples, and labels."""
+    xt, yt = data.xt[:limit], data.yt[:limit]
+    parts = [data.spikes(xt[s:s + 256], steps, _generator(seed, 1 << 20, b))
+             for b, s in enumerate(range(0, len(xt), 256))]
+    return torch.cat(parts), yt
+
+
+def train_and_deploy(cfg: BNTTConfig, out_dir: Path, *, report_limit: Optional[int] = 2000, lava_samples: int = 3,
+                     lava_timeout: Optional[float] = None, alphas: Sequence[float] = ALPHAS,
+                     progress: bool = True) -> dict:
+    t0 = time.time()
+    out_dir = Path(out_dir)
+    data = load_data(cfg)
+    model, state = train_bntt(cfg, out_dir, progress=progress, data=data,
+                              on_epoch=lambda r: print(_epoch_line(r, cfg.epochs), flush=True))
+    t_train = time.time() - t0
+    spikes, labels = test_spikes(model, data, cfg.steps, cfg.seed, report_limit)
+    with torch.no_grad():
+        model_acc = float((model(spikes).argmax(1).numpy() == labels).mean())
+    net = export(model, "fixed")
+    latency = int(net.meta["latency"])
+    net.meta.update({"dataset": cfg.dataset, "input": "signed Poisson spikes as 2C channels"
+                     if model.signed_input else "binned events"})
+    path = hdf5.save(net, out_dir / NETLIST_NAME)
+    x = netlist_input(spikes, model.signed_input, latency)
+    run_steps = x.shape[1]
+    test = Split(f"{cfg.dataset}/test spikes", x, labels)
+    curve = [latency + t for t in range(1, cfg.steps + 1)]
+    report = evaluate(hdf5.load(path), test, run_steps, curve_steps=curve, lava_samples=lava_samples,
+                      lava_timeout=lava_timeout, progress=progress)
+    float_acc = float(np.mean(Simulator(export(model, "float"), "float").run(x, run_steps).predictions == labels))
+    acc_at = {t - latency: a for t, a in ((int(k), v) for k, v in report["accuracy_vs_timesteps"].items())
+              if t - latency >= 1}
+    bntt = {"config": state["config"], "history": state["history"], "model_accuracy": model_acc,
+            "float_netlist_accuracy": float_acc, "fixed_netlist_accuracy": report["snn_accuracy"],
+            "fixed_point_loss": float_acc - report["snn_accuracy"], "latency_steps": latency,
+            "accuracy_vs_trained_step": {str(k): v for k, v in sorted(acc_at.items())}}
+    if model.norm_mode == "bntt":
+        bntt["gamma_profile"] = gamma_profile(model).tolist()
+        bntt["early_exit"] = sweep(model, acc_at, alphas)
+        t_exit = exit_step(model, DEFAULT_ALPHA)
+        bntt["early_exit_default"] = {"alpha": DEFAULT_ALPHA, "exit_step": t_exit, "lava_steps": t_exit + latency,
+                                      "lava_latency_saved": 1 - (t_exit + latency) / (cfg.steps + latency)}
+        if lava_samples > 0:
+            bntt["early_exit_default"].update(_lava_early_exit(path, x[:lava_samples], labels[:lava_samples],
+                                                               t_exit + latency, lava_timeout))
+    report["bntt"] = bntt
+    report["netlist"] = str(path)
+    report["seconds"].update({"train": t_train, "total": time.time() - t0})
+    json_path, png_path = write_report(report, out_dir)
+    report["report_paths"] = [str(json_path), str(png_path)]
+    return report
+
+
+def _lava_early_exit(path: Path, x: np.ndarray, y: np.ndarray, steps: int, timeout: Optional[float]) -> dict:
+    """The early-exit run on Lava (fixed_pt) against the simulator, same steps."""
+    from neurosim.evaluate import compare_spikes
+    from neurosim.lava.runner import run_lava
+
+    net = hdf5.load(path)
+    xs = np.ascontiguousarray(x[:, :steps])
+    ref = Simulator(net, "fixed").run(xs, steps, record_spikes=True)
+    lava = run_lava(net, xs, steps, "fixed", timeout=timeout)
+    cmp = compare_spikes(net, ref, lava)
+    return {"lava_samples": len(x), "lava_spike_mismatches": cmp["mismatches"],
+            "lava_accuracy": float(np.mean(lava.predictions == y)),
+            "simulator_accuracy": float(np.mean(ref.predictions == y))}
+
+
+def _epoch_line(rec: dict, epochs: int) -> str:
+    return (f"epoch {rec['epoch']}/{epochs}: loss {rec['loss']:.4f} train {rec['train_acc']:.4f}"
+            + (f" test {rec['test_acc']:.4f}" if "test_acc" in rec else "") + f" lr {rec['lr']:.3g} "
+            f"{rec['seconds']:.1f} s")

@@ -1,0 +1,181 @@
+"""BNTT (issue 10): the layer against the official per-step BatchNorms, the neuron's gradient,
+the folded netlist against the SLAYER model, Lava spike-exactness, resuming, early exit."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from neurosim.bntt.early_exit import exit_step, gamma_profile
+from neurosim.bntt.encoding import poisson, to_raster
+from neurosim.bntt.fold import export, netlist_input
+from neurosim.bntt.network import BNTTNet
+from neurosim.bntt.neuron import SURROGATE_SCALE, lif_scan
+from neurosim.bntt.norm import TimeNorm
+from neurosim.bntt.train import BNTTConfig, train_bntt
+from neurosim.sim.simulator import Simulator
+
+T = 6
+CNN = [("conv", 4), ("pool", 2), ("conv", 6), ("pool", 2), ("dense", 12)]
+
+
+def test_bntt_is_one_batchnorm_per_step_without_beta():
+    """The official model: nn.ModuleList of BatchNorm2d(eps=1e-4, momentum=0.1), bias None."""
+    torch.manual_seed(0)
+    ours = TimeNorm(3, T)
+    ref = nn.ModuleList([nn.BatchNorm2d(3, eps=1e-4, momentum=0.1) for _ in range(T)])
+    for bn in ref:
+        bn.bias = None
+    with torch.no_grad():
+        g = torch.rand(T, 3) + 0.5
+        ours.weight.copy_(g)
+        for t, bn in enumerate(ref):
+            bn.weight.copy_(g[t])
+    for _ in range(3):
+        x = torch.randn(5, 3, 4, 4, T) * 2 + 1
+        got = ours(x)
+        want = torch.stack([ref[t](x[..., t]) for t in range(T)], dim=-1)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    for t, bn in enumerate(ref):
+        torch.testing.assert_close(ours.running_mean[t], bn.running_mean)
+        torch.testing.assert_close(ours.running_var[t], bn.running_var)
+    ours.eval(), ref.eval()
+    x = torch.randn(4, 3, 4, 4, T)
+    torch.testing.assert_close(ours(x), torch.stack([ref[t](x[..., t]) for t in range(T)], -1), rtol=1e-5, atol=1e-5)
+    s, b = ours.scale_bias(T + 2)                       # later steps hold the last row
+    torch.testing.assert_close(s[-1], s[T - 1])
+    torch.testing.assert_close(b[T - 1], -ours.running_mean[T - 1] * s[T - 1])
+
+
+@pytest.mark.parametrize("soft", [True, False])
+def test_lif_scan_gradient_is_the_official_surrogate_with_a_gradient_free_reset(soft):
+    torch.manual_seed(1)
+    current = (torch.randn(3, 5, 9, dtype=torch.float64) * 0.9).requires_grad_()
+
+    class Heaviside(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return (x > 0).to(x.dtype)
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * SURROGATE_SCALE * torch.clamp(1 - x.abs(), min=0)
+
+    v, outs = torch.zeros(3, 5, dtype=torch.float64), []
+    for t in range(9):                                     # the official loop, leak 1 - 205/4096
+        v = v * (1 - 205 / 4096) + current[..., t]
+        s = Heaviside.apply(v - 1.0)
+        outs.append(s)
+        v = v - s.detach() if soft else v * (1 - s.detach())
+    ref = torch.stack(outs, -1)
+    w = torch.randn_like(ref)
+    want, = torch.autograd.grad((ref * w).sum(), current)
+    got_s = lif_scan(current, 205, 1.0, soft)
+    got, = torch.autograd.grad((got_s * w).sum(), current)
+    assert torch.equal(got_s, ref)
+    torch.testing.assert_close(got, want)
+
+
+def test_signed_poisson_rate_and_raster():
+    x = torch.tensor([[[[1.0, -0.5], [0.0, 3.0]]]])
+    s = poisson(x, 4000, torch.Generator().manual_seed(0))
+    rate = s.mean(-1)[0, 0]
+    np.testing.assert_allclose(rate.numpy(), [[0.5, -0.25], [0.0, 1.0]], atol=0.03)
+    r = to_raster(s, signed=True)
+    assert r.shape == (1, 4000, 2, 2, 2) and r.dtype == np.uint8
+    assert np.array_equal(r[:, :, 0] - r[:, :, 1].astype(int), s[:, 0].permute(0, 3, 1, 2).numpy())
+
+
+def _trained_stats(net: BNTTNet, shape, seed: int = 0) -> BNTTNet:
+    g = torch.Generator().manual_seed(seed)
+    net.train()
+    with torch.no_grad():
+        for _ in range(4):
+            net(poisson(torch.randn(16, *shape), net.steps, g))
+        for n in net.norms:
+            if n.mode != "none":
+                n.weight.uniform_(0.5, 1.5)
+    return net.eval()
+
+
+@pytest.mark.parametrize("norm", ["bntt", "shared", "none"])
+@pytest.mark.parametrize("layers", [CNN, [("dense", 16)]])
+def test_float_netlist_equals_the_slayer_model(norm, layers):
+    torch.manual_seed(2)
+    net = _trained_stats(BNTTNet((1, 12, 12), layers, 5, T, norm=norm), (1, 12, 12))
+    s = poisson(torch.randn(8, 1, 12, 12), T, torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        logits, rec = net(s, record=True)
+    nl = export(net, "float")
+    x = netlist_input(s, True, nl.meta["latency"])
+    res = Simulator(nl, "float").run(x, x.shape[1], record_spikes=True)
+    np.testing.assert_allclose(res.readout / T, logits.numpy(), rtol=1e-5, atol=1e-5)
+    depth = nl.depths()
+    for k, i in enumerate(nl.neuron_layers[:-1]):          # every hidden layer spikes alike, shifted by its depth
+        window = res.spikes[i][:, depth[i]:depth[i] + T]
+        np.testing.assert_array_equal(window.reshape(len(window), -1).sum(1), rec["spikes"][k].numpy())
+
+
+def test_fixed_netlist_on_lava_equals_simulator_spike_for_spike():
+    from neurosim.lava.runner import run_lava
+
+    torch.manual_seed(4)
+    net = _trained_stats(BNTTNet((1, 12, 12), CNN, 5, T), (1, 12, 12))
+    nl = export(net, "fixed")
+    assert any(l.schedule is not None and l.schedule.scale is not None for l in nl.layers if hasattr(l, "schedule"))
+    s = poisson(torch.randn(2, 1, 12, 12), T, torch.Generator().manual_seed(5))
+    x = netlist_input(s, True, nl.meta["latency"])
+    steps = x.shape[1]
+    ref = Simulator(nl, "fixed").run(x, steps, record_spikes=True)
+    lava = run_lava(nl, x, steps, "fixed", progress=False)
+    for i in nl.neuron_layers:
+        np.testing.assert_array_equal(lava.spikes[i], ref.spikes[i], err_msg=f"layer {i}")
+        np.testing.assert_array_equal(lava.v[i], ref.v[i], err_msg=f"layer {i}")
+
+
+def test_killed_run_resumes_to_the_identical_result(tmp_path):
+    cfg = BNTTConfig(dataset="digits", arch="mlp", steps=4, epochs=2, batch_size=64, lr=0.1, limit=400,
+                     test_limit=100)
+    whole, _ = train_bntt(cfg, tmp_path / "a", progress=False)
+    train_bntt(cfg, tmp_path / "b", progress=False, until=1)          # "killed" after epoch 1
+    resumed, state = train_bntt(cfg, tmp_path / "b", progress=False)
+    assert state["epoch"] == 2 and len(state["history"]) == 2
+    for (k, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_early_exit_is_the_longest_suffix_of_small_gammas():
+    net = BNTTNet((1, 8, 8), [("dense", 4), ("dense", 3)], 2, 6)
+    with torch.no_grad():
+        net.norms[0].weight.copy_(torch.tensor([1.0, 0.9, 0.05, 0.3, 0.04, 0.01])[:, None].expand(6, 4))
+        net.norms[1].weight.copy_(torch.tensor([1.0, 0.02, 0.01, 0.01, 0.03, 0.01])[:, None].expand(6, 3))
+    assert gamma_profile(net).shape == (2, 6)
+    assert exit_step(net, 0.1) == 4          # step 3 (0-based) has 0.3 in layer 0
+    assert exit_step(net, 0.5) == 2
+    assert exit_step(net, 0.005) == 6
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not Path(".venv/bin/torchrun").exists(),
+                    reason="torchrun not installed")
+def test_two_processes_train_with_torchrun(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "neurosim", "train-bntt", "--dataset", "digits",
+           "--arch", "mlp", "--steps", "4", "--epochs", "1", "--batch-size", "64", "--limit", "256",
+           "--test-limit", "60", "--lava-samples", "0", "--out", str(out), "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    state = torch.load(out / "bntt.pt", weights_only=False)
+    assert state["history"][0]["processes"] == 2
+    assert (out / "network.net").is_file() and (out / "report.json").is_file()
