@@ -63,6 +63,7 @@ class Folded:
     scale: Optional[np.ndarray] = None
     bias: Optional[np.ndarray] = None
     output: bool = False
+    macs: int = 0                 # multiply-accumulates of the same layer in an ANN (per step)
 
 
 def fold(net: BNTTNet) -> list[Folded]:
@@ -91,6 +92,7 @@ def fold(net: BNTTNet) -> list[Folded]:
             p = net.kernel // 2
             kind, weight, stride, padding = "conv", wt[..., 0], (1, 1), (p, p)
         in_shape = shape
+        macs = _macs(kind, tuple(syn.weight.shape), in_shape[1:], padding, pending)
         if pending is not None:
             lin = Stage(kind, layer.kind, [], (), weight, None, stride, padding)
             folded = fold_pool(pending, lin, in_shape)
@@ -105,12 +107,26 @@ def fold(net: BNTTNet) -> list[Folded]:
             shape = (weight.shape[0], oh, ow)
         else:
             shape = (weight.shape[0],)
-        f = Folded(kind, weight, shape, stride, padding, output=layer.kind == "output")
+        f = Folded(kind, weight, shape, stride, padding, output=layer.kind == "output", macs=macs)
         if layer.kind != "output" and net.norms[layer.index].mode != "none":
             s, b = net.norms[layer.index].scale_bias(net.norms[layer.index].steps)
             f.scale, f.bias = s.detach().double().numpy(), b.detach().double().numpy()
         out.append(f)
     return out
+
+
+def _macs(kind: str, wshape: tuple, spatial: tuple, padding: tuple, pool: Optional[Stage]) -> int:
+    """MACs per step of the layer in an ANN, from its SLAYER weight shape ``wshape`` (before the
+    signed split and pool folding): a dense layer's weights; a conv's real connections (borders
+    have fewer) on its (pooled) input of size ``spatial``."""
+    if kind == "dense":
+        return int(np.prod(wshape[:2]) * np.prod(wshape[2:]))
+    (h, w), (o, c, kh, kw) = spatial, wshape[:4]
+    if pool is not None:
+        h, w = h // pool.stride[0], w // pool.stride[1]
+    ones = torch.nn.functional.conv2d(torch.ones(1, c, h, w, dtype=torch.float64),
+                                      torch.ones(o, c, kh, kw, dtype=torch.float64), padding=padding)
+    return int(ones.sum())
 
 
 def _shifted(rows: Optional[np.ndarray], depth: int, bias: bool) -> Optional[np.ndarray]:
@@ -167,7 +183,8 @@ def export(net: BNTTNet, mode: str = "fixed") -> Netlist:
         prev_shape = f.shape
     out = Netlist(layers=layers, input_shape=tuple(int(s) for s in in_shape), meta={
         "trained_by": "neurosim.bntt", "mode": mode, "bntt": net.config(), "timesteps": net.steps,
-        "latency": len(folded), "thresholds": scales})
+        "latency": len(folded), "thresholds": scales,
+        "ann_macs": int(sum(f.macs for f in folded))})          # the same net as an ANN, one step
     out.check()
     return out
 

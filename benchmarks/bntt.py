@@ -1,0 +1,120 @@
+#!/usr/bin/env python
+"""BNTT benchmark (issue 10): BNTT against no BN and one BN shared over time, at T = 25 and 10.
+
+    .venv/bin/python benchmarks/bntt.py --dataset fashion-mnist --arch cnn --epochs 4 --limit 10000
+    .venv/bin/python benchmarks/bntt.py --dataset nmnist --arch cnn --epochs 10
+
+For every norm (``bntt``, ``shared``, ``none``) and every T of ``--steps`` it trains the same
+net with the same seed, epochs and data (``neurosim.bntt.train``, resumable: a rerun continues
+from the checkpoints under ``--out``), exports the fixed-point netlist and measures it on the
+first ``--test-limit`` test samples (seeded input spikes): the SLAYER model's accuracy, the
+float and fixed netlists' accuracy (the loss to fixed point), spikes per layer per sample,
+SynOps and energy (45 nm against the same net as an ANN, Loihi), and for BNTT the early-exit
+sweep. Writes ``<out>/results.json``, ``<out>/report.md`` (tables) and ``<out>/curves.png``
+(training curves); prints the tables.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(ROOT)]
+
+from neurosim.bntt.train import BNTTConfig  # noqa: E402
+from neurosim.bntt.workflow import train_and_deploy  # noqa: E402
+from neurosim.io.atomic import atomic_path, write_json  # noqa: E402
+
+NORMS = ("bntt", "shared", "none")
+
+
+def table(results: dict) -> str:
+    lines = ["| T | norm | SLAYER model | float netlist | fixed netlist | fixed − float | spikes/sample | "
+             "SynOps/sample | SNN/ANN energy 45 nm | Loihi µJ | early exit (α=0.1): step, acc |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for key, r in results["runs"].items():
+        b = r["bntt"]
+        ee = b.get("early_exit_default")
+        ee_acc = b["accuracy_vs_trained_step"].get(str(ee["exit_step"])) if ee else None
+        e = r["energy"]
+        lines.append(f"| {r['steps']} | {r['norm']} | {100 * b['model_accuracy']:.2f} | "
+                     f"{100 * b['float_netlist_accuracy']:.2f} | {100 * b['fixed_netlist_accuracy']:.2f} | "
+                     f"{100 * (b['fixed_netlist_accuracy'] - b['float_netlist_accuracy']):+.2f} | "
+                     f"{r['spikes_per_sample']:,.0f} | {r['synops_per_sample']:,.0f} | "
+                     f"{e['cmos45nm']['snn_j'] / e['cmos45nm']['ann_j']:.2f} | {e['loihi']['snn_j'] * 1e6:.2f} | "
+                     + (f"{ee['exit_step']}/{r['steps']}, {100 * ee_acc:.2f} |" if ee else "– |"))
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for key, r in results["runs"].items():
+        h = r["bntt"]["history"]
+        ep = [x["epoch"] for x in h]
+        style = {"bntt": "-", "shared": "--", "none": ":"}[r["norm"]]
+        axes[0].plot(ep, [x["loss"] for x in h], style, marker=".", label=key)
+        axes[1].plot(ep, [100 * x.get("test_acc", float("nan")) for x in h], style, marker=".", label=key)
+    axes[0].set_xlabel("epoch"), axes[0].set_ylabel("training loss")
+    axes[1].set_xlabel("epoch"), axes[1].set_ylabel("test accuracy (%) of the SLAYER model")
+    axes[1].legend(fontsize=7)
+    fig.suptitle(f"BNTT vs baselines: {results['dataset']}, {results['arch']}")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--arch", default="cnn")
+    p.add_argument("--width", type=float, default=1.0)
+    p.add_argument("--steps", default="25,10", help="T values (default 25,10)")
+    p.add_argument("--norms", default=",".join(NORMS))
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--limit", type=int, default=None, help="first N training samples")
+    p.add_argument("--test-limit", type=int, default=1000)
+    p.add_argument("--lava-samples", type=int, default=2)
+    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    out = args.out or HERE / "results" / f"bntt-{args.dataset}-{_dt.datetime.now():%Y-%m-%d_%H%M%S}"
+    out.mkdir(parents=True, exist_ok=True)
+    results = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "dataset": args.dataset,
+               "arch": args.arch, "width": args.width, "epochs": args.epochs, "limit": args.limit,
+               "test_limit": args.test_limit, "runs": {}}
+    for T in (int(t) for t in args.steps.split(",")):
+        for norm in args.norms.split(","):
+            cfg = BNTTConfig(dataset=args.dataset, arch=args.arch, width=args.width, steps=T, epochs=args.epochs,
+                             batch_size=args.batch_size, lr=args.lr, norm=norm, limit=args.limit,
+                             test_limit=args.test_limit, data_dir=args.data_dir)
+            print(f"== T={T} norm={norm}", flush=True)
+            rep = train_and_deploy(cfg, out / f"T{T}-{norm}", report_limit=args.test_limit,
+                                   lava_samples=args.lava_samples if norm == "bntt" else 0,
+                                   progress=not args.no_progress)
+            keep = ("bntt", "spikes_per_sample", "spikes_per_sample_per_layer", "synops_per_sample", "energy",
+                    "ann_macs_per_sample", "lava_spike_mismatches", "seconds")
+            results["runs"][f"T{T}-{norm}"] = {"steps": T, "norm": norm, **{k: rep.get(k) for k in keep}}
+            write_json(out / "results.json", results)
+    text = f"# BNTT benchmark\n\nCommand: `{results['command']}`\n\n" + table(results)
+    with atomic_path(out / "report.md") as tmp:
+        Path(tmp).write_text(text)
+    plot(results, out / "curves.png")
+    print(text)
+    print(f"results: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
