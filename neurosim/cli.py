@@ -7,7 +7,10 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from neurosim.convert import DEFAULT_PERCENTILE, DEFAULT_RULE, RULES
+from neurosim.data.encodings import ENCODINGS
+from neurosim.data.timing import TIMINGS
 from neurosim.errors import NeurosimError
+from neurosim.io.npy_input import LAYOUTS, TIME_AXES
 from neurosim.netlist.schema import MAX_TIMESTEPS
 
 DEFAULT_OUT = Path("runs/digits")
@@ -119,6 +122,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--lava", action="store_true", help="also run on Lava (see --lava-samples)")
     run.add_argument("--out", type=Path, default=None, help="folder for report.json/png "
                      "(default: next to the netlist)")
+    run.add_argument("--encoding", choices=ENCODINGS, default=None,
+                     help="how --dataset images drive the input layer: current (the image in [0, 1]) | bootstrap "
+                          "(lava-dl's bootstrap tutorial: (image - 0.5) / 0.5 on SLAYER's 8-bit grid) (default: the "
+                          "netlist's metadata; bootstrap for a lava-dl tutorial export with an input layer; else current)")
+    run.add_argument("--timing", choices=TIMINGS, default="auto",
+                     help="lava: the netlist's own time (stock netx); slayer: each layer's bias starts at its depth, "
+                          "as in SLAYER training (default auto: slayer for lava-dl tutorial exports, else lava)")
+    run.add_argument("--input", type=Path, default=None, metavar="FILE.npy",
+                     help="run on your own array instead of a data set: spikes (T, *shape) / (N, T, *shape) for a net "
+                          "without input layer, constant samples (*shape) / (N, *shape) for a net with one "
+                          "(docs/netx-run.md)")
+    run.add_argument("--time-axis", choices=TIME_AXES, default="first",
+                     help="--input spikes: time before the neuron axes (first, neurosim) or after them (last, lava-dl)")
+    run.add_argument("--layout", choices=LAYOUTS, default="chw",
+                     help="--input spatial axes in (C, H, W) order (chw) or Lava's (W, H, C) (whc)")
+    run.add_argument("--raw-current", action="store_true",
+                     help="--input holds the input neurons' bias current in mantissas (netx's bias_mant), "
+                          "not the sample x of weight * x + bias")
+    run.add_argument("--save-spikes", type=Path, default=None, metavar="DIR",
+                     help="--input runs: write readout.npy and layer<i>.npy (N, T, *shape) spikes into DIR")
     _add_lava_args(run, 5)
 
     info = sub.add_parser("info", help="validate a netlist and print its layers")
@@ -178,24 +201,69 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from neurosim.data.dataset import Split, load_dataset
+    from neurosim.data.encodings import encode, infer_encoding
+    from neurosim.data.timing import apply_timing
     from neurosim.evaluate import evaluate, write_report
     from neurosim.netlist import hdf5
 
-    net = hdf5.load(args.netlist)
+    net, timing = apply_timing(hdf5.load(args.netlist), args.timing)
+    if args.input is not None:
+        return _run_input(args, net, timing)
+    for flag, given in (("--raw-current", args.raw_current), ("--save-spikes", args.save_spikes is not None)):
+        if given:
+            raise NeurosimError(f"{flag} applies to --input runs")
     dataset = args.dataset or net.meta.get("dataset")
     if not dataset:
-        raise NeurosimError(f"{args.netlist}: no data set recorded in the netlist; pass --dataset")
+        raise NeurosimError(f"{args.netlist}: no data set recorded in the netlist; pass --dataset or --input FILE.npy")
     _, test = load_dataset(dataset, args.data_dir)
     if args.limit:
         test = Split(test.name, test.x[:args.limit], test.y[:args.limit])
+    encoding = args.encoding or infer_encoding(net)
+    if net.has_input_layer:
+        test = Split(test.name, encode(encoding, test.x, net), test.y)
+    elif args.encoding:
+        raise NeurosimError(f"--encoding drives an 'input' layer; {args.netlist} takes spikes: use --input FILE.npy")
     steps = args.steps or int(net.meta.get("timesteps", 64))
     report = evaluate(net, test, steps, ann_accuracy=net.meta.get("ann_accuracy"), mode=args.mode,
                       lava_samples=args.lava_samples if args.lava else 0,
                       lava_modes=("fixed", "float"), lava_timeout=args.lava_timeout)
-    report["netlist"] = str(args.netlist)
+    report.update({"netlist": str(args.netlist), "encoding": encoding if net.has_input_layer else None,
+                   "timing": timing})
     json_path, png_path = write_report(report, args.out or args.netlist.parent, stem=f"{args.netlist.stem}-report")
+    if net.has_input_layer:
+        print(f"input encoding          {encoding}, timing {timing}")
     print(_summary(report))
     print(f"report   {json_path}\nplot     {png_path}")
+    return 0
+
+
+def _run_input(args: argparse.Namespace, net, timing: str) -> int:
+    """``run NET --input FILE.npy``: the user's array through the simulator; spikes and
+    readout printed per layer and, with ``--save-spikes``, written as ``.npy``."""
+    import numpy as np
+
+    from neurosim.io.npy_input import load_npy, samples_from_array, save_run
+    from neurosim.sim.simulator import Simulator
+
+    for flag, given in (("--dataset", args.dataset), ("--encoding", args.encoding), ("--lava", args.lava),
+                        ("--limit", args.limit)):
+        if given:
+            raise NeurosimError(f"{flag} applies to data-set runs, not to --input")
+    if args.raw_current and not net.has_input_layer:
+        raise NeurosimError("--raw-current needs a net with an 'input' layer; this one takes spikes")
+    steps = args.steps or (int(net.meta.get("timesteps", 64)) if net.has_input_layer else None)
+    x, steps = samples_from_array(load_npy(args.input), net, time_axis=args.time_axis, layout=args.layout,
+                                  steps=steps, source=str(args.input))
+    res = Simulator(net, args.mode).run(x, steps, raw_current=args.raw_current,
+                                        record_spikes=args.save_spikes is not None)
+    print(f"{args.input}: {len(x)} sample(s), {steps} steps, {args.mode} mode, timing {timing}")
+    for i in net.neuron_layers:
+        print(f"  layer {i:2d} {net.layers[i].type_name:8s} spikes per sample {res.layer_spikes[i].mean():.1f}")
+    shown = np.argmax(res.readout, axis=1)[:10].tolist()
+    print(f"output argmax (count * vth + v) {shown}{' ...' if len(x) > 10 else ''}")
+    if args.save_spikes is not None:
+        paths = save_run(args.save_spikes, net, res.spikes, res.readout)
+        print(f"saved    {len(paths)} arrays in {args.save_spikes}")
     return 0
 
 

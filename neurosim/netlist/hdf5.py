@@ -11,6 +11,7 @@ the limits.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -410,7 +411,7 @@ def _read(r: _Reader) -> Netlist:
     input_shape = None
     if r.get(r.f, INPUT_SHAPE_KEY, None) is not None:
         input_shape = _shape(r, r.f, INPUT_SHAPE_KEY, None)
-    net = Netlist(layers=[], input_shape=input_shape, meta=_read_meta(r))
+    net = Netlist(layers=[], input_shape=input_shape, meta={**_read_simulation(r), **_read_meta(r)})
     offset = 0
     first = r.group(root, "0", 0, name_key=False)
     if r.string(first, "type", 0).strip().lower() == "input" and r.get(first, "neuron", 0) is None:
@@ -479,6 +480,49 @@ def _read_meta(r: _Reader) -> dict[str, Any]:
     if acc is not None and (type(acc) not in (int, float) or not 0 <= acc <= 1):
         raise r.error(f"metadata 'ann_accuracy' must be a number in [0, 1], found {acc!r:.80}", key=META_KEY)
     return meta
+
+
+def _read_simulation(r: _Reader) -> dict[str, Any]:
+    """lava-dl's tutorial exports write ``simulation/Ts`` (step length) and ``simulation/tSample``
+    (steps per sample): kept as ``netx_simulation`` and ``tSample`` as the default ``timesteps``
+    (a neurosim ``/neurosim/meta`` overrides it)."""
+    if r.group(r.f, "simulation", None) is None:
+        return {}
+    sim = {}
+    for key in ("Ts", "tSample"):
+        if r.get(r.f, f"simulation/{key}", None) is not None:
+            value = r.scalar(r.f, f"simulation/{key}", None, lo=1 if key == "tSample" else 0, hi=MAX_TIMESTEPS)
+            sim[key] = _num(value)
+    if not isinstance(sim.get("tSample", 1), int):
+        raise r.error(f"expected a whole number of steps, found {sim['tSample']}", key="simulation/tSample")
+    return {"netx_simulation": sim, **({"timesteps": sim["tSample"]} if "tSample" in sim else {})}
+
+
+def _fold_weight_exp(r: _Reader, g: h5py.Group, i: int, pop: Population) -> Population:
+    """SLAYER's ``WgtScaleBatchNorm`` exports ``neuron/weight_exp`` = e and the bias ``-mean``; its
+    forward pass scales the layer's whole current, bias included, by 2**-e:
+    ``u' = (u - mean) / 2**e`` (netx ignores the key). Folded here as the trained model meant:
+    e < 0: weights and bias times 2**-e (exact integers); e > 0: weights divided by 2**e where
+    that is exact, else a one-row schedule ``scale = 1, scaleExp = e`` (the current's 2**-e,
+    rounded half up in ``fixed`` mode), and the bias divided by 2**e (an integer in ``fixed``
+    mode only when divisible)."""
+    key = "neuron/weight_exp"
+    if r.get(g, key, i) is None:
+        return pop
+    e = _int(r, r.scalar(g, key, i, lo=-SCALE_EXP_MAX, hi=SCALE_EXP_MAX), i, key)
+    if e == 0:
+        return pop
+    if pop.schedule is not None:
+        raise r.error("a layer with a schedule cannot also take SLAYER's weight exponent", i, key)
+    factor = 2.0 ** -e
+    bias = None if pop.bias is None else np.asarray(pop.bias, dtype=np.float64) * factor
+    scaled = [np.asarray(p.synapse.weight, dtype=np.float64) * factor for p in pop.projections]
+    if e < 0 or all(np.array_equal(w, np.round(w)) for w in scaled):
+        projections = [Projection(dataclasses.replace(p.synapse, weight=w), p.source)
+                       for p, w in zip(pop.projections, scaled)]
+        return Population(pop.shape, pop.neuron, projections, bias, None)
+    return Population(pop.shape, pop.neuron, pop.projections, bias,
+                      Schedule(scale=np.ones((1, pop.channels)), scale_exp=e))
 
 
 def _shape(r: _Reader, g: h5py.Group, key: str, i: Optional[int]) -> tuple[int, ...]:
@@ -574,8 +618,8 @@ def _read_layer(r: _Reader, g: h5py.Group, i: int, net: Netlist, offset: int) ->
     bias = _read_bias(r, g, i, channels)
     neuron = (_read_neuron(r, g, i) if kind != "dense" or r.get(g, "neuron", i) is not None
               else NETX_DENSE_WITHOUT_NEURON)
-    return Population(shape=shape, neuron=neuron, projections=projections, bias=bias,
-                      schedule=_read_schedule(r, g, i, channels))
+    return _fold_weight_exp(r, g, i, Population(shape=shape, neuron=neuron, projections=projections, bias=bias,
+                                                schedule=_read_schedule(r, g, i, channels)))
 
 
 def _infer_input_shape(r: _Reader, g: h5py.Group, i: int, kind: str) -> tuple[int, ...]:
