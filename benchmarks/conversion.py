@@ -341,7 +341,8 @@ def main(argv=None) -> int:
     p.add_argument("--grid", choices=GRIDS, default="core", help="settings (see grid(); default core)")
     p.add_argument("--no-spikingjelly", action="store_true", help="skip the SpikingJelly peer row")
     p.add_argument("--speed", action="store_true", help="also measure samples/s (MNIST CNN) at the end")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results/conversion-<time>)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results/conversion-<time>); "
+                   "settings already in its results.json (same --steps and --test-limit) are kept, not rerun")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     progress = not args.no_progress
@@ -358,6 +359,11 @@ def main(argv=None) -> int:
                "machine": {"python": platform.python_version(), "torch": torch.__version__,
                            "cpus": os.cpu_count(), "threads": torch.get_num_threads()},
                "started": _dt.datetime.now().isoformat(timespec="seconds"), "models": {}}
+    previous = {}
+    if (out / "results.json").is_file():                  # resume: keep the settings already measured
+        old = json.loads((out / "results.json").read_text())
+        if old.get("steps") == steps and old.get("test_limit") == args.test_limit:
+            previous = old.get("models", {})
     save = lambda: write_json(out / "results.json", results)  # noqa: E731
     data_cache: dict = {}
     try:
@@ -375,7 +381,12 @@ def main(argv=None) -> int:
                                            "ann_accuracy": ann, "ann_accuracy_full_test": result["test_acc"],
                                            "test_images": len(test.y), "rows": []}
             print(f"{name}: ANN {100 * ann:.2f} % on {len(test.y)} test images", flush=True)
+            done = {r["label"]: r for r in previous.get(name, {}).get("rows", [])}
             for setting in grid(args.grid, qcfs):
+                if setting.label in done:
+                    m["rows"].append(done[setting.label])
+                    m["ann_macs"] = done[setting.label]["ann_macs"]
+                    continue
                 row = neurosim_row(model, setting, x_cal, test, steps, progress)
                 row["summary"] = summary({int(t): v for t, v in row["curve"].items()}, ann)
                 m["ann_macs"] = row["ann_macs"]
@@ -384,7 +395,10 @@ def main(argv=None) -> int:
                 print(f"  {setting.label:34s} " + " ".join(f"{100 * c[t]['accuracy']:6.2f}" for t in steps)
                       + f"   ({row['seconds']['simulate']:.0f} s)", flush=True)
                 save()
-            if not args.no_spikingjelly and not qcfs:
+            sj_done = next((r for r in previous.get(name, {}).get("rows", []) if "SpikingJelly" in r["label"]), None)
+            if sj_done is not None and not args.no_spikingjelly:
+                m["rows"].append(sj_done)
+            elif not args.no_spikingjelly and not qcfs:
                 try:
                     row = spikingjelly_row(model, x_cal, test, steps, progress=progress)
                 except ImportError:

@@ -144,6 +144,32 @@ def build_parser() -> argparse.ArgumentParser:
                      help="--input runs: write readout.npy and layer<i>.npy (N, T, *shape) spikes into DIR")
     _add_lava_args(run, 5)
 
+    bt = sub.add_parser("train-bntt", help="train an SNN from scratch with BNTT (SLAYER synapses), export the "
+                        "netlist (BNTT folded into per-step scale and bias) and measure it",
+                        description="Train a spiking net with Batch Normalization Through Time (Kim & Panda 2021) on "
+                        "Poisson-coded images or binned events, resumably (bntt.pt); export network.net; run it on the "
+                        "reference simulator and Lava; write report.json/report.png with the BNTT section (model, float "
+                        "and fixed netlist accuracy, early exit). Several processes: torchrun -m neurosim train-bntt ...")
+    bt.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist | mnist | nmnist | cifar10 | digits")
+    bt.add_argument("--data-dir", default=None, help="where the data set's files are (default ../shared/datasets)")
+    bt.add_argument("--steps", type=_steps, default=25, help="time steps T (default 25)")
+    bt.add_argument("--epochs", type=_positive_int, default=10, help="training epochs (default 10)")
+    bt.add_argument("--arch", default="cnn", help="vgg9 | cnn | mlp (models/bntt.py; default cnn)")
+    bt.add_argument("--width", type=_positive_float, default=1.0, help="channel width multiplier (default 1)")
+    bt.add_argument("--norm", choices=("bntt", "shared", "none"), default="bntt",
+                    help="BNTT (default), one BN shared over time, or none")
+    bt.add_argument("--reset", choices=("soft", "hard"), default="soft", help="neuron reset (default soft, the paper's)")
+    bt.add_argument("--leak", type=_positive_float, default=0.95, help="membrane leak factor lambda (default 0.95)")
+    bt.add_argument("--lr", type=_positive_float, default=0.1, help="SGD learning rate (default 0.1)")
+    bt.add_argument("--batch-size", type=_positive_int, default=64, help="global batch size (default 64)")
+    bt.add_argument("--seed", type=_positive_int, default=0)
+    bt.add_argument("--limit", type=_positive_int, default=None, help="train on the first N samples")
+    bt.add_argument("--test-limit", type=_positive_int, default=2000,
+                    help="measure on the first N test samples (default 2000)")
+    bt.add_argument("--out", type=Path, default=Path("runs/bntt"), help="output folder (default runs/bntt)")
+    bt.add_argument("--no-progress", action="store_true")
+    _add_lava_args(bt, 3)
+
     info = sub.add_parser("info", help="validate a netlist and print its layers")
     info.add_argument("netlist", type=Path)
     return parser
@@ -267,6 +293,38 @@ def _run_input(args: argparse.Namespace, net, timing: str) -> int:
     return 0
 
 
+def _cmd_train_bntt(args: argparse.Namespace) -> int:
+    import os
+
+    from neurosim.bntt.train import BNTTConfig
+    from neurosim.bntt.workflow import train_and_deploy
+    from models.bntt import ARCHS
+
+    if args.arch not in ARCHS:
+        raise NeurosimError(f"--arch must be one of {', '.join(ARCHS)}, got '{args.arch}'")
+    if not 0 < args.leak <= 1:
+        raise NeurosimError(f"--leak must be in (0, 1], got {args.leak}")
+    cfg = BNTTConfig(dataset=args.dataset, arch=args.arch, steps=args.steps, epochs=max(1, args.epochs),
+                     batch_size=max(1, args.batch_size), lr=args.lr, norm=args.norm, leak=args.leak, reset=args.reset,
+                     width=args.width, seed=args.seed, limit=args.limit, test_limit=args.test_limit,
+                     data_dir=args.data_dir)
+    rank = int(os.environ.get("RANK", "0"))
+    report = train_and_deploy(cfg, args.out, report_limit=args.test_limit, lava_samples=args.lava_samples,
+                              lava_timeout=args.lava_timeout, progress=not args.no_progress, measure=rank == 0)
+    if rank != 0:
+        return 0
+    b = report["bntt"]
+    print(_summary(report))
+    print(f"BNTT                    SLAYER model {100 * b['model_accuracy']:.2f} %, float netlist "
+          f"{100 * b['float_netlist_accuracy']:.2f} %, fixed netlist {100 * b['fixed_netlist_accuracy']:.2f} % "
+          f"(latency {b['latency_steps']} steps)")
+    if "early_exit_default" in b:
+        ee = b["early_exit_default"]
+        print(f"early exit (alpha {ee['alpha']})  step {ee['exit_step']} of {args.steps}")
+    print(f"netlist  {report['netlist']}\nreport   {report['report_paths'][0]}\nplot     {report['report_paths'][1]}")
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -289,7 +347,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"export": _cmd_export, "convert": _cmd_convert, "run": _cmd_run, "info": _cmd_info}
+COMMANDS = {"export": _cmd_export, "convert": _cmd_convert, "run": _cmd_run, "train-bntt": _cmd_train_bntt,
+            "info": _cmd_info}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -179,3 +179,23 @@ def test_two_processes_train_with_torchrun(tmp_path):
     state = torch.load(out / "bntt.pt", weights_only=False)
     assert state["history"][0]["processes"] == 2
     assert (out / "network.net").is_file() and (out / "report.json").is_file()
+
+
+def test_train_bntt_command_writes_netlist_and_report(tmp_path, capsys):
+    import json
+
+    from neurosim.cli import main
+
+    out = tmp_path / "cli"
+    args = ["train-bntt", "--dataset", "digits", "--arch", "mlp", "--steps", "5", "--epochs", "1", "--limit", "300",
+            "--test-limit", "50", "--lava-samples", "1", "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    b = report["bntt"]
+    assert b["latency_steps"] == 2 and len(b["gamma_profile"][0]) == 5
+    assert report["lava_spike_mismatches"] == {"fixed_pt": 0, "floating_pt": 0}
+    assert b["early_exit_default"]["lava_spike_mismatches"] == 0
+    assert (out / "network.net").is_file() and (out / "report.png").is_file()
+    assert "fixed netlist" in capsys.readouterr().out
+    assert main(["resnet" if a == "mlp" else a for a in args]) == 2
+    assert "--arch must be one of" in capsys.readouterr().err

@@ -38,13 +38,17 @@ def test_spikes(model, data: Data, steps: int, seed: int, limit: Optional[int]) 
 
 def train_and_deploy(cfg: BNTTConfig, out_dir: Path, *, report_limit: Optional[int] = 2000, lava_samples: int = 3,
                      lava_timeout: Optional[float] = None, alphas: Sequence[float] = ALPHAS,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, measure: bool = True) -> dict:
+    """Train (resuming ``out_dir/bntt.pt``), export and measure; ``measure=False`` (the other
+    processes of a ``torchrun`` launch) returns after training with ``{}``."""
     t0 = time.time()
     out_dir = Path(out_dir)
     data = load_data(cfg)
     model, state = train_bntt(cfg, out_dir, progress=progress, data=data,
                               on_epoch=lambda r: print(_epoch_line(r, cfg.epochs), flush=True))
     t_train = time.time() - t0
+    if not measure:
+        return {}
     spikes, labels = test_spikes(model, data, cfg.steps, cfg.seed, report_limit)
     with torch.no_grad():
         model_acc = float((model(spikes).argmax(1).numpy() == labels).mean())
