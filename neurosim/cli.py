@@ -170,6 +170,15 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--no-progress", action="store_true")
     _add_lava_args(bt, 3)
 
+    nx = sub.add_parser("export-netx", help="write a netlist so that stock lava-dl netx loads it with the same "
+                        "spikes, or say which layer netx cannot express and why",
+                        description="Check that NET holds only what lava-dl's netx.hdf5.Network builds (a chain of "
+                        "dense/conv layers of CUBA neurons with hard reset, v = 0 at the start, integer mantissas, no "
+                        "schedule, join, pool or identity layer; RMP with hard reset is written as CUBA with iDecay "
+                        "4096) and write it with no neurosim v2 key (docs/interop.md).")
+    nx.add_argument("netlist", type=Path, help="neurosim netlist")
+    nx.add_argument("out", type=Path, help="netx file to write")
+
     info = sub.add_parser("info", help="validate a netlist and print its layers")
     info.add_argument("netlist", type=Path)
     return parser
@@ -325,6 +334,17 @@ def _cmd_train_bntt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export_netx(args: argparse.Namespace) -> int:
+    from neurosim.netlist import hdf5
+    from neurosim.netlist.netx_compat import save_netx
+
+    net = hdf5.load(args.netlist)
+    path = save_netx(net, args.out, name=str(args.netlist))
+    print(f"{path}: {len(net.neuron_layers)} neuron layers, netx-native (load with "
+          "lava.lib.dl.netx.hdf5.Network)")
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -348,7 +368,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"export": _cmd_export, "convert": _cmd_convert, "run": _cmd_run, "train-bntt": _cmd_train_bntt,
-            "info": _cmd_info}
+            "export-netx": _cmd_export_netx, "info": _cmd_info}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
