@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "not the sample x of weight * x + bias")
     run.add_argument("--save-spikes", type=Path, default=None, metavar="DIR",
                      help="--input runs: write readout.npy and layer<i>.npy (N, T, *shape) spikes into DIR")
+    run.add_argument("--backend", choices=("cpu", "loihi2"), default="cpu",
+                     help="cpu: the simulator (default); loihi2: the data set's samples on a Loihi 2 through Lava's "
+                          "Loihi2HwCfg (needs Intel's Loihi extension; refused at once without it)")
     _add_lava_args(run, 5)
 
     bt = sub.add_parser("train-bntt", help="train an SNN from scratch with BNTT (SLAYER synapses), export the "
@@ -178,6 +181,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "4096) and write it with no neurosim v2 key (docs/interop.md).")
     nx.add_argument("netlist", type=Path, help="neurosim netlist")
     nx.add_argument("out", type=Path, help="netx file to write")
+
+    lr = sub.add_parser("loihi2-report", help="per-layer Loihi 2 deployment report: neurons, synapses, fan-in/out, "
+                        "native or custom neuron program, number formats, neuro-core estimate",
+                        description="Print the Loihi 2 deployment report of NET as a table and write it as JSON "
+                        "(limits: published figures and stated assumptions, docs/interop.md).")
+    lr.add_argument("netlist", type=Path)
+    lr.add_argument("--json", type=Path, default=None, help="where to write the JSON (default NET.loihi2.json)")
+
+    qz = sub.add_parser("quantize-loihi2", help="scale and round a (float) netlist to Loihi 2's number formats",
+                        description="Per layer, multiply incoming weights, bias, threshold and vInit by one factor "
+                        "(spikes unchanged in float mode) so the largest weight lands on the 8-bit grid, then round; "
+                        "write the result (docs/interop.md).")
+    qz.add_argument("netlist", type=Path)
+    qz.add_argument("out", type=Path)
 
     info = sub.add_parser("info", help="validate a netlist and print its layers")
     info.add_argument("netlist", type=Path)
@@ -241,6 +258,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from neurosim.evaluate import evaluate, write_report
     from neurosim.netlist import hdf5
 
+    if args.backend == "loihi2":
+        from neurosim.loihi2.backend import require_loihi2
+        require_loihi2()                 # at once, before any data is loaded
+        if args.input is not None:
+            raise NeurosimError("--backend loihi2 runs --dataset samples; --input runs use the CPU simulator")
     net, timing = apply_timing(hdf5.load(args.netlist), args.timing)
     if args.input is not None:
         return _run_input(args, net, timing)
@@ -259,6 +281,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     elif args.encoding:
         raise NeurosimError(f"--encoding drives an 'input' layer; {args.netlist} takes spikes: use --input FILE.npy")
     steps = args.steps or int(net.meta.get("timesteps", 64))
+    if args.backend == "loihi2":
+        return _run_loihi2(net, test, steps, args.lava_timeout)
     report = evaluate(net, test, steps, ann_accuracy=net.meta.get("ann_accuracy"), mode=args.mode,
                       lava_samples=args.lava_samples if args.lava else 0,
                       lava_modes=("fixed", "float"), lava_timeout=args.lava_timeout)
@@ -269,6 +293,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"input encoding          {encoding}, timing {timing}")
     print(_summary(report))
     print(f"report   {json_path}\nplot     {png_path}")
+    return 0
+
+
+def _run_loihi2(net, test, steps: int, timeout: Optional[float]) -> int:
+    """``run NET --backend loihi2``: the test samples on the chip, accuracy printed."""
+    from neurosim.loihi2.backend import run_loihi2
+
+    res = run_loihi2(net, test.x, steps, timeout=timeout)
+    acc = float((res.predictions() == test.y).mean())
+    print(f"Loihi 2 (Loihi2HwCfg)   accuracy {100 * acc:.2f} % on {len(test.y)} samples, T={steps}")
     return 0
 
 
@@ -345,6 +379,33 @@ def _cmd_export_netx(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_loihi2_report(args: argparse.Namespace) -> int:
+    from neurosim.io.atomic import write_json
+    from neurosim.loihi2.report import deployment_report, format_table
+    from neurosim.netlist import hdf5
+
+    report = deployment_report(hdf5.load(args.netlist))
+    path = args.json or args.netlist.with_suffix(".loihi2.json")
+    write_json(path, report)
+    print(format_table(report))
+    print(f"report   {path}")
+    return 0
+
+
+def _cmd_quantize_loihi2(args: argparse.Namespace) -> int:
+    from neurosim.loihi2.quantize import fit_report, quantize
+    from neurosim.netlist import hdf5
+
+    net = hdf5.load(args.netlist)
+    before = fit_report(net)
+    q, lams = quantize(net)
+    hdf5.save(q, args.out)
+    print(f"{args.netlist}: {'fits Loihi 2 formats already' if not before else f'{len(before)} layer(s) do not fit'}; "
+          "scale per layer " + ", ".join(f"{i}:{lam:.4g}" for i, lam in lams.items()))
+    print(f"netlist  {args.out}")
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -368,7 +429,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"export": _cmd_export, "convert": _cmd_convert, "run": _cmd_run, "train-bntt": _cmd_train_bntt,
-            "export-netx": _cmd_export_netx, "info": _cmd_info}
+            "export-netx": _cmd_export_netx, "loihi2-report": _cmd_loihi2_report,
+            "quantize-loihi2": _cmd_quantize_loihi2, "info": _cmd_info}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -1,0 +1,90 @@
+"""Loihi 2: the refusal without Intel's extension, the deployment report, quantisation."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from neurosim.cli import main
+from neurosim.loihi2.backend import loihi2_available
+from neurosim.loihi2.quantize import fit_report, normalized, quantize
+from neurosim.loihi2.report import deployment_report
+from neurosim.netlist import CUBA, RMP, Flatten, Input, Netlist, Schedule, conv, dense, hdf5
+from neurosim.sim.simulator import Simulator
+
+
+def _net() -> Netlist:
+    """Input 2x6x6 -> conv 3x3 (RMP soft, vInit) -> flatten -> dense 9000 (CUBA hard, bias schedule)
+    -> dense 10 (CUBA hard): weights even, the largest 254 in every layer."""
+    rng = np.random.default_rng(0)
+
+    def w(shape):
+        a = 2 * rng.integers(-60, 128, shape)
+        a.flat[0] = 254
+        return a.astype(float)
+    return Netlist(layers=[
+        Input((2, 6, 6), CUBA(100, iDecay=4096), weight=255.0),
+        conv((4, 4, 4), w((4, 2, 3, 3)), RMP(300, vInit=150)),
+        Flatten((64,)),
+        dense((9000,), w((9000, 64)), CUBA(400, iDecay=1024, vDecay=100), schedule=Schedule(bias=np.ones((3, 9000)))),
+        dense((10,), w((10, 9000)), CUBA(2000, iDecay=4096), bias=np.arange(10) * 2.0),
+    ])
+
+
+@pytest.mark.skipif(loihi2_available(), reason="Intel's Loihi extension is installed here")
+def test_backend_loihi2_is_refused_at_once_naming_what_to_install(tmp_path, capsys):
+    path = hdf5.save(_net(), tmp_path / "net.net")
+    assert main(["run", str(path), "--backend", "loihi2", "--dataset", "no-such-data-set"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "lava-loihi" in err and "CPU simulator" in err
+
+
+def test_report_counts_and_classifies_every_layer():
+    rows = {r["layer"]: r for r in deployment_report(_net())["layers"]}
+    assert sorted(rows) == [0, 1, 3, 4]
+    assert rows[1]["synapses"] == 4 * 2 * 9 * 16 and rows[1]["fan_in_mean"] == 18
+    assert rows[3]["synapses"] == 9000 * 64 and rows[3]["fan_out_mean"] == 10
+    assert rows[4]["fan_in_mean"] == 9000
+    # 9000 neurons > 8192 per core; 576,000 synapses = 4.4 cores of 131,072 one-byte synapses
+    assert rows[3]["cores"] == 5 and rows[4]["cores"] == 1 and rows[0]["cores"] == 1
+    assert rows[0]["native_neuron"] and rows[4]["native_neuron"]
+    assert rows[1]["custom_program_for"] == ["soft reset", "vInit"]
+    assert rows[3]["custom_program_for"] == ["per-step bias"]
+    assert all(not r["format_problems"] for r in rows.values())
+
+
+def test_quantizing_the_float_form_gives_back_the_fixed_net_exactly():
+    """Every layer divided by its threshold (a float net, threshold 1) and quantised again:
+    lambda = 254 / max|w| recovers the original mantissas, so the fixed-mode spikes are equal."""
+    net = _net()
+    flt = normalized(net)
+    assert set(fit_report(flt)) == {1, 3, 4}          # the input layer: threshold 1, current 2.55 x
+    q, lams = quantize(flt)
+    assert not fit_report(q)
+    assert lams[0] == pytest.approx(100) and lams[1] == pytest.approx(300) and lams[4] == pytest.approx(2000)
+    x = np.random.default_rng(1).random((2, 2, 6, 6))
+    a = Simulator(net, "fixed").run(x, 20, record_spikes=True)
+    b = Simulator(q, "fixed").run(x, 20, record_spikes=True)
+    assert a.spikes[4].any()
+    for i in net.neuron_layers:
+        assert np.array_equal(a.spikes[i], b.spikes[i]), i
+
+
+def test_quantize_rounds_a_real_valued_net_into_range():
+    rng = np.random.default_rng(2)
+    net = Netlist(layers=[dense((8,), rng.normal(0, 0.3, (8, 20)), CUBA(1.0, iDecay=4096), bias=rng.normal(0, .1, 8)),
+                          dense((3,), rng.normal(0, 2.0, (3, 8)), RMP(0.5, reset="hard"))], input_shape=(20,))
+    q, _ = quantize(net)
+    assert not fit_report(q)
+    assert np.abs(q.layers[0].synapse.weight).max() == 254 and q.layers[1].neuron.vThMant > 0
+
+
+def test_cli_report_and_quantize(tmp_path, capsys):
+    path = hdf5.save(normalized(_net()), tmp_path / "float.net")
+    assert main(["loihi2-report", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "custom: soft reset, vInit" in out and "do NOT fit" in out
+    assert json.loads((tmp_path / "float.loihi2.json").read_text())["totals"]["cores"] == 8
+    assert main(["quantize-loihi2", str(path), str(tmp_path / "q.net")]) == 0
+    assert not fit_report(hdf5.load(tmp_path / "q.net"))
