@@ -3,7 +3,7 @@
 A netlist *fits* when every number is what Loihi's neuron and synapse hold (the formats of
 :mod:`neurosim.loihi2.limits`): integer weights that the 8-bit-mantissa-plus-exponent path
 (:func:`neurosim.netlist.synapses.dense.loihi_dense`, netx's and Lava's) keeps unchanged,
-integer biases with ``|b| <= 4095`` (13-bit signed), integer thresholds ``<= 131071``,
+integer biases with ``|b| <= 4095`` (13-bit signed), integer thresholds ``<= 131071`` (or netx's readout threshold 2**17),
 integer decays in ``0 .. 4096``, integer ``vInit``, integer schedule mantissas.
 
 :func:`quantize` turns a float netlist (real weights, e.g. threshold 1 from NIR or snnTorch)
@@ -28,7 +28,7 @@ import numpy as np
 
 from neurosim.loihi2.limits import BIAS_MANT_MAX, WEIGHT_MANT_MAX
 from neurosim.netlist.schema import (
-    DECAY_UNITY, V_INIT_MAX, VTH_MAX, Flatten, Input, Netlist, Neuron, Population, Projection, Schedule,
+    DECAY_UNITY, NETX_DENSE_WITHOUT_NEURON, V_INIT_MAX, VTH_MAX, Flatten, Input, Netlist, Neuron, Population, Projection, Schedule,
 )
 from neurosim.netlist.synapses.dense import loihi_dense
 
@@ -51,7 +51,8 @@ def _weight_fits(w: np.ndarray) -> bool:
 
 def _neuron_problems(n: Neuron) -> list[str]:
     out = []
-    if not (_is_int(n.vThMant) and 0 <= n.vThMant <= VTH_MAX):
+    readout = n.vThMant == NETX_DENSE_WITHOUT_NEURON.vThMant     # netx's never-spiking readout, 2**17
+    if not (_is_int(n.vThMant) and (0 <= n.vThMant <= VTH_MAX or readout)):
         out.append(f"threshold {n.vThMant:g} is not an integer in 0..{VTH_MAX}")
     decays = [("vDecay", n.vDecay)] + ([("iDecay", n.iDecay)] if hasattr(n, "iDecay") else [])
     out += [f"{k} {d:g} is not an integer in 0..{DECAY_UNITY}" for k, d in decays
