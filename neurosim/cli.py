@@ -182,6 +182,25 @@ def build_parser() -> argparse.ArgumentParser:
     nx.add_argument("netlist", type=Path, help="neurosim netlist")
     nx.add_argument("out", type=Path, help="netx file to write")
 
+    en = sub.add_parser("export-nir", help="write a netlist as a NIR graph (nir 1.0) for snnTorch, Norse, ... "
+                        "(reset, vInit and the one-step synaptic delay kept in node metadata)",
+                        description="Write NET as a NIR file: IF/LIF/CubaLIF neurons, Affine/Linear, Conv2d, "
+                        "SumPool2d/AvgPool2d, Scale, Flatten; per-step schedules are refused naming the layer "
+                        "(docs/interop.md, section NIR).")
+    en.add_argument("netlist", type=Path, help="neurosim netlist")
+    en.add_argument("out", type=Path, help="NIR file to write")
+    en.add_argument("--dt", type=_positive_float, default=None,
+                    help="seconds per step for NIR's time constants (default 1e-4, snnTorch's)")
+
+    im = sub.add_parser("import-nir", help="read a NIR graph (from snnTorch, Norse, export-nir, ...) into a netlist",
+                        description="Read a NIR file into a neurosim netlist (float weights; threshold, decays and "
+                        "reset as in docs/interop.md, section NIR); what neurosim cannot run is refused naming the "
+                        "node.")
+    im.add_argument("nir", type=Path, help="NIR file")
+    im.add_argument("out", type=Path, help="netlist to write")
+    im.add_argument("--dt", type=_positive_float, default=None,
+                    help="seconds per step (default: the one export-nir wrote, else 1e-4, snnTorch's)")
+
     lr = sub.add_parser("loihi2-report", help="per-layer Loihi 2 deployment report: neurons, synapses, fan-in/out, "
                         "native or custom neuron program, number formats, neuro-core estimate",
                         description="Print the Loihi 2 deployment report of NET as a table and write it as JSON "
@@ -379,6 +398,30 @@ def _cmd_export_netx(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export_nir(args: argparse.Namespace) -> int:
+    from neurosim.interop.nir_io import DT, save_nir
+    from neurosim.netlist import hdf5
+
+    net = hdf5.load(args.netlist)
+    path = save_nir(net, args.out, dt=args.dt or DT)
+    print(f"{path}: {len(net.neuron_layers)} neuron layers as NIR (dt {args.dt or DT:g} s per step; reset, vInit "
+          "and the one-step synaptic delay in node metadata 'neurosim')")
+    return 0
+
+
+def _cmd_import_nir(args: argparse.Namespace) -> int:
+    from neurosim.interop.nir_io import load_nir
+    from neurosim.netlist import hdf5
+
+    net = load_nir(args.nir, dt=args.dt)
+    hdf5.save(net, args.out)
+    for note in net.meta.get("nir_import", {}).get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
+    print(f"{args.out}: {len(net.neuron_layers)} neuron layers from {args.nir} "
+          f"({'input layer' if net.has_input_layer else f'spike input {tuple(net.input_shape)}'})")
+    return 0
+
+
 def _cmd_loihi2_report(args: argparse.Namespace) -> int:
     from neurosim.io.atomic import write_json
     from neurosim.loihi2.report import deployment_report, format_table
@@ -429,7 +472,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"export": _cmd_export, "convert": _cmd_convert, "run": _cmd_run, "train-bntt": _cmd_train_bntt,
-            "export-netx": _cmd_export_netx, "loihi2-report": _cmd_loihi2_report,
+            "export-netx": _cmd_export_netx, "export-nir": _cmd_export_nir, "import-nir": _cmd_import_nir,
+            "loihi2-report": _cmd_loihi2_report,
             "quantize-loihi2": _cmd_quantize_loihi2, "info": _cmd_info}
 
 

@@ -34,7 +34,7 @@ stamp="$VENV/.neurosim-installed"
 want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "neurosim setup: installing dependencies into $VENV (first time: torch is a ~2.7 GB download, a few minutes)..." >&2
-  if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -q -e '.[test]' > "$VENV/pip.log" 2>&1; then
+  if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -q -e '.[test,interop]' > "$VENV/pip.log" 2>&1; then
     tail -5 "$VENV/pip.log" >&2
     echo "neurosim setup: installing the dependencies failed (full log: $VENV/pip.log); check access to the package registry (PyPI) or set PIP_INDEX_URL." >&2
     exit 1

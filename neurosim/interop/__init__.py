@@ -1,0 +1,1 @@
+"""Exchange formats of other tools: NIR (:mod:`neurosim.interop.nir_io`)."""
