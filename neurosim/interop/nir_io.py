@@ -487,7 +487,6 @@ def from_nir(graph, dt: Optional[float] = None) -> Netlist:
         return index[n]
 
     layers: list = []
-    lams: list[float] = []
     onset: set[int] = set()
     for k, n in enumerate(layer_nodes):
         node = nodes[n]
@@ -565,7 +564,6 @@ def from_nir(graph, dt: Optional[float] = None) -> Netlist:
             if meta.get("bias_onset", not ours) and bias is not None:
                 onset.add(k)
         shapes[k] = shape
-        lams.append(lam)
 
     out_src = preds[outs[0]]
     if len(out_src) != 1 or out_src[0] not in index or kinds[out_src[0]] not in NEURON_NODES \
