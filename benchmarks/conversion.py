@@ -6,7 +6,7 @@
     .venv/bin/python -m models.mnist_cnn --epochs 2 --qcfs 4 --out runs/bench/mnist_cnn_qcfs4
     # 2. benchmark every trained model found under runs/bench
     .venv/bin/python benchmarks/conversion.py --runs runs/bench --test-limit 1000
-    .venv/bin/python benchmarks/conversion.py --speed          # simulator vs SpikingJelly samples/s
+    .venv/bin/python benchmarks/conversion.py --speed --out benchmarks/results/conversion/speed   # samples/s
 
 For each trained model (``<runs>/<name>/weights.pt`` + ``result.json`` written by
 ``python -m models.<recipe>``) and each conversion setting of the grid (reset soft | hard,
@@ -226,13 +226,14 @@ def speed(runs: Path, batch: int = 500, steps: int = 64, repeats: int = 3) -> di
     tr, te = load_dataset(recipe.DATASET)
     x_cal = tr.x[np.sort(np.random.default_rng(0).permutation(len(tr.x))[:CALIB_SAMPLES])]
     x = te.x[:batch]
-    net = convert(model, x_cal, tuple(te.x.shape[1:]), progress=False)
     out = {"batch": batch, "steps": steps, "threads": torch.get_num_threads(), "samples_per_s": {}}
-    for mode in ("fixed", "float"):
-        sim = Simulator(net, mode)
-        sim.run(x[:50], steps)                                   # compile and warm up
-        best = min(_timed(lambda: sim.run(x, steps, per_neuron=False)) for _ in range(repeats))
-        out["samples_per_s"][f"neurosim {mode}"] = batch / best
+    for fold in (True, False):                 # pools folded (the default) / pools as layers (SJ's structure)
+        net = convert(model, x_cal, tuple(te.x.shape[1:]), fold_pool=fold, progress=False)
+        for mode in ("fixed", "float"):
+            sim = Simulator(net, mode)
+            sim.run(x[:50], steps)                               # compile and warm up
+            best = min(_timed(lambda: sim.run(x, steps, per_neuron=False)) for _ in range(repeats))
+            out["samples_per_s"][f"neurosim {mode}, pools {'folded' if fold else 'as layers'}"] = batch / best
     try:
         from spikingjelly.activation_based import ann2snn, functional
     except ImportError:
@@ -340,7 +341,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps", default=",".join(map(str, STEPS)), help="T values (one run of the largest)")
     p.add_argument("--grid", choices=GRIDS, default="core", help="settings (see grid(); default core)")
     p.add_argument("--no-spikingjelly", action="store_true", help="skip the SpikingJelly peer row")
-    p.add_argument("--speed", action="store_true", help="also measure samples/s (MNIST CNN) at the end")
+    p.add_argument("--speed", action="store_true", help="measure samples/s (MNIST CNN, <runs>/mnist_cnn) at the "
+                   "end; alone (without --models) only that")
     p.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results/conversion-<time>); "
                    "settings already in its results.json (same --steps and --test-limit) are kept, not rerun")
     p.add_argument("--no-progress", action="store_true")
@@ -349,8 +351,12 @@ def main(argv=None) -> int:
     steps = sorted({int(s) for s in args.steps.split(",")})
     out = args.out or HERE / "results" / f"conversion-{_dt.datetime.now():%Y-%m-%d_%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
-    names = args.models.split(",") if args.models else sorted(
-        d.name for d in args.runs.iterdir() if (d / "weights.pt").is_file()) if args.runs.is_dir() else []
+    if args.models:
+        names = args.models.split(",")
+    elif args.speed or not args.runs.is_dir():          # --speed alone: only the speed table
+        names = []
+    else:
+        names = sorted(d.name for d in args.runs.iterdir() if (d / "weights.pt").is_file())
     if not names and not args.speed:
         sys.exit(f"error: no trained models under {args.runs} (train with python -m models.<recipe> --out ...)")
     results = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "steps": steps,
