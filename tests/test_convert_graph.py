@@ -147,18 +147,22 @@ def test_residual_net_joins_simulates_and_round_trips(resnet, digits, tmp_path):
         assert_same_layer(a, b)
 
 
-def test_residual_net_on_lava_equals_simulator(resnet, digits):
+def _assert_lava_equals_simulator(net, x, steps: int) -> None:
+    """Every layer's spikes and final voltages, and the readout, identical on Lava (fixed_pt)."""
     from neurosim.lava.runner import run_lava
 
-    tr, te = digits
-    net = convert(resnet, tr.x[:300], SHAPE, progress=False, reset="hard", v_init_half=True)
-    x, steps = te.x[:2], 12
     lava = run_lava(net, x, steps, "fixed", progress=False)
     ref = Simulator(net, "fixed").run(x, steps, record_spikes=True)
     for i in net.neuron_layers:
         np.testing.assert_array_equal(lava.spikes[i], ref.spikes[i], err_msg=f"layer {i}")
         np.testing.assert_array_equal(lava.v[i], ref.v[i], err_msg=f"layer {i}")
     np.testing.assert_array_equal(lava.readout, ref.readout)
+
+
+def test_residual_net_on_lava_equals_simulator(resnet, digits):
+    tr, te = digits
+    net = convert(resnet, tr.x[:300], SHAPE, progress=False, reset="hard", v_init_half=True)
+    _assert_lava_equals_simulator(net, te.x[:2], 12)
 
 
 def test_unsupported_nodes_are_named_in_one_line():
@@ -318,14 +322,7 @@ def test_bias_onset_follows_the_depth_of_each_layer(resnet, digits):
 
 
 def test_qcfs_snn_rule_net_on_lava_equals_simulator(qcfs_resnet, digits):
-    from neurosim.lava.runner import run_lava
-
     tr, te = digits
     net = convert(qcfs_resnet, tr.x[:100], SHAPE, rule="snn", snn_steps=16, progress=False)
     assert any(l.schedule is not None for l in net.layers if isinstance(l, Population))
-    x, steps = te.x[:2], 12
-    lava = run_lava(net, x, steps, "fixed", progress=False)
-    ref = Simulator(net, "fixed").run(x, steps, record_spikes=True)
-    for i in net.neuron_layers:
-        np.testing.assert_array_equal(lava.spikes[i], ref.spikes[i], err_msg=f"layer {i}")
-        np.testing.assert_array_equal(lava.v[i], ref.v[i], err_msg=f"layer {i}")
+    _assert_lava_equals_simulator(net, te.x[:2], 12)
