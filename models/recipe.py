@@ -48,6 +48,9 @@ def parser(recipe: ModuleType) -> argparse.ArgumentParser:
     p.add_argument("--width", type=float, default=recipe.DEFAULT_WIDTH, help="channel width multiplier")
     p.add_argument("--qcfs", type=int, default=None, metavar="L",
                    help="train with the QCFS activation with L levels instead of ReLU (neurosim.ann.qcfs)")
+    p.add_argument("--qcfs-init", choices=("data", "fixed"), default="data",
+                   help="initial QCFS thresholds: the 99.9th percentile of each layer's input on 1,024 training "
+                        "images (default), or the reference code's 8")
     p.add_argument("--lr", type=float, default=cfg.lr)
     p.add_argument("--batch-size", type=int, default=cfg.batch_size)
     p.add_argument("--seed", type=int, default=cfg.seed)
@@ -84,6 +87,9 @@ def run(recipe: ModuleType, argv=None) -> dict:
     torch.manual_seed(cfg.seed)
     model = build_model(recipe, args.width, args.qcfs)
     ckpt = out / "ann.pt"
+    if args.qcfs and args.qcfs_init == "data" and not ckpt.exists():
+        from neurosim.ann.qcfs import calibrate_thresholds
+        calibrate_thresholds(model, torch.as_tensor(x[:1024]))
     cpu0, wall0 = time.process_time(), time.perf_counter()
 
     def log(rec: dict) -> None:
@@ -106,6 +112,7 @@ def run(recipe: ModuleType, argv=None) -> dict:
     history = state.get("history", [])
     result = {
         "recipe": _name(recipe), "dataset": recipe.DATASET, "width": args.width, "qcfs_levels": args.qcfs,
+        "qcfs_init": args.qcfs_init if args.qcfs else None,
         "config": dataclasses.asdict(cfg), "train_images": len(y), "test_images": len(yt),
         "epochs_done": done, "test_acc": acc,
         "parameters": sum(p.numel() for p in model.parameters()),
