@@ -48,9 +48,9 @@ def parser(recipe: ModuleType) -> argparse.ArgumentParser:
     p.add_argument("--width", type=float, default=recipe.DEFAULT_WIDTH, help="channel width multiplier")
     p.add_argument("--qcfs", type=int, default=None, metavar="L",
                    help="train with the QCFS activation with L levels instead of ReLU (neurosim.ann.qcfs)")
-    p.add_argument("--qcfs-init", choices=("data", "fixed"), default="data",
-                   help="initial QCFS thresholds: the 99.9th percentile of each layer's input on 1,024 training "
-                        "images (default), or the reference code's 8")
+    p.add_argument("--qcfs-init", choices=("fixed", "data"), default="fixed",
+                   help="initial QCFS thresholds: the reference code's 8 (default), or the 99.9th percentile of "
+                        "each layer's input on 1,024 training images (docs/conversion.md compares the two)")
     p.add_argument("--lr", type=float, default=cfg.lr)
     p.add_argument("--batch-size", type=int, default=cfg.batch_size)
     p.add_argument("--seed", type=int, default=cfg.seed)

@@ -228,14 +228,14 @@ def test_recipe_main_runs_and_resumes(tmp_path, capsys):
     assert "test accuracy" in capsys.readouterr().out
 
 
-def test_qcfs_recipe_starts_thresholds_from_data(tmp_path):
+def test_qcfs_recipe_threshold_init_fixed_or_from_data(tmp_path):
     from tests.conftest import needs_shared
     needs_shared("datasets", "mnist")
     from models import mnist_cnn
     base = ["--epochs", "1", "--limit", "128", "--test-limit", "50", "--width", "0.25", "--qcfs", "4",
             "--lr", "0", "--no-progress"]
-    data = mnist_cnn.main(base + ["--out", str(tmp_path / "d")])
-    fixed = mnist_cnn.main(base + ["--qcfs-init", "fixed", "--out", str(tmp_path / "f")])
+    data = mnist_cnn.main(base + ["--qcfs-init", "data", "--out", str(tmp_path / "d")])
+    fixed = mnist_cnn.main(base + ["--out", str(tmp_path / "f")])          # the default: the paper's 8
     assert data["qcfs_init"] == "data" and fixed["qcfs_init"] == "fixed"
     assert all(v == pytest.approx(qcfs.DEFAULT_THRESHOLD) for v in fixed["qcfs_thresholds"].values())
     assert all(0 < v < qcfs.DEFAULT_THRESHOLD for v in data["qcfs_thresholds"].values())
