@@ -27,7 +27,7 @@ sys.path[:0] = [str(ROOT)]
 
 from neurosim.bntt.train import BNTTConfig  # noqa: E402
 from neurosim.bntt.workflow import train_and_deploy  # noqa: E402
-from neurosim.io.atomic import atomic_path, write_json  # noqa: E402
+from neurosim.io.atomic import write_json, write_png, write_text  # noqa: E402
 
 NORMS = ("bntt", "shared", "none")
 
@@ -67,9 +67,7 @@ def plot(results: dict, path: Path) -> None:
     axes[1].legend(fontsize=7)
     fig.suptitle(f"BNTT vs baselines: {results['dataset']}, {results['arch']}")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    write_png(path, fig)
 
 
 def main(argv=None) -> int:
@@ -108,8 +106,7 @@ def main(argv=None) -> int:
             results["runs"][f"T{T}-{norm}"] = {"steps": T, "norm": norm, **{k: rep.get(k) for k in keep}}
             write_json(out / "results.json", results)
     text = f"# BNTT benchmark\n\nCommand: `{results['command']}`\n\n" + table(results)
-    with atomic_path(out / "report.md") as tmp:
-        Path(tmp).write_text(text)
+    write_text(out / "report.md", text)
     plot(results, out / "curves.png")
     print(text)
     print(f"results: {out}")

@@ -50,7 +50,7 @@ from neurosim.convert import DEFAULT_PERCENTILE, RULES  # noqa: E402
 from neurosim.convert.rmp import convert  # noqa: E402
 from neurosim.data.dataset import Split, load_dataset  # noqa: E402
 from neurosim.errors import NeurosimError  # noqa: E402
-from neurosim.io.atomic import atomic_path, write_json  # noqa: E402
+from neurosim.io.atomic import write_json, write_png, write_text  # noqa: E402
 from neurosim.metrics.energy import energy_per_sample  # noqa: E402
 from neurosim.sim.simulator import Simulator  # noqa: E402
 
@@ -325,9 +325,7 @@ def plot(name: str, m: dict, steps: list[int], path: Path) -> None:
     ax.set_title(f"{name}: ANN {100 * m['ann_accuracy']:.2f} % (grey), ANN − 1 (dotted)")
     ax.legend(fontsize=6, ncol=2, loc="lower right")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    write_png(path, fig)
 
 
 # ----------------------------------------------------------------------------- main
@@ -423,8 +421,7 @@ def main(argv=None) -> int:
     finally:
         results["finished"] = _dt.datetime.now().isoformat(timespec="seconds")
         save()
-        with atomic_path(out / "report.md") as tmp:
-            Path(tmp).write_text(f"# Conversion benchmark\n\nCommand: `{results['command']}`\n\n" + tables(results))
+        write_text(out / "report.md", f"# Conversion benchmark\n\nCommand: `{results['command']}`\n\n" + tables(results))
     print(tables(results))
     print(f"results: {out}")
     return 0

@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from neurosim.data.dataset import Split
-from neurosim.io.atomic import atomic_path, write_json
+from neurosim.io.atomic import write_json, write_png
 from neurosim.metrics.energy import energy_per_sample
 from neurosim.metrics.synops import ann_macs
 from neurosim.netlist.schema import Netlist
@@ -145,7 +145,5 @@ def write_report(report: dict, out_dir: Path, stem: str = "report") -> tuple[Pat
     ax2.set(ylabel="spikes per sample", title=f"Spikes per layer (T = {report['timesteps']})")
     ax2.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    with atomic_path(png_path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    write_png(png_path, fig)
     return json_path, png_path

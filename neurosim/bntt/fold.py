@@ -36,8 +36,8 @@ import numpy as np
 import torch
 
 from neurosim.bntt.network import BNTTNet
-from neurosim.convert.graph import Stage
-from neurosim.convert.rmp import BIAS_MAX, WEIGHT_MAX, fold_pool
+from neurosim.convert.graph import Stage, connections
+from neurosim.convert.rmp import BIAS_MAX, WEIGHT_MAX, even_mantissas, fold_pool
 from neurosim.errors import NeurosimError
 from neurosim.netlist.schema import (
     RMP, SCALE_EXP_MAX, VTH_MAX, Flatten, Netlist, Population, Projection, Schedule,
@@ -117,16 +117,14 @@ def fold(net: BNTTNet) -> list[Folded]:
 
 def _macs(kind: str, wshape: tuple, spatial: tuple, padding: tuple, pool: Optional[Stage]) -> int:
     """MACs per step of the layer in an ANN, from its SLAYER weight shape ``wshape`` (before the
-    signed split and pool folding): a dense layer's weights; a conv's real connections (borders
-    have fewer) on its (pooled) input of size ``spatial``."""
+    signed split and pool folding), on its (pooled) input of size ``spatial``
+    (:func:`neurosim.convert.graph.connections`)."""
     if kind == "dense":
-        return int(np.prod(wshape[:2]) * np.prod(wshape[2:]))
+        return connections(Stage("dense", "", [], (), np.ones((wshape[0], int(np.prod(wshape[1:]))))), ())
     (h, w), (o, c, kh, kw) = spatial, wshape[:4]
     if pool is not None:
         h, w = h // pool.stride[0], w // pool.stride[1]
-    ones = torch.nn.functional.conv2d(torch.ones(1, c, h, w, dtype=torch.float64),
-                                      torch.ones(o, c, kh, kw, dtype=torch.float64), padding=padding)
-    return int(ones.sum())
+    return connections(Stage("conv", "", [], (), np.ones((o, c, kh, kw)), None, (1, 1), padding), (c, h, w))
 
 
 def _shifted(rows: Optional[np.ndarray], depth: int, bias: bool) -> Optional[np.ndarray]:
@@ -156,7 +154,7 @@ def export(net: BNTTNet, mode: str = "fixed") -> Netlist:
         if f.output:
             neuron = RMP(vThMant=VTH_MAX, vDecay=0, reset="soft")
             if mode == "fixed":
-                weight = _even(weight * (WEIGHT_MAX / max(np.abs(weight).max(), 1e-30)))
+                weight = even_mantissas(weight * (WEIGHT_MAX / max(np.abs(weight).max(), 1e-30)))
         elif mode == "float":
             neuron = RMP(vThMant=1, vDecay=net.v_decay, reset=net.reset)
             if scale is None:
@@ -165,7 +163,7 @@ def export(net: BNTTNet, mode: str = "fixed") -> Netlist:
             g_w = WEIGHT_MAX / max(np.abs(weight).max(), 1e-30)
             big = np.abs(bias).max() if bias is not None else 0.0
             G = int(max(1, min(THRESHOLD_MAX, math.floor(BIAS_MAX / big) if big > 0 else THRESHOLD_MAX)))
-            weight = _even(weight * g_w)
+            weight = even_mantissas(weight * g_w)
             real = (scale if scale is not None else np.ones((1, f.shape[0]))) * (G / g_w)
             peak = float(np.abs(real).max())
             e = int(min(SCALE_EXP_MAX, max(0, math.floor(math.log2(SCALE_MANT_MAX / peak))))) if peak > 0 else 0
@@ -187,11 +185,6 @@ def export(net: BNTTNet, mode: str = "fixed") -> Netlist:
         "ann_macs": int(sum(f.macs for f in folded))})          # the same net as an ANN, one step
     out.check()
     return out
-
-
-def _even(w: np.ndarray) -> np.ndarray:
-    """Even integer mantissas in [-256, 254] (unchanged by Lava's dense weight truncation)."""
-    return np.clip(2 * np.round(w / 2), -256, WEIGHT_MAX)
 
 
 def netlist_input(spikes: torch.Tensor, signed: bool, latency: int) -> np.ndarray:

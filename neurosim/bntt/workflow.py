@@ -28,7 +28,7 @@ NETLIST_NAME = "network.net"
 ALPHAS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 
 
-def test_spikes(model, data: Data, steps: int, seed: int, limit: Optional[int]) -> tuple[torch.Tensor, np.ndarray]:
+def test_spikes(data: Data, steps: int, seed: int, limit: Optional[int]) -> tuple[torch.Tensor, np.ndarray]:
     """Seeded input spikes (N, C, H, W, T) of the first ``limit`` test samples, and labels."""
     xt, yt = data.xt[:limit], data.yt[:limit]
     parts = [data.spikes(xt[s:s + 256], steps, _generator(seed, 1 << 20, b))
@@ -49,7 +49,7 @@ def train_and_deploy(cfg: BNTTConfig, out_dir: Path, *, report_limit: Optional[i
     t_train = time.time() - t0
     if not measure:
         return {}
-    spikes, labels = test_spikes(model, data, cfg.steps, cfg.seed, report_limit)
+    spikes, labels = test_spikes(data, cfg.steps, cfg.seed, report_limit)
     with torch.no_grad():
         model_acc = float((model(spikes).argmax(1).numpy() == labels).mean())
     net = export(model, "fixed")

@@ -84,6 +84,17 @@ class Stage:
         return torch.relu(y) if self.relu else y
 
 
+def connections(st: Stage, in_shape: Shape) -> int:
+    """Real connections (= ANN multiply-accumulates) of a conv, pool or dense stage on inputs of
+    ``in_shape``: a dense layer's weights; a conv's or pool's taps that land inside the input
+    (padding adds none, so border neurons have fewer)."""
+    if st.kind == "dense":
+        return int(np.prod(st.weight.shape))
+    ones = Stage(st.kind, st.name, [], st.shape, np.ones_like(st.weight), None, st.stride, st.padding,
+                 st.dilation, st.groups)
+    return int(ones.apply(torch.ones((1, *in_shape), dtype=torch.float64), activation=False).sum())
+
+
 def _t(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(a, dtype=like.dtype)
 
@@ -100,16 +111,8 @@ class StageGraph:
         """The ANN's multiply-accumulates per inference: every real connection (borders: fewer)
         of every conv, dense and pooling stage, as :func:`neurosim.metrics.synops.ann_macs`
         counts a netlist's."""
-        total = 0
-        for st in self.stages:
-            if st.kind in ("conv", "pool"):         # real connections: padding adds none
-                src = self.stages[st.inputs[0]]
-                ones = Stage(st.kind, st.name, [], st.shape, np.ones_like(st.weight), None, st.stride,
-                             st.padding, st.dilation, st.groups)
-                total += int(ones.apply(torch.ones((1, *src.shape), dtype=torch.float64)).sum())
-            elif st.kind == "dense":
-                total += int(np.prod(st.shape)) * int(st.weight.shape[1])
-        return total
+        return sum(connections(st, self.stages[st.inputs[0]].shape) for st in self.stages
+                   if st.kind in ("conv", "pool", "dense"))
 
     def consumers(self, i: int) -> list[int]:
         return [j for j, s in enumerate(self.stages) if i in s.inputs]

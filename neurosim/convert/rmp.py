@@ -247,10 +247,15 @@ def _normalise(syn: Synapse, lam_src: np.ndarray, lam_tgt: np.ndarray, src_shape
     return Synapse("dense", w * np.repeat(lam_src, per)[None, :] / lam_tgt[:, None])
 
 
+def even_mantissas(w: np.ndarray) -> np.ndarray:
+    """Even integer weight mantissas in [-256, 254] (unchanged by Lava's dense weight truncation)."""
+    return np.clip(2 * np.round(w / 2), -256, WEIGHT_MAX)
+
+
 def _to_netlist_synapse(syn: Synapse, sigma: float):
     if syn.kind == "identity":
         return Identity(float(np.round(float(syn.weight) * sigma)))
-    w = np.clip(2 * np.round(syn.weight * sigma / 2), -256, WEIGHT_MAX)
+    w = even_mantissas(syn.weight * sigma)
     if syn.kind == "pool":
         return Pool(w, tuple(syn.stride), tuple(syn.padding))
     if syn.kind == "conv":

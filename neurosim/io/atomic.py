@@ -82,6 +82,17 @@ def write_text(path: PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
+def write_png(path: PathLike, fig, dpi: int = 110) -> None:
+    """Save the matplotlib figure ``fig`` to ``path`` as PNG atomically, then close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+
+
 def write_json(path: PathLike, obj: object) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
