@@ -47,31 +47,30 @@ class _LIFScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, current: torch.Tensor, v_decay: int, theta: float, soft: bool, v0: float):  # noqa: D102
-        v = torch.full_like(current[..., 0], float(v0))
-        pre = torch.empty_like(current)
-        out = torch.empty_like(current)
-        for t in range(current.shape[-1]):
-            v = integrate_float(v, current[..., t], 0.0, v_decay)
-            pre[..., t] = v
-            s = (v > theta).to(current.dtype)
-            out[..., t] = s
+        cur = current.movedim(-1, 0).contiguous()          # time first: each step one contiguous block
+        v = torch.full_like(cur[0], float(v0))
+        pre = torch.empty_like(cur)
+        out = torch.empty_like(cur)
+        for t in range(cur.shape[0]):
+            v = integrate_float(v, cur[t], 0.0, v_decay)
+            pre[t] = v
+            s = (v > theta).to(cur.dtype)
+            out[t] = s
             v = reset_float(v, s, theta, soft)
         ctx.save_for_backward(pre, out)
         ctx.v_decay, ctx.theta, ctx.soft = v_decay, theta, soft
-        return out
+        return out.movedim(0, -1)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):  # noqa: D102
         pre, out = ctx.saved_tensors
         lam = 1.0 - ctx.v_decay / DECAY_UNITY
-        grad_in = torch.empty_like(pre)
-        g_next = torch.zeros_like(pre[..., 0])
-        for t in range(pre.shape[-1] - 1, -1, -1):
-            carry = lam * g_next if ctx.soft else lam * g_next * (1.0 - out[..., t])
-            g = grad_out[..., t] * surrogate(pre[..., t] / ctx.theta - 1.0) / ctx.theta + carry
-            grad_in[..., t] = g
-            g_next = g
-        return grad_in, None, None, None, None
+        # the terms without recurrence for all steps at once, then g_t = a_t + r_t g_{t+1}
+        grad = grad_out.movedim(-1, 0).contiguous() * surrogate(pre / ctx.theta - 1.0) / ctx.theta
+        carry = None if ctx.soft else lam * (1.0 - out)
+        for t in range(pre.shape[0] - 2, -1, -1):
+            grad[t] += (lam * grad[t + 1]) if carry is None else carry[t] * grad[t + 1]
+        return grad.movedim(0, -1), None, None, None, None
 
 
 def lif_scan(current: torch.Tensor, v_decay: int, theta: float = THETA, soft_reset: bool = True,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 EPS = 1e-4
 MOMENTUM = 0.1
@@ -51,33 +52,21 @@ class TimeNorm(nn.Module):
         if self.mode == "none":
             return x
         T, C = x.shape[-1], x.shape[1]
-        dims = [0] + list(range(2, x.ndim - 1))             # N and the spatial axes
         view = (1, C) + (1,) * (x.ndim - 3) + (T,)           # (T, C) rows -> broadcast over x
         if self.training:
+            # torch's fused batch norm (same statistics and running-variance update, one
+            # kernel forward and backward): BNTT as (T*C) channels, shared as C channels
             if self.mode == "bntt":
                 if T > self.steps:
                     raise ValueError(f"BNTT has {self.steps} steps, the input {T}")
-                mean = x.mean(dim=dims)                      # (C, T)
-                var = x.var(dim=dims, unbiased=False)
-                n = x.numel() // (C * T)
-                with torch.no_grad():
-                    m = self.momentum
-                    self.running_mean[:T] = (1 - m) * self.running_mean[:T] + m * mean.T
-                    self.running_var[:T] = (1 - m) * self.running_var[:T] + m * var.T * n / max(n - 1, 1)
-                mean_v, var_v = mean.reshape(view), var.reshape(view)
-                gamma = self.weight[:T].T.reshape(view)
-            else:
-                mean = x.mean(dim=dims + [x.ndim - 1])       # (C,)
-                var = x.var(dim=dims + [x.ndim - 1], unbiased=False)
-                n = x.numel() // C
-                with torch.no_grad():
-                    m = self.momentum
-                    self.running_mean[0] = (1 - m) * self.running_mean[0] + m * mean
-                    self.running_var[0] = (1 - m) * self.running_var[0] + m * var * n / max(n - 1, 1)
-                shape = (1, C) + (1,) * (x.ndim - 2)
-                mean_v, var_v = mean.reshape(shape), var.reshape(shape)
-                gamma = self.weight[0].reshape(shape)
-            return gamma * (x - mean_v) / torch.sqrt(var_v + self.eps)
+                xt = x.movedim(-1, 1)                                    # (N, T, C, ...)
+                y = F.batch_norm(xt.reshape(x.shape[0], T * C, -1), self.running_mean[:T].view(-1),
+                                 self.running_var[:T].view(-1), self.weight[:T].reshape(-1), None,
+                                 True, self.momentum, self.eps)
+                return y.view(xt.shape).movedim(1, -1)
+            y = F.batch_norm(x.reshape(x.shape[0], C, -1), self.running_mean[0], self.running_var[0],
+                             self.weight[0], None, True, self.momentum, self.eps)
+            return y.view(x.shape)
         scale, bias = self.scale_bias(T)
         return x * scale.T.reshape(view) + bias.T.reshape(view)
 
