@@ -326,3 +326,34 @@ def test_qcfs_snn_rule_net_on_lava_equals_simulator(qcfs_resnet, digits):
     net = convert(qcfs_resnet, tr.x[:100], SHAPE, rule="snn", snn_steps=16, progress=False)
     assert any(l.schedule is not None for l in net.layers if isinstance(l, Population))
     _assert_lava_equals_simulator(net, te.x[:2], 12)
+
+
+def test_float_precision_is_the_fixed_conversion_unrounded(resnet, digits):
+    """precision='float': the same net before rounding (threshold 1, real weights), within one
+    weight mantissa and half a bias unit of the fixed net divided by its thresholds; it runs in
+    float mode to the fixed net's predictions, and quantize-loihi2 makes it fit Loihi 2."""
+    from neurosim.loihi2.quantize import fit_report, normalized, quantize
+    tr, te = digits
+    kw = dict(rule="max", v_init_half=True, progress=False)
+    flt = convert(resnet, tr.x[:300], SHAPE, precision="float", **kw)
+    fixed = convert(resnet, tr.x[:300], SHAPE, **kw)
+    assert flt.meta["precision"] == "float" and fixed.meta["precision"] == "fixed"
+    norm = normalized(fixed)
+    assert len(flt.layers) == len(norm.layers)
+    for i in flt.neuron_layers[1:]:
+        a, b, sigma = flt.layers[i], norm.layers[i], fixed.layers[i].neuron.vThMant
+        assert a.neuron.vThMant == 1.0 and a.neuron.vInit == 0.5 and a.neuron.reset == b.neuron.reset
+        assert [p.source for p in a.projections] == [p.source for p in b.projections]
+        for pa, pb in zip(a.projections, b.projections):
+            assert type(pa.synapse) is type(pb.synapse)
+            assert np.abs(np.asarray(pa.synapse.weight) - np.asarray(pb.synapse.weight)).max() <= 1.0 / sigma + 1e-9
+        ba = a.bias if a.schedule is None else a.schedule.bias
+        bb = b.bias if b.schedule is None else b.schedule.bias
+        if ba is not None:
+            assert np.abs(np.asarray(ba) - np.asarray(bb)).max() <= 0.5 / sigma + 1e-9
+    pf = Simulator(flt, "float").run(te.x[:150], 64).predictions
+    px = Simulator(fixed, "fixed").run(te.x[:150], 64).predictions
+    assert np.mean(pf == px) >= 0.95 and np.mean(pf == te.y[:150]) > 0.7
+    assert not any(fit_report(quantize(flt)[0]).values())
+    with pytest.raises(NeurosimError, match="precision"):
+        convert(resnet, tr.x[:10], SHAPE, precision="double", progress=False)

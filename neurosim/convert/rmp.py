@@ -252,10 +252,12 @@ def even_mantissas(w: np.ndarray) -> np.ndarray:
     return np.clip(2 * np.round(w / 2), -256, WEIGHT_MAX)
 
 
-def _to_netlist_synapse(syn: Synapse, sigma: float):
+def _to_netlist_synapse(syn: Synapse, sigma: float, exact: bool = False):
+    """The netlist synapse of ``sigma * syn``: even 8-bit mantissas, or unrounded (``exact``)."""
     if syn.kind == "identity":
-        return Identity(float(np.round(float(syn.weight) * sigma)))
-    w = even_mantissas(syn.weight * sigma)
+        w = float(syn.weight) * sigma
+        return Identity(w if exact else float(np.round(w)))
+    w = syn.weight * sigma if exact else even_mantissas(syn.weight * sigma)
     if syn.kind == "pool":
         return Pool(w, tuple(syn.stride), tuple(syn.padding))
     if syn.kind == "conv":
@@ -303,8 +305,9 @@ def convert(model: nn.Module, x_calib: np.ndarray, input_shape: tuple[int, ...],
             rule: str = DEFAULT_RULE, percentile: float = DEFAULT_PERCENTILE, reset: str = "soft",
             v_init_half: Optional[bool] = None, alpha: float = 1.0, fold_pool: bool = True,
             snn_steps: int = snn_balancing.DEFAULT_STEPS, snn_samples: int = snn_balancing.DEFAULT_SAMPLES,
-            align_bias: bool = True, batch_size: int = 256, progress: bool = True) -> Netlist:
-    """Convert ``model`` to a fixed-point RMP netlist balanced on ``x_calib`` (N, *input_shape).
+            align_bias: bool = True, precision: str = "fixed", batch_size: int = 256,
+            progress: bool = True) -> Netlist:
+    """Convert ``model`` to an RMP netlist balanced on ``x_calib`` (N, *input_shape).
 
     ``rule``: ``max``, ``percentile`` (at ``percentile``) or ``channel``
     (:mod:`neurosim.convert.threshold_balancing`), or ``snn``, the SNN-based layer-by-layer rule
@@ -320,8 +323,17 @@ def convert(model: nn.Module, x_calib: np.ndarray, input_shape: tuple[int, ...],
     a bias-only per-step schedule, so that no layer integrates its bias alone while the spikes
     are still on their way (see :func:`bias_onset`). The model's training flags (and BatchNorm
     statistics) are left as they were.
+
+    ``precision``: ``fixed`` (default) writes Lava's formats: per layer one integer scale
+    ``sigma`` (largest weight 254), even 8-bit weight mantissas, integer biases and threshold
+    ``sigma``; ``float`` writes the same net unrounded (threshold 1 in every hidden layer, the
+    input layer's threshold the input's, real weights and biases), for the simulator's float
+    mode: the conversion before any rounding, which is what quantisation is measured against.
     """
     check_rule(rule, percentile)
+    if precision not in ("fixed", "float"):
+        raise NeurosimError(f"precision must be 'fixed' or 'float', got {precision!r}")
+    exact = precision == "float"
     if reset not in RESETS:
         raise NeurosimError(f"reset must be one of {RESETS}, got {reset!r}")
     if not (alpha > 0 and math.isfinite(alpha)):
@@ -354,25 +366,25 @@ def convert(model: nn.Module, x_calib: np.ndarray, input_shape: tuple[int, ...],
     lam = {i: _channel_vec(v, st[i].shape[0]) * float(alpha) for i, v in lam.items()}
 
     in_max = float(np.abs(x_calib).max()) or 1.0
-    in_scale = 2.0 ** np.floor(np.log2(BIAS_MAX / in_max))
+    in_scale = 1.0 if exact else 2.0 ** np.floor(np.log2(BIAS_MAX / in_max))
 
-    def neuron(vth: int, readout: bool = False) -> RMP:
+    def neuron(vth: float, readout: bool = False) -> RMP:
         # the readout integrates: soft reset keeps count * vth + v equal to the summed current
-        return RMP(vThMant=int(vth), reset="soft" if readout else reset,
-                   vInit=int(vth) // 2 if v_init_half else 0)
+        vth = float(vth) if exact else int(vth)
+        return RMP(vThMant=vth, reset="soft" if readout else reset,
+                   vInit=(vth / 2 if exact else vth // 2) if v_init_half else 0)
 
-    layers: list = [Input(shape=input_shape, neuron=neuron(max(1, int(round(lam[inp][0] * in_scale)))),
-                          weight=float(in_scale), bias=0.0)]
+    in_vth = float(lam[inp][0]) if exact else max(1, int(round(lam[inp][0] * in_scale)))
+    layers: list = [Input(shape=input_shape, neuron=neuron(in_vth), weight=float(in_scale), bias=0.0)]
     index = {inp: 0}                 # stage -> layer
     flat_of: dict[int, int] = {}     # layer -> its flatten layer
-    sigmas = {}
     for i in pops:
         if i == inp:
             continue
         norm = [_normalise(syn, lam[t.src], lam[i], st[t.src].shape, st[i].shape)
                 for t, syn in zip(plan.terms[i], plan.synapses[i])]
         bias = plan.bias(i) / lam[i]
-        sigma = _sigma(norm, bias)
+        sigma = 1.0 if exact else _sigma(norm, bias)
         projections = []
         for t, syn in zip(plan.terms[i], norm):
             src = index[t.src]
@@ -383,19 +395,18 @@ def convert(model: nn.Module, x_calib: np.ndarray, input_shape: tuple[int, ...],
                 src = flat_of[src]
             projections.append((syn, src))
         me = len(layers)
-        b = np.round(bias * sigma)
+        b = bias * sigma if exact else np.round(bias * sigma)
         layers.append(Population(tuple(st[i].shape), neuron(sigma, readout=i == plan.output),
-                                 [Projection(_to_netlist_synapse(syn, sigma), None if src == me - 1 else src)
+                                 [Projection(_to_netlist_synapse(syn, sigma, exact), None if src == me - 1 else src)
                                   for syn, src in projections],
                                  b if np.any(b) else None))
         index[i] = me
-        sigmas[i] = sigma
     if index[plan.output] != len(layers) - 1:
         raise NeurosimError("the model's output is not its last layer")
     net = Netlist(layers=layers, meta={
         "converted_by": "neurosim.convert.rmp", "threshold_rule": rule, "percentile": percentile,
         "alpha": alpha, "reset": reset, "v_init_half": bool(v_init_half), "fold_pool": bool(fold_pool),
-        "trained_thresholds": len(trained), "align_bias": bool(align_bias),
+        "trained_thresholds": len(trained), "align_bias": bool(align_bias), "precision": precision,
         **({"snn_steps": int(snn_steps), "snn_samples": int(min(len(x_calib), max(1, snn_samples)))}
            if rule == "snn" else {}),
         "ann_macs": g.macs(),             # the ANN's own (folded pools add synapses to the SNN only)
