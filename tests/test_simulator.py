@@ -151,3 +151,32 @@ def test_spike_input_must_be_binary_and_finite():
                          (good.astype(str), "must be numeric")):
         with pytest.raises(NeurosimError, match=message):
             sim.run(bad, 5)
+
+
+@pytest.mark.parametrize("stride,padding", [((1, 1), (1, 1)), ((2, 2), (0, 0))])
+def test_folded_pool_conv_is_computed_as_pool_then_conv_exactly(stride, padding):
+    """A conv folded from avg-pool 2x2 + conv (fold_pool's kernel) takes the pool-then-conv
+    path, with currents equal to the direct conv's; a kernel that is no such fold does not."""
+    import torch
+    import torch.nn.functional as F
+
+    from neurosim.convert.graph import Stage
+    from neurosim.convert.rmp import even_mantissas, fold_pool
+    from neurosim.netlist.synapses import Conv
+    from neurosim.sim.synapse import Synapse
+
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(6, 4, 3, 3))
+    pool = Stage("pool", "", [], (), np.full((2, 2), 0.25), None, (2, 2), (0, 0), (1, 1), 1)
+    lin = Stage("conv", "", [], (), w, None, stride, padding, (1, 1), 1)
+    folded = fold_pool(pool, lin, (4, 12, 12))
+    kind = Conv(even_mantissas(folded.weight * 40), folded.stride, folded.padding)
+    s = torch.as_tensor(rng.random((3, 4, 12, 12)) < 0.3)
+    for fixed in (True, False):
+        syn = Synapse(kind, (4, 12, 12), fixed)
+        assert syn.pool == 2
+        direct = F.conv2d(s.to(syn.dtype), syn.weight, stride=kind.stride, padding=kind.padding)
+        assert torch.equal(syn(s), direct if not fixed or not syn.wraps else direct.to(torch.int64))
+    odd = Conv(kind.weight.copy(), kind.stride, kind.padding)
+    odd.weight[0, 0, 0, 1] += 2                       # one 2x2 block no longer constant
+    assert Synapse(odd, (4, 12, 12), True).pool is None
