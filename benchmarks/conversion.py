@@ -80,18 +80,21 @@ GRIDS = ("full", "core", "small")
 def grid(kind: str, qcfs: bool) -> list[Setting]:
     """The settings benchmarked. ``full``: every reset x rule x initial potential, plus the
     structural ablations (no bias onset, pools as layers); ``core``: every reset x rule, and
-    theta/2 with the default rule for both resets; ``small``: both resets with the default rule,
-    theta/2, and the other three rules with soft reset. A QCFS-trained model (trained
+    theta/2 with the default rule for both resets and with the channel rule; ``small``: both
+    resets with the default rule, theta/2, the other three rules with soft reset, and theta/2
+    with the channel rule. A QCFS-trained model (trained
     thresholds: the rule only sets the input layer and the readout) gets its own four."""
     if qcfs:
         return [Setting("soft", "percentile", True), Setting("soft", "percentile", False),
                 Setting("hard", "percentile", True), Setting("soft", "percentile", True, align_bias=False)]
     if kind == "small":
         return [Setting("soft", "percentile"), Setting("hard", "percentile"), Setting("soft", "percentile", True),
-                Setting("soft", "max"), Setting("soft", "channel"), Setting("soft", "snn")]
+                Setting("soft", "max"), Setting("soft", "channel"), Setting("soft", "snn"),
+                Setting("soft", "channel", True)]
     if kind == "core":
         return ([Setting(r, rule) for r in ("soft", "hard") for rule in RULES]
-                + [Setting("soft", "percentile", True), Setting("hard", "percentile", True)])
+                + [Setting("soft", "percentile", True), Setting("hard", "percentile", True),
+                   Setting("soft", "channel", True)])
     out = [Setting(r, rule, v) for r in ("soft", "hard") for rule in RULES for v in (False, True)]
     return out + [Setting("soft", "percentile", align_bias=False), Setting("soft", "percentile", fold_pool=False)]
 
