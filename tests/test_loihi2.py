@@ -80,6 +80,23 @@ def test_quantize_rounds_a_real_valued_net_into_range():
     assert np.abs(q.layers[0].synapse.weight).max() == 254 and q.layers[1].neuron.vThMant > 0
 
 
+def test_an_integrating_readout_is_scaled_by_its_weights_not_its_threshold():
+    """A float readout that integrates (soft reset, no leak) with a never-reached threshold
+    (BNTT's export): quantised, its weights reach 254 instead of rounding to 0, the threshold is
+    clipped to 17 bits, and the readout ranks the classes as before."""
+    rng = np.random.default_rng(3)
+    net = Netlist(layers=[dense((16,), rng.normal(0, 0.4, (16, 12)), RMP(1.0, vDecay=205)),
+                          dense((4,), rng.normal(0, 0.5, (4, 16)), RMP(131071.0, vDecay=0))], input_shape=(12,))
+    q, lams = quantize(net)
+    assert not fit_report(q)
+    assert np.abs(q.layers[1].synapse.weight).max() == 254 and q.layers[1].neuron.vThMant == 131071
+    x = (rng.random((40, 20, 12)) < 0.5).astype(float)
+    a = Simulator(net, "float").run(x, 20)
+    b = Simulator(q, "fixed").run(x, 20)
+    assert np.mean(a.predictions == b.predictions) >= 0.9
+    assert np.corrcoef(a.readout.ravel(), b.readout.ravel())[0, 1] > 0.99
+
+
 def test_cli_report_and_quantize(tmp_path, capsys):
     path = hdf5.save(normalized(_net()), tmp_path / "float.net")
     assert main(["loihi2-report", str(path)]) == 0

@@ -18,6 +18,11 @@ halved until threshold, bias and ``vInit`` fit), and the input layer ``lambda_0 
 max(|weight|, |bias|)`` (an 8-bit input current for ``x`` in [0, 1]); then every number is
 rounded (weights to even integers). Schedule scales become mantissas of ``2**-12``. The only
 change is the rounding, which is what the accuracy before/after measures.
+
+An integrating readout (the output layer with soft reset and no leak: its readout
+``count * vThMant + v`` is the sum of its currents whatever the threshold) is scaled by its
+weights alone; its threshold becomes ``min(vThMant * lambda, 131071)`` (a BNTT readout's
+never-reached float threshold would otherwise force ``lambda < 1`` and round every weight to 0).
 """
 from __future__ import annotations
 
@@ -91,8 +96,15 @@ def fit_report(net: Netlist) -> dict[int, list[str]]:
     return {i: p for i in range(len(net.layers)) if (p := layer_problems(net, i))}
 
 
-def _scaled_neuron(n: Neuron, lam: float) -> Neuron:
-    kw = dict(vThMant=int(round(n.vThMant * lam)), vDecay=int(round(n.vDecay)), vInit=int(round(n.vInit * lam)))
+def _integrates(net: Netlist, i: int) -> bool:
+    """Whether layer ``i`` is an integrating readout (module docstring)."""
+    n = net.layers[i].neuron
+    return i == net.output_layer and n.reset == "soft" and n.vDecay == 0
+
+
+def _scaled_neuron(n: Neuron, lam: float, readout: bool = False) -> Neuron:
+    vth = min(int(round(n.vThMant * lam)), VTH_MAX) if readout else int(round(n.vThMant * lam))
+    kw = dict(vThMant=vth, vDecay=int(round(n.vDecay)), vInit=int(round(n.vInit * lam)))
     if hasattr(n, "iDecay"):
         kw["iDecay"] = int(round(n.iDecay))
     return replace(n, **kw)
@@ -102,14 +114,14 @@ def _even(a: np.ndarray) -> np.ndarray:
     return 2 * np.rint(np.asarray(a, dtype=np.float64) / 2)
 
 
-def _layer_lambda(layer: Population) -> float:
+def _layer_lambda(layer: Population, readout: bool = False) -> float:
     wmax = max(float(np.abs(p.synapse.weight).max()) for p in layer.projections)
     lam = WEIGHT_MANT_MAX / wmax if wmax > 0 else 1.0
     bmax = 0.0 if layer.bias is None else float(np.abs(layer.bias).max())
     if layer.schedule is not None and layer.schedule.bias is not None:
         bmax += float(np.abs(layer.schedule.bias).max())
     n = layer.neuron
-    while lam > 2 ** -30 and (n.vThMant * lam > VTH_MAX or bmax * lam > BIAS_MANT_MAX
+    while lam > 2 ** -30 and ((n.vThMant * lam > VTH_MAX and not readout) or bmax * lam > BIAS_MANT_MAX
                               or abs(n.vInit) * lam > V_INIT_MAX):
         lam /= 2
     return lam
@@ -139,11 +151,12 @@ def quantize(net: Netlist) -> tuple[Netlist, dict[int, float]]:
             layers.append(Input(layer.shape, _scaled_neuron(layer.neuron, lam), float(round(layer.weight * lam)),
                                 float(round(layer.bias * lam))))
         else:
-            lam = _layer_lambda(layer)
+            readout = _integrates(net, i)
+            lam = _layer_lambda(layer, readout)
             projections = [Projection(replace(p.synapse, weight=_even(np.asarray(p.synapse.weight) * lam)), p.source)
                            for p in layer.projections]
             bias = None if layer.bias is None else np.rint(np.asarray(layer.bias) * lam)
-            layers.append(Population(layer.shape, _scaled_neuron(layer.neuron, lam), projections, bias,
+            layers.append(Population(layer.shape, _scaled_neuron(layer.neuron, lam, readout), projections, bias,
                                      _scaled_schedule(layer.schedule, lam)))
         lams[i] = lam
     meta = dict(net.meta, loihi2_quantized={str(k): v for k, v in lams.items()})
