@@ -11,7 +11,9 @@ The rule as implemented here, from the trained parameters alone (no data)::
 and inference runs ``t_exit`` steps instead of ``T`` (``t_exit = T`` when no such ``t``).
 ``alpha`` is the rule's one parameter (default :data:`DEFAULT_ALPHA`); :func:`sweep` reports the
 accuracy and latency for several values. In Lava the exit step is ``t_exit`` plus the net's
-latency (one step per layer).
+latency (one step per layer). The statistic (per-layer mean over channels) and ``alpha = 0.1``
+are those of the public reproduction of the paper (docs/bntt.md says what is and is not from
+the paper itself).
 """
 from __future__ import annotations
 
