@@ -145,6 +145,9 @@ def test_residual_net_joins_simulates_and_round_trips(resnet, digits, tmp_path):
     assert len(loaded.layers) == len(net.layers)
     for a, b in zip(net.layers, loaded.layers):
         assert_same_layer(a, b)
+    # every number in Loihi 2's formats, the shortcut's weight an 8-bit mantissa times 2**e
+    from neurosim.loihi2.quantize import fit_report
+    assert not any(fit_report(net).values()), fit_report(net)
 
 
 def _assert_lava_equals_simulator(net, x, steps: int) -> None:

@@ -105,3 +105,11 @@ def test_cli_report_and_quantize(tmp_path, capsys):
     assert json.loads((tmp_path / "float.loihi2.json").read_text())["totals"]["cores"] == 8
     assert main(["quantize-loihi2", str(path), str(tmp_path / "q.net")]) == 0
     assert not fit_report(hdf5.load(tmp_path / "q.net"))
+
+
+def test_identity_weights_round_to_loihi_mantissas():
+    from neurosim.netlist.synapses.identity import LOIHI_WEIGHT_MAX, fits_loihi, mantissa8
+    for w in (3.0, 254.0, 255.4, 301.4, 1000.7, 511.9, 30000.0):
+        m = mantissa8(w)
+        assert fits_loihi(m) and abs(m - w) <= w / 256, (w, m)
+    assert not fits_loihi(301.0) and not fits_loihi(2.5) and not fits_loihi(LOIHI_WEIGHT_MAX * 2)

@@ -44,7 +44,7 @@ from neurosim.netlist.schema import (
     BIAS_MANT_BITS, RMP, RESETS, VTH_MAX, Flatten, Input, Netlist, Population, Projection, Schedule,
 )
 from neurosim.netlist.synapses import Conv, Dense, Identity, Pool
-from neurosim.netlist.synapses.identity import WEIGHT_LIMIT as IDENTITY_LIMIT
+from neurosim.netlist.synapses.identity import LOIHI_WEIGHT_MAX as IDENTITY_LIMIT, mantissa8
 
 WEIGHT_MAX = 254                      # largest even 8-bit-signed x 2 mantissa
 BIAS_MAX = (1 << (BIAS_MANT_BITS - 1)) - 1
@@ -253,10 +253,10 @@ def even_mantissas(w: np.ndarray) -> np.ndarray:
 
 
 def _to_netlist_synapse(syn: Synapse, sigma: float, exact: bool = False):
-    """The netlist synapse of ``sigma * syn``: even 8-bit mantissas, or unrounded (``exact``)."""
+    """The netlist synapse of ``sigma * syn``: Loihi's 8-bit mantissas, or unrounded (``exact``)."""
     if syn.kind == "identity":
         w = float(syn.weight) * sigma
-        return Identity(w if exact else float(np.round(w)))
+        return Identity(w if exact else mantissa8(w))
     w = syn.weight * sigma if exact else even_mantissas(syn.weight * sigma)
     if syn.kind == "pool":
         return Pool(w, tuple(syn.stride), tuple(syn.padding))

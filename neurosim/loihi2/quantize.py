@@ -36,6 +36,7 @@ from neurosim.netlist.schema import (
     DECAY_UNITY, NETX_DENSE_WITHOUT_NEURON, V_INIT_MAX, VTH_MAX, Flatten, Input, Netlist, Neuron, Population, Projection, Schedule,
 )
 from neurosim.netlist.synapses.dense import loihi_dense
+from neurosim.netlist.synapses.identity import Identity, fits_loihi
 
 #: ``scaleExp`` of quantised schedules: scale mantissas of 2**-12.
 SCALE_EXP = 12
@@ -78,7 +79,11 @@ def layer_problems(net: Netlist, i: int) -> list[str]:
             out.append(f"input current weight * x + bias exceeds the bias mantissa's +-{BIAS_MANT_MAX} for x in [0, 1]")
         return out
     for p, proj in enumerate(layer.projections):
-        if not _weight_fits(np.asarray(proj.synapse.weight)):
+        if isinstance(proj.synapse, Identity):
+            if not fits_loihi(float(proj.synapse.weight)):
+                out.append(f"projection {p} weight {float(proj.synapse.weight):g} is not an 8-bit mantissa "
+                           f"times 2**0..7")
+        elif not _weight_fits(np.asarray(proj.synapse.weight)):
             out.append(f"projection {p} weights are not 8-bit mantissas with one exponent")
     if layer.bias is not None and not (_is_int(layer.bias) and np.abs(layer.bias).max() <= BIAS_MANT_MAX):
         out.append(f"bias is not integer within +-{BIAS_MANT_MAX}")
