@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     results = json.loads(res_path.read_text()) if res_path.is_file() else {"nets": {}}
     results["command"] = " ".join([Path(sys.executable).name, *sys.argv])
     jobs = [(n, lambda n=n: conversion_net(args.runs / n, args.test_limit, steps), steps) for n in names]
-    jobs += [(b.name, lambda b=b: bntt_net(b, args.test_limit), None) for b in bntt]
+    jobs += [("/".join(b.parts[-2:]), lambda b=b: bntt_net(b, args.test_limit), None) for b in bntt]
     for name, job, want in jobs:
         old = results["nets"].get(name)
         if old and old.get("test_limit") == args.test_limit and \
