@@ -35,8 +35,6 @@ from neurosim.loihi2.limits import BIAS_MANT_MAX, WEIGHT_MANT_MAX
 from neurosim.netlist.schema import (
     DECAY_UNITY, NETX_DENSE_WITHOUT_NEURON, V_INIT_MAX, VTH_MAX, Flatten, Input, Netlist, Neuron, Population, Projection, Schedule,
 )
-from neurosim.netlist.synapses.dense import loihi_dense
-from neurosim.netlist.synapses.identity import Identity, fits_loihi
 
 #: ``scaleExp`` of quantised schedules: scale mantissas of 2**-12.
 SCALE_EXP = 12
@@ -46,13 +44,6 @@ INPUT_CURRENT_MAX = 255
 def _is_int(a) -> bool:
     a = np.asarray(a, dtype=np.float64)
     return bool(np.array_equal(a, np.rint(a)))
-
-
-def _weight_fits(w: np.ndarray) -> bool:
-    if not _is_int(w):
-        return False
-    w_int, exp = loihi_dense(w)
-    return bool(np.array_equal(np.ldexp(w_int.astype(np.float64), exp), np.asarray(w, dtype=np.float64)))
 
 
 def _neuron_problems(n: Neuron) -> list[str]:
@@ -78,13 +69,8 @@ def layer_problems(net: Netlist, i: int) -> list[str]:
         if abs(layer.weight) + abs(layer.bias) > BIAS_MANT_MAX:
             out.append(f"input current weight * x + bias exceeds the bias mantissa's +-{BIAS_MANT_MAX} for x in [0, 1]")
         return out
-    for p, proj in enumerate(layer.projections):
-        if isinstance(proj.synapse, Identity):
-            if not fits_loihi(float(proj.synapse.weight)):
-                out.append(f"projection {p} weight {float(proj.synapse.weight):g} is not an 8-bit mantissa "
-                           f"times 2**0..7")
-        elif not _weight_fits(np.asarray(proj.synapse.weight)):
-            out.append(f"projection {p} weights are not 8-bit mantissas with one exponent")
+    out += [f"projection {p} {why}" for p, proj in enumerate(layer.projections)
+            if (why := proj.synapse.loihi2_problem())]
     if layer.bias is not None and not (_is_int(layer.bias) and np.abs(layer.bias).max() <= BIAS_MANT_MAX):
         out.append(f"bias is not integer within +-{BIAS_MANT_MAX}")
     sch = layer.schedule

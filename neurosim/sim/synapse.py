@@ -10,26 +10,19 @@ float32 sum while every row of ``|w|`` sums to less than 2**24 (then float32 is 
 sparse input of a kind with ``events`` takes the event-driven path of
 :func:`neurosim.sim.kernels.dense_events`: the same integers, summed in another order).
 
-A conv whose integer kernel is an average pool folded into a smaller conv (what
-:func:`neurosim.convert.rmp.fold_pool` writes: stride ``s p``, padding ``P p``, kernel ``k p``,
-every ``p x p`` block of the kernel one value) is computed as that pool then that conv::
-
-    conv(x, W, stride s p, padding P p) = conv(sumpool_p(x), W[..., ::p, ::p], stride s, padding P)
-
-the same integers with ``p**2`` fewer multiplications (see :func:`pool_factor`).
+A kind whose map is a sum pool followed by a smaller map (a conv with a folded average pool:
+:meth:`~neurosim.netlist.synapses.base.SynapseKind.pool_split`) is computed that way: the same
+integers with fewer multiplications.
 """
 from __future__ import annotations
 
-from math import gcd
 from typing import Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from neurosim.netlist.schema import Shape
 from neurosim.netlist.synapses.base import SynapseKind
-from neurosim.netlist.synapses.conv import Conv
 from neurosim.netlist.synapses.dense import loihi_dense  # noqa: F401  (re-exported)
 from neurosim.sim import kernels
 
@@ -44,35 +37,6 @@ def signed_wrap(x: torch.Tensor, bits: int) -> torch.Tensor:
     """Two's-complement wrap of integers to ``bits`` bits."""
     base = 1 << bits
     return torch.remainder(x + base // 2, base) - base // 2
-
-
-def pool_factor(kind: SynapseKind, weight: np.ndarray, in_shape: Shape) -> Optional[int]:
-    """The largest ``p > 1`` with which the integer conv ``kind`` (prepared ``weight``) is a sum
-    pool ``p x p`` (stride ``p``) followed by ``weight[..., ::p, ::p]`` at stride / p and
-    padding / p (module docstring), checked on random spikes; None if there is none."""
-    if not isinstance(kind, Conv) or kind.dilation != (1, 1) or not np.array_equal(weight, np.round(weight)):
-        return None
-    (sy, sx), (py, px), (kh, kw) = kind.stride, kind.padding, weight.shape[2:]
-    g = gcd(gcd(sy, sx), gcd(gcd(py, px), gcd(kh, kw)))
-    g = gcd(g, gcd(*in_shape[1:]))
-    for p in (q for q in range(g, 1, -1) if g % q == 0):
-        o, i = weight.shape[:2]
-        blocks = weight.reshape(o, i, kh // p, p, kw // p, p)
-        if not (blocks == blocks[:, :, :, :1, :, :1]).all():
-            continue
-        x = (torch.rand((2, *in_shape), generator=torch.Generator().manual_seed(0)) < 0.5).double()
-        w = torch.as_tensor(weight, dtype=torch.float64)
-        ref = F.conv2d(x, w, stride=kind.stride, padding=kind.padding, groups=kind.groups)
-        got = _pooled_conv(x, w[:, :, ::p, ::p], p, kind)
-        if got.shape == ref.shape and torch.equal(got, ref):
-            return p
-    return None
-
-
-def _pooled_conv(s: torch.Tensor, w: torch.Tensor, p: int, kind: Conv) -> torch.Tensor:
-    return F.conv2d(F.avg_pool2d(s, p, p, divisor_override=1), w,
-                    stride=(kind.stride[0] // p, kind.stride[1] // p),
-                    padding=(kind.padding[0] // p, kind.padding[1] // p), groups=kind.groups)
 
 
 class Synapse:
@@ -106,9 +70,9 @@ class Synapse:
         self.weight_t = (np.ascontiguousarray(self.weight.numpy().T) if kind.events
                          and self.dtype == torch.float32 and len(w) >= EVENT_MIN_OUTPUTS else None)
         #: a folded average pool computed as pool then conv (module docstring), or None
-        self.pool = pool_factor(kind, w, self.in_shape)
-        if self.pool:
-            self.pooled_weight = self.weight[:, :, ::self.pool, ::self.pool].contiguous()
+        split = kind.pool_split(w, self.in_shape)
+        self.pool = split[0] if split else None
+        self.pooled_weight = torch.as_tensor(split[1], dtype=self.dtype) if split else None
 
     def __call__(self, s: torch.Tensor, spikes: Optional[int] = None,
                  out: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -146,7 +110,7 @@ class Synapse:
                 return out
             return torch.matmul(s, weight.T, out=out) if out is not None else s @ weight.T
         if self.pool:
-            return _pooled_conv(s, self.pooled_weight, self.pool, self.kind)
+            return self.kind.pooled_linear(s, self.pooled_weight, self.pool)
         return self.kind.linear(s, weight)
 
     def fanout(self) -> np.ndarray:

@@ -6,7 +6,9 @@ of one projection (weights, geometry) whose docstring states its equation. It te
 * the netlist: :meth:`out_shape` (validation), :attr:`type_name` (``/layer/<i>/type``),
   :meth:`write` / :meth:`read` (its HDF5 keys);
 * the simulator and the metrics: :meth:`linear` (the map on a batch of spikes, PyTorch),
-  :meth:`fixed_weight` (weights as the ``fixed`` mode's synapse holds them), :attr:`wrap_bits`;
+  :meth:`fixed_weight` (weights as the ``fixed`` mode's synapse holds them), :attr:`wrap_bits`,
+  :meth:`pool_split` / :meth:`pooled_linear` (a folded pool computed as pool then synapse);
+* Loihi 2: :meth:`loihi2_problem` (whether the weights are in its synapse format);
 * the Lava builder: :meth:`lava_process` (Lava is imported there, only when called).
 
 Spikes and currents are in the netlist's (C, H, W) order; a kind with ``flat_input`` takes
@@ -78,3 +80,27 @@ class SynapseKind:
     def lava_step_cost(self, in_shape: Shape) -> int:
         """2-D convolutions Lava's model makes per step (for run-time estimates)."""
         return 0
+
+    def loihi2_problem(self) -> Optional[str]:
+        """Why the weights are not in Loihi 2's synapse format, or None: by default they must be
+        integers that the 8-bit-mantissa-plus-exponent path of netx and Lava
+        (:func:`neurosim.netlist.synapses.dense.loihi_dense`) keeps unchanged."""
+        from neurosim.netlist.synapses.dense import loihi_dense     # dense.py imports this module
+
+        w = np.asarray(self.weight, dtype=np.float64)
+        if np.array_equal(w, np.rint(w)):
+            w_int, exp = loihi_dense(w)
+            if np.array_equal(np.ldexp(w_int.astype(np.float64), exp), w):
+                return None
+        return "weights are not 8-bit mantissas with one exponent"
+
+    def pool_split(self, weight: np.ndarray, in_shape: Shape) -> Optional[tuple[int, np.ndarray]]:
+        """``(p, small)`` if the map with the prepared ``weight`` on spikes of ``in_shape`` is a
+        ``p x p`` sum pool followed by a smaller map with weights ``small``
+        (:meth:`pooled_linear`), else None."""
+        return None
+
+    def pooled_linear(self, s, small, p: int):
+        """:meth:`linear` computed as :meth:`pool_split`'s sum pool ``p`` and smaller map
+        (``small`` as a torch tensor)."""
+        raise NotImplementedError

@@ -7,10 +7,18 @@ HDF5 keys: ``weight`` (a trailing 1 from SLAYER is accepted), ``inChannels``, ``
 ``kernelSize``, ``stride``, ``padding``, ``dilation``, ``groups``.
 ``fixed`` mode: sums wrap to signed 24 bits (Lava's ``PyConvModelFixed``).
 Lava: ``lava.proc.conv.process.Conv`` with netx's weight layout (:func:`lava_conv_weight`).
+
+An integer kernel that is an average pool folded into a smaller conv (what
+:func:`neurosim.convert.rmp.fold_pool` writes: stride ``s p``, padding ``P p``, kernel ``k p``,
+every ``p x p`` block of the kernel one value) is, in the same integers with ``p**2`` fewer
+multiplications (:meth:`Conv.pool_split`, used by the simulator)::
+
+    conv(x, W, stride s p, padding P p) = conv(sumpool_p(x), W[..., ::p, ::p], stride s, padding P)
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import gcd
 from typing import ClassVar, Optional
 
 import numpy as np
@@ -117,6 +125,35 @@ class Conv(SynapseKind):
 
         return F.conv2d(s, weight, stride=self.stride, padding=self.padding, dilation=self.dilation,
                         groups=self.groups)
+
+    def pool_split(self, weight: np.ndarray, in_shape: Shape) -> Optional[tuple[int, np.ndarray]]:
+        """The largest such ``p`` (module docstring) for integer ``weight``, checked on random
+        spikes, with ``weight[..., ::p, ::p]``; None if there is none."""
+        import torch
+
+        if self.dilation != (1, 1) or not np.array_equal(weight, np.round(weight)):
+            return None
+        (sy, sx), (py, px), (kh, kw) = self.stride, self.padding, weight.shape[2:]
+        g = gcd(gcd(gcd(sy, sx), gcd(py, px)), gcd(gcd(kh, kw), gcd(*in_shape[1:])))
+        for p in (q for q in range(g, 1, -1) if g % q == 0):
+            o, i = weight.shape[:2]
+            blocks = weight.reshape(o, i, kh // p, p, kw // p, p)
+            if not (blocks == blocks[:, :, :, :1, :, :1]).all():
+                continue
+            x = (torch.rand((2, *in_shape), generator=torch.Generator().manual_seed(0)) < 0.5).double()
+            w = torch.as_tensor(weight, dtype=torch.float64)
+            small = w[:, :, ::p, ::p].contiguous()
+            ref, got = self.linear(x, w), self.pooled_linear(x, small, p)
+            if got.shape == ref.shape and torch.equal(got, ref):
+                return p, small.numpy()
+        return None
+
+    def pooled_linear(self, s, small, p: int):
+        import torch.nn.functional as F
+
+        return F.conv2d(F.avg_pool2d(s, p, p, divisor_override=1), small,
+                        stride=(self.stride[0] // p, self.stride[1] // p),
+                        padding=(self.padding[0] // p, self.padding[1] // p), groups=self.groups)
 
     def write(self, g) -> None:
         g.create_dataset("inChannels", data=np.int64(self.weight.shape[1] * self.groups))

@@ -11,10 +11,9 @@ On Loihi 2 the weight is an 8-bit mantissa with a weight exponent: ``m * 2**e``,
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import math
+from dataclasses import dataclass
+from typing import ClassVar, Optional
 
 import numpy as np
 
@@ -62,6 +61,11 @@ class Identity(SynapseKind):
 
     def linear(self, s, weight):
         return s * weight
+
+    def loihi2_problem(self) -> Optional[str]:
+        if fits_loihi(float(self.weight)):
+            return None
+        return f"weight {float(self.weight):g} is not an 8-bit mantissa times 2**0..7"
 
     def write(self, g) -> None:
         g.create_dataset("weight", data=np.float32(self.weight))
