@@ -23,6 +23,7 @@ kept. Writes ``<out>/results.json`` and ``<out>/report.md``; prints the table.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -40,6 +41,12 @@ from neurosim.data.dataset import load_dataset  # noqa: E402
 from neurosim.io.atomic import write_json, write_text  # noqa: E402
 from neurosim.loihi2.quantize import fit_report, quantize  # noqa: E402
 from neurosim.sim.simulator import Simulator  # noqa: E402
+
+
+@functools.lru_cache(maxsize=None)
+def _dataset(name: str):
+    """The data set's splits, loaded once per run (several nets share one)."""
+    return load_dataset(name)
 
 
 def _accuracies(nets: dict, x: np.ndarray, y: np.ndarray, steps: list[int]) -> dict:
@@ -60,7 +67,7 @@ def conversion_net(folder: Path, limit: int, steps: list[int]) -> dict:
     from neurosim.convert.rmp import convert
 
     model, result, recipe = load_model(folder)
-    tr, te = load_dataset(recipe.DATASET)
+    tr, te = _dataset(recipe.DATASET)
     x, y = te.x[:limit], te.y[:limit]
     x_cal = tr.x[np.sort(np.random.default_rng(0).permutation(len(tr.x))[:CALIB_SAMPLES])]
     kw = dict(reset="soft", v_init_half=True, progress=False)
