@@ -80,7 +80,7 @@ def test_compiled_kernel_equals_the_numpy_step(fixed, soft, per_step_bias):
         u = np.zeros(m, dtype); v = np.zeros(m, dtype)
         counts = np.zeros(m, np.int64)
         s_k = np.empty((steps, m), np.float32); trace = np.empty((steps, m), dtype)
-        kernels.scan(kernels.scan_fixed if fixed else kernels.scan_float, a, bias, vth, i_decay, v_decay,
+        kernels.scan(fixed, a, bias, vth, i_decay, v_decay,
                      soft, True, u, v, s_k, counts, trace)
         step = lif_fixed if fixed else lif_float
         uu = np.zeros(m, dtype); vv = np.zeros(m, dtype)

@@ -180,3 +180,58 @@ def test_folded_pool_conv_is_computed_as_pool_then_conv_exactly(stride, padding)
     odd = Conv(kind.weight.copy(), kind.stride, kind.padding)
     odd.weight[0, 0, 0, 1] += 2                       # one 2x2 block no longer constant
     assert Synapse(odd, (4, 12, 12), True).pool is None
+
+
+@pytest.mark.parametrize("stride,padding,dilation", [((1, 1), (1, 1), (1, 1)), ((2, 1), (0, 2), (1, 2))])
+def test_small_reduction_conv_and_sum_pool_equal_torch(stride, padding, dilation):
+    """The im2col path of a conv with few inputs per output (an image's first conv) and the
+    strided-add sum pool give PyTorch's numbers exactly, for spikes and integer weights."""
+    import torch
+    import torch.nn.functional as F
+
+    from neurosim.netlist.synapses import Conv
+    from neurosim.netlist.synapses.conv import SMALL_REDUCTION, conv2d, sum_pool
+
+    g = torch.Generator().manual_seed(0)
+    s = (torch.rand((5, 1, 13, 11), generator=g) < 0.4).float()
+    w = torch.randint(-128, 128, (7, 1, 3, 3), generator=g).float()
+    assert 1 * 3 * 3 <= SMALL_REDUCTION
+    kind = Conv(w.numpy(), stride, padding, dilation)
+    assert torch.equal(kind.linear(s, w), F.conv2d(s, w, stride=stride, padding=padding, dilation=dilation))
+    wide = torch.randint(-128, 128, (7, 4, 3, 3), generator=g).float()       # 36 terms: PyTorch's conv
+    s4 = (torch.rand((5, 4, 13, 11), generator=g) < 0.4).float()
+    assert torch.equal(conv2d(s4, wide, stride, padding, dilation, 1),
+                       F.conv2d(s4, wide, stride=stride, padding=padding, dilation=dilation))
+    for p in (2, 3):
+        x = (torch.rand((3, 2, 6 * p, 4 * p), generator=g) < 0.5).double()
+        assert torch.equal(sum_pool(x, p), F.avg_pool2d(x, p, divisor_override=1))
+
+
+@pytest.mark.parametrize("mode", ["fixed", "float"])
+def test_schedule_runs_scan_like_one_row_per_step(mode, monkeypatch):
+    """A window whose schedule changes at a few steps (a bias onset) is scanned run by run
+    with one row each; the results equal the scan with one row per step."""
+    from neurosim.netlist.schema import Population, Schedule
+    from neurosim.sim import simulator
+
+    net = small_conv_net()
+    for i in net.neuron_layers[1:]:
+        layer = net.layers[i]
+        c = layer.shape[0]
+        rows = np.zeros((3 + i, c))
+        rows[2 + i:] = np.arange(c) % 5 - 2                     # bias on from step 2 + i
+        scale = np.full((2 * i, c), 3)
+        scale[i:] = 5
+        net.layers[i] = Population(layer.shape, layer.neuron, layer.projections, None,
+                                   Schedule(scale=scale, bias=rows, scale_exp=2))
+    x = np.random.default_rng(3).random((4, 1, 6, 6))
+    sim = Simulator(net, mode)
+    assert len(sim.pops[net.neuron_layers[-1]].segments(0, 30)) == 3
+    runs = sim.run(x, 30, record_spikes=True, readout_steps=range(1, 31))
+    monkeypatch.setattr(simulator, "MAX_SEGMENTS", 0)          # one scan with a row per step
+    steps = Simulator(net, mode).run(x, 30, record_spikes=True, readout_steps=range(1, 31))
+    for i in net.neuron_layers:
+        np.testing.assert_array_equal(runs.spikes[i], steps.spikes[i])
+        np.testing.assert_array_equal(runs.v[i], steps.v[i])
+    np.testing.assert_array_equal(runs.readout_trace, steps.readout_trace)
+    assert runs.step_counts[net.output_layer].sum() > 0

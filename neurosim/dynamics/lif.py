@@ -51,7 +51,14 @@ _HALF = 1 << (STATE_BITS - 1)
 
 @register_jitable
 def decay_fixed(x: Array, decay: int) -> Array:
-    """``sign(p) * (|p| >> 12)`` with ``p = x (4096 - decay)``: Loihi's decay, rounding toward zero."""
+    """``sign(p) * (|p| >> 12)`` with ``p = x (4096 - decay)``: Loihi's decay, rounding toward zero.
+
+    ``decay = 0`` gives ``x`` and ``decay = 4096`` gives 0: returned without the product (the
+    same values; a kernel compiled for these constants then needs no 64-bit multiply)."""
+    if decay == 0:
+        return x
+    if decay == DECAY_UNITY:
+        return x * 0
     p = x * (DECAY_UNITY - decay)
     return np.sign(p) * (np.abs(p) >> DECAY_BITS)
 

@@ -35,6 +35,9 @@ from neurosim.sim.synapse import Synapse
 MODES = ("fixed", "float")
 #: Default bound on the spike buffers of a chunk and window (all layers together).
 WORKSPACE_BYTES = 1 << 25
+#: A window whose schedule rows change at most this often is scanned run by run with one
+#: row each (no (w, n) bias array); more often, in one scan with a row per step.
+MAX_SEGMENTS = 4
 
 
 @dataclass
@@ -134,25 +137,43 @@ class _Population:
             input_bound = input_bound * float(np.abs(sch.scale).max()) * 2.0 ** -sch.scale_exp + 1
         # a memoryless current is a << 6: it cannot wrap when the synapses' bound keeps it in 24 bits
         self.may_wrap = not (self.i_decay == DECAY_UNITY and input_bound * (1 << 6) < 2 ** 23)
-        self.kernel = kernels.scan_fixed if fixed else kernels.scan_float
+
+    def segments(self, t0: int, w: int) -> list[tuple[int, int]]:
+        """Runs ``(lo, hi)`` of window positions over which the schedule's rows do not change,
+        so each run scans with one row (a bias-onset schedule: two runs at most), or the whole
+        window as one run when the rows change more than :data:`MAX_SEGMENTS` times (e.g. a
+        BNTT schedule: a new row every step) or there is no schedule."""
+        sch = self.schedule
+        if sch is None:
+            return [(0, w)]
+        rows = np.concatenate([r.reshape(w, -1) for r in (sch.rows(t0, w, "scale"), sch.rows(t0, w, "bias"))
+                               if r is not None], axis=1)
+        cuts = [0] + [int(k) + 1 for k in np.flatnonzero(np.any(rows[1:] != rows[:-1], axis=1))] + [w]
+        if len(cuts) - 1 > MAX_SEGMENTS:
+            return [(0, w)]
+        return list(zip(cuts[:-1], cuts[1:]))
 
     def scheduled(self, a: np.ndarray, bias: np.ndarray, t0: int, nb: int) -> tuple[np.ndarray, np.ndarray]:
         """The synaptic input ``a`` (w, nb * n) and the bias (1 or w, nb * n) of steps
         ``t0 .. t0 + w - 1`` after the schedule: ``a * scale[t, c]`` (the mode's rounding rule,
-        :func:`neurosim.dynamics.lif.scale_fixed`) and ``bias + bias[t, c]``."""
+        :func:`neurosim.dynamics.lif.scale_fixed`) and ``bias + bias[t, c]``. Over a run of
+        equal rows (:meth:`segments`) the bias stays one row for all steps."""
         sch, w = self.schedule, len(a)
         if sch is None:
             return a, bias.reshape(1, -1)
+        same = (w == 1 or all(r is None or not np.any(r[1:] != r[:1])
+                              for r in (sch.rows(t0, w, "scale"), sch.rows(t0, w, "bias"))))
+        k = 1 if same else w                           # rows of the schedule needed
         rows = (w, nb, -1, self.per_channel)
         if sch.scale is not None:
-            scale = sch.rows(t0, w, "scale")[:, None, :, None]
+            scale = sch.rows(t0, k, "scale")[:, None, :, None]
             a = np.asarray(a, dtype=self.dtype).reshape(rows)
             a = (scale_fixed(a, scale.astype(np.int64), int(sch.scale_exp)) if self.fixed
                  else scale_float(a, scale, int(sch.scale_exp))).reshape(w, -1)
         if sch.bias is not None:
-            extra = sch.rows(t0, w, "bias")[:, None, :, None]
+            extra = sch.rows(t0, k, "bias")[:, None, :, None]
             extra = to_state(np.round(extra).astype(np.int64)) if self.fixed else extra
-            bias = (bias.reshape(1, nb, -1, self.per_channel) + extra).reshape(w, -1)
+            bias = (bias.reshape(1, nb, -1, self.per_channel) + extra).reshape(k, -1)
         else:
             bias = bias.reshape(1, -1)
         return a, bias
@@ -160,7 +181,7 @@ class _Population:
     def scan(self, a: np.ndarray, bias: np.ndarray, u: np.ndarray, v: np.ndarray, s_out: np.ndarray,
              counts: np.ndarray, v_trace: np.ndarray) -> None:
         """Advance every neuron over the window (see :func:`neurosim.sim.kernels.scan`)."""
-        kernels.scan(self.kernel, a, bias, self.vth, self.i_decay, self.v_decay, self.soft,
+        kernels.scan(self.fixed, a, bias, self.vth, self.i_decay, self.v_decay, self.soft,
                      self.may_wrap, u, v, s_out, counts, v_trace)
 
 
@@ -400,13 +421,14 @@ class Simulator:
                     a = np.zeros((1, m), np.float32)                      # driven by its bias alone
                 else:
                     a = self._current(i, states, source, st, w, nb, m)
-                a, bias = pop.scheduled(a, biases[i], t0, nb)
                 s_out = st.out.fill(w)
                 # readout steps that fall in this window: positions in the window and in the result
                 picks = [(t - 1 - t0, k) for k, t in enumerate(res.readout_steps) if t0 < t <= t0 + w] if i == out else []
                 v_trace = np.empty((w if picks else 0, m), pop.dtype)
                 before = st.counts.copy() if picks else None
-                pop.scan(a, bias, st.u, st.v, s_out, st.counts, v_trace)
+                for lo, hi in pop.segments(t0, w):
+                    a_run, bias = pop.scheduled(a if len(a) == 1 else a[lo:hi], biases[i], t0 + lo, nb)
+                    pop.scan(a_run, bias, st.u, st.v, s_out[lo:hi], st.counts, v_trace[lo:hi] if picks else v_trace)
                 res.step_counts[i][t0:t0 + w] += st.out.count(w)
                 n = m // nb
                 if res.spikes is not None:
