@@ -383,6 +383,10 @@ def _cmd_train_bntt(args: argparse.Namespace) -> int:
     if "early_exit_default" in b:
         ee = b["early_exit_default"]
         print(f"early exit (alpha {ee['alpha']})  step {ee['exit_step']} of {args.steps}")
+    ce = b["calibrated_exit"]
+    print(f"calibrated exit         step {ce['exit_step']} of {args.steps}: {100 * ce['accuracy']:.2f} % against "
+          f"{100 * ce['full_accuracy']:.2f} % (chosen on {ce['calibration_samples']} training samples, "
+          f"tolerance {100 * ce['tolerance']:.1f} point)")
     print(f"netlist  {report['netlist']}\nreport   {report['report_paths'][0]}\nplot     {report['report_paths'][1]}")
     return 0
 

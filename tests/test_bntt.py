@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from neurosim.bntt.early_exit import exit_step, gamma_profile
+from neurosim.bntt.early_exit import calibrated_exit_step, exit_step, gamma_profile
 from neurosim.bntt.encoding import poisson, to_raster
 from neurosim.bntt.fold import export, netlist_input
 from neurosim.bntt.network import BNTTNet
@@ -161,6 +161,16 @@ def test_early_exit_is_the_longest_suffix_of_small_gammas():
     assert exit_step(net, 0.005) == 6
 
 
+def test_calibrated_exit_is_the_first_step_within_tolerance_of_the_last():
+    acc = {1: 0.40, 2: 0.80, 3: 0.897, 4: 0.91, 5: 0.89, 6: 0.90}
+    assert calibrated_exit_step(acc, 0.005) == 3          # 0.897 >= 0.90 - 0.005
+    assert calibrated_exit_step(acc, 0.0) == 4            # the first step at or above the last
+    assert calibrated_exit_step(acc, 0.2) == 2
+    assert calibrated_exit_step({1: 0.5}, 0.01) == 1
+    with pytest.raises(ValueError, match="tolerance"):
+        calibrated_exit_step(acc, 1.5)
+
+
 @pytest.mark.skipif(shutil.which("torchrun") is None and not Path(".venv/bin/torchrun").exists(),
                     reason="torchrun not installed")
 def test_two_processes_train_with_torchrun(tmp_path):
@@ -195,7 +205,11 @@ def test_train_bntt_command_writes_netlist_and_report(tmp_path, capsys):
     assert b["latency_steps"] == 2 and len(b["gamma_profile"][0]) == 5
     assert report["lava_spike_mismatches"] == {"fixed_pt": 0, "floating_pt": 0}
     assert b["early_exit_default"]["lava_spike_mismatches"] == 0
+    ce = b["calibrated_exit"]
+    assert ce["calibration_samples"] == 300 and 1 <= ce["exit_step"] <= 5
+    assert ce["lava_spike_mismatches"] == 0 and ce["lava_steps"] == ce["exit_step"] + 2
     assert (out / "network.net").is_file() and (out / "report.png").is_file()
-    assert "fixed netlist" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "fixed netlist" in printed and "calibrated exit" in printed
     assert main(["resnet" if a == "mlp" else a for a in args]) == 2
     assert "--arch must be one of" in capsys.readouterr().err

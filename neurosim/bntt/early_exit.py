@@ -14,16 +14,24 @@ accuracy and latency for several values. In Lava the exit step is ``t_exit`` plu
 latency (one step per layer). The statistic (per-layer mean over channels) and ``alpha = 0.1``
 are those of the public reproduction of the paper (docs/bntt.md says what is and is not from
 the paper itself).
+
+Beside it, and **not the paper's rule**, :func:`calibrated_exit_step` picks the exit step from
+data: the smallest step whose accuracy on calibration samples (training images, never the
+test set) is within ``tolerance`` of their accuracy after all ``T`` steps::
+
+    t_cal = min { t : acc_cal(t) >= acc_cal(T) - tolerance }
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from neurosim.bntt.network import BNTTNet
 
 DEFAULT_ALPHA = 0.1
+#: Accuracy the calibrated exit may give up on the calibration samples (0.5 point).
+DEFAULT_TOLERANCE = 0.005
 
 
 def gamma_profile(net: BNTTNet) -> np.ndarray:
@@ -56,3 +64,15 @@ def sweep(net: BNTTNet, accuracy_at: dict, alphas: Sequence[float]) -> list[dict
         out.append({"alpha": float(a), "exit_step": t, "accuracy": accuracy_at[t],
                     "full_accuracy": accuracy_at[T], "latency_saved": 1.0 - t / T})
     return out
+
+
+def calibrated_exit_step(accuracy_at: Mapping[int, float], tolerance: float = DEFAULT_TOLERANCE) -> int:
+    """``t_cal`` (module docstring) from ``accuracy_at`` = {step: accuracy on the calibration
+    samples}, read after every step 1..T of one run."""
+    steps = sorted(accuracy_at)
+    if not steps:
+        raise ValueError("no accuracy per step to calibrate the exit on")
+    if not 0 <= tolerance < 1:
+        raise ValueError(f"tolerance must lie in [0, 1), got {tolerance}")
+    target = accuracy_at[steps[-1]] - tolerance
+    return next(t for t in steps if accuracy_at[t] >= target)

@@ -16,7 +16,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from neurosim.bntt.early_exit import DEFAULT_ALPHA, exit_step, gamma_profile, sweep
+from neurosim.bntt.early_exit import (DEFAULT_ALPHA, DEFAULT_TOLERANCE, calibrated_exit_step, exit_step,
+                                      gamma_profile, sweep)
 from neurosim.bntt.fold import export, netlist_input
 from neurosim.bntt.train import BNTTConfig, Data, _generator, load_data, train_bntt
 from neurosim.data.dataset import Split
@@ -26,6 +27,8 @@ from neurosim.sim.simulator import Simulator
 
 NETLIST_NAME = "network.net"
 ALPHAS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+#: Training images the calibrated exit (:func:`neurosim.bntt.early_exit.calibrated_exit_step`) is chosen on.
+CALIBRATION_SAMPLES = 1000
 
 
 def test_spikes(data: Data, steps: int, seed: int, limit: Optional[int]) -> tuple[torch.Tensor, np.ndarray]:
@@ -36,9 +39,19 @@ def test_spikes(data: Data, steps: int, seed: int, limit: Optional[int]) -> tupl
     return torch.cat(parts), yt
 
 
+def calibration_spikes(data: Data, steps: int, seed: int, n: int = CALIBRATION_SAMPLES
+                       ) -> tuple[torch.Tensor, np.ndarray]:
+    """Seeded input spikes (N, C, H, W, T) of the last ``n`` training samples (seen in
+    training; never test samples), and their labels: what the calibrated exit is chosen on."""
+    x, y = data.x[-n:], data.y[-n:]
+    parts = [data.spikes(x[s:s + 256], steps, _generator(seed, 1 << 21, b))
+             for b, s in enumerate(range(0, len(x), 256))]
+    return torch.cat(parts), y
+
+
 def train_and_deploy(cfg: BNTTConfig, out_dir: Path, *, report_limit: Optional[int] = 2000, lava_samples: int = 3,
                      lava_timeout: Optional[float] = None, alphas: Sequence[float] = ALPHAS,
-                     progress: bool = True, measure: bool = True) -> dict:
+                     tolerance: float = DEFAULT_TOLERANCE, progress: bool = True, measure: bool = True) -> dict:
     """Train (resuming ``out_dir/bntt.pt``), export and measure; ``measure=False`` (the other
     processes of a ``torchrun`` launch) returns after training with ``{}``."""
     t0 = time.time()
@@ -79,6 +92,20 @@ def train_and_deploy(cfg: BNTTConfig, out_dir: Path, *, report_limit: Optional[i
         if lava_samples > 0:
             bntt["early_exit_default"].update(_lava_early_exit(path, x[:lava_samples], labels[:lava_samples],
                                                                t_exit + latency, lava_timeout))
+    # the calibrated exit (not the paper's rule): chosen on training samples, measured on the test ones
+    cal_spikes, cal_labels = calibration_spikes(data, cfg.steps, cfg.seed)
+    cal = Simulator(hdf5.load(path), "fixed").run(netlist_input(cal_spikes, model.signed_input, latency), run_steps,
+                                                  readout_steps=curve, per_neuron=False)
+    cal_at = {t - latency: a for t, a in cal.accuracy_at(cal_labels).items()}
+    t_cal = calibrated_exit_step(cal_at, tolerance)
+    bntt["calibrated_exit"] = {"tolerance": tolerance, "calibration_samples": len(cal_labels), "exit_step": t_cal,
+                               "calibration_accuracy": cal_at[t_cal], "calibration_full_accuracy": cal_at[cfg.steps],
+                               "accuracy": acc_at[t_cal], "full_accuracy": acc_at[cfg.steps],
+                               "latency_saved": 1 - t_cal / cfg.steps, "lava_steps": t_cal + latency,
+                               "lava_latency_saved": 1 - (t_cal + latency) / (cfg.steps + latency)}
+    if lava_samples > 0:
+        bntt["calibrated_exit"].update(_lava_early_exit(path, x[:lava_samples], labels[:lava_samples],
+                                                        t_cal + latency, lava_timeout))
     report["bntt"] = bntt
     report["netlist"] = str(path)
     report["seconds"].update({"train": t_train, "total": time.time() - t0})
