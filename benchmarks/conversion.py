@@ -74,7 +74,7 @@ class Setting:
         return f"{self.reset} {self.rule}{' θ/2' if self.v_init_half else ''}{extra}"
 
 
-GRIDS = ("full", "core", "small")
+GRIDS = ("full", "core", "small", "peer")
 
 
 def grid(kind: str, qcfs: bool) -> list[Setting]:
@@ -82,11 +82,14 @@ def grid(kind: str, qcfs: bool) -> list[Setting]:
     structural ablations (no bias onset, pools as layers); ``core``: every reset x rule, and
     theta/2 with the default rule for both resets and with the channel rule; ``small``: both
     resets with the default rule, theta/2, the other three rules with soft reset, and theta/2
-    with the channel rule. A QCFS-trained model (trained
+    with the channel rule; ``peer``: the two theta/2 settings (default and channel rule), the
+    best at low T, for the comparison with SpikingJelly on more images. A QCFS-trained model (trained
     thresholds: the rule only sets the input layer and the readout) gets its own four."""
     if qcfs:
         return [Setting("soft", "percentile", True), Setting("soft", "percentile", False),
                 Setting("hard", "percentile", True), Setting("soft", "percentile", True, align_bias=False)]
+    if kind == "peer":
+        return [Setting("soft", "percentile", True), Setting("soft", "channel", True)]
     if kind == "small":
         return [Setting("soft", "percentile"), Setting("hard", "percentile"), Setting("soft", "percentile", True),
                 Setting("soft", "max"), Setting("soft", "channel"), Setting("soft", "snn"),
