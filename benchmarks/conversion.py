@@ -225,39 +225,57 @@ def _sj_version() -> Optional[str]:
 
 # ----------------------------------------------------------------------------- speed
 
-def speed(runs: Path, batch: int = 500, steps: int = 64, repeats: int = 3) -> dict:
-    """Samples/s on the MNIST CNN: neurosim's simulator (fixed, float) and SpikingJelly, batch
-    ``batch``, T ``steps``, the machine's threads (torch and numba both use them)."""
+def speed(runs: Path, batch: int = 500, steps: int = 64, repeats: int = 5) -> dict:
+    """Samples/s on the MNIST CNN: neurosim's simulator (fixed, float; pools folded and as
+    layers) and SpikingJelly, batch ``batch``, T ``steps``, the machine's threads (torch and
+    numba both use them). The executors take turns, ``repeats`` rounds of one timed run each,
+    so a change of the machine's speed during the measurement hits all of them alike; reported:
+    the best and the median of each, and per round the ratio of neurosim's default netlist
+    (fixed, pools folded) to SpikingJelly (its median, min and max)."""
     model, result, recipe = load_model(runs / "mnist_cnn")
     tr, te = load_dataset(recipe.DATASET)
     x_cal = tr.x[np.sort(np.random.default_rng(0).permutation(len(tr.x))[:CALIB_SAMPLES])]
     x = te.x[:batch]
-    out = {"batch": batch, "steps": steps, "threads": torch.get_num_threads(), "samples_per_s": {}}
+    runners = {}
     for fold in (True, False):                 # pools folded (the default) / pools as layers (SJ's structure)
         net = convert(model, x_cal, tuple(te.x.shape[1:]), fold_pool=fold, progress=False)
         for mode in ("fixed", "float"):
             sim = Simulator(net, mode)
             sim.run(x[:50], steps)                               # compile and warm up
-            best = min(_timed(lambda: sim.run(x, steps, per_neuron=False)) for _ in range(repeats))
-            out["samples_per_s"][f"neurosim {mode}, pools {'folded' if fold else 'as layers'}"] = batch / best
+            runners[f"neurosim {mode}, pools {'folded' if fold else 'as layers'}"] = (
+                lambda sim=sim: sim.run(x, steps, per_neuron=False))
     try:
         from spikingjelly.activation_based import ann2snn, functional
     except ImportError:
-        out["samples_per_s"]["spikingjelly"] = None
-        return out
-    import copy
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.as_tensor(x_cal)), batch_size=250)
-    snn = ann2snn.Converter(mode="99.9%", dataloader=_XOnly(loader))(copy.deepcopy(model).eval()).eval()
-    xt = torch.as_tensor(x)
+        functional = None
+    if functional is not None:
+        import copy
+        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.as_tensor(x_cal)), batch_size=250)
+        snn = ann2snn.Converter(mode="99.9%", dataloader=_XOnly(loader))(copy.deepcopy(model).eval()).eval()
+        xt = torch.as_tensor(x)
 
-    def sj() -> None:
-        with torch.no_grad():
-            functional.reset_net(snn)
-            acc = 0
-            for _ in range(steps):
-                acc = acc + snn(xt)
-    sj()
-    out["samples_per_s"]["spikingjelly"] = batch / min(_timed(sj) for _ in range(repeats))
+        def sj() -> None:
+            with torch.no_grad():
+                functional.reset_net(snn)
+                acc = 0
+                for _ in range(steps):
+                    acc = acc + snn(xt)
+        sj()
+        runners["spikingjelly"] = sj
+    times = {k: [] for k in runners}
+    for _ in tqdm(range(repeats), desc="speed rounds", leave=False):
+        for k, fn in runners.items():
+            times[k].append(_timed(fn))
+    out = {"batch": batch, "steps": steps, "threads": torch.get_num_threads(), "repeats": repeats,
+           "samples_per_s": {k: batch / min(v) for k, v in times.items()},
+           "median_samples_per_s": {k: batch / float(np.median(v)) for k, v in times.items()},
+           "seconds": times}
+    if "spikingjelly" not in runners:
+        out["samples_per_s"]["spikingjelly"] = None
+    else:
+        ratio = np.array(times["spikingjelly"]) / np.array(times["neurosim fixed, pools folded"])
+        out["default_over_spikingjelly"] = {"median": float(np.median(ratio)), "min": float(ratio.min()),
+                                            "max": float(ratio.max())}
     return out
 
 
@@ -305,9 +323,16 @@ def tables(results: dict) -> str:
         lines.append("")
     if results.get("speed"):
         sp = results["speed"]
-        lines += [f"### Speed: MNIST CNN, batch {sp['batch']}, T = {sp['steps']}, {sp['threads']} threads", "",
-                  "| executor | samples/s |", "|---|---|"]
-        lines += [f"| {k} | {'–' if v is None else f'{v:.1f}'} |" for k, v in sp["samples_per_s"].items()]
+        med = sp.get("median_samples_per_s", {})
+        lines += [f"### Speed: MNIST CNN, batch {sp['batch']}, T = {sp['steps']}, {sp['threads']} threads, "
+                  f"{sp.get('repeats', 1)} interleaved rounds", "",
+                  "| executor | samples/s (best) | samples/s (median) |", "|---|---|---|"]
+        lines += [f"| {k} | {'–' if v is None else f'{v:.1f}'} | "
+                  f"{f'{med[k]:.1f}' if med.get(k) is not None else '–'} |" for k, v in sp["samples_per_s"].items()]
+        if sp.get("default_over_spikingjelly"):
+            r = sp["default_over_spikingjelly"]
+            lines += ["", f"neurosim's default netlist (fixed) against SpikingJelly, per round: "
+                      f"{r['median']:.2f}× (min {r['min']:.2f}×, max {r['max']:.2f}×)"]
     return "\n".join(lines) + "\n"
 
 
