@@ -70,7 +70,8 @@ class QCFS(nn.Module):
         self.threshold = nn.Parameter(torch.tensor(float(threshold)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return qcfs(x, self.threshold, self.levels)
+        # float32 even under bfloat16 autocast: floor() on an 8-bit mantissa would move levels
+        return qcfs(x.float(), self.threshold, self.levels)
 
     def extra_repr(self) -> str:
         return f"levels={self.levels}, threshold={float(self.threshold):.4g}"

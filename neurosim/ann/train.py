@@ -5,8 +5,9 @@ shuffling of epoch ``e`` comes from a generator seeded with ``(seed, e)``, so a 
 killed and resumed gives the same weights as one that never stopped.
 
 Optional, all off by default (the original behaviour: Adam, constant learning rate, no
-augmentation): SGD with momentum, a per-step cosine schedule with linear warm-up, random
-crop + horizontal flip (for CIFAR), label smoothing, evaluation after every epoch, a
+augmentation): SGD with momentum, a per-step cosine or one-cycle schedule with linear warm-up,
+random crop + horizontal flip (for CIFAR), label smoothing, channels-last memory and bfloat16
+autocast (CPU speed: docs/conversion.md measures both), evaluation after every epoch, a
 per-batch progress bar, and ``until=`` to stop after a given epoch (a long run done in
 pieces). The learning rate is a pure function of the step, the augmentation draws come from
 the epoch's seeded generator and the global torch RNG state (dropout) is stored in the
@@ -26,6 +27,7 @@ from tqdm.auto import tqdm
 
 from neurosim.errors import NeurosimError
 from neurosim.io.atomic import atomic_path
+from neurosim.progress import shown
 
 
 @dataclass
@@ -43,10 +45,13 @@ class TrainConfig:
     augment: str = "none"           # "none" | "crop-flip" (pad + random crop, random h-flip)
     crop_padding: int = 4           # zero padding for "crop-flip"
     label_smoothing: float = 0.0
+    channels_last: bool = False     # NHWC memory format for conv nets (oneDNN's fast path on CPU)
+    autocast: str = "none"          # "none" | "bf16" (bfloat16 autocast; fp32 master weights)
 
 
 OPTIMIZERS = ("adam", "sgd")
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "onecycle")
+AUTOCASTS = ("none", "bf16")
 AUGMENTS = ("none", "crop-flip")
 
 
@@ -56,9 +61,11 @@ def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     warm = cfg.warmup_epochs * steps_per_epoch
     if step < warm:
         return cfg.lr * (step + 1) / warm
+    frac = min(1.0, (step - warm) / max(1.0, total - warm))
     if cfg.schedule == "cosine":
-        frac = min(1.0, (step - warm) / max(1.0, total - warm))
         return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * frac))
+    if cfg.schedule == "onecycle":      # after the linear warm-up: linear decay to 0 (Smith & Topin 2019)
+        return cfg.lr * (1.0 - frac)
     return cfg.lr
 
 
@@ -141,7 +148,11 @@ def train(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig
         raise NeurosimError(f"unknown schedule '{cfg.schedule}' (known: {', '.join(SCHEDULES)})")
     if cfg.augment not in AUGMENTS:
         raise NeurosimError(f"unknown augmentation '{cfg.augment}' (known: {', '.join(AUGMENTS)})")
+    if cfg.autocast not in AUTOCASTS:
+        raise NeurosimError(f"unknown autocast '{cfg.autocast}' (known: {', '.join(AUTOCASTS)})")
     torch.manual_seed(cfg.seed)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, cfg)
     start = 0
     history: list[dict] = []
@@ -162,7 +173,7 @@ def train(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig
     xt, yt = torch.as_tensor(x), torch.as_tensor(y)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     steps_per_epoch = (len(xt) + cfg.batch_size - 1) // cfg.batch_size
-    bar = tqdm(range(start, stop), desc="train ANN", unit="epoch", disable=not progress,
+    bar = tqdm(range(start, stop), desc="train ANN", unit="epoch", disable=not shown(progress),
                initial=start, total=cfg.epochs)
     for epoch in bar:
         t0, c0 = time.perf_counter(), time.process_time()
@@ -171,18 +182,21 @@ def train(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig
         order = torch.randperm(len(xt), generator=gen)
         total, correct = 0.0, 0
         batches = tqdm(range(0, len(order), cfg.batch_size), desc=f"epoch {epoch + 1}", unit="batch",
-                       leave=False, disable=not progress or steps_per_epoch < 50)
+                       leave=False, disable=not shown(progress) or steps_per_epoch < 50)
         for k, i in enumerate(batches):
             idx = order[i:i + cfg.batch_size]
             xb, yb = xt[idx], yt[idx]
             if cfg.augment == "crop-flip":
                 xb = crop_flip(xb, gen, cfg.crop_padding)
+            if cfg.channels_last and xb.dim() == 4:
+                xb = xb.contiguous(memory_format=torch.channels_last)
             if cfg.schedule != "constant" or cfg.warmup_epochs > 0:
                 lr = lr_at(cfg, epoch * steps_per_epoch + k, steps_per_epoch)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
             optimizer.zero_grad()
-            out = model(xb)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.autocast == "bf16"):
+                out = model(xb).float()
             loss = loss_fn(out, yb)
             loss.backward()
             optimizer.step()
@@ -201,4 +215,6 @@ def train(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig
         if on_epoch is not None:
             on_epoch(record)
     model.eval()
+    if cfg.channels_last:
+        model.to(memory_format=torch.contiguous_format)     # the converter reads plain tensors
     return model
