@@ -1,6 +1,10 @@
 """neurosim: low-latency spiking neural networks from training to neuromorphic deployment."""
 from threading import RLock as _RLock
 
+from neurosim.threads import prefer_passive_waiting as _prefer_passive_waiting
+
+_prefer_passive_waiting()      # before tqdm (and anything) can import torch: see neurosim.threads
+
 from tqdm import tqdm as _tqdm
 
 # tqdm's default write lock is a multiprocessing RLock, whose creation fixes the process start

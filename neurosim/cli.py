@@ -1,19 +1,33 @@
-"""The ``neurosim`` command line: ``export`` (the main job), ``run`` (measure any netlist), ``info``."""
+"""The ``neurosim`` command line: ``export`` (the main job), ``convert``, ``run`` (measure any
+netlist), ``train-bntt``, the interop commands and ``info``."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import NoReturn, Optional, Sequence
+
+import neurosim
 
 from neurosim.convert import DEFAULT_PERCENTILE, DEFAULT_RULE, RULES
-from neurosim.data.encodings import ENCODINGS
+from neurosim.data.encodings import ENCODINGS, SPIKE_ENCODINGS
 from neurosim.data.timing import TIMINGS
 from neurosim.errors import NeurosimError
 from neurosim.io.npy_input import LAYOUTS, TIME_AXES
 from neurosim.netlist.schema import MAX_TIMESTEPS
 
 DEFAULT_OUT = Path("runs/digits")
+#: Where ``run`` and ``loihi2-report`` write by default: ``runs/<netlist folder>/`` (never next to
+#: the input netlist, which may sit in a shared, read-only reference folder).
+RUNS = Path("runs")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (``neurosim: error: ...`` and where the options are listed)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"neurosim: error: {message} (see '{self.prog} --help')", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def _positive_int(text: str) -> int:
@@ -26,11 +40,28 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    value = _positive_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
 def _steps(text: str) -> int:
     value = _positive_int(text)
     if not 1 <= value <= MAX_TIMESTEPS:
         raise argparse.ArgumentTypeError(f"time steps must be between 1 and {MAX_TIMESTEPS}, got {value}")
     return value
+
+
+def _sweep(text: str) -> list[int]:
+    try:
+        values = [_steps(t) for t in text.replace(" ", "").split(",") if t]
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} in '{text}'") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected time steps separated by commas, e.g. 8,16,32")
+    return sorted(set(values))
 
 
 def _positive_float(text: str) -> float:
@@ -43,21 +74,34 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _add_lava_args(p: argparse.ArgumentParser, default_samples: int) -> None:
-    p.add_argument("--lava-samples", type=_positive_int, default=default_samples,
+def _add_lava_args(p: argparse.ArgumentParser, default_samples: int, implied: bool = False) -> None:
+    default = None if implied else default_samples
+    p.add_argument("--lava-samples", type=_positive_int, default=default,
                    help="test samples also run on Lava's CPU simulator and compared spike for spike "
-                        f"with the reference, in both fixed_pt and floating_pt (default {default_samples}; 0 = skip)")
+                        f"with the reference, in both fixed_pt and floating_pt (default {default_samples}"
+                        + ("with --lava; a number > 0 implies --lava" if implied else "; 0 = skip") + ")")
     p.add_argument("--lava-timeout", type=_positive_float, default=None,
                    help="seconds before a Lava run is stopped and reported as failed (default: estimated)")
 
 
+def _add_sweep_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sweep", type=_sweep, default=None, metavar="T1,T2,...",
+                   help="time steps to report accuracy, spikes, SynOps and energy at, all read from one run "
+                        "(default: 4, 8, 16, ... up to --steps, and --steps)")
+
+
 def _add_convert_args(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument("--model", required=required, default=None, help="FILE.py:CLASS, a torch.fx-traceable "
-                   "nn.Module built without arguments")
+    p.add_argument("--model", required=required, default=None,
+                   help="FILE.py:NAME (the file's folder is importable) or package.module:NAME: a torch.fx-traceable "
+                        "nn.Module class or a function returning one" + ("" if required else
+                        " (default: the main job trains its own digits CNN)"))
+    p.add_argument("--model-args", default=None, metavar="JSON",
+                   help="keyword arguments for NAME, a JSON object, e.g. '{\"num_classes\": 10}'")
     p.add_argument("--weights", type=Path, default=None, help="its trained state_dict (torch.save), or a neurosim "
-                   "checkpoint")
+                   "checkpoint (without it the untrained initial weights are converted, with a warning)")
     p.add_argument("--dataset", default=None if not required else "mnist",
-                   help="digits | mnist | fashion-mnist | cifar10 (default mnist)")
+                   help="digits | mnist | fashion-mnist | cifar10 (default " + ("mnist)" if required else
+                        "digits; with --model only)"))
     p.add_argument("--data-dir", default=None, help="where the data set's files are (default ../shared/datasets)")
     p.add_argument("--reset", choices=("soft", "hard"), default="soft", help="neuron reset (default soft: RMP)")
     p.add_argument("--v-init-half", action=argparse.BooleanOptionalAction, default=None,
@@ -65,18 +109,36 @@ def _add_convert_args(p: argparse.ArgumentParser, required: bool) -> None:
                         "QCFS activations, whose trained thresholds are used, off otherwise)")
     p.add_argument("--alpha", type=float, default=1.0, help="global scale of every threshold (default 1)")
     p.add_argument("--no-fold-pool", action="store_true", help="keep average pooling as spiking layers")
-    p.add_argument("--calib-samples", type=_positive_int, default=2000,
-                   help="training samples for threshold balancing (default 2000)")
-    p.add_argument("--limit", type=_positive_int, default=None, help="use only the first N test samples")
+    p.add_argument("--bias-onset", action=argparse.BooleanOptionalAction, default=True,
+                   help="switch each layer's bias on at the step its first input arrives (default on; "
+                        "--no-bias-onset writes no schedule, as stock netx needs: docs/interop.md)")
+    p.add_argument("--readout-reset", choices=("soft", "hard"), default=None,
+                   help="the output layer's reset (default soft: the readout integrates, count x threshold + v "
+                        "is its summed current); hard: a spiking layer like the others, which stock lava-dl netx "
+                        "builds (with --reset hard --no-bias-onset: docs/interop.md)")
+    p.add_argument("--calib-samples", type=_count, default=None,
+                   help="training samples for threshold balancing (default 2000; the main job: all)")
+    p.add_argument("--limit", type=_count, default=None, help="use only the first N test samples")
+    _add_sweep_arg(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="neurosim", description="Low-latency SNNs from training to "
-                                     "neuromorphic deployment: RMP conversion, HDF5 netlists, Lava, SynOps.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--threads", type=_count, default=None,
+                        help="threads for torch and the simulator's kernels (default: the cores available, "
+                             "or OMP_NUM_THREADS); idle threads sleep instead of spinning (docs/benchmarks.md)")
+    common.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
+                        help="no progress bars (they are drawn only on a terminal anyway)")
+    parser = _Parser(prog="neurosim", description="Low-latency SNNs from training to "
+                     "neuromorphic deployment: RMP conversion, HDF5 netlists, Lava, SynOps.")
+    parser.add_argument("--version", action="version", version=f"neurosim {neurosim.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    ex = sub.add_parser("export", help="the main job: train the digits ANN, convert to RMP-SNN, export "
+    def command(name: str, **kw) -> argparse.ArgumentParser:     # every command takes the common options
+        return sub.add_parser(name, parents=[common], **kw)
+
+    ex = command("export", help="the main job: train the digits ANN, convert to RMP-SNN, export "
                         "the netlist, run it (reference + Lava) and write report.json/report.png",
                         description="Train a small CNN on scikit-learn's 8x8 digits, convert it to an SNN of "
                         "RMP (soft-reset IF) neurons with layer-wise threshold balancing, export an HDF5 "
@@ -84,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "and on Lava for a few samples, and report accuracy, spikes, SynOps and energy.")
     ex.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     ex.add_argument("--steps", type=_steps, default=None, help=f"time steps T, 1..{MAX_TIMESTEPS} (default 64)")
-    ex.add_argument("--epochs", type=_positive_int, default=None, help="ANN training epochs (default 60)")
+    ex.add_argument("--epochs", type=_count, default=None, help="ANN training epochs (default 60)")
     ex.add_argument("--rule", choices=RULES, default=DEFAULT_RULE,
                     help=f"threshold balancing rule (default {DEFAULT_RULE})")
     ex.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE,
@@ -93,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lava_args(ex, 10)
     _add_convert_args(ex, required=False)
 
-    cv = sub.add_parser("convert", help="convert your own trained model (FILE.py:CLASS + state_dict) to an RMP "
+    cv = command("convert", help="convert your own trained model (FILE.py:CLASS + state_dict) to an RMP "
                         "netlist and measure it (as export does for the digits)",
                         description="Trace a trained PyTorch model with torch.fx, convert it to integrate-and-fire "
                         "neurons with threshold balancing on training samples, export network.net and measure it "
@@ -108,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"percentile for --rule percentile (default {DEFAULT_PERCENTILE})")
     _add_lava_args(cv, 5)
 
-    run = sub.add_parser("run", help="run a netlist on the reference simulator (and Lava with --lava) "
+    run = command("run", help="run a netlist on the reference simulator (and Lava with --lava) "
                          "and print the report",
                          description="Validate and run any netlist neurosim can read on a test split.")
     run.add_argument("netlist", type=Path, help="HDF5 netlist (netx layout)")
@@ -118,14 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--steps", type=_steps, default=None,
                      help=f"time steps T, 1..{MAX_TIMESTEPS} (default: the netlist's metadata, else 64)")
     run.add_argument("--mode", choices=("fixed", "float"), default="fixed", help="numeric mode (fixed)")
-    run.add_argument("--limit", type=_positive_int, default=None, help="use only the first N test samples")
+    run.add_argument("--limit", type=_count, default=None, help="use only the first N test samples")
     run.add_argument("--lava", action="store_true", help="also run on Lava (see --lava-samples)")
-    run.add_argument("--out", type=Path, default=None, help="folder for report.json/png "
-                     "(default: next to the netlist)")
-    run.add_argument("--encoding", choices=ENCODINGS, default=None,
-                     help="how --dataset images drive the input layer: current (the image in [0, 1]) | bootstrap "
-                          "(lava-dl's bootstrap tutorial: (image - 0.5) / 0.5 on SLAYER's 8-bit grid) (default: the "
-                          "netlist's metadata; bootstrap for a lava-dl tutorial export with an input layer; else current)")
+    run.add_argument("--out", type=Path, default=None, help="folder for NET-report.json/png "
+                     f"(default {RUNS}/<the netlist's folder name>)")
+    run.add_argument("--encoding", choices=(*ENCODINGS, *SPIKE_ENCODINGS), default=None,
+                     help="how --dataset images drive the net: current (the image in [0, 1]) | bootstrap "
+                          "(lava-dl's bootstrap tutorial: (image - 0.5) / 0.5 on SLAYER's 8-bit grid) for a net with an "
+                          "input layer; rate (Bernoulli spikes, the pixel the probability per step) for a spike-input "
+                          "net (default: the netlist's metadata, e.g. train-bntt's Poisson recipe; bootstrap for a "
+                          "lava-dl tutorial export with an input layer; else current)")
     run.add_argument("--timing", choices=TIMINGS, default="auto",
                      help="lava: the netlist's own time (stock netx); slayer: each layer's bias starts at its depth, "
                           "as in SLAYER training (default auto: slayer for lava-dl tutorial exports, else lava)")
@@ -145,9 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", choices=("cpu", "loihi2"), default="cpu",
                      help="cpu: the simulator (default); loihi2: the data set's samples on a Loihi 2 through Lava's "
                           "Loihi2HwCfg (needs Intel's Loihi extension; refused at once without it)")
-    _add_lava_args(run, 5)
+    _add_sweep_arg(run)
+    _add_lava_args(run, 5, implied=True)
 
-    bt = sub.add_parser("train-bntt", help="train an SNN from scratch with BNTT (SLAYER synapses), export the "
+    bt = command("train-bntt", help="train an SNN from scratch with BNTT (SLAYER synapses), export the "
                         "netlist (BNTT folded into per-step scale and bias) and measure it",
                         description="Train a spiking net with Batch Normalization Through Time (Kim & Panda 2021) on "
                         "Poisson-coded images or binned events, resumably (bntt.pt); export network.net; run it on the "
@@ -166,14 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--lr", type=_positive_float, default=0.1, help="SGD learning rate (default 0.1)")
     bt.add_argument("--batch-size", type=_positive_int, default=64, help="global batch size (default 64)")
     bt.add_argument("--seed", type=_positive_int, default=0)
-    bt.add_argument("--limit", type=_positive_int, default=None, help="train on the first N samples")
-    bt.add_argument("--test-limit", type=_positive_int, default=2000,
+    bt.add_argument("--limit", type=_count, default=None, help="train on the first N samples")
+    bt.add_argument("--test-limit", type=_count, default=2000,
                     help="measure on the first N test samples (default 2000)")
     bt.add_argument("--out", type=Path, default=Path("runs/bntt"), help="output folder (default runs/bntt)")
-    bt.add_argument("--no-progress", action="store_true")
     _add_lava_args(bt, 3)
 
-    nx = sub.add_parser("export-netx", help="write a netlist so that stock lava-dl netx loads it with the same "
+    nx = command("export-netx", help="write a netlist so that stock lava-dl netx loads it with the same "
                         "spikes, or say which layer netx cannot express and why",
                         description="Check that NET holds only what lava-dl's netx.hdf5.Network builds (a chain of "
                         "dense/conv layers of CUBA neurons with hard reset, v = 0 at the start, integer mantissas, no "
@@ -182,17 +246,22 @@ def build_parser() -> argparse.ArgumentParser:
     nx.add_argument("netlist", type=Path, help="neurosim netlist")
     nx.add_argument("out", type=Path, help="netx file to write")
 
-    en = sub.add_parser("export-nir", help="write a netlist as a NIR graph (nir 1.0) for snnTorch, Norse, ... "
-                        "(reset, vInit and the one-step synaptic delay kept in node metadata)",
-                        description="Write NET as a NIR file: IF/LIF/CubaLIF neurons, Affine/Linear, Conv2d, "
-                        "SumPool2d/AvgPool2d, Scale, Flatten; per-step schedules are refused naming the layer "
-                        "(docs/interop.md, section NIR).")
+    en = command("export-nir", help="write a netlist as a NIR graph (nir 1.0) that snnTorch 1.0 loads "
+                 "(reset, vInit and the one-step synaptic delay kept in node metadata)",
+                 description="Write NET as a NIR file. Default (--consumer snntorch): only nodes snnTorch 1.0's "
+                 "import_from_nir loads (LIF/CubaLIF, Affine/Linear, Conv2d, Flatten; the input scale folded into a "
+                 "1x1 conv or affine); neurosim.interop.nir_io.to_snntorch restores the soft reset. --consumer nir: "
+                 "NIR's own nodes (IF, Scale, SumPool2d, v_leak). What is lost per consumer: docs/interop.md, NIR.")
     en.add_argument("netlist", type=Path, help="neurosim netlist")
     en.add_argument("out", type=Path, help="NIR file to write")
     en.add_argument("--dt", type=_positive_float, default=None,
                     help="seconds per step for NIR's time constants (default 1e-4, snnTorch's)")
+    en.add_argument("--consumer", choices=("snntorch", "nir"), default="snntorch",
+                    help="snntorch (default): only nodes snnTorch 1.0's import_from_nir loads; nir: NIR's own nodes "
+                         "(IF, Scale, SumPool2d, v_leak), needed for --dt other than 1e-4 and for biases on CUBA "
+                         "layers with iDecay < 4096")
 
-    im = sub.add_parser("import-nir", help="read a NIR graph (from snnTorch, Norse, export-nir, ...) into a netlist",
+    im = command("import-nir", help="read a NIR graph (from snnTorch, Norse, export-nir, ...) into a netlist",
                         description="Read a NIR file into a neurosim netlist (float weights; threshold, decays and "
                         "reset as in docs/interop.md, section NIR); what neurosim cannot run is refused naming the "
                         "node.")
@@ -201,31 +270,40 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--dt", type=_positive_float, default=None,
                     help="seconds per step (default: the one export-nir wrote, else 1e-4, snnTorch's)")
 
-    lr = sub.add_parser("loihi2-report", help="per-layer Loihi 2 deployment report: neurons, synapses, fan-in/out, "
+    lr = command("loihi2-report", help="per-layer Loihi 2 deployment report: neurons, synapses, fan-in/out, "
                         "native or custom neuron program, number formats, neuro-core estimate",
                         description="Print the Loihi 2 deployment report of NET as a table and write it as JSON "
                         "(limits: published figures and stated assumptions, docs/interop.md).")
     lr.add_argument("netlist", type=Path)
-    lr.add_argument("--json", type=Path, default=None, help="where to write the JSON (default NET.loihi2.json)")
+    lr.add_argument("--json", type=Path, default=None,
+                    help=f"where to write the JSON (default {RUNS}/<the netlist's folder name>/NET.loihi2.json)")
 
-    qz = sub.add_parser("quantize-loihi2", help="scale and round a (float) netlist to Loihi 2's number formats",
+    qz = command("quantize-loihi2", help="scale and round a (float) netlist to Loihi 2's number formats",
                         description="Per layer, multiply incoming weights, bias, threshold and vInit by one factor "
                         "(spikes unchanged in float mode) so the largest weight lands on the 8-bit grid, then round; "
                         "write the result (docs/interop.md).")
     qz.add_argument("netlist", type=Path)
     qz.add_argument("out", type=Path)
+    qz.add_argument("--force", action="store_true",
+                    help="rescale and round even a netlist that already fits Loihi 2's formats (by default it is "
+                         "written unchanged: rescaling an integer net only moves its spikes)")
 
-    info = sub.add_parser("info", help="validate a netlist and print its layers")
+    info = command("info", help="validate a netlist and print its layers")
     info.add_argument("netlist", type=Path)
     return parser
 
 
-def _summary(report: dict) -> str:
+def _summary(report: dict, steps_label: Optional[str] = None) -> str:
+    """The report's figures as printed lines; ``steps_label`` says what T counts (default ``T=..``)."""
     lines = []
+    n = report["test_samples"]
     if report.get("ann_accuracy") is not None:
-        lines.append(f"ANN accuracy            {100 * report['ann_accuracy']:.2f} %")
-    lines.append(f"SNN accuracy (T={report['timesteps']:<3d})   {100 * report['snn_accuracy']:.2f} %  "
-                 f"({report['test_samples']} test samples, {report['mode']} mode)")
+        ann_n = report.get("ann_test_samples")
+        where = f"  (recorded at conversion on {ann_n} test samples)" if ann_n not in (None, n) else ""
+        lines.append(f"ANN accuracy            {100 * report['ann_accuracy']:.2f} %{where}")
+    label = steps_label or f"T={report['timesteps']}"
+    lines.append(f"SNN accuracy ({label})".ljust(24) + f"{100 * report['snn_accuracy']:.2f} %  "
+                 f"({n} test samples, {report['mode']} mode)")
     curve = report["accuracy_vs_timesteps"]
     lines.append("accuracy vs T           " + "  ".join(f"{t}:{100 * a:.1f}" for t, a in
                                                        sorted(curve.items(), key=lambda kv: int(kv[0]))))
@@ -234,12 +312,19 @@ def _summary(report: dict) -> str:
                      f"spikes, {report['lava_samples']} samples, every layer")
     lines.append("spikes per sample       " + ", ".join(f"{k}={v:.0f}" for k, v in
                                                          report["spikes_per_sample_per_layer"].items()))
-    lines.append(f"SynOps per sample       {report['synops_per_sample']:.4g}   "
-                 f"(ANN MACs {report['ann_macs_per_sample']:.4g})")
+    macs = report.get("ann_macs_per_sample")
+    lines.append(f"SynOps per sample       {report['synops_per_sample']:.4g}"
+                 + (f"   (ANN MACs {macs:.4g})" if macs else ""))
     e = report["energy"]
-    lines.append(f"energy per sample       45nm SNN {e['cmos45nm']['snn_j']:.3g} J, ANN {e['cmos45nm']['ann_j']:.3g} J;"
-                 f" Loihi SNN {e['loihi']['snn_j']:.3g} J")
+    ann_j = e["cmos45nm"].get("ann_j") if macs else None
+    lines.append(f"energy per sample       45nm SNN {e['cmos45nm']['snn_j']:.3g} J"
+                 + (f", ANN {ann_j:.3g} J" if ann_j is not None else "")
+                 + f"; Loihi 1 SNN {e['loihi']['snn_j']:.3g} J")
     return "\n".join(lines)
+
+
+def _print_outputs(report: dict) -> None:
+    print(f"netlist  {report['netlist']}\nreport   {report['report_paths'][0]}\nplot     {report['report_paths'][1]}")
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -248,31 +333,88 @@ def _cmd_export(args: argparse.Namespace) -> int:
         args.dataset = args.dataset or "digits"
         args.steps = args.steps or 64
         return _cmd_convert(args)
-    if args.weights is not None or args.dataset is not None:
-        raise NeurosimError("--weights and --dataset need --model FILE.py:CLASS (the digits job trains its own CNN)")
+    given = [flag for flag, value in (("--weights", args.weights), ("--dataset", args.dataset),
+                                      ("--data-dir", args.data_dir), ("--model-args", args.model_args))
+             if value is not None]
+    if given:
+        raise NeurosimError(f"{', '.join(given)} need(s) --model FILE.py:NAME (the main job trains its own CNN "
+                            "on the embedded digits)")
     report = export_and_measure(args.out, steps=args.steps or None, epochs=args.epochs, rule=args.rule,
                                 percentile=args.percentile, lava_samples=args.lava_samples,
-                                lava_timeout=args.lava_timeout, retrain=args.retrain)
+                                lava_timeout=args.lava_timeout, retrain=args.retrain, reset=args.reset,
+                                v_init_half=args.v_init_half, alpha=args.alpha, fold_pool=not args.no_fold_pool,
+                                align_bias=args.bias_onset, readout_reset=args.readout_reset,
+                                calib_samples=args.calib_samples, limit=args.limit, sweep=args.sweep)
     print(_summary(report))
-    print(f"netlist  {report['netlist']}\nreport   {report['report_paths'][0]}\nplot     {report['report_paths'][1]}")
+    _print_outputs(report)
     return 0
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
+    from neurosim.user_model import parse_model_args
     from neurosim.workflow import convert_and_measure
+
+    model_args = parse_model_args(args.model_args)
     report = convert_and_measure(args.model, args.weights, args.dataset, args.out, data_dir=args.data_dir,
                                  steps=args.steps, reset=args.reset, rule=args.rule, percentile=args.percentile,
                                  v_init_half=args.v_init_half, alpha=args.alpha, fold_pool=not args.no_fold_pool,
-                                 calib_samples=args.calib_samples, limit=args.limit,
-                                 lava_samples=args.lava_samples, lava_timeout=args.lava_timeout)
+                                 align_bias=args.bias_onset, readout_reset=args.readout_reset,
+                                 calib_samples=2000 if args.calib_samples is None else args.calib_samples,
+                                 limit=args.limit, lava_samples=args.lava_samples, lava_timeout=args.lava_timeout,
+                                 model_args=model_args, sweep=args.sweep)
     print(_summary(report))
-    print(f"netlist  {report['netlist']}\nreport   {report['report_paths'][0]}\nplot     {report['report_paths'][1]}")
+    _print_outputs(report)
     return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _run_out(netlist: Path) -> Path:
+    """Default output folder of ``run`` / ``loihi2-report``: ``runs/<netlist folder name>``."""
+    return RUNS / (netlist.resolve().parent.name or "netlist")
+
+
+def _dataset_input(args: argparse.Namespace, net) -> tuple:
+    """``(split, steps, encoding line)``: the data set's test images as the netlist's input.
+
+    A net with an input layer takes the images through a named encoding
+    (:mod:`neurosim.data.encodings`); a spike-input net through the recipe ``train-bntt``
+    recorded (:mod:`neurosim.bntt.encoding`), or ``--encoding rate``."""
+    from neurosim.bntt.encoding import META_KEY, netlist_input_for
     from neurosim.data.dataset import Split, load_dataset
-    from neurosim.data.encodings import encode, infer_encoding
+    from neurosim.data.encodings import ENCODINGS, encode, infer_encoding, rate_spikes
+
+    dataset = args.dataset or net.meta.get("dataset")
+    if not dataset:
+        raise NeurosimError(f"{args.netlist}: no data set recorded in the netlist; pass --dataset or --input FILE.npy")
+    if net.has_input_layer:
+        encoding = args.encoding or infer_encoding(net)
+        if encoding not in ENCODINGS:
+            raise NeurosimError(f"--encoding {encoding} makes spikes for a net without an 'input' layer; "
+                                f"{args.netlist} has one (use {' or '.join(ENCODINGS)})")
+        _, test = load_dataset(dataset, args.data_dir)
+        x, y = test.x[:args.limit], test.y[:args.limit]
+        steps = args.steps or int(net.meta.get("timesteps", 64))
+        return Split(test.name, encode(encoding, x, net), y), steps, f"{encoding}, {steps} steps"
+    recorded = net.meta.get(META_KEY)
+    if args.encoding is None and recorded is not None:
+        x, y, presented = netlist_input_for(recorded, dataset, args.data_dir, args.steps, args.limit)
+        latency = x.shape[1] - presented
+        return (Split(f"{dataset}/test spikes", x, y), x.shape[1],
+                f"{recorded.get('name')} (as train-bntt recorded it), {presented} steps presented + {latency} "
+                f"steps through the layers = {x.shape[1]} steps")
+    if args.encoding == "rate":
+        _, test = load_dataset(dataset, args.data_dir)
+        steps = args.steps or int(net.meta.get("timesteps", 64))
+        x = rate_spikes(test.x[:args.limit], net, steps)
+        return Split(f"{test.name} rate spikes", x, test.y[:args.limit]), steps, f"rate (Bernoulli), {steps} steps"
+    if args.encoding is not None:
+        raise NeurosimError(f"--encoding {args.encoding} drives an 'input' layer; {args.netlist} takes spikes "
+                            f"{tuple(net.input_shape)} per step: use --encoding rate or --input FILE.npy")
+    raise NeurosimError(f"{args.netlist} takes spikes {tuple(net.input_shape)} per step and records no input "
+                        "encoding (train-bntt's nets do): pass --encoding rate (each pixel the spike probability "
+                        "per step) or your own spikes with --input FILE.npy")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
     from neurosim.data.timing import apply_timing
     from neurosim.evaluate import evaluate, write_report
     from neurosim.netlist import hdf5
@@ -282,34 +424,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
         require_loihi2()                 # at once, before any data is loaded
         if args.input is not None:
             raise NeurosimError("--backend loihi2 runs --dataset samples; --input runs use the CPU simulator")
+    lava_samples = (5 if args.lava else 0) if args.lava_samples is None else args.lava_samples
     net, timing = apply_timing(hdf5.load(args.netlist), args.timing)
     if args.input is not None:
         return _run_input(args, net, timing)
     for flag, given in (("--raw-current", args.raw_current), ("--save-spikes", args.save_spikes is not None)):
         if given:
             raise NeurosimError(f"{flag} applies to --input runs")
-    dataset = args.dataset or net.meta.get("dataset")
-    if not dataset:
-        raise NeurosimError(f"{args.netlist}: no data set recorded in the netlist; pass --dataset or --input FILE.npy")
-    _, test = load_dataset(dataset, args.data_dir)
-    if args.limit:
-        test = Split(test.name, test.x[:args.limit], test.y[:args.limit])
-    encoding = args.encoding or infer_encoding(net)
-    if net.has_input_layer:
-        test = Split(test.name, encode(encoding, test.x, net), test.y)
-    elif args.encoding:
-        raise NeurosimError(f"--encoding drives an 'input' layer; {args.netlist} takes spikes: use --input FILE.npy")
-    steps = args.steps or int(net.meta.get("timesteps", 64))
+    test, steps, encoding = _dataset_input(args, net)
     if args.backend == "loihi2":
         return _run_loihi2(net, test, steps, args.lava_timeout)
     report = evaluate(net, test, steps, ann_accuracy=net.meta.get("ann_accuracy"), mode=args.mode,
-                      lava_samples=args.lava_samples if args.lava else 0,
-                      lava_modes=("fixed", "float"), lava_timeout=args.lava_timeout)
-    report.update({"netlist": str(args.netlist), "encoding": encoding if net.has_input_layer else None,
-                   "timing": timing})
-    json_path, png_path = write_report(report, args.out or args.netlist.parent, stem=f"{args.netlist.stem}-report")
-    if net.has_input_layer:
-        print(f"input encoding          {encoding}, timing {timing}")
+                      sweep=args.sweep, lava_samples=lava_samples, lava_modes=("fixed", "float"),
+                      lava_timeout=args.lava_timeout)
+    report.update({"netlist": str(args.netlist), "encoding": encoding, "timing": timing,
+                   "ann_test_samples": net.meta.get("ann_test_samples")})
+    json_path, png_path = write_report(report, args.out or _run_out(args.netlist), stem=f"{args.netlist.stem}-report")
+    print(f"input                   {encoding}; timing {timing}")
     print(_summary(report))
     print(f"report   {json_path}\nplot     {png_path}")
     return 0
@@ -334,7 +465,7 @@ def _run_input(args: argparse.Namespace, net, timing: str) -> int:
     from neurosim.sim.simulator import Simulator
 
     for flag, given in (("--dataset", args.dataset), ("--encoding", args.encoding), ("--lava", args.lava),
-                        ("--limit", args.limit)):
+                        ("--lava-samples", args.lava_samples), ("--limit", args.limit), ("--sweep", args.sweep)):
         if given:
             raise NeurosimError(f"{flag} applies to data-set runs, not to --input")
     if args.raw_current and not net.has_input_layer:
@@ -342,6 +473,8 @@ def _run_input(args: argparse.Namespace, net, timing: str) -> int:
     steps = args.steps or (int(net.meta.get("timesteps", 64)) if net.has_input_layer else None)
     x, steps = samples_from_array(load_npy(args.input), net, time_axis=args.time_axis, layout=args.layout,
                                   steps=steps, source=str(args.input))
+    if len(x) == 0:
+        raise NeurosimError(f"{args.input}: holds no samples (array of {len(x)} samples); nothing to run")
     res = Simulator(net, args.mode).run(x, steps, raw_current=args.raw_current,
                                         record_spikes=args.save_spikes is not None)
     print(f"{args.input}: {len(x)} sample(s), {steps} steps, {args.mode} mode, timing {timing}")
@@ -372,11 +505,14 @@ def _cmd_train_bntt(args: argparse.Namespace) -> int:
                      data_dir=args.data_dir)
     rank = int(os.environ.get("RANK", "0"))
     report = train_and_deploy(cfg, args.out, report_limit=args.test_limit, lava_samples=args.lava_samples,
-                              lava_timeout=args.lava_timeout, progress=not args.no_progress, measure=rank == 0)
+                              lava_timeout=args.lava_timeout, measure=rank == 0)
     if rank != 0:
         return 0
     b = report["bntt"]
-    print(_summary(report))
+    latency = b["latency_steps"]
+    print(_summary(report, f"T={args.steps}+{latency}"))
+    print(f"                        T={args.steps}+{latency}: {args.steps} steps of input spikes, then {latency} "
+          "steps while the last ones cross the layers (one step per layer in Lava)")
     print(f"BNTT                    SLAYER model {100 * b['model_accuracy']:.2f} %, float netlist "
           f"{100 * b['float_netlist_accuracy']:.2f} %, fixed netlist {100 * b['fixed_netlist_accuracy']:.2f} % "
           f"(latency {b['latency_steps']} steps)")
@@ -407,7 +543,7 @@ def _cmd_export_nir(args: argparse.Namespace) -> int:
     from neurosim.netlist import hdf5
 
     net = hdf5.load(args.netlist)
-    path = save_nir(net, args.out, dt=args.dt or DT)
+    path = save_nir(net, args.out, dt=args.dt or DT, consumer=args.consumer)
     print(f"{path}: {len(net.neuron_layers)} neuron layers as NIR (dt {args.dt or DT:g} s per step; reset, vInit "
           "and the one-step synaptic delay in node metadata 'neurosim')")
     return 0
@@ -432,7 +568,7 @@ def _cmd_loihi2_report(args: argparse.Namespace) -> int:
     from neurosim.netlist import hdf5
 
     report = deployment_report(hdf5.load(args.netlist))
-    path = args.json or args.netlist.with_suffix(".loihi2.json")
+    path = args.json or _run_out(args.netlist) / f"{args.netlist.stem}.loihi2.json"
     write_json(path, report)
     print(format_table(report))
     print(f"report   {path}")
@@ -440,35 +576,65 @@ def _cmd_loihi2_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_quantize_loihi2(args: argparse.Namespace) -> int:
-    from neurosim.loihi2.quantize import fit_report, quantize
+    from neurosim.loihi2.quantize import fit_report, quantize, rescale_reasons
     from neurosim.netlist import hdf5
 
     net = hdf5.load(args.netlist)
-    before = fit_report(net)
-    q, lams = quantize(net)
+    misfits = fit_report(net)
+    reasons = rescale_reasons(net, force=args.force)
+    q, _ = quantize(net, force=args.force)
     hdf5.save(q, args.out)
-    print(f"{args.netlist}: {'fits Loihi 2 formats already' if not before else f'{len(before)} layer(s) do not fit'}; "
-          "scale per layer " + ", ".join(f"{i}:{lam:.4g}" for i, lam in lams.items()))
+    if not reasons:
+        print(f"{args.netlist}: fits Loihi 2 formats already; written unchanged (--force rescales it anyway)")
+    else:
+        head = f"{len(misfits)} layer(s) do not fit; rescaled:" if misfits else "fits; rescaled anyway (--force):"
+        print(f"{args.netlist}: {head}")
+        for line in reasons.values():
+            print(f"  {line}")
     print(f"netlist  {args.out}")
     return 0
 
 
-def _cmd_info(args: argparse.Namespace) -> int:
+def _neuron_text(n) -> str:
+    """Every parameter of a neuron (its dataclass fields), e.g. ``RMP vThMant=80 vDecay=0 vInit=40 reset=soft``."""
+    from dataclasses import fields
+
+    def fmt(v) -> str:
+        return f"{v:g}" if isinstance(v, float) else str(v)
+    return n.type_name + "".join(f" {f.name}={fmt(getattr(n, f.name))}" for f in fields(n))
+
+
+def _synapse_text(kind) -> str:
+    """A synapse kind's name, weight shape (or value, for a one-weight kind) and every other
+    field that differs from its default (stride, padding, dilation, groups, ...)."""
+    from dataclasses import MISSING, fields
+
     import numpy as np
 
+    w = np.asarray(kind.weight)
+    text = kind.type_name + (f" weight={float(w):g}" if w.ndim == 0 else str(tuple(w.shape)))
+    for f in fields(kind):
+        value = getattr(kind, f.name)
+        if f.name != "weight" and (f.default is MISSING or np.any(np.asarray(value) != np.asarray(f.default))):
+            text += f" {f.name}={tuple(value) if isinstance(value, (list, np.ndarray)) else value}"
+    return text
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
     from neurosim.netlist import hdf5
-    from neurosim.netlist.schema import Flatten, Population
+    from neurosim.netlist.schema import Flatten, Input, Population
 
     net = hdf5.load(args.netlist)
     print(f"{args.netlist}: {len(net.layers)} layers, neuron types {', '.join(sorted(net.neuron_types))}")
     for i, layer in enumerate(net.layers):
         extra = ""
         if not isinstance(layer, Flatten):
-            n = layer.neuron
-            extra = f"{n.type_name} vThMant={n.vThMant} reset={n.reset}"
+            extra = _neuron_text(layer.neuron)
+        if isinstance(layer, Input):
+            extra += f"  input current = {layer.weight:g} * x + {layer.bias:g}"
         if isinstance(layer, Population):
-            extra += "  " + " + ".join(f"{kind.type_name}{tuple(np.shape(kind.weight))} from "
-                                       f"{'input' if src < 0 else src}" for src, kind in net.inputs(i))
+            extra += "  " + " + ".join(f"{_synapse_text(kind)} from {'input' if src < 0 else src}"
+                                       for src, kind in net.inputs(i))
             if layer.schedule is not None:
                 extra += f"  schedule of {layer.schedule.steps} steps"
         print(f"  {i:2d} {layer.type_name:8s} shape {str(tuple(layer.shape)):16s} {extra}")
@@ -484,8 +650,12 @@ COMMANDS = {"export": _cmd_export, "convert": _cmd_convert, "run": _cmd_run, "tr
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from neurosim.lava.lifetime import Terminated     # standard library only: no Lava import
 
+    from neurosim import progress, threads
+
     args = build_parser().parse_args(argv)
+    progress.set_enabled(False if args.quiet else None)
     try:
+        threads.configure(args.threads)
         return COMMANDS[args.command](args)
     except NeurosimError as exc:
         print(f"neurosim: error: {exc}", file=sys.stderr)

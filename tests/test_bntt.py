@@ -213,3 +213,8 @@ def test_train_bntt_command_writes_netlist_and_report(tmp_path, capsys):
     assert "fixed netlist" in printed and "calibrated exit" in printed
     assert main(["resnet" if a == "mlp" else a for a in args]) == 2
     assert "--arch must be one of" in capsys.readouterr().err
+    # `neurosim run` rebuilds the same seeded spikes from the netlist's metadata: the same accuracy
+    assert main(["run", str(out / "network.net"), "--limit", "50", "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    again = json.loads((tmp_path / "run" / "network-report.json").read_text())
+    assert again["snn_accuracy"] == report["snn_accuracy"] and again["timesteps"] == 5 + 2
+    assert again["test_samples"] == 50 and "5 steps presented + 2" in capsys.readouterr().out

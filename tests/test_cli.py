@@ -60,7 +60,7 @@ def test_run_and_info_on_a_converted_netlist(tmp_path):
     path = hdf5.save(net, tmp_path / "lin.net")
     out = cli("info", str(path))
     assert out.returncode == 0 and "dense" in out.stdout and "RMP" in out.stdout
-    out = cli("run", str(path), "--steps", "16", "--limit", "40")
+    out = cli("run", str(path), "--steps", "16", "--limit", "40", "--out", str(tmp_path))
     assert out.returncode == 0, out.stderr
     assert "SNN accuracy (T=16" in out.stdout
     report = tmp_path / "lin-report.json"
@@ -81,7 +81,8 @@ def test_run_with_lava_checks_every_layer(tmp_path):
     net = convert(model, tr.x, (1, 8, 8))
     net.meta["dataset"] = "digits"
     path = hdf5.save(net, tmp_path / "small.net")
-    out = cli("run", str(path), "--steps", "12", "--limit", "30", "--lava", "--lava-samples", "2")
+    out = cli("run", str(path), "--steps", "12", "--limit", "30", "--lava", "--lava-samples", "2",
+              "--out", str(tmp_path))
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Lava fixed_pt           0 spike mismatches" in out.stdout
     assert "Lava floating_pt        0 spike mismatches" in out.stdout

@@ -80,3 +80,39 @@ def test_converted_net_is_fixed_point_and_close_to_ann(trained):
     snn = float(np.mean(Simulator(net, "fixed").run(te.x, 96).predictions == te.y))
     assert ann > 0.9
     assert snn >= ann - 0.02, (ann, snn)
+
+
+def test_hard_reset_conversion_without_bias_onset_is_netx_compatible(trained, tmp_path):
+    """Issue 17 (9): reset='hard', align_bias=False and readout_reset='hard' give a chain of hard-reset
+    neurons with constant biases (the pool folded into the dense layer) that save_netx writes; the
+    default conversion is refused naming the layer and every convert option the net needs."""
+    from neurosim.netlist.netx_compat import save_netx
+
+    model, tr, te = trained
+    net = convert(model, tr.x, (1, 8, 8), "percentile", 99.9, reset="hard", align_bias=False,
+                  readout_reset="hard", progress=False)
+    assert [l.type_name for l in net.layers] == ["input", "conv", "flatten", "dense"]
+    assert all(l.neuron.reset == "hard" and l.neuron.vInit == 0 for l in net.layers if not isinstance(l, Flatten))
+    assert all(l.schedule is None for l in net.layers[1:] if not isinstance(l, Flatten))
+    assert net.meta["readout_reset"] == "hard" and net.meta["align_bias"] is False
+    save_netx(net, tmp_path / "netx.net")
+    snn = float(np.mean(Simulator(net, "fixed").run(te.x, 64).predictions == te.y))
+    assert snn >= 0.8, snn          # 84.2 % measured: hard reset drops what exceeds the threshold (soft: >= ANN - 2)
+
+    with pytest.raises(NeurosimError, match=r"layer 0 \(input\): .*soft reset.*reset='hard' \(neurosim convert "
+                       r"--reset hard\).*the whole net needs reset='hard', align_bias=False, readout_reset='hard'"):
+        save_netx(convert(model, tr.x, (1, 8, 8), "percentile", 99.9, progress=False), tmp_path / "x.net")
+    soft_readout = convert(model, tr.x, (1, 8, 8), "percentile", 99.9, reset="hard", align_bias=False, progress=False)
+    assert soft_readout.layers[-1].neuron.reset == "soft"           # the default readout integrates
+    with pytest.raises(NeurosimError, match=r"layer 3 \(dense\): .*soft reset.*readout_reset='hard'"):
+        save_netx(soft_readout, tmp_path / "x.net")
+    onset = convert(model, tr.x, (1, 8, 8), "percentile", 99.9, reset="hard", readout_reset="hard", progress=False)
+    with pytest.raises(NeurosimError, match=r"layer 1 \(conv\): per-step schedule.*align_bias=False"):
+        save_netx(onset, tmp_path / "x.net")
+    pooled = convert(model, tr.x, (1, 8, 8), "percentile", 99.9, reset="hard", align_bias=False,
+                     readout_reset="hard", fold_pool=False, progress=False)
+    with pytest.raises(NeurosimError, match=r"layer 2 \(pool\): 'pool' synapse.*fold_pool=True"):
+        save_netx(pooled, tmp_path / "x.net")
+    assert not (tmp_path / "x.net").exists()
+    with pytest.raises(NeurosimError, match="readout_reset"):
+        convert(model, tr.x[:10], (1, 8, 8), readout_reset="none", progress=False)

@@ -99,7 +99,7 @@ def test_an_integrating_readout_is_scaled_by_its_weights_not_its_threshold():
 
 def test_cli_report_and_quantize(tmp_path, capsys):
     path = hdf5.save(normalized(_net()), tmp_path / "float.net")
-    assert main(["loihi2-report", str(path)]) == 0
+    assert main(["loihi2-report", str(path), "--json", str(tmp_path / "float.loihi2.json")]) == 0
     out = capsys.readouterr().out
     assert "custom: soft reset, vInit" in out and "do NOT fit" in out
     assert json.loads((tmp_path / "float.loihi2.json").read_text())["totals"]["cores"] == 8
@@ -113,3 +113,71 @@ def test_identity_weights_round_to_loihi_mantissas():
         m = mantissa8(w)
         assert fits_loihi(m) and abs(m - w) <= w / 256, (w, m)
     assert not fits_loihi(301.0) and not fits_loihi(2.5) and not fits_loihi(LOIHI_WEIGHT_MAX * 2)
+
+
+def _fitting_net() -> Netlist:
+    """What ``neurosim convert`` writes, and fits Loihi 2 as it is: an input current of
+    ``2048 * x`` (a power of two near the 13-bit bias limit), integer thresholds, even weights whose
+    largest is below 254 (the converter's integer scale), integer biases, a soft-reset readout."""
+    rng = np.random.default_rng(5)
+    return Netlist(layers=[
+        Input((1, 6, 6), RMP(1500), weight=2048.0),
+        conv((4, 6, 6), 2.0 * rng.integers(-30, 90, (4, 1, 3, 3)), RMP(300), padding=(1, 1),
+             bias=np.array([10.0, -6.0, 0.0, 4.0])),
+        Flatten((144,)),
+        dense((5,), 2.0 * rng.integers(-20, 60, (5, 144)), RMP(700, reset="hard"), bias=np.arange(5) * 3.0),
+        dense((3,), 2.0 * rng.integers(-40, 100, (3, 5)), RMP(250)),
+    ])
+
+
+def _arrays(net: Netlist, path) -> dict:
+    """Every dataset of ``net`` as written to HDF5 (every number the netlist holds)."""
+    import h5py
+    out = {}
+    with h5py.File(hdf5.save(net, path)) as f:
+        f.visititems(lambda k, v: out.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) else None)
+    return out
+
+
+def test_a_net_that_fits_comes_back_unchanged_unless_forced(tmp_path):
+    """Issue 17 (7): quantize used to rescale a net that fits (the input layer by 255/2048, the
+    others to a largest weight of 254), so its spikes changed. Now every lambda is 1 and every
+    number and spike is the same; force=True rescales it and says why, layer by layer."""
+    from neurosim.loihi2.quantize import rescale_reasons, scale_plan
+
+    net = _fitting_net()
+    assert not fit_report(net)
+    q, lams = quantize(net)
+    assert lams == {0: 1.0, 1: 1.0, 3: 1.0, 4: 1.0}
+    assert "loihi2_quantized" not in q.meta and rescale_reasons(net) == {}
+    a, b = _arrays(net, tmp_path / "a.net"), _arrays(q, tmp_path / "b.net")
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a), \
+        [k for k in a if not np.array_equal(a[k], b[k])]
+    x = np.random.default_rng(6).random((3, 1, 6, 6))
+    ra = Simulator(net, "fixed").run(x, 24, record_spikes=True)
+    rb = Simulator(q, "fixed").run(x, 24, record_spikes=True)
+    assert all(ra.spikes[i].any() for i in net.neuron_layers)
+    for i in net.neuron_layers:
+        assert np.array_equal(ra.spikes[i], rb.spikes[i]), i
+
+    forced, flams = quantize(net, force=True)
+    assert not fit_report(forced) and flams[0] == pytest.approx(255 / 2048)
+    assert flams[1] == pytest.approx(254 / np.abs(net.layers[1].synapse.weight).max())
+    reasons = rescale_reasons(net, force=True)
+    assert sorted(reasons) == [0, 1, 3, 4]
+    assert "x0.1245" in reasons[0] and "2048 -> 255" in reasons[0] and "fitted already" in reasons[0]
+    assert "integrating readout" in reasons[4] and "integrating readout" not in reasons[3]
+    assert {i: s.lam for i, s in scale_plan(net, force=True).items()} == flams
+
+
+def test_rescale_reasons_name_what_did_not_fit():
+    """A float net: every layer is rescaled; each reason says what set lambda and what did not fit."""
+    from neurosim.loihi2.quantize import rescale_reasons
+
+    flt = normalized(_net())
+    reasons = rescale_reasons(flt)
+    _, lams = quantize(flt)
+    assert sorted(reasons) == sorted(lams) == [0, 1, 3, 4]
+    assert "did not fit: threshold 1" not in reasons[0] and "fitted already" in reasons[0]   # threshold 1 fits
+    assert "largest weight" in reasons[1] and "did not fit:" in reasons[1] and "vInit" in reasons[1]
+    assert f"x{lams[4]:.4g}" in reasons[4]

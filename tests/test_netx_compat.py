@@ -144,3 +144,63 @@ def test_the_first_refusal_is_named_and_the_others_counted():
     net = Netlist(layers=[Input((1, 4, 4), RMP(10)), pool((1, 2, 2), np.ones((2, 2)), RMP(5))])
     with pytest.raises(NeurosimError, match="layer 0 \\(input\\).*soft reset.*and 1 more"):
         to_netx(net)
+
+
+def test_a_hard_reset_conversion_loads_in_stock_netx_with_the_same_spikes(tmp_path):
+    """Issue 17 (9): ``convert(reset='hard', align_bias=False, readout_reset='hard')`` of a CNN
+    with both kinds of folded average pooling (into a conv: a 6x6 stride-2 kernel; into the dense
+    layer's columns) is a chain stock netx builds; its spikes equal the simulator's in every layer."""
+    import torch
+    import torch.nn as nn
+
+    from neurosim.convert.rmp import convert
+    from neurosim.data.digits import load_digits_split
+
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2),
+                          nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
+                          nn.Linear(8 * 2 * 2, 10)).eval()
+    tr, te = load_digits_split()
+    net = convert(model, tr.x[:300], (1, 8, 8), reset="hard", align_bias=False, readout_reset="hard",
+                  progress=False)
+    assert [l.type_name for l in net.layers] == ["input", "conv", "conv", "flatten", "dense"]
+    assert net.layers[2].synapse.weight.shape[2:] == (6, 6) and net.layers[2].synapse.stride == (2, 2)
+    out = save_netx(net, tmp_path / "netx.net")
+    assert not _keys(out) & V2_KEYS
+    steps = 32
+    x = te.x[0]
+    bias = np.rint(net.layers[0].current(x[None], fixed=True)[0]).astype(int)           # (C, H, W) mantissas
+    lava = _stock_netx(tmp_path, out, steps, "bias", bias.transpose(2, 1, 0))
+    res = Simulator(net, "fixed").run(x[None], steps, record_spikes=True)
+    _compare(net, lava, res.spikes)
+
+
+@pytest.mark.parametrize("case,remedy", [
+    ("soft", "convert with reset='hard' (neurosim convert --reset hard)"),
+    ("vinit", "convert with v_init_half=False (neurosim convert --no-v-init-half)"),
+    ("schedule", "convert with align_bias=False (neurosim convert --no-bias-onset)"),
+    ("pool", "could not fold this average pool"),
+    ("join", "residual connection, which no convert option avoids"),
+    ("identity", "residual connection, which no convert option avoids"),
+])
+def test_a_converted_net_is_told_the_convert_option_that_avoids_a_refusal(case, remedy, tmp_path):
+    net, layer, why = _refused()[case]
+    net.meta.update(converted_by="neurosim.convert.rmp", align_bias=True, fold_pool=True)
+    with pytest.raises(NeurosimError, match=rf"layer {layer} \(.*{why}.*; ") as info:
+        save_netx(net, tmp_path / "out.net")
+    assert remedy in str(info.value) and "\n" not in str(info.value)
+    assert "unless --no-fold-pool" not in str(info.value)
+    plain, _, _ = _refused()[case]                  # not from the converter: no convert advice
+    with pytest.raises(NeurosimError) as info:
+        save_netx(plain, tmp_path / "out.net")
+    assert "convert with" not in str(info.value) and "convert option" not in str(info.value)
+
+
+def test_a_converted_soft_readout_and_unfolded_pool_name_their_options():
+    net = Netlist(layers=[Input((1, 4, 4), RMP(10, reset="hard")),
+                          pool((1, 2, 2), np.ones((2, 2)), RMP(5, reset="hard")),
+                          Flatten((4,)), dense((3,), np.ones((3, 4)), RMP(9))],
+                  meta={"converted_by": "neurosim.convert.rmp", "fold_pool": False, "align_bias": False})
+    with pytest.raises(NeurosimError, match=r"layer 1 \(pool\).*fold_pool=True.*and 1 more.*the whole net needs "
+                       r"fold_pool=True, readout_reset='hard' \(neurosim convert --readout-reset hard\)$"):
+        to_netx(net)

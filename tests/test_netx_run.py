@@ -41,12 +41,12 @@ def test_bootstrap_mnist_reaches_lava_dl_accuracy(capsys, tmp_path):
     code, out, _ = run_cli(capsys, folder / "network.net", "--dataset", "mnist", "--limit", "1000",
                            "--out", tmp_path)
     assert code == 0
-    assert "input encoding          bootstrap, timing slayer" in out
-    acc = float(out.split("SNN accuracy (T=16 )")[1].split("%")[0])
+    assert "input                   bootstrap, 16 steps; timing slayer" in out
+    acc = float(out.split("SNN accuracy (T=16)")[1].split("%")[0])
     assert acc >= 98.5, out
     code, out, _ = run_cli(capsys, folder / "network.net", "--dataset", "mnist", "--limit", "300",
                            "--encoding", "current", "--out", tmp_path)
-    assert code == 0 and float(out.split("SNN accuracy (T=16 )")[1].split("%")[0]) < 60
+    assert code == 0 and float(out.split("SNN accuracy (T=16)")[1].split("%")[0]) < 60
 
 
 def test_bootstrap_protocol_equals_slayer_spike_for_spike():

@@ -235,3 +235,76 @@ def test_schedule_runs_scan_like_one_row_per_step(mode, monkeypatch):
         np.testing.assert_array_equal(runs.v[i], steps.v[i])
     np.testing.assert_array_equal(runs.readout_trace, steps.readout_trace)
     assert runs.step_counts[net.output_layer].sum() > 0
+
+
+def _assert_counts_at_readout_steps_equal_shorter_runs(net, x, steps, readout, mode, workspace=None):
+    """Every per-readout-step count of one run equals the count of a separate run of that length."""
+    kw = {} if workspace is None else {"workspace_bytes": workspace}
+    long = Simulator(net, mode, **kw).run(x, steps, readout_steps=readout, per_neuron=False)
+    assert long.readout_steps == tuple(sorted(set(readout)))
+    total = long.synops_per_sample_trace
+    for k, T in enumerate(long.readout_steps):
+        short = Simulator(net, mode).run(x if net.has_input_layer else x[:, :T], T)
+        for i in net.neuron_layers:
+            assert long.layer_spikes_trace[i].dtype == long.synops_trace[i].dtype == np.int64
+            np.testing.assert_array_equal(long.layer_spikes_trace[i][:, k], short.layer_spikes[i], err_msg=f"T={T} {i}")
+            np.testing.assert_array_equal(long.synops_trace[i][:, k], short.synops[i], err_msg=f"T={T} layer {i}")
+        np.testing.assert_array_equal(long.input_spikes_trace[:, k], short.input_spikes)
+        np.testing.assert_array_equal(long.input_synops_trace[:, k], short.input_synops)
+        np.testing.assert_array_equal(total[:, k], short.synops_per_sample)
+        np.testing.assert_array_equal(long.readout_trace[:, k], short.readout)
+    plain = Simulator(net, mode).run(x, steps)                  # the totals of the whole run, as without readout steps
+    for i in net.neuron_layers:
+        np.testing.assert_array_equal(long.layer_spikes[i], plain.layer_spikes[i])
+        np.testing.assert_array_equal(long.synops[i], plain.synops[i])
+    np.testing.assert_array_equal(long.readout, plain.readout)
+    return long
+
+
+@pytest.mark.parametrize("mode", ["fixed", "float"])
+def test_counts_at_readout_steps_equal_shorter_runs(mode):
+    """Spikes and SynOps per layer and sample after each readout step (a few or every step), in
+    whole runs and runs cut into chunks and windows, for current and spike input, residual joins
+    and schedules: exactly those of a run of that many steps."""
+    from tests.dag_nets import random_dag
+
+    kinds = set()
+    for seed in range(8):
+        net, x = random_dag(seed, steps=14, n_samples=3)
+        kinds.add(net.has_input_layer)
+        neurons = sum(int(np.prod(l.shape)) for l in net.layers if hasattr(l, "neuron"))
+        neurons += 0 if net.has_input_layer else int(np.prod(net.input_shape))
+        for readout in ([3, 1, 14, 8], range(1, 15), [2, 5, 6, 7, 8, 9, 10, 12, 14]):
+            for workspace in (None, 4 * neurons * 5):          # whole; chunks of 1 sample, windows of 5 steps
+                _assert_counts_at_readout_steps_equal_shorter_runs(net, x, 14, list(readout), mode, workspace)
+    assert kinds == {True, False}
+    res = Simulator(net, mode).run(x, 14)
+    assert res.layer_spikes_trace is None and res.synops_trace is None
+    with pytest.raises(NeurosimError, match="readout_steps"):
+        res.synops_per_sample_trace
+
+
+def test_per_step_totals_are_exact_with_fan_outs_split_into_digits(monkeypatch):
+    """The per-step spike and SynOps totals are float32 products with the fan-outs cut into
+    digits that keep every sum within 2**24; with a tiny bound (many digits) the counts at the
+    readout steps are still those of shorter runs."""
+    from neurosim.sim import simulator
+    from neurosim.sim.simulator import _step_columns
+    from tests.dag_nets import random_dag
+
+    fan = np.array([0, 1, 7, 300, 4095, 70000, 12], np.int64)
+    for bound in (1 << 24, 64, 2):
+        monkeypatch.setattr(simulator, "_F32_EXACT", bound)
+        matrix, shifts = _step_columns(fan)
+        matrix = matrix.numpy()
+        assert matrix.dtype == np.float32 and (matrix[0] == 1).all()
+        assert matrix.sum(1).max() <= max(bound, len(fan))                  # no row sums past the bound
+        np.testing.assert_array_equal(matrix[1:].astype(np.int64).T @ (1 << np.array(shifts)), fan)
+    assert matrix.shape[0] == 1 + 17                                       # base 2: 17 binary digits of 70000
+    monkeypatch.setattr(simulator, "_F32_EXACT", 64)
+    x = np.random.default_rng(4).random((4, 1, 6, 6))
+    res = _assert_counts_at_readout_steps_equal_shorter_runs(small_conv_net(), x, 24, list(range(1, 25)), "fixed")
+    assert (np.diff(res.synops_per_sample_trace, axis=1) >= 0).all() and res.synops_per_sample.min() > 0
+    net, x = random_dag(6, steps=12, n_samples=3)
+    assert not net.has_input_layer
+    _assert_counts_at_readout_steps_equal_shorter_runs(net, x, 12, [1, 4, 5, 12], "float")

@@ -11,6 +11,13 @@ generator. A netlist's spike input is 0/1, so signed spikes of ``C`` channels ar
 as ``2C`` channels (the positive spikes, then the negative ones) and the first layer's
 weights become ``[W, -W]`` (:mod:`neurosim.bntt.fold`): ``W o = W o+ - W o-`` exactly.
 Event data (N-MNIST) are binned into ``T`` frames by :func:`neurosim.data.nmnist.bin_events`.
+
+Every draw comes from a generator seeded by a tuple (:func:`seeded_generator`): test images
+``256 * b .. 256 * b + 255`` from ``(seed, TEST_STREAM, b)``. The exported netlist records
+this recipe under ``meta['spike_encoding']`` (:func:`image_encoding`, :func:`event_encoding`),
+so ``neurosim run NET --dataset ...`` rebuilds the very spikes ``train-bntt`` measured on
+(:func:`netlist_input_for`): the raster, then ``latency`` silent steps while the last
+spikes travel through the layers.
 """
 from __future__ import annotations
 
@@ -19,7 +26,25 @@ from typing import Optional
 import numpy as np
 import torch
 
+from neurosim.errors import NeurosimError
+
 RESCALE = 2.0
+#: Generator streams: test spikes, the calibrated exit's training spikes.
+TEST_STREAM = 1 << 20
+CALIBRATION_STREAM = 1 << 21
+#: Images per seeded draw.
+BATCH = 256
+#: Netlist metadata key of the input recipe, and its two kinds.
+META_KEY = "spike_encoding"
+IMAGES, EVENTS = "signed-poisson", "binned-events"
+
+
+def seeded_generator(*key: int) -> torch.Generator:
+    """A generator seeded by a tuple of integers (stable across runs and processes)."""
+    seed = 0
+    for k in key:
+        seed = (seed * 1_000_003 + int(k) + 1) % (1 << 62)
+    return torch.Generator().manual_seed(seed)
 
 
 def channel_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -48,3 +73,63 @@ def to_raster(spikes: torch.Tensor, signed: bool) -> np.ndarray:
     s = spikes.detach()
     s = torch.cat([s > 0, s < 0], dim=1) if signed else s > 0
     return s.permute(0, s.ndim - 1, *range(1, s.ndim - 1)).to(torch.uint8).contiguous().numpy()
+
+
+def image_spikes(images: np.ndarray, mean: np.ndarray, std: np.ndarray, steps: int, seed: int,
+                 stream: int) -> torch.Tensor:
+    """Signed Poisson spikes (N, C, H, W, T) of images (N, C, H, W) in [0, 1], :data:`BATCH` at a
+    time, batch ``b`` drawn from ``seeded_generator(seed, stream, b)``."""
+    x = torch.as_tensor(np.asarray(images), dtype=torch.float32)
+    return torch.cat([poisson(normalise(x[s:s + BATCH], mean, std), steps, seeded_generator(seed, stream, b))
+                      for b, s in enumerate(range(0, len(x), BATCH))])
+
+
+def image_encoding(mean: np.ndarray, std: np.ndarray, seed: int, steps: int, latency: int) -> dict:
+    """``meta['spike_encoding']`` of a net trained on signed Poisson spikes of images."""
+    return {"name": IMAGES, "mean": [float(v) for v in mean], "std": [float(v) for v in std], "seed": int(seed),
+            "stream": TEST_STREAM, "trained_steps": int(steps), "latency": int(latency)}
+
+
+def event_encoding(duration_us: float, steps: int, latency: int) -> dict:
+    """``meta['spike_encoding']`` of a net trained on events binned into ``steps`` frames."""
+    return {"name": EVENTS, "duration_us": float(duration_us), "trained_steps": int(steps), "latency": int(latency)}
+
+
+def pad_latency(raster: np.ndarray, latency: int) -> np.ndarray:
+    """``raster`` (N, T, ...) followed by ``latency`` silent steps."""
+    pad = np.zeros((raster.shape[0], latency, *raster.shape[2:]), dtype=raster.dtype)
+    return np.concatenate([raster, pad], axis=1)
+
+
+def netlist_input_for(encoding: dict, dataset: str, data_dir: Optional[str], steps: Optional[int] = None,
+                      limit: Optional[int] = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(x, y, T)``: the test split of ``dataset`` made into the netlist input (N, T + latency,
+    C', H, W) the recorded ``encoding`` describes, with ``steps`` presented steps (default: the
+    trained ones)."""
+    from neurosim.data.dataset import DEFAULT_DIRS, load_dataset
+
+    name = encoding.get("name")
+    try:
+        t = int(steps or encoding["trained_steps"])
+        latency = int(encoding["latency"])
+    except (KeyError, TypeError, ValueError):
+        raise NeurosimError(f"the netlist's '{META_KEY}' metadata lacks trained_steps or latency") from None
+    if name == IMAGES:
+        _, test = load_dataset(dataset, data_dir)
+        x, y = test.x[:limit], test.y[:limit]
+        mean, std = np.asarray(encoding["mean"]), np.asarray(encoding["std"])
+        if x.shape[1] != len(mean):
+            raise NeurosimError(f"--dataset {dataset} has {x.shape[1]} channel(s), the net was trained on "
+                                f"{len(mean)}")
+        spikes = image_spikes(x, mean, std, t, int(encoding.get("seed", 0)), int(encoding.get("stream", TEST_STREAM)))
+        return pad_latency(to_raster(spikes, signed=True), latency), y, t
+    if name == EVENTS:
+        if dataset != "nmnist":
+            raise NeurosimError(f"the net was trained on binned events (nmnist), not --dataset {dataset}")
+        from pathlib import Path
+
+        from neurosim.data.nmnist import bin_events, load_nmnist
+        ev, y = load_nmnist(Path(data_dir) if data_dir else DEFAULT_DIRS["nmnist"], "test", limit)
+        frames = torch.as_tensor(bin_events(ev, float(encoding["duration_us"]) / t, t), dtype=torch.float32)
+        return pad_latency(to_raster(frames, signed=False), latency), y, t
+    raise NeurosimError(f"the netlist's '{META_KEY}' metadata names '{name}'; known: {IMAGES}, {EVENTS}")

@@ -32,10 +32,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from neurosim.bntt.encoding import channel_stats, normalise, poisson
+from neurosim.bntt.encoding import TEST_STREAM, channel_stats, normalise, poisson, seeded_generator
 from neurosim.bntt.network import DEFAULT_LEAK, BNTTNet
 from neurosim.errors import NeurosimError
 from neurosim.io.atomic import atomic_path
+from neurosim.progress import shown
 
 CHECKPOINT = "bntt.pt"
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "nmnist", "digits")
@@ -106,14 +107,6 @@ def load_data(cfg: BNTTConfig) -> Data:
     return Data(x, y, xt, yt, events=False, mean=mean, std=std, input_shape=tuple(x.shape[1:]))
 
 
-def _generator(*key: int) -> torch.Generator:
-    """A generator seeded by a tuple of integers (stable across runs and processes)."""
-    seed = 0
-    for k in key:
-        seed = (seed * 1_000_003 + int(k) + 1) % (1 << 62)
-    return torch.Generator().manual_seed(seed)
-
-
 def lr_at(cfg: BNTTConfig, epoch: int) -> float:
     """``lr / 10**k`` with ``k`` the milestones (fractions of the epochs) already passed."""
     return cfg.lr * 0.1 ** sum(epoch >= math.ceil(m * cfg.epochs) for m in cfg.milestones)
@@ -135,7 +128,7 @@ def evaluate_model(model: BNTTNet, data: Data, steps: int, seed: int, batch_size
     xt, yt = data.xt[:limit], data.yt[:limit]
     hits = 0
     for b, s in enumerate(range(0, len(xt), batch_size)):
-        spikes = data.spikes(xt[s:s + batch_size], steps, _generator(seed, 1 << 20, b))
+        spikes = data.spikes(xt[s:s + batch_size], steps, seeded_generator(seed, TEST_STREAM, b))
         hits += int((model(spikes).argmax(1) == torch.as_tensor(yt[s:s + batch_size])).sum())
     return hits / max(1, len(xt))
 
@@ -184,14 +177,14 @@ def train_bntt(cfg: BNTTConfig, out_dir: Path, progress: bool = True, until: Opt
         for g in opt.param_groups:
             g["lr"] = lr_at(cfg, epoch)
         model.train()
-        order = torch.randperm(n, generator=_generator(cfg.seed, epoch)).numpy()
+        order = torch.randperm(n, generator=seeded_generator(cfg.seed, epoch)).numpy()
         batches = range(0, n - cfg.batch_size + 1 if n >= cfg.batch_size else 1, cfg.batch_size)
         loss_sum = correct = seen = 0
-        bar = tqdm(batches, desc=f"BNTT epoch {epoch + 1}/{cfg.epochs}", disable=not progress or rank != 0,
+        bar = tqdm(batches, desc=f"BNTT epoch {epoch + 1}/{cfg.epochs}", disable=not shown(progress) or rank != 0,
                    unit="batch", leave=False)
         for b, s in enumerate(bar):
             idx = np.sort(order[s:s + cfg.batch_size][rank::world][:per_rank])
-            spikes = data.spikes(data.x[idx], cfg.steps, _generator(cfg.seed, epoch, b, rank))
+            spikes = data.spikes(data.x[idx], cfg.steps, seeded_generator(cfg.seed, epoch, b, rank))
             y = torch.as_tensor(data.y[idx])
             logits = runner(spikes)
             loss = F.cross_entropy(logits, y)

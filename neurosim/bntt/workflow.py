@@ -18,8 +18,10 @@ import torch
 
 from neurosim.bntt.early_exit import (DEFAULT_ALPHA, DEFAULT_TOLERANCE, calibrated_exit_step, exit_step,
                                       gamma_profile, sweep)
+from neurosim.bntt.encoding import (CALIBRATION_STREAM, META_KEY, TEST_STREAM, event_encoding, image_encoding,
+                                    image_spikes, seeded_generator)
 from neurosim.bntt.fold import export, netlist_input
-from neurosim.bntt.train import BNTTConfig, Data, _generator, load_data, train_bntt
+from neurosim.bntt.train import NMNIST_DURATION_US, BNTTConfig, Data, load_data, train_bntt
 from neurosim.data.dataset import Split
 from neurosim.evaluate import evaluate, write_report
 from neurosim.netlist import hdf5
@@ -33,22 +35,23 @@ CALIBRATION_SAMPLES = 1000
 
 
 def _seeded_spikes(data: Data, x: np.ndarray, steps: int, seed: int, stream: int) -> torch.Tensor:
-    """Input spikes (N, C, H, W, T) of the rows ``x``, 256 at a time, each batch ``b`` drawn
-    from the generator seeded with (seed, stream, b)."""
-    return torch.cat([data.spikes(x[s:s + 256], steps, _generator(seed, stream, b))
-                      for b, s in enumerate(range(0, len(x), 256))])
+    """Input spikes (N, C, H, W, T) of the rows ``x``: binned events as they are, images by
+    :func:`neurosim.bntt.encoding.image_spikes` (what ``neurosim run`` rebuilds from the metadata)."""
+    if data.events:
+        return data.spikes(x, steps, seeded_generator(seed, stream))
+    return image_spikes(x, data.mean, data.std, steps, seed, stream)
 
 
 def test_spikes(data: Data, steps: int, seed: int, limit: Optional[int]) -> tuple[torch.Tensor, np.ndarray]:
     """Seeded input spikes (N, C, H, W, T) of the first ``limit`` test samples, and labels."""
-    return _seeded_spikes(data, data.xt[:limit], steps, seed, 1 << 20), data.yt[:limit]
+    return _seeded_spikes(data, data.xt[:limit], steps, seed, TEST_STREAM), data.yt[:limit]
 
 
 def calibration_spikes(data: Data, steps: int, seed: int, n: int = CALIBRATION_SAMPLES
                        ) -> tuple[torch.Tensor, np.ndarray]:
     """Seeded input spikes (N, C, H, W, T) of the last ``n`` training samples (seen in
     training; never test samples), and their labels: what the calibrated exit is chosen on."""
-    return _seeded_spikes(data, data.x[-n:], steps, seed, 1 << 21), data.y[-n:]
+    return _seeded_spikes(data, data.x[-n:], steps, seed, CALIBRATION_STREAM), data.y[-n:]
 
 
 def train_and_deploy(cfg: BNTTConfig, out_dir: Path, *, report_limit: Optional[int] = 2000, lava_samples: int = 3,
@@ -70,14 +73,16 @@ def train_and_deploy(cfg: BNTTConfig, out_dir: Path, *, report_limit: Optional[i
     net = export(model, "fixed")
     latency = int(net.meta["latency"])
     net.meta.update({"dataset": cfg.dataset, "input": "signed Poisson spikes as 2C channels"
-                     if model.signed_input else "binned events"})
+                     if model.signed_input else "binned events",
+                     META_KEY: event_encoding(NMNIST_DURATION_US, cfg.steps, latency) if data.events
+                     else image_encoding(data.mean, data.std, cfg.seed, cfg.steps, latency)})
     path = hdf5.save(net, out_dir / NETLIST_NAME)
     x = netlist_input(spikes, model.signed_input, latency)
     run_steps = x.shape[1]
     test = Split(f"{cfg.dataset}/test spikes", x, labels)
     curve = [latency + t for t in range(1, cfg.steps + 1)]
     saved = hdf5.load(path)                            # the netlist as a user reads it back
-    report = evaluate(saved, test, run_steps, curve_steps=curve, lava_samples=lava_samples,
+    report = evaluate(saved, test, run_steps, sweep=curve, lava_samples=lava_samples,
                       lava_timeout=lava_timeout, progress=progress)
     lava_runs: dict[int, dict] = {}                    # Lava check of an exit step, run once per step count
 

@@ -29,6 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from neurosim.errors import NeurosimError
+from neurosim.progress import shown
 
 #: ``current(P, values)``: the input current of population ``P`` given ``values[Q]`` (the
 #: activation-unit output ``lambda_Q * spikes`` of every source ``Q``).
@@ -56,7 +57,7 @@ def layer_by_layer(order: Sequence[int], inp: int, current: CurrentFn, x: np.nda
     todo = [p for p in rest if p not in lam]
     v0 = 0.5 if v_init_half else 0.0
     with tqdm(total=len(todo) * len(x), desc="SNN-based thresholds", unit="sample",
-              disable=not progress, leave=False) as bar:
+              disable=not shown(progress), leave=False) as bar:
         for k, target in enumerate(rest):
             if target in lam:
                 continue

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from neurosim.convert import DEFAULT_PERCENTILE, DEFAULT_RULE, RULES  # noqa: F401  (defined there, torch-free)
 from neurosim.errors import NeurosimError
+from neurosim.progress import shown
 #: Positive activations kept per layer for the ``percentile`` rule (4 bytes value + 4 bytes key each).
 RESERVOIR = 1 << 20
 #: A channel's threshold (``channel`` rule) is at least this fraction of its layer's maximum, so a
@@ -139,7 +140,7 @@ def stream(forward: Callable[[torch.Tensor], dict[int, torch.Tensor]], x: np.nda
     n = len(x)
     if n == 0:
         raise NeurosimError("threshold balancing needs at least one calibration sample")
-    with tqdm(total=n, desc=desc, unit="sample", disable=not progress, leave=False) as bar, torch.no_grad():
+    with tqdm(total=n, desc=desc, unit="sample", disable=not shown(progress), leave=False) as bar, torch.no_grad():
         for i in range(0, n, batch_size):
             xb = torch.as_tensor(np.asarray(x[i:i + batch_size]), dtype=torch.float32)
             acts = forward(xb)

@@ -17,8 +17,24 @@ class Split:
     x: np.ndarray
     y: np.ndarray
 
+    def __post_init__(self) -> None:
+        self.x = _row_major(self.x)
+        self.y = _row_major(self.y)
+
     def __len__(self) -> int:
         return len(self.y)
+
+
+def _row_major(a: np.ndarray) -> np.ndarray:
+    """``a`` with the plain C strides of its shape. numpy calls ``images[:, None]`` contiguous
+    although its size-1 channel axis has stride 4 (scikit-learn's digits: (256, 4, 32, 4));
+    torch reads such strides as channels-last, and a user model's ``x.view(N, -1)`` then fails."""
+    a = np.asarray(a)
+    want, step = [], a.itemsize
+    for dim in reversed(a.shape):
+        want.insert(0, step)
+        step *= dim
+    return a if a.flags["C_CONTIGUOUS"] and list(a.strides) == want else np.array(a, order="C", copy=True)
 
 
 _SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"

@@ -15,6 +15,14 @@ images to that ``x``, flattened in (C, H, W) order when the input layer is a vec
 
   presented for ``simulation/tSample`` steps (16); the class is the argmax of the readout
   layer's summed input over those steps (its voltage, a non-leaky integrator in netx).
+
+A net *without* an input layer takes spikes. ``train-bntt`` records how it made them
+(``meta['spike_encoding']``, :mod:`neurosim.bntt.encoding`); for a net that records nothing,
+``rate`` is the generic choice:
+
+- ``rate``: at every step each input neuron spikes with probability equal to its pixel
+  (Bernoulli rate coding, seeded), the image flattened in (C, H, W) order when the net's input
+  is a vector.
 """
 from __future__ import annotations
 
@@ -61,6 +69,25 @@ ENCODINGS: dict[str, Encoding] = {e.name: e for e in (
     Encoding("bootstrap", "lava-dl bootstrap tutorial: (image - 0.5) / 0.5 on SLAYER's 8-bit input grid",
              _bootstrap),
 )}
+
+
+#: Encodings that make spikes for a net without an input layer.
+SPIKE_ENCODINGS = ("rate",)
+
+
+def rate_spikes(images: np.ndarray, net: Netlist, steps: int, seed: int = 0) -> np.ndarray:
+    """Bernoulli rate-coded spikes (N, steps, *net.input_shape) uint8 of images in [0, 1]."""
+    if net.has_input_layer:
+        raise NeurosimError("rate coding makes spikes for a net without an 'input' layer; this one has one "
+                            f"(use --encoding {' or '.join(ENCODINGS)})")
+    shape = tuple(net.input_shape)
+    per_sample = tuple(images.shape[1:])
+    if int(np.prod(per_sample)) != int(np.prod(shape)):
+        raise NeurosimError(f"the data set's images have shape {per_sample} per sample, the netlist takes spikes "
+                            f"of shape {shape}")
+    p = np.clip(np.asarray(images, dtype=np.float32).reshape(len(images), 1, *shape), 0.0, 1.0)
+    rng = np.random.default_rng(seed)
+    return (rng.random((len(images), steps, *shape), dtype=np.float32) < p).astype(np.uint8)
 
 
 def infer_encoding(net: Netlist) -> str:

@@ -67,8 +67,27 @@ def _find(root: Path, stem: str) -> Path:
     raise NeurosimError(f"{root}: no '{stem}' or '{stem}.gz' (expected the original idx files)")
 
 
+#: The first ten training labels of the published files: a folder of one data set read under
+#: the other's name (``--data-dir .../fashion-mnist`` with ``--dataset mnist``) is refused.
+KNOWN_LABEL_PREFIXES = {
+    "mnist": (5, 0, 4, 1, 9, 2, 1, 3, 1, 4),
+    "fashion-mnist": (9, 0, 0, 3, 0, 2, 7, 2, 5, 5),
+}
+
+
+def _check_identity(root: Path, name: str, train_labels: np.ndarray) -> None:
+    prefix = tuple(int(v) for v in train_labels[:10])
+    for other, known in KNOWN_LABEL_PREFIXES.items():
+        if other != name and prefix == known:
+            raise NeurosimError(f"{root}: these files are {other} (their labels match the published "
+                                f"{other} training set), not {name}: pass --dataset {other}")
+
+
 def load_idx_split(root: Path, name: str) -> tuple[Split, Split]:
-    """MNIST-layout folder -> (train, test) with images (N, 1, H, W) in [0, 1] and labels (N,)."""
+    """MNIST-layout folder -> (train, test) with images (N, 1, H, W) in [0, 1] and labels (N,).
+
+    The files of MNIST and Fashion-MNIST look alike; a folder holding the published files of
+    the data set *other* than ``name`` is refused (:data:`KNOWN_LABEL_PREFIXES`)."""
     root = Path(root)
     if not root.is_dir():
         raise NeurosimError(f"{root}: data folder for '{name}' not found")
@@ -85,5 +104,7 @@ def load_idx_split(root: Path, name: str) -> tuple[Split, Split]:
                                 "or are empty")
         if y.min() < 0:
             raise NeurosimError(f"{y_path}: negative labels")
+        if split == "train":
+            _check_identity(root, name, y)
         splits.append(Split(f"{name}/{split}", (x.astype(np.float32) / 255.0)[:, None], y.astype(np.int64)))
     return splits[0], splits[1]

@@ -14,41 +14,62 @@ written into the graph's metadata and read back from it)::
 so a neurosim decay ``d`` (of 4096) is ``tau = dt 4096 / d`` (``inf`` for ``d = 0``), and
 neurosim's unit input gain is ``r = tau / dt`` (``w_in = tau_syn / dt``), snnTorch's convention.
 
-=====================================  =======================================================
-neurosim                               NIR
-=====================================  =======================================================
-spike input (no input layer)           ``Input`` (shape)
-``input`` layer (``b = w x + bias``)   ``Input`` -> ``Scale(w)`` (if w != 1) -> neuron node; bias as v_leak
-RMP, or CUBA ``iDecay = 4096``:
-  ``vDecay = 0``                       ``IF(r = 1, v_threshold = vThMant, v_reset = 0)``
-  ``vDecay = d > 0``                   ``LIF(tau = dt 4096/d, r = 4096/d, v_leak, v_threshold, v_reset = 0)``
-CUBA ``iDecay = i < 4096``             ``CubaLIF(tau_syn = dt 4096/i, w_in = 4096/i, tau_mem, r`` as LIF``)``
+Two forms (``consumer`` of :func:`to_nir` / :func:`save_nir`; neurosim reads both back exactly):
+
+* ``"snntorch"`` (default): only what snnTorch 1.0's ``import_from_nir`` loads and runs. It maps
+  ``IF`` to ``Leaky(beta = 0.9)`` whose output tuple the next layer cannot take, and has no
+  ``Scale``, ``SumPool2d`` or nonzero ``v_leak``; it reads every graph with ``dt = 1e-4`` s.
+* ``"nir"``: NIR's own node for each neurosim part (``IF``, ``Scale``, ``SumPool2d``, ``v_leak``),
+  for readers that follow NIR's equations (Norse, Sinabs, ...: untested here).
+
+=====================================  ==============================================  ==========================
+neurosim                               ``snntorch`` form                               ``nir`` form
+=====================================  ==============================================  ==========================
+spike input (no input layer)           ``Input`` (shape)                               same
+``input`` layer (``b = w x + bias``)   ``Input`` -> 1x1 ``Conv2d`` (C, H, W) or        ``Input`` -> ``Scale(w)``
+                                       ``Affine`` (N,), weight ``w I``, the bias       (if w != 1); bias as
+                                       (none if w = 1, bias 0) -> neuron node          ``v_leak``
+RMP / CUBA ``iDecay = 4096``,          ``LIF(tau = dt 2**64, r = 2**64)``: snnTorch's  ``IF(r = 1)``
+``vDecay = 0``                         beta = 1 exactly, gain 1 (:data:`NO_LEAK`)
+same, ``vDecay = d > 0``               ``LIF(tau = dt 4096/d, r = 4096/d, v_threshold = vThMant, v_reset = 0)``
+CUBA ``iDecay = i < 4096``             ``CubaLIF(tau_syn = dt 4096/i, w_in = 4096/i, tau_mem, r`` as LIF``)``;
+                                       ``i = 0``: ``tau_syn = dt 2**64`` (snntorch) / ``inf`` (nir)
 ``dense``                              ``Affine`` (the layer's bias) or ``Linear``
 ``conv``                               ``Conv2d`` (PyTorch layout, bias per channel)
-``pool``: all ones / all 1/(kh kw)     ``SumPool2d`` / ``AvgPool2d``; other kernels: depthwise ``Conv2d``
-``identity`` (weight w)                ``Scale(w)``; an edge neuron -> neuron is ``identity`` 1
+``pool``: all 1/(kh kw)                ``AvgPool2d`` (snntorch: if no bias, pad <= k/2)
+``pool``: all ones                     block-diagonal ``Conv2d``                       ``SumPool2d``
+``pool``: other kernels                block-diagonal ``Conv2d`` (metadata ``groups``)
+``identity`` (weight w)                1x1 ``Conv2d`` / ``Affine`` with ``w I``         ``Scale(w)``
+                                       (an edge neuron -> neuron is read as identity 1)
 ``flatten`` layer                      ``Flatten(start_dim = 0)``; a dense projection of a (C, H, W)
                                        source gets one too (metadata ``implicit``)
 last neuron layer                      -> ``Output``
-=====================================  =======================================================
+=====================================  ==============================================  ==========================
 
 A population's bias ``b`` goes where NIR adds a constant to the neuron's input: the bias of its
 first projection's ``Affine``/``Conv2d`` when the neuron has no synaptic current state (IF,
-LIF), else ``v_leak = b 4096 / vDecay``; a bias with neither (a CubaLIF or a pool/identity
-projection with ``vDecay = 0``) is refused. A bias-only schedule of the converter's onset form
-(0 before the layer's depth, ``b`` after: :func:`neurosim.convert.rmp.bias_onset`) is written as
-that constant bias; any other per-step schedule is refused naming the layer.
+LIF); in the ``snntorch`` form of a layer fed by pools/identities only, the first of them is
+written as a ``Conv2d``/``Affine`` carrying it. The ``nir`` form writes other biases as
+``v_leak = b 4096 / vDecay`` and refuses a bias with no place (a CubaLIF, or a pool/identity
+projection, with ``vDecay = 0``); the ``snntorch`` form refuses any bias on a CubaLIF
+(snnTorch refuses ``v_leak``, and a bias into its synaptic current is filtered) and an input
+layer with ``iDecay < 4096`` (neurosim adds the sample to the voltage, a NIR CubaLIF filters
+it; the ``nir`` form writes it anyway, right for neurosim's own import only). A bias-only
+schedule of the converter's onset form (0 before the layer's depth, ``b`` after:
+:func:`neurosim.convert.rmp.bias_onset`) is written as that constant bias; any other per-step
+schedule is refused naming the layer.
 
 What NIR cannot hold is kept in node metadata under ``"neurosim"`` (other tools ignore it):
 ``reset`` (NIR only has ``v <- v_reset``, so a soft reset ``v <- v - vThMant`` is written with
-``v_reset = 0``: snnTorch's importer builds ``Leaky(reset_mechanism="zero")`` from a LIF, Norse
-resets to ``v_reset`` unless ``from_nir(..., reset_method=reset_subtract)`` is asked for the
-whole graph), ``v_init`` (NIR starts every state at 0), the neuron type, ``refDelay``, the
-bias onset, and ``delay = 1`` on every synapse node: neurosim's projections deliver one step
-later (``a[t] = W s[t-1]``, as Lava's), NIR edges at once. For a chain that is a shift by the
-layer's depth; a join of paths with different numbers of synapses is timed differently, so a
-foreign graph (no ``"neurosim"`` metadata) with such a join is refused, and its biases get
-the onset schedule so that layer ``l`` at step ``depth + t`` sees what NIR computes at ``t``.
+``v_reset = 0``: snnTorch's importer builds ``Leaky(reset_mechanism="zero")`` from a LIF, which
+:func:`to_snntorch` switches back to subtraction; Norse resets to ``v_reset`` unless
+``from_nir(..., reset_method=reset_subtract)`` is asked for the whole graph), ``v_init`` (NIR
+starts every state at 0), the neuron type, ``refDelay``, the bias onset, and ``delay = 1`` on
+every synapse node: neurosim's projections deliver one step later (``a[t] = W s[t-1]``, as
+Lava's), NIR edges at once. For a chain that is a shift by the layer's depth; a join of paths
+with different numbers of synapses is timed differently, so a foreign graph (no ``"neurosim"``
+metadata) with such a join is refused, and its biases get the onset schedule so that layer
+``l`` at step ``depth + t`` sees what NIR computes at ``t``.
 
 Importing: neuron parameters must be the same for every neuron of a node (``v_leak``: per
 channel), ``v_reset = 0``; the input gain ``g`` (``r dt/tau``, times ``w_in dt/tau_syn``)
@@ -87,6 +108,12 @@ NEURON_NODES = ("IF", "LIF", "CubaLIF")
 SYNAPSE_NODES = ("Affine", "Linear", "Conv2d", "SumPool2d", "AvgPool2d", "Scale")
 #: Relative tolerance under which a decay or gain read from float time constants is a whole value.
 SNAP = 1e-6
+#: Readers :func:`to_nir` writes for (module docstring, "Two forms"); the first is the default.
+CONSUMERS = ("snntorch", "nir")
+#: ``tau / dt`` of a neuron without leak (decay 0) in the ``snntorch`` form: ``LIF(tau = dt 2**64,
+#: r = 2**64)``, whose ``beta = 1 - dt/tau`` is 1.0 exactly in float64 and whose gain ``r dt/tau``
+#: is exactly 1 (snnTorch 1.0 reads ``IF`` as a ``Leaky(beta = 0.9)`` and cannot run it).
+NO_LEAK = 2.0 ** 64
 
 
 def _nir():
@@ -99,9 +126,12 @@ def _nir():
 
 # ----------------------------------------------------------------------------- export
 
-def _tau(decay: int, dt: float) -> float:
-    """``tau = dt 4096 / decay``: the time constant of a decay of ``decay``/4096 per step."""
-    return dt * DECAY_UNITY / decay if decay else math.inf
+def _tau(decay: int, dt: float, finite: bool = False) -> float:
+    """``tau = dt 4096 / decay``: the time constant of a decay of ``decay``/4096 per step
+    (decay 0: ``inf``, or ``dt`` :data:`NO_LEAK` when ``finite``)."""
+    if decay:
+        return dt * DECAY_UNITY / decay
+    return dt * NO_LEAK if finite else math.inf
 
 
 def _per_neuron(b: np.ndarray, shape: Shape) -> np.ndarray:
@@ -126,42 +156,65 @@ def _layer_bias(net: Netlist, i: int, depth: int) -> tuple[Optional[np.ndarray],
     return np.asarray(rows[depth], dtype=np.float64), True
 
 
-def _neuron_node(nir, n: Neuron, shape: Shape, v_leak_bias: Optional[np.ndarray], dt: float, meta: dict):
-    """The NIR neuron node of ``n`` (module docstring table); ``v_leak_bias``: a bias per neuron
-    written as ``v_leak`` (needs ``vDecay > 0``)."""
+def _neuron_node(nir, n: Neuron, shape: Shape, v_leak_bias: Optional[np.ndarray], dt: float, meta: dict,
+                 consumer: str):
+    """The NIR neuron node of ``n`` (module docstring tables); ``v_leak_bias``: a bias per neuron
+    written as ``v_leak`` (needs ``vDecay > 0``; never in the ``snntorch`` form)."""
     ones, zero = np.ones(shape), np.zeros(shape)
     vth = float(n.vThMant) * ones
     v_decay = int(n.vDecay)
     v_leak = zero if v_leak_bias is None else v_leak_bias * DECAY_UNITY / v_decay
     md = {KEY: meta}
-    if n.i_decay == DECAY_UNITY and v_decay == 0:
+    finite = consumer == "snntorch"
+    if n.i_decay == DECAY_UNITY and v_decay == 0 and not finite:
         return nir.IF(r=ones, v_threshold=vth, v_reset=zero, metadata=md)
-    tau_mem = _tau(v_decay, dt)
+    tau_mem = _tau(v_decay, dt, finite)
     if n.i_decay == DECAY_UNITY:
         return nir.LIF(tau=tau_mem * ones, r=tau_mem / dt * ones, v_leak=v_leak, v_threshold=vth, v_reset=zero,
                        metadata=md)
-    tau_syn = _tau(n.i_decay, dt)
+    tau_syn = _tau(n.i_decay, dt, finite)
     return nir.CubaLIF(tau_syn=tau_syn * ones, tau_mem=tau_mem * ones, r=tau_mem / dt * ones, v_leak=v_leak,
                        v_threshold=vth, v_reset=zero, w_in=tau_syn / dt * ones, metadata=md)
 
 
-def _synapse_node(nir, kind: SynapseKind, in_shape: Shape, out_shape: Shape, bias: Optional[np.ndarray]):
-    """The NIR node of one projection; ``bias`` (per output channel) only for dense/conv."""
+def _diagonal_node(nir, w: float, shape: Shape, bias: Optional[np.ndarray], md: dict, what: str):
+    """``a = w s + bias`` (bias per channel) as a standard node snnTorch maps: a 1x1 ``Conv2d`` with
+    weight ``w I`` for (C, H, W), an ``Affine``/``Linear`` with ``w I`` for (N,)."""
+    c = int(shape[0])
+    eye = float(w) * np.eye(c)
+    if len(shape) == 3:
+        return nir.Conv2d(input_shape=tuple(shape[1:]), weight=eye[:, :, None, None], stride=1, padding=0,
+                          dilation=1, groups=1, bias=np.zeros(c) if bias is None else bias, metadata=md)
+    if len(shape) == 1:
+        return nir.Linear(weight=eye, metadata=md) if bias is None else nir.Affine(weight=eye, bias=bias, metadata=md)
+    raise NeurosimError(f"{what} of shape {tuple(shape)}: the snntorch form writes it as a Conv2d (C, H, W) or an "
+                        "Affine (N,); snnTorch 1.0 has no NIR Scale")
+
+
+def _synapse_node(nir, kind: SynapseKind, in_shape: Shape, out_shape: Shape, bias: Optional[np.ndarray],
+                  consumer: str, what: str):
+    """The NIR node of one projection; ``bias`` (per output channel): only dense/conv in the ``nir``
+    form; in the ``snntorch`` form an identity or pool carrying one becomes a ``Conv2d``/``Affine``."""
     md = {KEY: {"synapse": kind.type_name, "delay": DELAY}}
     w = np.asarray(kind.weight)
+    snn = consumer == "snntorch"
     if isinstance(kind, Dense):
         return nir.Linear(weight=w, metadata=md) if bias is None else nir.Affine(weight=w, bias=bias, metadata=md)
     if isinstance(kind, Identity):
+        if snn:
+            return _diagonal_node(nir, float(kind.weight), in_shape, bias, md, what)
         return nir.Scale(scale=np.full(in_shape, float(kind.weight)), metadata=md)
     c = int(out_shape[0])
     if isinstance(kind, Pool):
         k = np.asarray(kind.kernel_size)
         geometry = dict(kernel_size=k, stride=np.asarray(kind.stride), padding=np.asarray(kind.padding), metadata=md)
-        if np.all(w == 1):
+        # snnTorch: no SumPool2d (nirtorch's LPPool2d drops padding); torch's AvgPool2d wants pad <= k/2
+        if np.all(w == 1) and not snn:
             return nir.SumPool2d(**geometry)
-        if np.all(w == w.flat[0]) and w.flat[0] * w.size == 1:
+        if np.all(w == w.flat[0]) and w.flat[0] * w.size == 1 and bias is None \
+                and (not snn or np.all(2 * np.asarray(kind.padding) <= k)):
             return nir.AvgPool2d(**geometry)
-        w, groups, dilation, bias = np.broadcast_to(w, (c, 1, *w.shape)), c, (1, 1), None
+        w, groups, dilation = np.broadcast_to(w, (c, 1, *w.shape)), c, (1, 1)
     else:
         groups, dilation = kind.groups, kind.dilation
     if groups > 1:           # nir 1.0's type inference takes weight.shape[1] as the input channels
@@ -176,12 +229,21 @@ def _name(j: int) -> str:
     return "input" if j == INPUT else f"l{j:03d}"
 
 
-def to_nir(net: Netlist, dt: float = DT):
-    """``net`` as a ``nir.NIRGraph`` (module docstring); refuses, naming the layer, what NIR cannot
-    express (per-step schedules, a bias with no NIR place)."""
+def to_nir(net: Netlist, dt: float = DT, consumer: str = "snntorch"):
+    """``net`` as a ``nir.NIRGraph`` (module docstring) for ``consumer`` (:data:`CONSUMERS`):
+    ``"snntorch"`` (default) only nodes and parameters snnTorch 1.0's ``import_from_nir`` loads,
+    ``"nir"`` NIR's own nodes for each neurosim part (``IF``, ``Scale``, ``SumPool2d``, biases as
+    ``v_leak``). Refuses, naming the layer, what the form cannot express (per-step schedules, a
+    bias with no place)."""
     nir = _nir()
+    if consumer not in CONSUMERS:
+        raise NeurosimError(f"consumer must be one of {', '.join(CONSUMERS)}, got {consumer!r}")
     if not dt > 0:
         raise NeurosimError(f"dt must be > 0 s, got {dt}")
+    snn = consumer == "snntorch"
+    if snn and dt != DT:
+        raise NeurosimError(f"snnTorch 1.0 reads every NIR graph with dt = {DT:g} s; dt = {dt:g} needs "
+                            "consumer 'nir'")
     net.check()
     depths = net.depths()
     in_shape = tuple(net.layers[0].shape) if net.has_input_layer else tuple(net.input_shape)
@@ -201,17 +263,38 @@ def to_nir(net: Netlist, dt: float = DT):
         if isinstance(layer, Input):
             bias = None if layer.bias == 0 else np.full(shape, float(layer.bias))
             tail = "input"
-            if layer.weight != 1:
+            if snn and n.i_decay != DECAY_UNITY:
+                raise NeurosimError(f"layer {i}: an input layer of {n.type_name} neurons with iDecay < 4096: neurosim "
+                                    "adds the sample to the voltage, snnTorch's Synaptic would filter it through its "
+                                    "current; use consumer 'nir'")
+            if snn and (layer.weight != 1 or bias is not None):
+                nodes[f"{me}_in"] = _diagonal_node(nir, float(layer.weight), shape,
+                                                   None if bias is None else np.full(shape[0], float(layer.bias)),
+                                                   {KEY: {"synapse": "input"}}, f"layer {i}: the input layer")
+                bias = None
+            elif layer.weight != 1:
                 nodes[f"{me}_in"] = nir.Scale(scale=np.full(shape, float(layer.weight)),
                                               metadata={KEY: {"synapse": "input"}})
+            if f"{me}_in" in nodes:
                 edges.append(("input", f"{me}_in"))
                 tail = f"{me}_in"
             edges.append((tail, me))
-            in_synapse = False
+            in_synapse = snn
         else:
             b, meta["bias_onset"] = _layer_bias(net, i, depths[i])
             bias = None if b is None else _per_neuron(b, shape)
-            in_synapse = n.i_decay == DECAY_UNITY and isinstance(layer.synapse, (Dense, Conv))
+            carrier = None           # the projection whose node carries the bias
+            if n.i_decay == DECAY_UNITY:
+                kinds = [isinstance(pr.synapse, (Dense, Conv)) for pr in layer.projections]
+                if kinds[0]:
+                    carrier = 0
+                elif snn and b is not None:
+                    carrier = kinds.index(True) if any(kinds) else 0
+            elif snn and b is not None:
+                raise NeurosimError(f"layer {i}: a bias on a {n.type_name} layer with iDecay < 4096 would be "
+                                    "filtered by snnTorch's synaptic current (its importer refuses v_leak); use "
+                                    "consumer 'nir'")
+            in_synapse = carrier is not None or snn
             for p, proj in enumerate(layer.projections):
                 src = net.source_of(i, proj.source)
                 s_shape = net.shape_of(src)
@@ -221,28 +304,30 @@ def to_nir(net: Netlist, dt: float = DT):
                                                        end_dim=-1, metadata={KEY: {"implicit": True}})
                     edges.append((tail, f"{syn}_flat"))
                     tail = f"{syn}_flat"
-                nodes[syn] = _synapse_node(nir, proj.synapse, s_shape, shape,
-                                           b if (p == 0 and in_synapse) else None)
+                nodes[syn] = _synapse_node(nir, proj.synapse, s_shape, shape, b if p == carrier else None, consumer,
+                                           f"layer {i}: projection {p}")
                 edges += [(tail, syn), (syn, me)]
         if bias is not None and not in_synapse and int(n.vDecay) == 0:
             raise NeurosimError(f"layer {i}: a bias on a {n.type_name} layer with vDecay 0 "
                                 + ("and synaptic current memory (iDecay < 4096) " if n.i_decay < DECAY_UNITY else
                                    f"fed first by '{layer.type_name}' ")
                                 + "has no NIR place (an Affine/Conv2d bias, or v_leak, which needs a leak)")
-        nodes[me] = _neuron_node(nir, n, shape, None if in_synapse else bias, dt, meta)
+        nodes[me] = _neuron_node(nir, n, shape, None if in_synapse else bias, dt, meta, consumer)
     out = net.output_layer
     nodes["output"] = nir.Output(output_type={"output": np.array(net.layers[out].shape)})
     edges.append((_name(out), "output"))
-    graph_meta = {KEY: {"dt": float(dt), "delay": DELAY, "meta_json": json.dumps(net.meta, sort_keys=True)}}
+    graph_meta = {KEY: {"dt": float(dt), "delay": DELAY, "consumer": consumer,
+                        "meta_json": json.dumps(net.meta, sort_keys=True)}}
     try:
         return nir.NIRGraph(nodes=nodes, edges=edges, metadata=graph_meta, type_check=True)
     except (ValueError, AssertionError, NotImplementedError) as exc:
         raise NeurosimError(f"nir rejects the graph: {_first_line(exc)}") from None
 
 
-def save_nir(net: Netlist, path: Union[str, Path], dt: float = DT) -> Path:
-    """Write ``net`` as a NIR file (atomically) and return its path."""
-    graph = to_nir(net, dt)
+def save_nir(net: Netlist, path: Union[str, Path], dt: float = DT, consumer: str = "snntorch") -> Path:
+    """Write ``net`` as a NIR file for ``consumer`` (:func:`to_nir`; default ``"snntorch"``,
+    which neurosim reads back as well) atomically and return its path."""
+    graph = to_nir(net, dt, consumer)
     with atomic_path(path) as tmp:
         _nir().write(tmp, graph)
     return Path(path)
@@ -347,6 +432,10 @@ def _finite(name: str, field: str, a) -> np.ndarray:
 def _synapse(name: str, node, in_shape: Shape) -> tuple[SynapseKind, Optional[np.ndarray]]:
     """``(synapse, bias per output channel or None)`` of a NIR synapse node."""
     kind = type(node).__name__
+    meta = _meta(node)
+    if meta.get("synapse") == "identity" and kind in ("Affine", "Linear", "Conv2d"):
+        w, bias = _diagonal(name, node)
+        return Identity(w), bias
     if kind in ("Affine", "Linear"):
         w = _finite(name, "weight", node.weight)
         if w.ndim != 2:
@@ -364,14 +453,13 @@ def _synapse(name: str, node, in_shape: Shape) -> tuple[SynapseKind, Optional[np
     bias = _finite(name, "bias", node.bias)
     stride, padding = _pair(node.stride), _conv_padding(name, node, w.shape[2:])
     groups = int(node.groups)
-    meta = _meta(node)
     if groups == 1 and int(meta.get("groups", 1)) > 1:
         groups = int(meta["groups"])
         w = _regroup(name, w, groups)
-    if meta.get("synapse") == "pool":
-        if groups != w.shape[0] or np.any(w != w[:1]) or np.any(bias):
+    if meta.get("synapse") == "pool":         # a pool as a Conv2d; the snntorch form may give it the bias
+        if groups != w.shape[0] or np.any(w != w[:1]):
             raise NeurosimError(f"node '{name}': marked as a neurosim pool but not one kernel shared by all channels")
-        return Pool(w[0, 0], stride, padding), None
+        return Pool(w[0, 0], stride, padding), bias
     return Conv(w, stride, padding, _pair(node.dilation), groups), bias
 
 
@@ -388,14 +476,33 @@ def _regroup(name: str, w: np.ndarray, groups: int) -> np.ndarray:
     return np.concatenate(blocks)
 
 
+def _diagonal(name: str, node) -> tuple[float, Optional[np.ndarray]]:
+    """``(w, bias per channel or None)`` of an ``Affine``/``Linear`` with weight ``w I`` or a 1x1
+    ``Conv2d`` (stride 1, no padding) with weight ``w I``: the snntorch form of ``Scale(w)``."""
+    w = _finite(name, "weight", node.weight)
+    kind = type(node).__name__
+    if kind == "Conv2d":
+        if w.ndim != 4 or w.shape[2:] != (1, 1) or _pair(node.stride) != (1, 1) or int(node.groups) != 1 \
+                or isinstance(node.padding, (str, bytes)) or _pair(node.padding) != (0, 0):
+            raise NeurosimError(f"node '{name}': marked as a scaling but not a 1x1 Conv2d (stride 1, no padding)")
+        w = w[:, :, 0, 0]
+    if w.ndim != 2 or w.shape[0] != w.shape[1] or w.size == 0 or np.any(w != w[0, 0] * np.eye(len(w))):
+        raise NeurosimError(f"node '{name}': marked as a scaling but its weight is not w times the identity")
+    bias = _finite(name, "bias", node.bias) if kind != "Linear" else None
+    return float(w[0, 0]), bias
+
+
 def _input_layer_path(inp: str, nodes: dict, kinds: dict, preds: dict, succs: dict) -> list[str]:
-    """``[Scale, neuron]`` or ``[neuron]`` when the graph input drives one neuron node as its only
-    input (a neurosim ``input`` layer: the sample as a current), else ``[]``."""
+    """``[scaling, neuron]`` or ``[neuron]`` when the graph input drives one neuron node as its only
+    input (a neurosim ``input`` layer: the sample as a current), else ``[]``. The scaling is a
+    ``Scale`` (``nir`` form; no metadata needed) or a diagonal ``Affine``/``Conv2d`` marked as the
+    input synapse (``snntorch`` form, :func:`_diagonal`)."""
     if len(succs[inp]) != 1:
         return []
     path = [succs[inp][0]]
-    if kinds[path[0]] == "Scale" and len(succs[path[0]]) == 1 \
-            and _meta(nodes[path[0]]).get("synapse", "input") == "input":
+    synapse = _meta(nodes[path[0]]).get("synapse")
+    if len(succs[path[0]]) == 1 and ((kinds[path[0]] == "Scale" and synapse in (None, "input"))
+                                     or (kinds[path[0]] in ("Affine", "Linear", "Conv2d") and synapse == "input")):
         path.append(succs[path[0]][0])
     last = path[-1]
     if kinds[last] not in NEURON_NODES or preds[last] != [path[-2] if len(path) > 1 else inp]:
@@ -507,7 +614,16 @@ def from_nir(graph, dt: Optional[float] = None) -> Netlist:
         syn_bias: list[np.ndarray] = []
         shape: Optional[Shape] = None
         if k == 0 and input_layer:
-            weight = _one(path[0], "scale", nodes[path[0]].scale) if len(path) > 1 else 1.0
+            weight, in_bias = 1.0, None
+            if len(path) > 1 and kinds[path[0]] == "Scale":
+                weight = _one(path[0], "scale", nodes[path[0]].scale)
+            elif len(path) > 1:
+                weight, in_bias = _diagonal(path[0], nodes[path[0]])
+            if in_bias is not None and np.any(in_bias):
+                if kw["iDecay"] != DECAY_UNITY:
+                    raise NeurosimError(f"node '{path[0]}': a bias into the synaptic current of CubaLIF '{n}' is "
+                                        "filtered by it; neurosim adds biases to the voltage")
+                syn_bias.append(np.asarray(in_bias, dtype=np.float64))
             shape = in_shape
         else:
             for p in preds[n]:
@@ -556,7 +672,7 @@ def from_nir(graph, dt: Optional[float] = None) -> Netlist:
             neuron = RMP(vth, vDecay=kw["vDecay"], reset=reset, vInit=_whole(v_init))
         if k == 0 and input_layer:
             layers.append(Input(shape, neuron, weight=weight * lam,
-                                bias=0.0 if bias is None else _one(n, "v_leak", bias) * lam))
+                                bias=0.0 if bias is None else _one(n, "bias", bias) * lam))
         else:
             if lam != 1.0:
                 projections = [Projection(_scaled(pr.synapse, lam), pr.source) for pr in projections]
@@ -631,3 +747,50 @@ def _first_line(exc: BaseException) -> str:
 
 def _version(nir) -> str:
     return str(getattr(nir, "version", getattr(nir, "__version__", "1.0")))
+
+
+# ----------------------------------------------------------------------------- snnTorch
+
+def to_snntorch(graph, soft_reset: bool = True):
+    """snnTorch 1.0's ``import_from_nir`` of ``graph`` (a ``nir.NIRGraph`` or a NIR file) with what
+    that importer drops and neurosim's metadata holds put back: a ``torch.fx.GraphModule`` that
+    takes one step ``x`` (N, *input shape) and returns ``(output spikes, state)``; call it once per
+    step (neuron states live in the snnTorch modules, named like the graph's nodes: ``l000``, ...).
+
+    * ``Flatten(start_dim = 0)`` (NIR shapes have no batch dimension) flattens from dimension 1,
+      so batches run;
+    * with ``soft_reset``, every neuron node whose metadata says ``reset = "soft"`` subtracts its
+      threshold (``reset_mechanism = "subtract"``) instead of resetting to zero. Without leak
+      (``beta = 1``) it is made exact with ``reset_delay = True`` (snnTorch then subtracts at the
+      next step, before adding the input: the same sums); with a leak snnTorch subtracts after
+      the spike (``reset_delay = False``), exact unless the voltage exceeds twice the threshold
+      in one step (snnTorch then skips that spike).
+
+    What stays lost: ``v_init`` (snnTorch starts at 0), neurosim's one-step delay per projection
+    (snnTorch layer ``l`` at step ``t`` is neurosim's at ``t + depth(l)`` when the biases have the
+    converter's onset), ``refDelay``.
+    """
+    import contextlib
+    import io
+
+    nir = _nir()
+    try:
+        import snntorch
+        import torch
+        from snntorch.import_nir import import_from_nir
+    except ImportError:
+        raise NeurosimError("to_snntorch needs snnTorch: pip install -e '.[interop]'") from None
+    if isinstance(graph, (str, Path)):
+        graph = nir.read(str(graph))
+    meta = {name: _meta(node) for name, node in graph.nodes.items()}
+    with contextlib.redirect_stdout(io.StringIO()):       # it prints while looking for recurrences
+        module = import_from_nir(graph)
+    for name, mod in module.named_children():
+        if isinstance(mod, torch.nn.Flatten) and mod.start_dim == 0:
+            mod.start_dim = 1
+        if soft_reset and isinstance(mod, (snntorch.Leaky, snntorch.Synaptic)) \
+                and meta.get(name, {}).get("reset") == "soft":
+            mod.reset_mechanism = "subtract"
+            mod.state_function = mod._base_sub          # chosen from the mechanism at construction
+            mod.reset_delay = bool(torch.all(mod.beta == 1))
+    return module

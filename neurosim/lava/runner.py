@@ -35,6 +35,7 @@ from neurosim.lava import worker as W
 from neurosim.lava.layout import TAGS, check_input, check_netlist
 from neurosim.lava.netcodec import encode_net
 from neurosim.netlist.schema import Flatten, Netlist, Population
+from neurosim.progress import shown
 
 PathLike = Union[str, os.PathLike]
 
@@ -196,7 +197,7 @@ def _run_guarded(jobdir: Path, n_samples: int, timeout: float, progress: bool, t
     error_seen: Optional[float] = None    # when error.json appeared
     result_seen: Optional[float] = None   # when result.npz appeared (written last, atomically)
     bar = tqdm(total=n_samples, desc=f"lava ({tag}, T={steps})", unit="sample",
-               disable=not progress, leave=False)
+               disable=not shown(progress), leave=False)
     restore_signals = terminate_raises()  # SIGTERM/SIGHUP -> Terminated: the clean-up below runs
     try:
         while True:
@@ -222,8 +223,8 @@ def _run_guarded(jobdir: Path, n_samples: int, timeout: float, progress: bool, t
             if result_seen is not None and now - result_seen > ERROR_GRACE_S:
                 break                     # results complete, the worker hangs on exit: kill it
             if now - t0 > timeout:
-                failure = (f"Lava run timed out after {timeout:g} s{_where(state, n_samples)}; the "
-                           "worker and its processes were killed (pass timeout=... to allow more time)")
+                failure = (f"Lava run timed out after {timeout:g} s{_where(state, n_samples)}; the worker and "
+                           "its processes were killed (allow more time: --lava-timeout SECONDS, timeout= in Python)")
                 break
             time.sleep(POLL_S)
         # Always: kill what is left of the group (a successful worker leaves nothing, or

@@ -27,6 +27,13 @@ Average pooling is folded into the next layer by the converter (``neurosim conve
 ``--no-fold-pool``); a ``pool`` layer left in a netlist is a spiking population netx cannot
 build, and is refused like soft reset, schedules, ``vInit``, ``identity`` and joins, with one
 message naming the layer and why.
+
+A net from :func:`neurosim.convert.rmp.convert` passes when converted with ``reset='hard',
+readout_reset='hard', align_bias=False`` (fixed precision, ``v_init_half`` off, the default for
+a model without QCFS activations) and its pools folded (the default): the refusal of a
+converted net names, for its first layer, the convert option that avoids it, and lists every
+option the whole net needs (:data:`CONVERT_OPTIONS`). A residual join (``identity`` projections,
+several projections, skips) and a pool the converter cannot fold have no such option.
 """
 from __future__ import annotations
 
@@ -49,50 +56,136 @@ from neurosim.netlist.schema import (
 #: Synapse kinds netx builds (``create_dense``, ``create_conv``).
 NETX_KINDS = ("dense", "conv")
 
+#: The :func:`neurosim.convert.rmp.convert` option that avoids a refusal of a converted net, by
+#: cause: ``cause: (keyword argument, command line)``.
+CONVERT_OPTIONS = {
+    "reset": ("reset='hard'", "neurosim convert --reset hard"),
+    "readout": ("readout_reset='hard'", "neurosim convert --readout-reset hard"),
+    "vinit": ("v_init_half=False", "neurosim convert --no-v-init-half"),
+    "onset": ("align_bias=False", "neurosim convert --no-bias-onset"),
+    "fold": ("fold_pool=True", "neurosim convert without --no-fold-pool"),
+    "fixed": ("precision='fixed'", "what neurosim convert writes"),
+}
+_FLAG = "neurosim convert --"
+#: Why no convert option helps, by cause.
+NO_CONVERT_OPTION = {
+    "pool": "the converter could not fold this average pool into the next layer exactly (padded pooling, "
+            "a dilated conv, or no conv/dense layer after it), and no convert option avoids it: change the model",
+    "chain": "a residual connection, which no convert option avoids (netx is a chain): use a model without one",
+}
 
-def _neuron_refusal(neuron: Neuron) -> Optional[str]:
+
+def _neuron_refusal(neuron: Neuron) -> Optional[tuple[str, str]]:
     if neuron.soft:
         return (f"{neuron.type_name} neuron with soft reset (v <- v - vThMant); netx builds Lava LIF, "
-                "which resets to 0")
+                "which resets to 0", "reset")
     if neuron.vInit != 0:
-        return f"initial voltage vInit = {neuron.vInit:g}; netx starts every neuron at v = 0"
+        return f"initial voltage vInit = {neuron.vInit:g}; netx starts every neuron at v = 0", "vinit"
     return None
 
 
-def _integers(name: str, a) -> Optional[str]:
+def _integers(name: str, a) -> Optional[tuple[str, str]]:
     a = np.asarray(a, dtype=np.float64)
     if a.size and not np.array_equal(a, np.rint(a)):
-        return f"non-integer {name} mantissas (netx truncates them with astype(int)); export in fixed point"
+        return f"non-integer {name} mantissas (netx truncates them with astype(int)); export in fixed point", "fixed"
     return None
 
 
-def layer_refusal(net: Netlist, i: int) -> Optional[str]:
-    """Why netx cannot express layer ``i`` of ``net`` with neurosim's meaning, or ``None``."""
+def _refusal(net: Netlist, i: int) -> Optional[tuple[str, str]]:
+    """``(why, cause)`` netx cannot express layer ``i``, or None; ``cause`` is a key of
+    :data:`CONVERT_OPTIONS` or :data:`NO_CONVERT_OPTION` (or 'geometry': Lava's conv limits)."""
     layer = net.layers[i]
     if isinstance(layer, Flatten):
         if net.source_of(i, layer.source) != i - 1:
-            return f"flatten of layer {net.source_of(i, layer.source)}, not of the layer before (netx is a chain)"
+            return (f"flatten of layer {net.source_of(i, layer.source)}, not of the layer before (netx is a chain)",
+                    "chain")
         return None
     why = _neuron_refusal(layer.neuron)
+    if why and why[1] == "reset" and i == net.output_layer and not isinstance(layer, Input):
+        why = (why[0], "readout")
     if why or isinstance(layer, Input):
         return why
     if len(layer.projections) > 1:
         srcs = [s for s, _ in net.inputs(i)]
-        return f"join of {len(srcs)} projections (from {srcs}); netx layers take one projection"
+        return f"join of {len(srcs)} projections (from {srcs}); netx layers take one projection", "chain"
     src, syn = net.inputs(i)[0]
     if src != i - 1:
-        return f"projection from layer {src}, not from the layer before (a skip connection; netx is a chain)"
+        return f"projection from layer {src}, not from the layer before (a skip connection; netx is a chain)", "chain"
     if syn.type_name not in NETX_KINDS:
         extra = (" (average pooling is folded into the next layer by 'neurosim convert' unless --no-fold-pool)"
-                 if syn.type_name == "pool" else "")
-        return f"'{syn.type_name}' synapse; netx builds only {' and '.join(NETX_KINDS)} layers{extra}"
+                 if syn.type_name == "pool" and not _converted(net) else "")
+        return (f"'{syn.type_name}' synapse; netx builds only {' and '.join(NETX_KINDS)} layers{extra}",
+                "pool" if syn.type_name == "pool" else "chain")
     if layer.schedule is not None:
         return (f"per-step schedule over {layer.schedule.steps} steps (BNTT scale or a bias onset); netx has "
-                "one constant bias and no current scale")
+                "one constant bias and no current scale", "onset")
     geometry = syn.lava_refusal(net.in_shape(i))
     if geometry:
-        return geometry
+        return geometry, "geometry"
     return _integers("weight", syn.weight) or (None if layer.bias is None else _integers("bias", layer.bias))
+
+
+def _converted(net: Netlist) -> bool:
+    return net.meta.get("converted_by") == "neurosim.convert.rmp"
+
+
+def _option(net: Netlist, cause: str) -> Optional[str]:
+    """For a converted net: the :data:`CONVERT_OPTIONS` key that avoids ``cause``, or None."""
+    if not _converted(net):
+        return None
+    if cause == "pool" and net.meta.get("fold_pool") is False:
+        cause = "fold"
+    if cause == "onset" and not net.meta.get("align_bias", True):
+        return None                            # a schedule the converter did not write
+    return cause if cause in CONVERT_OPTIONS else None
+
+
+def _remedy(net: Netlist, cause: str) -> Optional[str]:
+    """For a converted net: the convert option that avoids ``cause``, or why none does."""
+    if not _converted(net):
+        return None
+    key = _option(net, cause)
+    if key is not None:
+        kw, cli = CONVERT_OPTIONS[key]
+        return f"convert with {kw} ({cli})"
+    return NO_CONVERT_OPTION.get(cause)
+
+
+def convert_options(net: Netlist) -> list[str]:
+    """The :data:`CONVERT_OPTIONS` keys a net from :func:`neurosim.convert.rmp.convert` needs
+    for netx (every layer, every cause; empty for any other net)."""
+    if not _converted(net):
+        return []
+    causes = []
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, Flatten):
+            continue
+        n = layer.neuron
+        if n.soft:
+            causes.append("readout" if i == net.output_layer and not isinstance(layer, Input) else "reset")
+        if n.vInit != 0:
+            causes.append("vinit")
+        if isinstance(layer, Population):
+            if layer.schedule is not None:
+                causes.append("onset")
+            if any(p.synapse.type_name == "pool" for p in layer.projections):
+                causes.append("pool")
+            if any(_integers("weight", p.synapse.weight) for p in layer.projections) or \
+                    (layer.bias is not None and _integers("bias", layer.bias)):
+                causes.append("fixed")
+    return list(dict.fromkeys(k for c in causes if (k := _option(net, c)) is not None))
+
+
+def layer_refusal(net: Netlist, i: int) -> Optional[str]:
+    """Why netx cannot express layer ``i`` of ``net`` with neurosim's meaning, or ``None``; for
+    a net from :func:`neurosim.convert.rmp.convert`, with the convert option that avoids it (or
+    why none does)."""
+    found = _refusal(net, i)
+    if found is None:
+        return None
+    why, cause = found
+    remedy = _remedy(net, cause)
+    return f"{why}; {remedy}" if remedy else why
 
 
 def _netx_neuron(neuron: Neuron) -> CUBA:
@@ -120,6 +213,11 @@ def to_netx(net: Netlist, name: str = "netlist") -> Netlist:
     if problems:
         i, why = problems[0]
         more = f" (and {len(problems) - 1} more layer(s))" if len(problems) > 1 else ""
+        options = [CONVERT_OPTIONS[k] for k in convert_options(net)]
+        if len(options) > 1:
+            flags = [cli[len(_FLAG) - 2:] for _, cli in options if cli.startswith(_FLAG)]
+            more += "; the whole net needs " + ", ".join(kw for kw, _ in options) + \
+                (f" (neurosim convert {' '.join(flags)})" if flags else "")
         raise NeurosimError(f"{name}: not netx-compatible: layer {i} ({net.layers[i].type_name}): {why}{more}")
     layers = [_netx_layer(l) for k, l in enumerate(net.layers)
               if not (isinstance(l, Flatten) and len(net.in_shape(k)) == 1)]

@@ -38,6 +38,8 @@ WORKSPACE_BYTES = 1 << 25
 #: A window whose schedule rows change at most this often is scanned run by run with one
 #: row each (no (w, n) bias array); more often, in one scan with a row per step.
 MAX_SEGMENTS = 4
+#: Every integer up to this one is exact in float32.
+_F32_EXACT = 1 << 24
 
 
 @dataclass
@@ -55,6 +57,12 @@ class SimResult:
     ``spikes[i]``: (N, T, n) bool, only when recorded; ``readout`` (N, n_out): the output
     layer's ``count * vth + v`` at the end; ``readout_trace`` (N, len(readout_steps), n_out):
     the same after each of ``readout_steps``. Neurons are flattened in (C, H, W) order.
+
+    What was counted up to each of ``readout_steps`` (K of them; ``None`` without readout
+    steps), i.e. what a run of that many steps would have counted (a shorter run is a prefix):
+    ``layer_spikes_trace[i]`` / ``synops_trace[i]``: (N, K) int64, the layer's spikes and the
+    synaptic events they caused in steps 1..readout_steps[k] (``None`` for ``Flatten``);
+    ``input_spikes_trace`` / ``input_synops_trace``: (N, K), the same for a spike input.
     """
     steps: int
     counts: list[Optional[np.ndarray]]
@@ -68,6 +76,10 @@ class SimResult:
     readout_trace: Optional[np.ndarray] = None
     input_spikes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     input_synops: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    layer_spikes_trace: Optional[list[Optional[np.ndarray]]] = None
+    synops_trace: Optional[list[Optional[np.ndarray]]] = None
+    input_spikes_trace: Optional[np.ndarray] = None
+    input_synops_trace: Optional[np.ndarray] = None
 
     def accuracy_at(self, labels: np.ndarray) -> dict[int, float]:
         """Accuracy had the run stopped after each of ``readout_steps`` (a shorter run is a
@@ -81,6 +93,14 @@ class SimResult:
     def synops_per_sample(self) -> np.ndarray:
         """(N,) synaptic events per sample, all layers and the spike input."""
         return np.sum([s for s in self.synops if s is not None], axis=0) + self.input_synops
+
+    @property
+    def synops_per_sample_trace(self) -> np.ndarray:
+        """(N, K) synaptic events per sample up to each of ``readout_steps``, all layers and the
+        spike input (column ``k`` equals ``synops_per_sample`` of a run of ``readout_steps[k]``)."""
+        if self.synops_trace is None:
+            raise NeurosimError("run with readout_steps=[...] to get the counts at earlier steps")
+        return np.sum([s for s in self.synops_trace if s is not None], axis=0) + self.input_synops_trace
 
     @property
     def predictions(self) -> np.ndarray:
@@ -107,6 +127,26 @@ def check_fixed_point(net: Netlist) -> None:
             if not np.array_equal(arr, np.round(arr)):
                 raise NeurosimError(f"layer {i}: key '{key}': fixed-point mode needs integer "
                                     "mantissas; run this netlist with mode 'float'")
+
+
+def _step_columns(fanout: np.ndarray) -> tuple[torch.Tensor, list[int]]:
+    """For per-step totals of a layer's spikes by float32 matrix-vector products, exact: the
+    (c, n) rows ``[1, d_0, d_1, ...]``, with the fan-outs' digits ``d_j`` in base ``2**b``, and
+    the digits' shifts ``[0, b, 2b, ...]``. ``b`` is chosen so that no row sums past 2**24 over
+    the n neurons: every partial sum of 0/1 spikes times a row is then an exact float32
+    integer, in any summation order. Spikes (the row of a step and sample) times row 0 count
+    them; times the digit rows, shifted, add up to their synaptic events."""
+    n = len(fanout)
+    b = max(1, (_F32_EXACT // max(n, 1) + 1).bit_length() - 1)
+    digits = max(1, -(-int(fanout.max(initial=0)).bit_length() // b))
+    rows = [np.ones(n, np.int64)] + [(fanout >> (b * j)) & ((1 << b) - 1) for j in range(digits)]
+    return torch.from_numpy(np.stack(rows).astype(np.float32)), [b * j for j in range(digits)]
+
+
+def _cut(w: int, ends) -> list[tuple[int, int]]:
+    """Steps ``0..w`` of a window as runs ``(lo, hi)`` that end at every position in ``ends``."""
+    cuts = [0] + sorted(e for e in ends if 0 < e < w) + [w]
+    return list(zip(cuts[:-1], cuts[1:]))
 
 
 class _Population:
@@ -210,9 +250,10 @@ class _SpikeBuffer:
         """Rows to write the ``w`` steps of the window into."""
         return self.rows[1:w + 1]
 
-    def count(self, w: int) -> np.ndarray:
-        """Total the ``w`` new rows (exact: float32 sums of fewer than 2**24 ones); returns them."""
-        self.per_row[1:w + 1] = self.rows[1:w + 1].sum(axis=1)
+    def count(self, w: int, totals: Optional[np.ndarray] = None) -> np.ndarray:
+        """Total the ``w`` new rows (exact: float32 sums of fewer than 2**24 ones), or take
+        ``totals`` (w,) when the caller has them; returns them."""
+        self.per_row[1:w + 1] = self.rows[1:w + 1].sum(axis=1) if totals is None else totals
         return self.per_row[1:w + 1]
 
     def delayed(self, w: int) -> tuple[np.ndarray, int]:
@@ -287,6 +328,10 @@ class Simulator:
             check_fixed_point(net)
         self.workspace_bytes = workspace_bytes
         self._ws: Optional[_Workspace] = None
+        #: the kernels' ``v_trace`` argument with no rows (no voltage trace is kept)
+        self._no_trace = {dt: np.empty((0, 0), dt) for dt in (np.int64, np.float64)}
+        #: per layer, made when first needed: :func:`_step_columns` of its fan-outs
+        self._columns: dict[int, tuple[torch.Tensor, list[int]]] = {}
         self.fanouts = fanouts(net)
         self.input_fanout = input_fanout(net)
         #: per layer: one Synapse per projection, and the neuron layer (or INPUT) each reads
@@ -326,8 +371,11 @@ class Simulator:
         current ``weight * x + bias`` (or, with ``raw_current``, ``x`` is that current in
         mantissas). Nets without one take spikes ``x`` (N, steps, *input_shape), which reach
         the first synapse like any layer's spikes (one step of delay). ``readout_steps`` (values
-        in 1..steps) keeps the output layer's readout after those steps, for accuracy vs T
-        from one run (``range(1, steps + 1)`` for every step).
+        in 1..steps) keeps the output layer's readout, and every layer's spikes and SynOps
+        counted so far, after those steps: accuracy, spikes and SynOps vs T from one run
+        (``range(1, steps + 1)`` for every step; :class:`SimResult`'s traces). It costs a
+        matrix-vector product per layer over the spikes of each window holding such a step
+        (which replaces the window's spike count), no per-step work.
         ``per_neuron=False`` keeps per-neuron counts and voltages of the output layer only, so
         memory does not grow with the net's size times the batch.
         """
@@ -367,11 +415,17 @@ class Simulator:
             spikes.append(np.zeros((n_samples, steps, n), bool) if record else None)
             layer_spikes.append(np.zeros(n_samples, np.int64))
             synops.append(np.zeros(n_samples, np.int64))
-        n_out = int(np.prod(net.layers[out].shape))
-        trace = np.zeros((n_samples, len(readout_steps), n_out), self.pops[out].dtype) if readout_steps else None
+        n_out, k = int(np.prod(net.layers[out].shape)), len(readout_steps)
+        trace = np.zeros((n_samples, k, n_out), self.pops[out].dtype) if readout_steps else None
+
+        def per_step() -> Optional[list[Optional[np.ndarray]]]:
+            return [None if c is None else np.zeros((n_samples, k), np.int64) for c in layer_spikes] if k else None
         return SimResult(steps, counts, vs, step_counts, layer_spikes, synops, spikes if record else None,
                          readout_steps=readout_steps, readout_trace=trace,
-                         input_spikes=np.zeros(n_samples, np.int64), input_synops=np.zeros(n_samples, np.int64))
+                         input_spikes=np.zeros(n_samples, np.int64), input_synops=np.zeros(n_samples, np.int64),
+                         layer_spikes_trace=per_step(), synops_trace=per_step(),
+                         input_spikes_trace=np.zeros((n_samples, k), np.int64) if k else None,
+                         input_synops_trace=np.zeros((n_samples, k), np.int64) if k else None)
 
     def _workspace(self, plan: _Plan) -> _Workspace:
         """The buffers for ``plan``, kept from the previous run when the plan is the same."""
@@ -388,7 +442,6 @@ class Simulator:
                    raw_current: bool) -> None:
         """One chunk of samples, window after window; results go into ``res[rows]``."""
         net, nb, states, source, window = self.net, len(x), ws.states, ws.source, ws.plan.window
-        out = net.output_layer
         for st in states:
             if st is not None:
                 st.start(nb)
@@ -404,14 +457,20 @@ class Simulator:
         buffers = [st.out for st in states if st is not None] + ([source] if source is not None else [])
         for t0 in range(0, steps, window):
             w = min(window, steps - t0)
+            # readout steps that end in this window: {position in the window after the step: column}
+            picks = {t - t0: k for k, t in enumerate(res.readout_steps) if t0 < t <= t0 + w}
             if source is not None:      # (nb, w, *in) -> rows (w, nb * n_in), cast on the way
                 rows_in = source.fill(w)
                 rows_in.reshape(w, nb, -1)[:] = x[:, t0:t0 + w].reshape(nb, w, -1).transpose(1, 0, 2)
                 per_sample = rows_in.reshape(w, nb, -1).sum(2)                     # (w, nb)
                 source.per_row[1:w + 1] = per_sample.sum(1)
-                in_spikes += per_sample.sum(0)
-                if in_counts is not None:       # input SynOps need per-input counts
-                    in_counts += rows_in.sum(0)
+                for lo, hi in _cut(w, picks):
+                    in_spikes += per_sample[lo:hi].sum(0)
+                    if in_counts is not None:       # input SynOps need per-input counts
+                        in_counts += rows_in[lo:hi].sum(0)
+                    if hi in picks:
+                        res.input_spikes_trace[rows, picks[hi]] = in_spikes
+                        res.input_synops_trace[rows, picks[hi]] = self._input_synops(in_spikes, in_counts, nb)
             for i, layer in enumerate(net.layers):
                 st, pop = states[i], self.pops[i]
                 if st is None:
@@ -422,37 +481,82 @@ class Simulator:
                 else:
                     a = self._current(i, states, source, st, w, nb, m)
                 s_out = st.out.fill(w)
-                # readout steps that fall in this window: positions in the window and in the result
-                picks = [(t - 1 - t0, k) for k, t in enumerate(res.readout_steps) if t0 < t <= t0 + w] if i == out else []
-                v_trace = np.empty((w if picks else 0, m), pop.dtype)
-                before = st.counts.copy() if picks else None
-                for lo, hi in pop.segments(t0, w):
-                    a_run, bias = pop.scheduled(a if len(a) == 1 else a[lo:hi], biases[i], t0 + lo, nb)
-                    pop.scan(a_run, bias, st.u, st.v, s_out[lo:hi], st.counts, v_trace[lo:hi] if picks else v_trace)
-                res.step_counts[i][t0:t0 + w] += st.out.count(w)
-                n = m // nb
+                if not picks:
+                    for lo, hi in pop.segments(t0, w):
+                        a_run, bias = pop.scheduled(a if len(a) == 1 else a[lo:hi], biases[i], t0 + lo, nb)
+                        pop.scan(a_run, bias, st.u, st.v, s_out[lo:hi], st.counts, self._no_trace[pop.dtype])
+                    res.step_counts[i][t0:t0 + w] += st.out.count(w)
+                else:
+                    res.step_counts[i][t0:t0 + w] += self._scan_and_read(i, a, biases[i], st, res, rows, t0, w,
+                                                                         nb, picks)
                 if res.spikes is not None:
-                    res.spikes[i][rows, t0:t0 + w] = s_out.reshape(w, nb, n).transpose(1, 0, 2) > 0
-                if picks:
-                    at, into = [p[0] for p in picks], [p[1] for p in picks]
-                    total = before + np.cumsum(s_out, axis=0, dtype=np.int64)[at]      # spikes so far
-                    readout = (total * pop.vth + v_trace[at]).reshape(len(at), nb, n)
-                    res.readout_trace[rows, into[0]:into[-1] + 1] = readout.transpose(1, 0, 2)
+                    res.spikes[i][rows, t0:t0 + w] = s_out.reshape(w, nb, m // nb).transpose(1, 0, 2) > 0
             for buf in buffers:
                 buf.carry(w)
         if source is not None:
             res.input_spikes[rows] = in_spikes
-            res.input_synops[rows] = (in_spikes.astype(np.int64) * self.input_fanout[0] if in_counts is None
-                                      else event_synops(in_counts.reshape(nb, -1), self.input_fanout))
+            res.input_synops[rows] = self._input_synops(in_spikes, in_counts, nb)
+        read_at_end = bool(res.readout_steps) and res.readout_steps[-1] == steps     # the totals are read already
         for i, st in enumerate(states):
             if st is None:
                 continue
             c = st.counts.reshape(nb, -1)
-            res.layer_spikes[i][rows] = c.sum(1)
-            res.synops[i][rows] = event_synops(c, self.fanouts[i])
+            if read_at_end:
+                res.layer_spikes[i][rows] = res.layer_spikes_trace[i][rows, -1]
+                res.synops[i][rows] = res.synops_trace[i][rows, -1]
+            else:
+                res.layer_spikes[i][rows] = c.sum(1)
+                res.synops[i][rows] = event_synops(c, self.fanouts[i])
             if res.counts[i] is not None:
                 res.counts[i][rows] = c
                 res.v[i][rows] = st.v.reshape(nb, -1)
+
+    def _scan_and_read(self, i: int, a: np.ndarray, bias0: np.ndarray, st: _LayerState, res: SimResult,
+                       rows: slice, t0: int, w: int, nb: int, picks: dict[int, int]) -> np.ndarray:
+        """Scan layer ``i`` over a window in which readout steps end (``picks``: position in
+        the window after the step -> trace column), then fill those trace columns from
+        per-step totals: per step and sample, the spikes and synaptic events (float32
+        matrix-vector products with :func:`_step_columns`' rows, exact; they replace the
+        window's count), added to the counts before the window. The output layer's readout
+        comes from its voltage after every step. Returns the window's spikes per step."""
+        pop, out = self.pops[i], i == self.net.output_layer
+        m = st.u.shape[0]
+        n = m // nb
+        c = st.counts.reshape(nb, n)
+        if t0 == 0:                                                          # before the window
+            spikes0 = synops0 = 0
+        else:
+            spikes0, synops0 = c.sum(1), event_synops(c, self.fanouts[i])
+        before = st.counts.copy() if out else None
+        v_trace = np.empty((w, m), pop.dtype) if out else self._no_trace[pop.dtype]
+        s_out = st.out.fill(w)
+        for lo, hi in pop.segments(t0, w):
+            a_run, bias = pop.scheduled(a if len(a) == 1 else a[lo:hi], bias0, t0 + lo, nb)
+            pop.scan(a_run, bias, st.u, st.v, s_out[lo:hi], st.counts, v_trace[lo:hi] if out else v_trace)
+        if i not in self._columns:
+            self._columns[i] = _step_columns(self.fanouts[i])
+        matrix, shifts = self._columns[i]       # torch's products: its thread pool, not a second (BLAS) one
+        per = torch.from_numpy(s_out).reshape(w * nb, n)                     # a row per step and sample
+        spikes = per.mv(matrix[0]).numpy().astype(np.int64).reshape(w, nb)
+        synops = np.zeros(w * nb, np.int64)
+        for digit, shift in zip(matrix[1:], shifts):
+            synops += per.mv(digit).numpy().astype(np.int64) << shift
+        at = np.array(sorted(picks)) - 1                                     # the steps read, in the window
+        into = slice(picks[at[0] + 1], picks[at[-1] + 1] + 1)                # their trace columns
+        res.layer_spikes_trace[i][rows, into] = (spikes0 + np.cumsum(spikes, axis=0)[at]).T
+        res.synops_trace[i][rows, into] = (synops0 + np.cumsum(synops.reshape(w, nb), axis=0)[at]).T
+        if out:
+            total = before + np.cumsum(s_out, axis=0, dtype=np.int64)[at]    # spikes so far per neuron
+            readout = (total * pop.vth + v_trace[at]).reshape(len(at), nb, n)
+            res.readout_trace[rows, into] = readout.transpose(1, 0, 2)
+        return st.out.count(w, spikes.sum(1))
+
+    def _input_synops(self, in_spikes: np.ndarray, in_counts: Optional[np.ndarray], nb: int) -> np.ndarray:
+        """(nb,) synaptic events of the input spikes counted so far (``in_counts``: per input,
+        ``None`` when every input has the same fan-out)."""
+        if in_counts is None:
+            return in_spikes.astype(np.int64) * self.input_fanout[0]
+        return event_synops(in_counts.reshape(nb, -1), self.input_fanout)
 
     def _current(self, i: int, states: list, source: Optional[_SpikeBuffer], st: _LayerState, w: int,
                  nb: int, m: int) -> np.ndarray:
