@@ -50,6 +50,7 @@ from neurosim.convert import DEFAULT_PERCENTILE, RULES  # noqa: E402
 from neurosim.convert.rmp import convert  # noqa: E402
 from neurosim.data.dataset import Split, load_dataset  # noqa: E402
 from neurosim.errors import NeurosimError  # noqa: E402
+from neurosim.evaluate import papers_depth  # noqa: E402
 from neurosim.io.atomic import write_json, write_png, write_text  # noqa: E402
 from neurosim.metrics.energy import energy_per_sample  # noqa: E402
 from neurosim.sim.simulator import Simulator  # noqa: E402
@@ -123,24 +124,21 @@ def load_model(folder: Path) -> tuple[torch.nn.Module, dict, object]:
 
 # ----------------------------------------------------------------------------- measuring
 
-def curve_metrics(net, res, labels: np.ndarray, steps: list[int], ann_macs: int) -> dict:
-    """Accuracy, spikes, SynOps and energy per sample after each T of ``steps`` (one run)."""
+def curve_metrics(net, res, labels: np.ndarray, steps: list[int], ann_macs: int, depth: int = 0) -> dict:
+    """Accuracy, spikes, SynOps and energy per sample after each T of ``steps`` (one run; the
+    run's exact per-readout counts), keyed by ``T - depth`` (``depth``: see ``--papers-t``)."""
     acc = res.accuracy_at(labels)
-    n = len(labels)
     neurons = int(sum(np.prod(net.layers[i].shape) for i in net.neuron_layers))
     out = {}
-    for T in steps:
-        spikes = synops = 0.0
-        for i in net.neuron_layers:
-            sc = res.step_counts[i]
-            total = float(sc.sum())
-            frac = float(sc[:T].sum()) / total if total else 0.0
-            spikes += float(sc[:T].sum()) / n
-            synops += float(res.synops[i].mean()) * frac
+    for k, T in enumerate(res.readout_steps):
+        if T not in steps:
+            continue
+        spikes = float(sum(res.layer_spikes_trace[i][:, k].mean() for i in net.neuron_layers))
+        synops = float(res.synops_per_sample_trace[:, k].mean())
         e = energy_per_sample(synops, ann_macs, spikes, neurons * T)
-        out[T] = {"accuracy": acc[T], "spikes": spikes, "synops": synops,
-                  "snn_j_45nm": e["cmos45nm"]["snn_j"], "ann_j_45nm": e["cmos45nm"]["ann_j"],
-                  "snn_j_loihi": e["loihi"]["snn_j"]}
+        out[T - depth] = {"accuracy": acc[T], "lava_steps": T, "spikes": spikes, "synops": synops,
+                          "snn_j_45nm": e["cmos45nm"]["snn_j"], "ann_j_45nm": e["cmos45nm"]["ann_j"],
+                          "snn_j_loihi": e["loihi"]["snn_j"]}
     return out
 
 
@@ -157,18 +155,24 @@ def summary(curve: dict, ann: float) -> dict:
                                         and c["snn_j_45nm"] < c["ann_j_45nm"])}
 
 
-def neurosim_row(model, setting: Setting, x_cal, test: Split, steps: list[int], progress: bool) -> dict:
+def neurosim_row(model, setting: Setting, x_cal, test: Split, steps: list[int], progress: bool,
+                 papers_t: bool = False) -> dict:
+    """One setting: convert, run once, read every T. ``papers_t``: ``steps`` are the papers' T
+    (every layer integrates T steps), read after ``T + D`` Lava steps (D: the readout's depth)."""
     t0 = time.perf_counter()
     net = convert(model, x_cal, tuple(test.x.shape[1:]), rule=setting.rule, reset=setting.reset,
                   v_init_half=setting.v_init_half, align_bias=setting.align_bias, fold_pool=setting.fold_pool,
                   snn_steps=SNN_RULE_STEPS, progress=progress)
     t_conv = time.perf_counter() - t0
-    res = Simulator(net, "fixed").run(test.x, max(steps), readout_steps=steps, per_neuron=False,
+    depth = papers_depth(net) if papers_t else 0
+    lava = [t + depth for t in steps]
+    res = Simulator(net, "fixed").run(test.x, max(lava), readout_steps=lava, per_neuron=False,
                                       progress=progress)
     t_sim = time.perf_counter() - t0 - t_conv
     return {"setting": setting.__dict__, "label": setting.label, "layers": len(net.neuron_layers),
-            "depth": max(net.depths()), "ann_macs": int(net.meta["ann_macs"]),
-            "curve": curve_metrics(net, res, test.y, steps, int(net.meta["ann_macs"])),
+            "depth": max(net.depths()), "readout_depth": papers_depth(net), "papers_t": papers_t,
+            "ann_macs": int(net.meta["ann_macs"]),
+            "curve": curve_metrics(net, res, test.y, lava, int(net.meta["ann_macs"]), depth),
             "seconds": {"convert": t_conv, "simulate": t_sim}}
 
 
@@ -298,13 +302,16 @@ def tables(results: dict) -> str:
         ann = m["ann_accuracy"]
         lines += [f"### {name} — ANN {_pct(ann)} % ({m['test_images']} test images, {m['recipe']}, "
                   f"{m['epochs']} epochs{', QCFS L=' + str(m['qcfs_levels']) if m.get('qcfs_levels') else ''})", "",
+                  *(["T is the papers' (every layer integrates T steps; SpikingJelly's T); neurosim's Lava "
+                     "run lasts T + D steps, D given per row.", ""] if results.get("papers_t") else []),
                   "| setting | " + " | ".join(f"T={t}" for t in steps)
                   + " | T ≤ ANN−1 | T ≤ ANN−0.1 | best (T) | T cheaper than ANN, ≤ 1 pt |",
                   "|---|" + "---|" * (len(steps) + 4)]
         for row in m["rows"]:
             c = {int(t): v for t, v in row["curve"].items()}
             s = row.get("summary", {})
-            lines.append(f"| {row['label']} | " + " | ".join(_pct(c[t]["accuracy"]) for t in steps)
+            label = row["label"] + (f" (Lava T + {row['readout_depth']})" if row.get("papers_t") else "")
+            lines.append(f"| {label} | " + " | ".join(_pct(c[t]["accuracy"]) for t in steps)
                          + (f" | {s.get('t_within_1') or '–'} | {s.get('t_within_0.1') or '–'} | "
                             f"{_pct(s.get('best'))} ({s.get('t_best')}) | {s.get('t_cheaper_within_1') or '–'} |"
                             if s else " | | | | |"))
@@ -369,6 +376,9 @@ def main(argv=None) -> int:
     p.add_argument("--test-limit", type=int, default=1000, help="first N test images (default 1000)")
     p.add_argument("--steps", default=",".join(map(str, STEPS)), help="T values (one run of the largest)")
     p.add_argument("--grid", choices=GRIDS, default="core", help="settings (see grid(); default core)")
+    p.add_argument("--papers-t", action="store_true",
+                   help="--steps are the papers' (and SpikingJelly's) T, the steps every layer integrates: neurosim "
+                        "reads its readout after T + D Lava steps (D: the readout's depth, recorded per row)")
     p.add_argument("--no-spikingjelly", action="store_true", help="skip the SpikingJelly peer row")
     p.add_argument("--speed", action="store_true", help="measure samples/s (MNIST CNN, <runs>/mnist_cnn) at the "
                    "end; alone (without --models) only that")
@@ -389,6 +399,7 @@ def main(argv=None) -> int:
     if not names and not args.speed:
         sys.exit(f"error: no trained models under {args.runs} (train with python -m models.<recipe> --out ...)")
     results = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "steps": steps,
+               "papers_t": args.papers_t,
                "grid": args.grid, "test_limit": args.test_limit, "calib_samples": CALIB_SAMPLES,
                "percentile": DEFAULT_PERCENTILE, "snn_rule_steps": SNN_RULE_STEPS,
                "machine": {"python": platform.python_version(), "torch": torch.__version__,
@@ -397,7 +408,8 @@ def main(argv=None) -> int:
     previous = {}
     if (out / "results.json").is_file():                  # resume: keep the settings already measured
         old = json.loads((out / "results.json").read_text())
-        if old.get("steps") == steps and old.get("test_limit") == args.test_limit:
+        if (old.get("steps") == steps and old.get("test_limit") == args.test_limit
+                and old.get("papers_t", False) == args.papers_t):
             previous = old.get("models", {})
     save = lambda: write_json(out / "results.json", results)  # noqa: E731
     data_cache: dict = {}
@@ -422,7 +434,7 @@ def main(argv=None) -> int:
                     m["rows"].append(done[setting.label])
                     m["ann_macs"] = done[setting.label]["ann_macs"]
                     continue
-                row = neurosim_row(model, setting, x_cal, test, steps, progress)
+                row = neurosim_row(model, setting, x_cal, test, steps, progress, args.papers_t)
                 row["summary"] = summary({int(t): v for t, v in row["curve"].items()}, ann)
                 m["ann_macs"] = row["ann_macs"]
                 m["rows"].append(row)

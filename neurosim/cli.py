@@ -13,7 +13,7 @@ from neurosim.convert import DEFAULT_PERCENTILE, DEFAULT_RULE, RULES
 from neurosim.data.encodings import ENCODINGS, SPIKE_ENCODINGS
 from neurosim.data.timing import TIMINGS
 from neurosim.errors import NeurosimError
-from neurosim.io.npy_input import LAYOUTS, TIME_AXES
+from neurosim.data.npy_input import LAYOUTS, TIME_AXES
 from neurosim.netlist.schema import MAX_TIMESTEPS
 
 DEFAULT_OUT = Path("runs/digits")
@@ -307,6 +307,11 @@ def _summary(report: dict, steps_label: Optional[str] = None) -> str:
     curve = report["accuracy_vs_timesteps"]
     lines.append("accuracy vs T           " + "  ".join(f"{t}:{100 * a:.1f}" for t, a in
                                                        sorted(curve.items(), key=lambda kv: int(kv[0]))))
+    papers = report.get("accuracy_vs_papers_t") or {}
+    if papers:
+        lines.append(f"  papers' T (= T - {report['depth']}) " + "  ".join(
+            f"{t}:{100 * a:.1f}" for t, a in sorted(papers.items(), key=lambda kv: int(kv[0])))
+            + f"   (each layer integrates T steps; Lava latency T + {report['depth']})")
     for tag, mism in report.get("lava_spike_mismatches", {}).items():
         lines.append(f"Lava {tag:<11s}        {mism} spike mismatches of {report['lava_spikes_compared'][tag]} "
                      f"spikes, {report['lava_samples']} samples, every layer")
@@ -461,7 +466,7 @@ def _run_input(args: argparse.Namespace, net, timing: str) -> int:
     readout printed per layer and, with ``--save-spikes``, written as ``.npy``."""
     import numpy as np
 
-    from neurosim.io.npy_input import load_npy, samples_from_array, save_run
+    from neurosim.data.npy_input import load_npy, samples_from_array, save_run
     from neurosim.sim.simulator import Simulator
 
     for flag, given in (("--dataset", args.dataset), ("--encoding", args.encoding), ("--lava", args.lava),

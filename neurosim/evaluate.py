@@ -71,6 +71,14 @@ def check_sweep(sweep: Sequence[int]) -> list[int]:
     return sorted(out)
 
 
+def papers_depth(net: Netlist) -> int:
+    """``D``, the Lava steps before the readout integrates anything: the output layer's depth
+    (every projection delays by one step). A run of ``T + D`` Lava steps lets every layer of
+    the readout's path integrate ``T`` steps of its input, as a time-synchronous simulation of
+    ``T`` steps does (the T of the papers and of SpikingJelly)."""
+    return int(net.depths()[net.output_layer])
+
+
 def describe_neurons(net: Netlist) -> str:
     """The SNN's neurons in a few words, for labels: the neuron kinds and resets of its hidden
     layers (the output layer alone for a one-layer net), e.g. ``RMP soft reset``, ``LIF soft
@@ -154,6 +162,7 @@ def evaluate(net: Netlist, test: Split, steps: int, *, ann_accuracy: Optional[fl
     t_sim = time.time() - t0
 
     accuracy = run.accuracy_at(test.y)
+    depth = papers_depth(net)
     macs = _ann_macs(net)
     neurons = int(sum(np.prod(net.layers[i].shape) for i in net.neuron_layers))
     col = {T: k for k, T in enumerate(run.readout_steps)}
@@ -171,6 +180,8 @@ def evaluate(net: Netlist, test: Split, steps: int, *, ann_accuracy: Optional[fl
         "test_samples": len(test),
         "dataset": test.name,
         "neuron_model": describe_neurons(net),
+        "depth": depth,
+        "accuracy_vs_papers_t": {str(T - depth): accuracy[T] for T in wanted if T > depth},
         "accuracy_vs_timesteps": {str(T): accuracy[T] for T in wanted},
         "spikes_per_sample": at_steps["spikes_per_sample"],
         "spikes_per_sample_per_layer": at_steps["spikes_per_sample_per_layer"],

@@ -211,6 +211,7 @@ def test_train_bntt_command_writes_netlist_and_report(tmp_path, capsys):
     assert (out / "network.net").is_file() and (out / "report.png").is_file()
     printed = capsys.readouterr().out
     assert "fixed netlist" in printed and "calibrated exit" in printed
+    assert "SNN accuracy (T=5+2)" in printed and "5 steps of input spikes, then 2" in printed
     assert main(["resnet" if a == "mlp" else a for a in args]) == 2
     assert "--arch must be one of" in capsys.readouterr().err
     # `neurosim run` rebuilds the same seeded spikes from the netlist's metadata: the same accuracy

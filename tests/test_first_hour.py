@@ -196,7 +196,11 @@ def test_lava_samples_alone_turns_the_lava_check_on(digits_net, monkeypatch):
     assert main(["run", str(digits_net), "--steps", "4", "--limit", "5", "--lava-samples", "3",
                  "--out", str(out), "--quiet"]) == 0
     assert seen["lava_samples"] == 3
+    from neurosim import progress
+    assert not progress.shown(True)          # --quiet: no bar, even on a terminal
+    progress.set_enabled(None)
     assert main(["run", str(digits_net), "--steps", "4", "--limit", "5", "--out", str(out), "--quiet"]) == 0
+    progress.set_enabled(None)
     assert seen["lava_samples"] == 0
 
 

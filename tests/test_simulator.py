@@ -190,14 +190,14 @@ def test_small_reduction_conv_and_sum_pool_equal_torch(stride, padding, dilation
     import torch.nn.functional as F
 
     from neurosim.netlist.synapses import Conv
-    from neurosim.netlist.synapses.conv import SMALL_REDUCTION, conv2d, sum_pool
+    from neurosim.sim.synapse_maps import SMALL_REDUCTION, conv2d, sum_pool, synapse_map
 
     g = torch.Generator().manual_seed(0)
     s = (torch.rand((5, 1, 13, 11), generator=g) < 0.4).float()
     w = torch.randint(-128, 128, (7, 1, 3, 3), generator=g).float()
     assert 1 * 3 * 3 <= SMALL_REDUCTION
     kind = Conv(w.numpy(), stride, padding, dilation)
-    assert torch.equal(kind.linear(s, w), F.conv2d(s, w, stride=stride, padding=padding, dilation=dilation))
+    assert torch.equal(synapse_map(kind).linear(s, w), F.conv2d(s, w, stride=stride, padding=padding, dilation=dilation))
     wide = torch.randint(-128, 128, (7, 4, 3, 3), generator=g).float()       # 36 terms: PyTorch's conv
     s4 = (torch.rand((5, 4, 13, 11), generator=g) < 0.4).float()
     assert torch.equal(conv2d(s4, wide, stride, padding, dilation, 1),

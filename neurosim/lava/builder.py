@@ -1,7 +1,7 @@
 """Build a Lava process graph from a :class:`~neurosim.netlist.schema.Netlist`.
 
 Per population layer a neuron process, and per projection the synapse process its kind
-makes (:meth:`SynapseKind.lava_process <neurosim.netlist.synapses.base.SynapseKind.lava_process>`:
+makes (:func:`neurosim.lava.synapses.lava_process`, the backend's table of kinds:
 ``dense`` -> ``lava.proc.dense.process.Dense``, ``conv`` -> ``Conv``, ``pool`` -> ``Conv`` with
 ``groups = C``, ``identity`` -> neurosim's ``IdentitySynapse``), fed by the ``s_out`` of the
 projection's source and feeding the neurons' ``a_in`` (Lava adds the currents of several
@@ -42,6 +42,7 @@ from neurosim.lava.models import (
     PySpikeRecorderFixed, PySpikeRecorderFloat,
 )
 from neurosim.lava.process import IdentitySynapse, NetlistNeuron, SpikeRecorder
+from neurosim.lava.synapses import lava_process
 from neurosim.netlist.schema import (
     CUBA, DECAY_UNITY, INPUT, STATE_SHIFT, Flatten, Input, Netlist, Population,
 )
@@ -227,7 +228,7 @@ def build_graph(net: Netlist, mode: str, steps: int, first_sample: Optional[np.n
                 origin = net.resolve(src)
                 in_shape = net.in_shape(i, p)
                 try:
-                    syn = kind.lava_process(in_shape, layer.shape, mode)
+                    syn = lava_process(kind, in_shape, layer.shape, mode)
                 except ValueError as exc:
                     raise NeurosimError(f"layer {i} projection {p}: {exc}") from None
                 port = ports[origin]

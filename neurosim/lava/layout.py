@@ -67,7 +67,8 @@ def netx_utils():
 
 def check_netlist(net: Netlist, mode: str) -> None:
     """Refuse what this backend cannot run, before any Lava process is created."""
-    from neurosim.sim.simulator import check_fixed_point   # the simulator's exactness rule
+    from neurosim.lava.synapses import lava_refusal
+    from neurosim.netlist.schema import check_fixed_point   # the simulator's exactness rule
 
     if mode not in MODES:
         raise NeurosimError(f"mode must be one of {MODES}, got '{mode}'")
@@ -78,7 +79,7 @@ def check_netlist(net: Netlist, mode: str) -> None:
         if not isinstance(layer, Population):
             continue
         for p, proj in enumerate(layer.projections):
-            why = proj.synapse.lava_refusal(net.in_shape(i, p))
+            why = lava_refusal(proj.synapse, net.in_shape(i, p))
             if why:
                 raise NeurosimError(f"layer {i}" + (f" projection {p}" if p else "") + f": {why}")
         if mode == "fixed" and layer.bias is not None:

@@ -34,6 +34,7 @@ from neurosim.errors import LavaRunError, NeurosimError
 from neurosim.lava import worker as W
 from neurosim.lava.layout import TAGS, check_input, check_netlist
 from neurosim.lava.netcodec import encode_net
+from neurosim.lava.synapses import lava_step_cost
 from neurosim.netlist.schema import Flatten, Netlist, Population
 from neurosim.progress import shown
 
@@ -100,7 +101,7 @@ def estimate_timeout(net: Netlist, n_samples: int, steps: int,
     pops = [i for i, l in enumerate(net.layers) if isinstance(l, Population)]
     n_procs = 1 + 2 * len(net.neuron_layers) + sum(len(net.layers[i].projections) for i in pops)
     neurons = sum(int(np.prod(l.shape)) for l in net.layers if not isinstance(l, Flatten))
-    convs = sum(proj.synapse.lava_step_cost(net.in_shape(i, p)) for i in pops
+    convs = sum(lava_step_cost(proj.synapse, net.in_shape(i, p)) for i in pops
                 for p, proj in enumerate(net.layers[i].projections))
     per_step = n_procs * STEP_PER_PROCESS_S + convs * CONV2D_S + neurons * NEURON_STEP_S
     read = sum(int(np.prod(net.layers[i].shape)) for i in net.neuron_layers if record is None or i in record)

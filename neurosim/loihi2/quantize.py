@@ -39,6 +39,7 @@ from typing import Optional
 import numpy as np
 
 from neurosim.loihi2.limits import BIAS_MANT_MAX, WEIGHT_MANT_MAX
+from neurosim.loihi2.synapses import loihi2_problem
 from neurosim.netlist.schema import (
     DECAY_UNITY, NETX_DENSE_WITHOUT_NEURON, V_INIT_MAX, VTH_MAX, Flatten, Input, Netlist, Neuron, Population, Projection, Schedule,
 )
@@ -77,7 +78,7 @@ def layer_problems(net: Netlist, i: int) -> list[str]:
             out.append(f"input current weight * x + bias exceeds the bias mantissa's +-{BIAS_MANT_MAX} for x in [0, 1]")
         return out
     out += [f"projection {p} {why}" for p, proj in enumerate(layer.projections)
-            if (why := proj.synapse.loihi2_problem())]
+            if (why := loihi2_problem(proj.synapse))]
     if layer.bias is not None and not (_is_int(layer.bias) and np.abs(layer.bias).max() <= BIAS_MANT_MAX):
         out.append(f"bias is not integer within +-{BIAS_MANT_MAX}")
     sch = layer.schedule

@@ -23,7 +23,6 @@ from neurosim.loihi2 import limits as L
 from neurosim.loihi2.quantize import layer_problems
 from neurosim.metrics.synops import fanouts, input_fanout
 from neurosim.netlist.schema import Flatten, Input, Netlist, Population
-from neurosim.sim.synapse import Synapse
 
 #: Synapse kinds Loihi 2 runs with Lava's own synapse processes (pool: Conv with groups = C).
 NATIVE_SYNAPSES = {"dense": "Dense", "conv": "Conv", "pool": "Conv (groups = C)"}
@@ -43,7 +42,7 @@ def neuron_needs(layer) -> list[str]:
 
 
 def _synapses(net: Netlist, i: int) -> int:
-    return int(sum(Synapse(kind, net.in_shape(i, p), fixed=False).fanout().sum()
+    return int(sum(kind.fanout(net.in_shape(i, p)).sum()
                    for p, (_, kind) in enumerate(net.inputs(i))))
 
 

@@ -5,6 +5,8 @@ takes its layer's spikes (for a convolution, fewer at the borders; ``Flatten`` i
 transparent; a residual net's skip projections count too). A spike-input net's input spikes
 have a fan-out as well: their SynOps are counted (:func:`input_fanout`). The ANN's MACs are
 the same connections counted once per inference (every projection's connections).
+The connections are the synapse kind's
+(:meth:`~neurosim.netlist.synapses.base.SynapseKind.fanout`, NumPy).
 """
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ from typing import Optional
 import numpy as np
 
 from neurosim.netlist.schema import INPUT, Flatten, Netlist, Population
-from neurosim.sim.synapse import Synapse
 
 
 def _fanout_of(net: Netlist, j: int) -> np.ndarray:
@@ -21,7 +22,7 @@ def _fanout_of(net: Netlist, j: int) -> np.ndarray:
     total = np.zeros(int(np.prod(net.shape_of(j))), dtype=np.int64)
     for i, p in net.projections_from(j):
         kind = net.layers[i].projections[p].synapse
-        total += Synapse(kind, net.in_shape(i, p), fixed=False).fanout().reshape(-1)
+        total += kind.fanout(net.in_shape(i, p)).reshape(-1)
     return total
 
 
@@ -51,5 +52,5 @@ def ann_macs(net: Netlist) -> int:
     for i, layer in enumerate(net.layers):
         if isinstance(layer, Population):
             for p, proj in enumerate(layer.projections):
-                total += int(Synapse(proj.synapse, net.in_shape(i, p), fixed=False).fanout().sum())
+                total += int(proj.synapse.fanout(net.in_shape(i, p)).sum())
     return total

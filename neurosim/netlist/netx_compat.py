@@ -52,9 +52,27 @@ from neurosim.netlist.schema import (
     CUBA, DECAY_UNITY, RMP, Flatten, Input, Layer, Netlist, Neuron, Population,
     Projection,
 )
+from neurosim.netlist.synapses import Conv, Dense, Identity, Pool
+from neurosim.netlist.synapses.base import KindTable
+from neurosim.netlist.synapses.conv import check_lava_geometry
 
-#: Synapse kinds netx builds (``create_dense``, ``create_conv``).
-NETX_KINDS = ("dense", "conv")
+
+def _conv_geometry(syn: Conv) -> Optional[str]:
+    return check_lava_geometry(syn.weight.shape[2:], syn.stride, syn.padding, syn.dilation)
+
+
+#: netx's table of synapse kinds: kind class -> why its geometry does not fit the Lava process
+#: netx builds (``create_dense``, ``create_conv``), or None; the kinds netx cannot load, refused.
+NETX: KindTable = KindTable("netx", {
+    Dense: lambda syn: None,
+    Conv: _conv_geometry,
+}, refused={
+    Pool: "netx has no pooling layer (a pool is folded into the next conv by 'neurosim convert')",
+    Identity: "a neurosim extension for residual shortcuts; netx builds a chain of dense and conv layers",
+})
+
+#: Synapse kinds netx builds.
+NETX_KINDS = tuple(kind.type_name for kind in NETX)
 
 #: The :func:`neurosim.convert.rmp.convert` option that avoids a refusal of a converted net, by
 #: cause: ``cause: (keyword argument, command line)``.
@@ -119,7 +137,7 @@ def _refusal(net: Netlist, i: int) -> Optional[tuple[str, str]]:
     if layer.schedule is not None:
         return (f"per-step schedule over {layer.schedule.steps} steps (BNTT scale or a bias onset); netx has "
                 "one constant bias and no current scale", "onset")
-    geometry = syn.lava_refusal(net.in_shape(i))
+    geometry = NETX.of(syn)(syn)
     if geometry:
         return geometry, "geometry"
     return _integers("weight", syn.weight) or (None if layer.bias is None else _integers("bias", layer.bias))

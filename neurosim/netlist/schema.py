@@ -423,3 +423,26 @@ class Netlist:
     @property
     def output_layer(self) -> int:
         return self.neuron_layers[-1]
+
+
+def check_fixed_point(net: Netlist) -> None:
+    """Refuse a netlist that the ``fixed`` mode cannot run exactly (non-integer mantissas): the
+    rule of every fixed-point executor (the simulator, Lava)."""
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, Flatten):
+            continue
+        items = {"neuron/vThMant": layer.neuron.vThMant, "neuron/vInit": layer.neuron.vInit}
+        if isinstance(layer, Population):
+            for p, proj in enumerate(layer.projections):
+                prefix = "" if p == 0 else f"projection/{p}/"
+                items.update({prefix + k: v for k, v in proj.synapse.arrays().items()})
+            if layer.bias is not None:
+                items["bias"] = layer.bias
+            if layer.schedule is not None:
+                items.update({f"schedule/{k}": getattr(layer.schedule, k) for k in ("scale", "bias")
+                              if getattr(layer.schedule, k) is not None})
+        for key, value in items.items():
+            arr = np.asarray(value, dtype=np.float64)
+            if not np.array_equal(arr, np.round(arr)):
+                raise NeurosimError(f"layer {i}: key '{key}': fixed-point mode needs integer "
+                                    "mantissas; run this netlist with mode 'float'")

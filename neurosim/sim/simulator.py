@@ -27,10 +27,14 @@ from tqdm.auto import tqdm
 
 from neurosim.dynamics.lif import scale_fixed, scale_float, to_state
 from neurosim.errors import NeurosimError
-from neurosim.netlist.schema import DECAY_UNITY, INPUT, Flatten, Input, Netlist, Population
+from neurosim.netlist.schema import (  # noqa: F401  (check_fixed_point re-exported)
+    DECAY_UNITY, INPUT, Flatten, Input, Netlist, Population, check_fixed_point,
+)
+from neurosim.progress import shown
 from neurosim.metrics.synops import event_synops, fanouts, input_fanout
 from neurosim.sim import kernels
 from neurosim.sim.synapse import Synapse
+from neurosim.sim.synapse_maps import MAPS
 
 MODES = ("fixed", "float")
 #: Default bound on the spike buffers of a chunk and window (all layers together).
@@ -105,28 +109,6 @@ class SimResult:
     @property
     def predictions(self) -> np.ndarray:
         return np.argmax(self.readout, axis=1)
-
-
-def check_fixed_point(net: Netlist) -> None:
-    """Refuse a netlist that the ``fixed`` mode cannot run exactly (non-integer mantissas)."""
-    for i, layer in enumerate(net.layers):
-        if isinstance(layer, Flatten):
-            continue
-        items = {"neuron/vThMant": layer.neuron.vThMant, "neuron/vInit": layer.neuron.vInit}
-        if isinstance(layer, Population):
-            for p, proj in enumerate(layer.projections):
-                prefix = "" if p == 0 else f"projection/{p}/"
-                items.update({prefix + k: v for k, v in proj.synapse.arrays().items()})
-            if layer.bias is not None:
-                items["bias"] = layer.bias
-            if layer.schedule is not None:
-                items.update({f"schedule/{k}": getattr(layer.schedule, k) for k in ("scale", "bias")
-                              if getattr(layer.schedule, k) is not None})
-        for key, value in items.items():
-            arr = np.asarray(value, dtype=np.float64)
-            if not np.array_equal(arr, np.round(arr)):
-                raise NeurosimError(f"layer {i}: key '{key}': fixed-point mode needs integer "
-                                    "mantissas; run this netlist with mode 'float'")
 
 
 def _step_columns(fanout: np.ndarray) -> tuple[torch.Tensor, list[int]]:
@@ -342,6 +324,8 @@ class Simulator:
             syns, srcs = [], []
             if isinstance(layer, Population):
                 for p, (src, kind) in enumerate(net.inputs(i)):
+                    if (why := MAPS.refusal(kind)):
+                        raise NeurosimError(f"layer {i}" + (f" projection {p}" if p else "") + f": {why}")
                     syns.append(Synapse(kind, net.in_shape(i, p), self.fixed))
                     srcs.append(net.resolve(src))
             self.synapses.append(syns)
@@ -387,7 +371,7 @@ class Simulator:
         res = self._allocate(len(x), steps, record_spikes, readout_steps, per_neuron)
         plan = self.plan(len(x), steps)
         ws = self._workspace(plan)
-        with tqdm(total=len(x), desc=f"simulate ({self.mode}, T={steps})", disable=not progress,
+        with tqdm(total=len(x), desc=f"simulate ({self.mode}, T={steps})", disable=not shown(progress),
                   unit="sample", leave=False) as bar, torch.no_grad():
             for start in range(0, len(x), plan.chunk):
                 xs = x[start:start + plan.chunk]

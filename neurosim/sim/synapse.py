@@ -1,6 +1,6 @@
 """Synaptic arithmetic of one projection, per numeric mode, on batched PyTorch tensors.
 
-The map itself is the synapse kind's (:meth:`neurosim.netlist.synapses.base.SynapseKind.linear`);
+The map itself is the simulator's for the synapse kind (:mod:`neurosim.sim.synapse_maps`);
 this module prepares its weights and applies what the ``fixed`` mode adds: the kind's
 fixed-point weights (:meth:`~neurosim.netlist.synapses.base.SynapseKind.fixed_weight`, e.g.
 Loihi's 8-bit dense mantissas with an exponent), the shift by that exponent, and the kind's
@@ -11,7 +11,7 @@ sparse input of a kind with ``events`` takes the event-driven path of
 :func:`neurosim.sim.kernels.dense_events`: the same integers, summed in another order).
 
 A kind whose map is a sum pool followed by a smaller map (a conv with a folded average pool:
-:meth:`~neurosim.netlist.synapses.base.SynapseKind.pool_split`) is computed that way: the same
+:meth:`~neurosim.sim.synapse_maps.SynapseMap.pool_split`) is computed that way: the same
 integers with fewer multiplications.
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ from neurosim.netlist.schema import Shape
 from neurosim.netlist.synapses.base import SynapseKind
 from neurosim.netlist.synapses.dense import loihi_dense  # noqa: F401  (re-exported)
 from neurosim.sim import kernels
+from neurosim.sim.synapse_maps import synapse_map
 
 #: The event-driven dense path is taken below this input spike density (spikes per input
 #: and row) and from this many outputs on; measured on 2 cores against MKL's float32 GEMM:
@@ -44,6 +45,7 @@ class Synapse:
 
     def __init__(self, kind: SynapseKind, in_shape: Shape, fixed: bool) -> None:
         self.kind, self.in_shape, self.fixed = kind, tuple(in_shape), fixed
+        self.map = synapse_map(kind)
         self.out_shape = tuple(kind.out_shape(self.in_shape))
         w, self.weight_exp = kind.fixed_weight() if fixed else (np.asarray(kind.weight, dtype=np.float64), 0)
         w_eff = w * 2.0 ** self.weight_exp
@@ -51,7 +53,7 @@ class Synapse:
             # (w @ s) shifted by the exponent is exactly w_eff @ s (a right shift drops
             # nothing: every term is a multiple of 2**-exp); no shift on the hot path
             w, self.weight_exp = w_eff, 0
-        w = np.array(kind.torch_weight(np.asarray(w, dtype=np.float64), self.in_shape), order="C")
+        w = np.array(self.map.torch_weight(np.asarray(w, dtype=np.float64), self.in_shape), order="C")
         rows = np.abs(w).reshape(len(w), -1).sum(1) if w.ndim else np.abs(w).reshape(1)
         # 0/1 spikes times integer weights: float32 sums are exact while every partial sum
         # stays below 2**24; otherwise (and for real-valued weights) compute in float64.
@@ -70,7 +72,7 @@ class Synapse:
         self.weight_t = (np.ascontiguousarray(self.weight.numpy().T) if kind.events
                          and self.dtype == torch.float32 and len(w) >= EVENT_MIN_OUTPUTS else None)
         #: a folded average pool computed as pool then conv (module docstring), or None
-        split = kind.pool_split(w, self.in_shape)
+        split = self.map.pool_split(w, self.in_shape)
         self.pool = split[0] if split else None
         self.pooled_weight = torch.as_tensor(split[1], dtype=self.dtype) if split else None
 
@@ -110,15 +112,10 @@ class Synapse:
                 return out
             return torch.matmul(s, weight.T, out=out) if out is not None else s @ weight.T
         if self.pool:
-            return self.kind.pooled_linear(s, self.pooled_weight, self.pool)
-        return self.kind.linear(s, weight)
+            return self.map.pooled_linear(s, self.pooled_weight, self.pool)
+        return self.map.linear(s, weight)
 
     def fanout(self) -> np.ndarray:
-        """Number of synapses leaving each input neuron (borders included), shape ``in_shape``.
-
-        It is the gradient of the summed output with every weight set to one.
-        """
-        x = torch.zeros((1, *self.in_shape), dtype=torch.float64, requires_grad=True)
-        ones = torch.ones_like(self.weight, dtype=torch.float64)
-        self.kind.linear(x, ones).sum().backward()
-        return np.rint(x.grad[0].numpy()).astype(np.int64)
+        """Number of synapses leaving each input neuron (borders included), shape ``in_shape``
+        (the kind's :meth:`~neurosim.netlist.synapses.base.SynapseKind.fanout`)."""
+        return self.kind.fanout(self.in_shape)

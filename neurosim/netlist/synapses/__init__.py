@@ -1,8 +1,11 @@
 """Synapse kinds of the netlist, one module each (see :mod:`neurosim.netlist.synapses.base`).
 
 Every module of this package that defines a :class:`SynapseKind` subclass with a
-``type_name`` is registered in :data:`KINDS` (``/layer/<i>/type`` -> class): a new kind is
-one new module, and the reader, writer, simulator, Lava builder and SynOps pick it up.
+``type_name`` is registered in :data:`KINDS` (``/layer/<i>/type`` -> class): the reader,
+writer and SynOps pick a new kind up. The kinds are data and their rules (NumPy only); each
+executor has its own table from kind to implementation
+(:class:`~neurosim.netlist.synapses.base.KindTable`), where a new kind is added or refused
+(docs/netlist.md, "Adding a synapse kind"; ``tests/test_kind_tables.py`` checks every table).
 """
 from __future__ import annotations
 

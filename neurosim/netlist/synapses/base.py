@@ -1,26 +1,32 @@
-"""What a synapse kind is: the interface every executor uses instead of testing types.
+"""What a synapse kind is: data and its rules, the same for every executor.
 
 A synapse kind (one module of this package each) is a small dataclass holding the parameters
-of one projection (weights, geometry) whose docstring states its equation. It tells:
+of one projection (weights, geometry) whose docstring states its equation. It tells, with
+NumPy only:
 
 * the netlist: :meth:`out_shape` (validation), :attr:`type_name` (``/layer/<i>/type``),
-  :meth:`write` / :meth:`read` (its HDF5 keys);
-* the simulator and the metrics: :meth:`linear` (the map on a batch of spikes, PyTorch),
-  :meth:`fixed_weight` (weights as the ``fixed`` mode's synapse holds them), :attr:`wrap_bits`,
-  :meth:`pool_split` / :meth:`pooled_linear` (a folded pool computed as pool then synapse);
-* Loihi 2: :meth:`loihi2_problem` (whether the weights are in its synapse format);
-* the Lava builder: :meth:`lava_process` (Lava is imported there, only when called).
+  :meth:`write` / :meth:`read` (its HDF5 keys), :meth:`arrays`;
+* its connectivity: :meth:`fanout` (synapses leaving each input neuron, for SynOps);
+* the ``fixed`` mode's arithmetic: :meth:`fixed_weight`, :attr:`wrap_bits`.
+
+How an executor computes or builds a kind is that executor's, in a :class:`KindTable` from kind
+class to implementation (a kind it cannot express is refused there, with the reason):
+:data:`neurosim.sim.synapse_maps.MAPS` (the simulator's PyTorch maps),
+:data:`neurosim.lava.synapses.LAVA` (Lava processes), :data:`neurosim.loihi2.synapses.FORMATS`
+(Loihi 2's weight format), :data:`neurosim.netlist.netx_compat.NETX` (what netx builds).
 
 Spikes and currents are in the netlist's (C, H, W) order; a kind with ``flat_input`` takes
 its source flattened in that order (a dense layer after a conv).
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Generic, Mapping, Optional, TypeVar, Union
 
 import numpy as np
 
 from neurosim.netlist.schema import Shape
+
+T = TypeVar("T")
 
 
 class SynapseKind:
@@ -50,13 +56,9 @@ class SynapseKind:
         is shifted left by ``exp`` (right if negative)."""
         return np.asarray(self.weight, dtype=np.float64), 0
 
-    def torch_weight(self, weight: np.ndarray, in_shape: Shape) -> np.ndarray:
-        """The weight array :meth:`linear` takes (e.g. a shared kernel repeated per channel)."""
-        return weight
-
-    def linear(self, s, weight):
-        """The map on a batch ``s`` (M, *in_shape) with ``weight`` from :meth:`torch_weight`
-        (torch tensors); returns (M, *out_shape)."""
+    def fanout(self, in_shape: Shape) -> np.ndarray:
+        """Number of synapses leaving each input neuron (borders included), shape ``in_shape``
+        (int64): the connections, whatever the weights' values."""
         raise NotImplementedError
 
     def write(self, g) -> None:
@@ -69,38 +71,55 @@ class SynapseKind:
         the file, layer and key) for spikes of ``in_shape`` into a layer of ``shape``."""
         raise NotImplementedError
 
-    def lava_process(self, in_shape: Shape, out_shape: Shape, mode: str):
-        """The Lava synapse process (``s_in`` -> ``a_out``, one step of delay) for ``mode``."""
-        raise NotImplementedError
 
-    def lava_refusal(self, in_shape: Shape) -> Optional[str]:
-        """Why Lava's process for this synapse cannot be built (checked before starting Lava), or None."""
-        return None
+def taps(size: int, out: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> np.ndarray:
+    """Per input position along one axis: how many (output position, kernel tap) pairs of a
+    cross-correlation read it (padding reads nothing)."""
+    count = np.zeros(size, dtype=np.int64)
+    pos = (np.arange(out)[:, None] * stride - padding + np.arange(kernel)[None, :] * dilation).reshape(-1)
+    pos = pos[(pos >= 0) & (pos < size)]
+    np.add.at(count, pos, 1)
+    return count
 
-    def lava_step_cost(self, in_shape: Shape) -> int:
-        """2-D convolutions Lava's model makes per step (for run-time estimates)."""
-        return 0
 
-    def loihi2_problem(self) -> Optional[str]:
-        """Why the weights are not in Loihi 2's synapse format, or None: by default they must be
-        integers that the 8-bit-mantissa-plus-exponent path of netx and Lava
-        (:func:`neurosim.netlist.synapses.dense.loihi_dense`) keeps unchanged."""
-        from neurosim.netlist.synapses.dense import loihi_dense     # dense.py imports this module
+class KindTable(Generic[T]):
+    """One executor's table: synapse kind class -> its implementation there, and for a kind the
+    executor cannot express, kind class -> the one-line reason (:attr:`refused`).
 
-        w = np.asarray(self.weight, dtype=np.float64)
-        if np.array_equal(w, np.rint(w)):
-            w_int, exp = loihi_dense(w)
-            if np.array_equal(np.ldexp(w_int.astype(np.float64), exp), w):
-                return None
-        return "weights are not 8-bit mantissas with one exponent"
+    Every kind of :data:`neurosim.netlist.synapses.KINDS` is in one of the two
+    (``tests/test_kind_tables.py``), so a new kind cannot be half-added.
+    """
 
-    def pool_split(self, weight: np.ndarray, in_shape: Shape) -> Optional[tuple[int, np.ndarray]]:
-        """``(p, small)`` if the map with the prepared ``weight`` on spikes of ``in_shape`` is a
-        ``p x p`` sum pool followed by a smaller map with weights ``small``
-        (:meth:`pooled_linear`), else None."""
-        return None
+    def __init__(self, executor: str, implemented: Mapping[type, T],
+                 refused: Optional[Mapping[type, str]] = None) -> None:
+        self.executor = executor
+        self.implemented: dict[type, T] = dict(implemented)
+        self.refused: dict[type, str] = dict(refused or {})
+        both = set(self.implemented) & set(self.refused)
+        if both:
+            raise ValueError(f"{executor}: {sorted(c.__name__ for c in both)} both implemented and refused")
 
-    def pooled_linear(self, s, small, p: int):
-        """:meth:`linear` computed as :meth:`pool_split`'s sum pool ``p`` and smaller map
-        (``small`` as a torch tensor)."""
-        raise NotImplementedError
+    @staticmethod
+    def _cls(kind: Union[SynapseKind, type]) -> type:
+        return kind if isinstance(kind, type) else type(kind)
+
+    def refusal(self, kind: Union[SynapseKind, type]) -> Optional[str]:
+        """Why this executor cannot take ``kind`` (one line), or None if it has it."""
+        cls = self._cls(kind)
+        if cls in self.implemented:
+            return None
+        why = self.refused.get(cls, "no implementation")
+        return f"{self.executor} cannot take a '{cls.type_name}' synapse: {why}"
+
+    def of(self, kind: Union[SynapseKind, type]) -> T:
+        """The implementation for ``kind``; ``ValueError`` with :meth:`refusal` if there is none."""
+        cls = self._cls(kind)
+        if cls not in self.implemented:
+            raise ValueError(self.refusal(cls))
+        return self.implemented[cls]
+
+    def __contains__(self, kind: Union[SynapseKind, type]) -> bool:
+        return self._cls(kind) in self.implemented
+
+    def __iter__(self):
+        return iter(self.implemented)

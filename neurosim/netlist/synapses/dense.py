@@ -59,19 +59,6 @@ def loihi_dense(weight: np.ndarray) -> tuple[np.ndarray, int]:
     return w_int, -scale_bits
 
 
-def netx_dense_weights(weight: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """``(weights, num_weight_bits, weight_exp)`` for Lava's ``Dense`` as netx makes them
-    (lava-dl's ``optimize_weight_bits``, loaded by :func:`neurosim.lava.layout.netx_utils`).
-    An all-zero matrix, which that function cannot scale, stays zero with ``weight_exp = 0``."""
-    from neurosim.lava.layout import netx_utils
-
-    w = np.round(np.asarray(weight, dtype=np.float64))
-    if not np.any(w):
-        return np.zeros(w.shape, dtype=np.int64), 8, 0
-    w_int, num_weight_bits, weight_exp, _ = netx_utils().optimize_weight_bits(w)
-    return np.asarray(w_int, dtype=np.int64), int(num_weight_bits), int(weight_exp)
-
-
 @dataclass
 class Dense(SynapseKind):
     """Fully connected: ``a = weight @ s`` with ``weight`` (out, in); ``s`` flattened (C, H, W)."""
@@ -90,9 +77,8 @@ class Dense(SynapseKind):
     def fixed_weight(self) -> tuple[np.ndarray, int]:
         return loihi_dense(self.weight)
 
-    def linear(self, s, weight):
-        s = s.reshape(s.shape[0], weight.shape[1])
-        return s @ weight.T
+    def fanout(self, in_shape: Shape) -> np.ndarray:
+        return np.full(tuple(in_shape), int(self.weight.shape[0]), dtype=np.int64)
 
     def write(self, g) -> None:
         g.create_dataset("inFeatures", data=np.int64(self.weight.shape[1]))
@@ -113,13 +99,3 @@ class Dense(SynapseKind):
 
         weight = keys.array("weight", ndim=(1, 2), max_size=MAX_SYNAPSES, check_shape=check)
         return cls(weight.reshape(n_out, n_in))
-
-    def lava_process(self, in_shape: Shape, out_shape: Shape, mode: str):
-        from lava.proc.dense.process import Dense as LavaDense
-
-        w = np.asarray(self.weight, dtype=np.float64)
-        if mode != "fixed":
-            return LavaDense(weights=w, num_message_bits=0)
-        w, num_weight_bits, weight_exp = netx_dense_weights(w)
-        return LavaDense(weights=w, weight_exp=weight_exp, num_weight_bits=num_weight_bits,
-                         num_message_bits=0)

@@ -5,7 +5,7 @@
 
 HDF5 keys: ``weight`` (scalar mantissa). ``fixed`` mode: ``weight`` is an integer with
 ``|weight| < 2**23``, so the current never wraps.
-Lava: neurosim's :class:`~neurosim.lava.process.IdentitySynapse` (one step of delay, as ``Dense``).
+Lava: neurosim's ``IdentitySynapse`` process (one step of delay, as ``Dense``; :mod:`neurosim.lava.synapses`).
 On Loihi 2 the weight is an 8-bit mantissa with a weight exponent: ``m * 2**e``, integer
 ``|m| <= 255``, ``0 <= e <= 7`` (:func:`mantissa8` rounds to it; the converter writes it).
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 import numpy as np
 
@@ -59,13 +59,8 @@ class Identity(SynapseKind):
     def fixed_weight(self) -> tuple[np.ndarray, int]:
         return np.asarray(float(self.weight)), 0
 
-    def linear(self, s, weight):
-        return s * weight
-
-    def loihi2_problem(self) -> Optional[str]:
-        if fits_loihi(float(self.weight)):
-            return None
-        return f"weight {float(self.weight):g} is not an 8-bit mantissa times 2**0..7"
+    def fanout(self, in_shape: Shape) -> np.ndarray:
+        return np.ones(tuple(in_shape), dtype=np.int64)
 
     def write(self, g) -> None:
         g.create_dataset("weight", data=np.float32(self.weight))
@@ -75,10 +70,3 @@ class Identity(SynapseKind):
         if tuple(shape) != tuple(in_shape):
             raise keys.error(f"identity of {tuple(in_shape)} gives {tuple(in_shape)}, found {shape}", "shape")
         return cls(float(keys.scalar("weight", default=1.0, max_abs=WEIGHT_LIMIT)))
-
-    def lava_process(self, in_shape: Shape, out_shape: Shape, mode: str):
-        from neurosim.lava.layout import lava_shape
-        from neurosim.lava.process import IdentitySynapse
-
-        w = float(self.weight)
-        return IdentitySynapse(shape=lava_shape(in_shape), weight=int(round(w)) if mode == "fixed" else w)

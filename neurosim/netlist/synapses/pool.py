@@ -15,8 +15,8 @@ from typing import ClassVar, Optional
 import numpy as np
 
 from neurosim.netlist.schema import STATE_BITS, Shape, conv_output_hw
-from neurosim.netlist.synapses.base import SynapseKind
-from neurosim.netlist.synapses.conv import check_lava_geometry, lava_conv_process, read_geometry
+from neurosim.netlist.synapses.base import SynapseKind, taps
+from neurosim.netlist.synapses.conv import read_geometry
 
 
 @dataclass
@@ -43,13 +43,11 @@ class Pool(SynapseKind):
                 raise ValueError(f"kernel {self.kernel_size} is larger than the padded input {tuple(in_shape)}")
         return (int(in_shape[0]), *conv_output_hw(in_shape[1:], self.kernel_size, self.stride, self.padding))
 
-    def torch_weight(self, weight: np.ndarray, in_shape: Shape) -> np.ndarray:
-        return np.ascontiguousarray(np.broadcast_to(weight, (in_shape[0], 1, *self.kernel_size)))
-
-    def linear(self, s, weight):
-        import torch.nn.functional as F
-
-        return F.conv2d(s, weight, stride=self.stride, padding=self.padding, groups=weight.shape[0])
+    def fanout(self, in_shape: Shape) -> np.ndarray:
+        (kh, kw), (oh, ow) = self.kernel_size, self.out_shape(in_shape)[1:]
+        ys = taps(in_shape[1], oh, kh, self.stride[0], self.padding[0])
+        xs = taps(in_shape[2], ow, kw, self.stride[1], self.padding[1])
+        return np.ascontiguousarray(np.broadcast_to(np.outer(ys, xs), tuple(in_shape)))
 
     def write(self, g) -> None:
         g.create_dataset("kernelSize", data=np.asarray(self.kernel_size, dtype=np.int64))
@@ -81,14 +79,3 @@ class Pool(SynapseKind):
                 raise keys.error(f"kernel {weight.shape} is larger than the padded input {tuple(in_shape)}",
                                  "weight")
         return cls(weight, stride=stride, padding=padding)
-
-    def lava_process(self, in_shape: Shape, out_shape: Shape, mode: str):
-        c = int(in_shape[0])
-        w = np.broadcast_to(np.asarray(self.weight), (c, 1, *self.kernel_size))
-        return lava_conv_process(w, c, self.stride, self.padding, (1, 1), in_shape, out_shape, mode)
-
-    def lava_refusal(self, in_shape: Shape) -> Optional[str]:
-        return check_lava_geometry(self.kernel_size, self.stride, self.padding, (1, 1))
-
-    def lava_step_cost(self, in_shape: Shape) -> int:
-        return int(in_shape[0])

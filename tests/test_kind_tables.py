@@ -1,0 +1,126 @@
+"""Every synapse kind is implemented, or refused with a reason, by every executor's table.
+
+The netlist's kinds (:data:`neurosim.netlist.synapses.KINDS`) are data and their rules; each
+executor owns a :class:`~neurosim.netlist.synapses.base.KindTable` from kind class to its
+implementation. A new kind that is missing from one table fails here, so it cannot be
+half-added (docs/netlist.md, "Adding a synapse kind").
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from neurosim.lava.synapses import LAVA, LavaSynapse, lava_refusal, lava_step_cost
+from neurosim.loihi2.synapses import FORMATS, loihi2_problem
+from neurosim.netlist.netx_compat import NETX
+from neurosim.netlist.synapses import KINDS, Conv, Dense, Identity, Pool
+from neurosim.netlist.synapses.base import KindTable, SynapseKind
+from neurosim.sim.synapse_maps import MAPS, SynapseMap, synapse_map
+
+#: Every executor's table of synapse kinds.
+TABLES: dict[str, KindTable] = {"sim": MAPS, "lava": LAVA, "loihi2": FORMATS, "netx": NETX}
+
+#: One small instance per kind, with the shape of its input spikes (a new kind adds one).
+EXAMPLES = {
+    "dense": (Dense(np.arange(-12, 12, dtype=np.float64).reshape(4, 6) * 2), (6,)),
+    "conv": (Conv(np.arange(2 * 3 * 3 * 3, dtype=np.float64).reshape(2, 3, 3, 3) - 20, (2, 1), (1, 0)),
+             (3, 7, 6)),
+    "pool": (Pool(np.ones((2, 2)), (2, 2)), (3, 6, 4)),
+    "identity": (Identity(4.0), (3, 5, 5)),
+}
+
+
+@pytest.mark.parametrize("table", TABLES, ids=str)
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_every_kind_is_implemented_or_refused_with_a_reason(table, name):
+    t, cls = TABLES[table], KINDS[name]
+    assert (cls in t.implemented) != (cls in t.refused), f"{table}: '{name}' neither (or both)"
+    if cls in t.refused:
+        why = t.refusal(cls)
+        assert t.refused[cls].strip() and "\n" not in why and name in why and t.executor in why
+        with pytest.raises(ValueError, match=name):
+            t.of(cls)
+    else:
+        assert t.refusal(cls) is None and t.of(cls) is not None
+
+
+def test_examples_cover_every_kind():
+    assert set(EXAMPLES) == set(KINDS)
+    for name, (kind, _) in EXAMPLES.items():
+        assert type(kind) is KINDS[name]
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_implementations_answer_for_their_kind(name):
+    """The simulator's map gives the kind's out_shape; Lava's refusal and cost, Loihi 2's and
+    netx's checks run without Lava (only Lava's process itself imports it)."""
+    kind, in_shape = EXAMPLES[name]
+    out_shape = kind.out_shape(in_shape)
+    m = synapse_map(kind)
+    assert isinstance(m, SynapseMap)
+    w = torch.as_tensor(m.torch_weight(np.asarray(kind.weight, dtype=np.float64), in_shape))
+    s = torch.ones((2, *in_shape), dtype=torch.float64)
+    assert tuple(m.linear(s, w).shape) == (2, *out_shape)
+    assert issubclass(LAVA.of(kind), LavaSynapse)
+    assert lava_refusal(kind, in_shape) is None
+    assert lava_step_cost(kind, in_shape) >= 0
+    assert loihi2_problem(kind) is None                    # the examples are Loihi 2 integers
+    if kind in NETX:
+        assert NETX.of(kind)(kind) is None
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+@pytest.mark.parametrize("variant", range(3))
+def test_fanout_is_the_gradient_of_the_map(name, variant):
+    """The kind's NumPy fan-out (netlist) equals the synapses counted by the simulator's map:
+    the gradient of the summed output with every weight one (what SynOps counted before)."""
+    rng = np.random.default_rng(variant)
+    kind, in_shape = EXAMPLES[name]
+    if variant and name == "conv":
+        groups = (1, 3)[variant - 1]
+        stride = tuple(int(v) for v in rng.integers(1, 3, 2))
+        kind = Conv(rng.normal(size=(6, 6 // groups, 3, 2)), stride, (1, 2), (variant, 1), groups)
+        in_shape = (6, 9, 8)
+    elif variant and name == "pool":
+        kind, in_shape = Pool(rng.normal(size=(3, 2)), (1, 2), (1, 0)), (2, 7, 5)
+    elif variant and name == "dense":
+        kind, in_shape = Dense(rng.normal(size=(5, 24))), (2, 3, 4)
+    kind.out_shape(in_shape)
+    m = synapse_map(kind)
+    w = m.torch_weight(np.asarray(kind.weight, dtype=np.float64), in_shape)
+    x = torch.zeros((1, *in_shape), dtype=torch.float64, requires_grad=True)
+    m.linear(x, torch.ones_like(torch.as_tensor(w), dtype=torch.float64)).sum().backward()
+    expected = np.rint(x.grad[0].numpy()).astype(np.int64)
+    got = kind.fanout(in_shape)
+    assert got.dtype == np.int64 and got.shape == tuple(in_shape)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_a_kind_missing_from_a_table_is_refused_naming_the_executor():
+    class Half(SynapseKind):
+        type_name = "half"
+
+    for t in TABLES.values():
+        why = t.refusal(Half)
+        assert why and t.executor in why and "'half'" in why
+        with pytest.raises(ValueError, match="'half'"):
+            t.of(Half())
+    assert "Lava" in lava_refusal(Half(), (1,)) and lava_step_cost(Half(), (1,)) == 0
+    assert "Loihi 2" in loihi2_problem(Half())
+    with pytest.raises(ValueError):
+        KindTable("x", {Dense: 1}, refused={Dense: "no"})
+
+
+def test_netlist_imports_no_executor():
+    """Loading and checking a netlist imports neither PyTorch, Lava nor an executor."""
+    code = ("import sys; import neurosim.netlist, neurosim.netlist.hdf5, neurosim.netlist.netx_compat, "
+            "neurosim.netlist.build; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lava') or m.startswith("
+            "('neurosim.sim', 'neurosim.lava', 'neurosim.metrics', 'neurosim.convert', 'neurosim.interop', "
+            "'neurosim.loihi2'))); print(bad); sys.exit(bool(bad))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
