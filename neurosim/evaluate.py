@@ -247,7 +247,7 @@ def _lava_text(report: dict) -> Optional[str]:
         acc = report.get("lava_accuracy", {}).get(tag)
         parts.append(f"{tag}: {mism} spike mismatches of {report['lava_spikes_compared'].get(tag, 0)} spikes"
                      + ("" if acc is None else f", Lava accuracy {100 * acc:.1f} %"))
-    return f"Lava check ({n} samples, T = {report['timesteps']}, every layer): " + "; ".join(parts)
+    return f"Lava check ({n} samples, T = {report['timesteps']}, every layer): " + "\n".join(parts)
 
 
 def write_report(report: dict, out_dir: Path, stem: str = "report") -> tuple[Path, Path]:
@@ -318,7 +318,7 @@ def write_report(report: dict, out_dir: Path, stem: str = "report") -> tuple[Pat
     ax_spk.grid(alpha=0.3, axis="y")
 
     if lava:
-        fig.text(0.5, 0.01, lava, ha="center", va="bottom", fontsize=9, wrap=True)
-    fig.tight_layout(rect=(0, 0.04 if lava else 0, 1, 0.96))
+        fig.text(0.5, 0.01, lava, ha="center", va="bottom", fontsize=9)
+    fig.tight_layout(rect=(0, 0.06 if lava else 0, 1, 0.96))
     write_png(png_path, fig)
     return json_path, png_path

@@ -196,7 +196,7 @@ def test_plot_without_ann_and_with_lava(monkeypatch, tmp_path):
     assert "SNN: CUBA hard reset (lava-dl)" in texts and not any("ANN" in t for t in texts)
     lava = [t for t in texts if t.startswith("Lava check")]
     assert lava == ["Lava check (2 samples, T = 8, every layer): fixed_pt: 0 spike mismatches of 120 spikes, "
-                    "Lava accuracy 50.0 %; floating_pt: 3 spike mismatches of 120 spikes, Lava accuracy 50.0 %"]
+                    "Lava accuracy 50.0 %\nfloating_pt: 3 spike mismatches of 120 spikes, Lava accuracy 50.0 %"]
 
 
 def test_write_report_writes_both_files(tmp_path):
