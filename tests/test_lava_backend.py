@@ -229,7 +229,7 @@ def test_failing_process_model_raises_lava_run_error(fault):
     if fault == "raising":
         assert "deliberate failure at time step 15" in msg and "sample 1 of 4" in msg
     else:
-        assert "timed out" in msg
+        assert "timed out" in msg and "--lava-timeout" in msg      # the option a user has, not the API's name
     assert _group_members(info.value.worker_pid) == []      # nothing of the worker is alive
     assert _orphan_shm(before) == set()
 
