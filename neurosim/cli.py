@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn, Optional, Sequence
+from typing import TYPE_CHECKING, NoReturn, Optional, Sequence
 
 import neurosim
 
@@ -15,6 +15,9 @@ from neurosim.data.timing import TIMINGS
 from neurosim.errors import NeurosimError
 from neurosim.data.npy_input import LAYOUTS, TIME_AXES
 from neurosim.netlist.schema import MAX_TIMESTEPS
+
+if TYPE_CHECKING:
+    from neurosim.data.dataset import Split
 
 DEFAULT_OUT = Path("runs/digits")
 #: Where ``run`` and ``loihi2-report`` write by default: ``runs/<netlist folder>/`` (never next to
@@ -377,7 +380,7 @@ def _run_out(netlist: Path) -> Path:
     return RUNS / (netlist.resolve().parent.name or "netlist")
 
 
-def _dataset_input(args: argparse.Namespace, net) -> tuple:
+def _dataset_input(args: argparse.Namespace, net) -> tuple[Split, int, str]:
     """``(split, steps, encoding line)``: the data set's test images as the netlist's input.
 
     A net with an input layer takes the images through a named encoding
