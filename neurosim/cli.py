@@ -82,7 +82,7 @@ def _add_lava_args(p: argparse.ArgumentParser, default_samples: int, implied: bo
     p.add_argument("--lava-samples", type=_positive_int, default=default,
                    help="test samples also run on Lava's CPU simulator and compared spike for spike "
                         f"with the reference, in both fixed_pt and floating_pt (default {default_samples}"
-                        + ("with --lava; a number > 0 implies --lava" if implied else "; 0 = skip") + ")")
+                        + (" with --lava; a number > 0 implies --lava" if implied else "; 0 = skip") + ")")
     p.add_argument("--lava-timeout", type=_positive_float, default=None,
                    help="seconds before a Lava run is stopped and reported as failed (default: estimated)")
 

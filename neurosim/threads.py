@@ -12,6 +12,7 @@ which ``import neurosim`` does; :func:`configure` sets the count.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Optional
 
 from neurosim.errors import NeurosimError
@@ -33,13 +34,16 @@ def available_cores() -> int:
 
 def configure(threads: Optional[int] = None) -> int:
     """Use ``threads`` threads for torch and the simulator's kernels (default: the available
-    cores, or ``OMP_NUM_THREADS`` when set); return the count."""
-    import torch
-
+    cores, or ``OMP_NUM_THREADS`` when set); return the count. torch is not imported for it:
+    before torch is loaded the count goes to ``OMP_NUM_THREADS``, which torch reads when it
+    starts (a command such as ``neurosim info`` never loads torch)."""
     if threads is None:
         env = os.environ.get("OMP_NUM_THREADS", "")
         threads = int(env) if env.isdigit() and int(env) > 0 else available_cores()
     if threads < 1:
         raise NeurosimError(f"--threads must be at least 1, got {threads}")
-    torch.set_num_threads(int(threads))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(threads))
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(int(threads))
     return int(threads)

@@ -111,6 +111,16 @@ def test_threads_option_sets_torch_and_kernel_threads(digits_net):
     one_error_line(cli("info", str(digits_net), "--threads", "0"), "--threads")
 
 
+def test_threads_before_torch_is_loaded(digits_net):
+    code = ("import sys; from neurosim.cli import main; main(['info', sys.argv[1], '--threads', '1']); "
+            "assert 'torch' not in sys.modules; import torch; print(torch.get_num_threads())")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code, str(digits_net)], cwd=ROOT, capture_output=True, text=True,
+                         env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "1"           # info loads no torch; torch then takes the count
+
+
 # --- 4. tracebacks where the README promises one line --------------------------------------
 
 def test_weights_that_are_not_a_state_dict(user_model):

@@ -466,12 +466,10 @@ class Simulator:
                     a = self._current(i, states, source, st, w, nb, m)
                 s_out = st.out.fill(w)
                 if not picks:
-                    for lo, hi in pop.segments(t0, w):
-                        a_run, bias = pop.scheduled(a if len(a) == 1 else a[lo:hi], biases[i], t0 + lo, nb)
-                        pop.scan(a_run, bias, st.u, st.v, s_out[lo:hi], st.counts, self._no_trace[pop.dtype])
+                    self._scan_window(pop, a, biases[i], st, s_out, t0, nb, self._no_trace[pop.dtype])
                     res.step_counts[i][t0:t0 + w] += st.out.count(w)
                 else:
-                    res.step_counts[i][t0:t0 + w] += self._scan_and_read(i, a, biases[i], st, res, rows, t0, w,
+                    res.step_counts[i][t0:t0 + w] += self._scan_and_read(i, a, biases[i], st, s_out, res, rows, t0,
                                                                          nb, picks)
                 if res.spikes is not None:
                     res.spikes[i][rows, t0:t0 + w] = s_out.reshape(w, nb, m // nb).transpose(1, 0, 2) > 0
@@ -495,8 +493,17 @@ class Simulator:
                 res.counts[i][rows] = c
                 res.v[i][rows] = st.v.reshape(nb, -1)
 
-    def _scan_and_read(self, i: int, a: np.ndarray, bias0: np.ndarray, st: _LayerState, res: SimResult,
-                       rows: slice, t0: int, w: int, nb: int, picks: dict[int, int]) -> np.ndarray:
+    @staticmethod
+    def _scan_window(pop: _Population, a: np.ndarray, bias0: np.ndarray, st: _LayerState, s_out: np.ndarray,
+                     t0: int, nb: int, v_trace: np.ndarray) -> None:
+        """Scan one layer over the window's steps ``s_out`` (its spikes written there), run by run
+        of its schedule; ``v_trace`` (w, m) gets the voltage after every step, or has no rows."""
+        for lo, hi in pop.segments(t0, len(s_out)):
+            a_run, bias = pop.scheduled(a if len(a) == 1 else a[lo:hi], bias0, t0 + lo, nb)
+            pop.scan(a_run, bias, st.u, st.v, s_out[lo:hi], st.counts, v_trace[lo:hi] if len(v_trace) else v_trace)
+
+    def _scan_and_read(self, i: int, a: np.ndarray, bias0: np.ndarray, st: _LayerState, s_out: np.ndarray,
+                       res: SimResult, rows: slice, t0: int, nb: int, picks: dict[int, int]) -> np.ndarray:
         """Scan layer ``i`` over a window in which readout steps end (``picks``: position in
         the window after the step -> trace column), then fill those trace columns from
         per-step totals: per step and sample, the spikes and synaptic events (float32
@@ -511,12 +518,10 @@ class Simulator:
             spikes0 = synops0 = 0
         else:
             spikes0, synops0 = c.sum(1), event_synops(c, self.fanouts[i])
+        w = len(s_out)
         before = st.counts.copy() if out else None
         v_trace = np.empty((w, m), pop.dtype) if out else self._no_trace[pop.dtype]
-        s_out = st.out.fill(w)
-        for lo, hi in pop.segments(t0, w):
-            a_run, bias = pop.scheduled(a if len(a) == 1 else a[lo:hi], bias0, t0 + lo, nb)
-            pop.scan(a_run, bias, st.u, st.v, s_out[lo:hi], st.counts, v_trace[lo:hi] if out else v_trace)
+        self._scan_window(pop, a, bias0, st, s_out, t0, nb, v_trace)
         if i not in self._columns:
             self._columns[i] = _step_columns(self.fanouts[i])
         matrix, shifts = self._columns[i]       # torch's products: its thread pool, not a second (BLAS) one
