@@ -19,7 +19,7 @@ import pytest
 nir = pytest.importorskip("nir", reason="NIR interop needs the 'interop' extra: pip install -e '.[interop]'")
 
 from neurosim.cli import main  # noqa: E402
-from neurosim.convert.rmp import bias_onset  # noqa: E402
+from neurosim.netlist.transforms import bias_onset  # noqa: E402
 from neurosim.errors import NeurosimError  # noqa: E402
 from neurosim.interop.nir_io import NO_LEAK, from_nir, load_nir, save_nir, to_nir, to_snntorch  # noqa: E402
 from neurosim.netlist import (  # noqa: E402

@@ -44,6 +44,7 @@ from neurosim.netlist.schema import (
     BIAS_MANT_BITS, RMP, RESETS, VTH_MAX, Flatten, Input, Netlist, Population, Projection, Schedule,
 )
 from neurosim.netlist.synapses import Conv, Dense, Identity, Pool
+from neurosim.netlist.transforms import bias_onset
 from neurosim.netlist.synapses.identity import LOIHI_WEIGHT_MAX as IDENTITY_LIMIT, mantissa8
 
 WEIGHT_MAX = 254                      # largest even 8-bit-signed x 2 mantissa
@@ -275,28 +276,6 @@ def _sigma(syns: list[Synapse], bias: np.ndarray) -> int:
     if np.abs(bias).max(initial=0) > 0:
         sigma = min(sigma, BIAS_MAX / np.abs(bias).max())
     return int(max(1, min(math.floor(sigma), VTH_MAX)))
-
-
-# ----------------------------------------------------------------------------- bias onset
-
-def bias_onset(net: Netlist) -> Netlist:
-    """``net`` with every population's constant bias ``b`` replaced by a bias-only schedule
-    that is 0 before the population's depth ``d`` (:meth:`Netlist.depths`) and ``b`` from step
-    ``d`` on::
-
-        b'[t] = 0 for t < d,     b'[t] = b for t >= d
-
-    so a layer at depth ``d`` sees, shifted by ``d`` steps, what it would see if spikes crossed
-    every layer within one step (the ANN-to-SNN conversion's model of time)."""
-    d = net.depths()
-    layers = []
-    for k, layer in enumerate(net.layers):
-        if isinstance(layer, Population) and layer.bias is not None and layer.schedule is None and d[k] > 0:
-            b = np.asarray(layer.bias, dtype=np.float64)
-            rows = np.vstack([np.zeros((d[k], len(b))), b[None, :]])
-            layer = Population(layer.shape, layer.neuron, layer.projections, None, Schedule(bias=rows))
-        layers.append(layer)
-    return Netlist(layers=layers, meta=net.meta, input_shape=net.input_shape)
 
 
 # ----------------------------------------------------------------------------- convert

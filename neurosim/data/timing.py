@@ -6,7 +6,7 @@ integrates its bias from step 0. In SLAYER a block's output is delayed as a whol
 runs ``d`` steps behind the spike input but integrates its bias only from its own step 0:
 the bias of SLAYER's mean-only batch norm (exported as ``bias``) acts ``d`` steps earlier in
 Lava than in training. ``slayer`` timing switches each layer's bias on at its depth
-(:func:`neurosim.convert.rmp.bias_onset`)::
+(:func:`neurosim.netlist.transforms.bias_onset`)::
 
     b'[t] = 0 for t < d,    b'[t] = b for t >= d
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from neurosim.errors import NeurosimError
 from neurosim.netlist.schema import Netlist
+from neurosim.netlist.transforms import bias_onset
 
 TIMINGS = ("auto", "lava", "slayer")
 
@@ -35,5 +36,4 @@ def apply_timing(net: Netlist, timing: str) -> tuple[Netlist, str]:
         timing = infer_timing(net)
     if timing == "lava":
         return net, timing
-    from neurosim.convert.rmp import bias_onset
     return bias_onset(net), timing

@@ -56,7 +56,7 @@ projection, with ``vDecay = 0``); the ``snntorch`` form refuses any bias on a Cu
 layer with ``iDecay < 4096`` (neurosim adds the sample to the voltage, a NIR CubaLIF filters
 it; the ``nir`` form writes it anyway, right for neurosim's own import only). A bias-only
 schedule of the converter's onset form (0 before the layer's depth, ``b`` after:
-:func:`neurosim.convert.rmp.bias_onset`) is written as that constant bias; any other per-step
+:func:`neurosim.netlist.transforms.bias_onset`) is written as that constant bias; any other per-step
 schedule is refused naming the layer.
 
 What NIR cannot hold is kept in node metadata under ``"neurosim"`` (other tools ignore it):
@@ -97,6 +97,7 @@ from neurosim.netlist.schema import (
 from neurosim.netlist.synapses import Conv, Dense, Identity, Pool
 from neurosim.netlist.synapses.base import SynapseKind
 from neurosim.netlist.synapses.conv import ungroup_conv_weight
+from neurosim.netlist.transforms import bias_onset
 
 #: Length of one neurosim step in NIR's continuous time (s): snnTorch's and NIR's Lava dt.
 DT = 1e-4
@@ -544,8 +545,6 @@ def from_nir(graph, dt: Optional[float] = None) -> Netlist:
     """The netlist of a ``nir.NIRGraph`` (module docstring). ``dt``: seconds per step (default:
     the graph's ``neurosim`` metadata, else :data:`DT`). Refuses, naming the node, what neurosim
     cannot run."""
-    from neurosim.convert.rmp import bias_onset
-
     gmeta = _meta(graph)
     ours = bool(gmeta)
     dt = float(dt if dt is not None else gmeta.get("dt", DT))
