@@ -47,7 +47,7 @@ from tqdm.auto import tqdm  # noqa: E402
 from nets import (  # noqa: E402
     REFERENCE_DIR, REFERENCE_NETS, build_cifar_vgg, build_dense, describe, load_net, neuron_count,
 )
-from neurosim.lava.runner import shm_snapshot, stop_group  # noqa: E402  (no Lava import)
+from neurosim.lava.supervisor import shm_snapshot, stop_group  # noqa: E402  (no Lava import)
 from neurosim.netlist.schema import Population  # noqa: E402
 
 WORKER = HERE / "bench_worker.py"

@@ -45,7 +45,7 @@ SETTINGS = {                     # name: (OMP_WAIT_POLICY, --threads)
 }
 LOAD_CODE = ("import torch; torch.set_num_threads(1); a = torch.rand(384, 384)\n"
              "while True: a = (a @ a).clamp_(-1, 1)")
-MODEL = "import torch.nn as nn\nfrom models.mnist_cnn import build\n\n\nclass Net(nn.Sequential):\n" \
+MODEL = "import torch.nn as nn\nfrom neurosim.architectures.mnist_cnn import build\n\n\nclass Net(nn.Sequential):\n" \
         "    def __init__(self):\n        super().__init__(*build())\n"
 
 

@@ -1,11 +1,12 @@
-"""The MNIST CNN (:mod:`models.mnist_cnn`) with its own recipe for Fashion-MNIST.
+"""The MNIST CNN (:mod:`neurosim.architectures.mnist_cnn`) with its own recipe for Fashion-MNIST.
 
     python -m models.fashion_cnn --epochs 1 --limit 10000 --out runs/fashion_cnn
 """
 from __future__ import annotations
 
-from models.mnist_cnn import DEFAULT_STEPS, DEFAULT_WIDTH, INPUT_SHAPE, NUM_CLASSES, build  # noqa: F401
+from models.mnist_cnn import DEFAULT_STEPS  # noqa: F401
 from neurosim.ann.train import TrainConfig
+from neurosim.architectures.mnist_cnn import DEFAULT_WIDTH, INPUT_SHAPE, NUM_CLASSES, build  # noqa: F401
 
 DATASET = "fashion-mnist"
 DATA_DIR = None              # the loader's default (../shared/datasets/fashion-mnist)

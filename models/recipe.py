@@ -1,8 +1,9 @@
 """Command line shared by the recipes in ``models/``: train one with its ``RECIPE``, resumably.
 
-A recipe module defines ``build(width=...)``, ``RECIPE`` (a :class:`TrainConfig`),
-``INPUT_SHAPE``, ``DATASET`` (a name for :func:`neurosim.data.dataset.load_dataset`),
-``DATA_DIR`` (None: the loader's default), ``DEFAULT_WIDTH`` and ``DEFAULT_STEPS``.
+A recipe module defines ``RECIPE`` (a :class:`TrainConfig`), ``DATASET`` (a name for
+:func:`neurosim.data.dataset.load_dataset`), ``DATA_DIR`` (None: the loader's default) and
+``DEFAULT_STEPS``, and takes ``build(width=...)``, ``INPUT_SHAPE`` and ``DEFAULT_WIDTH`` from
+its architecture in :mod:`neurosim.architectures`.
 ``python -m models.<recipe> [--epochs N] [--limit N] [--out DIR] ...`` trains it with the
 checkpoint ``DIR/ann.pt`` (re-running resumes; a finished run is only re-evaluated), then
 writes ``DIR/weights.pt`` (the plain ``state_dict``, for ``neurosim convert --weights``) and

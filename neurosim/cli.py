@@ -1,14 +1,20 @@
 """The ``neurosim`` command line: ``export`` (the main job), ``convert``, ``run`` (measure any
-netlist), ``train-bntt``, the interop commands and ``info``."""
+netlist), ``train-bntt``, the interop commands and ``info``.
+
+This module holds the parser, maps each command's arguments onto library calls
+(:mod:`neurosim.workflow`, :mod:`neurosim.bntt.workflow`, :mod:`neurosim.commands`, ...) and
+prints; errors become ``neurosim: error: ...`` and exit code 2."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, Optional, Sequence
+from typing import NoReturn, Optional, Sequence
 
 import neurosim
 
+from neurosim.commands.outputs import RUNS, default_out
+from neurosim.commands.summary import bntt_summary, report_summary
 from neurosim.convert import DEFAULT_PERCENTILE, DEFAULT_RULE, RULES
 from neurosim.data.encodings import ENCODINGS, SPIKE_ENCODINGS
 from neurosim.data.timing import TIMINGS
@@ -16,13 +22,7 @@ from neurosim.errors import NeurosimError
 from neurosim.data.npy_input import LAYOUTS, TIME_AXES
 from neurosim.netlist.schema import MAX_TIMESTEPS
 
-if TYPE_CHECKING:
-    from neurosim.data.dataset import Split
-
 DEFAULT_OUT = Path("runs/digits")
-#: Where ``run`` and ``loihi2-report`` write by default: ``runs/<netlist folder>/`` (never next to
-#: the input netlist, which may sit in a shared, read-only reference folder).
-RUNS = Path("runs")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -115,6 +115,10 @@ def _add_convert_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--bias-onset", action=argparse.BooleanOptionalAction, default=True,
                    help="switch each layer's bias on at the step its first input arrives (default on; "
                         "--no-bias-onset writes no schedule, as stock netx needs: docs/interop.md)")
+    p.add_argument("--align-joins", action=argparse.BooleanOptionalAction, default=True,
+                   help="delay the projections into each residual join so that all its branches arrive at the "
+                        "same step (default on; --no-align-joins keeps Lava's one step per projection, where a "
+                        "shortcut arrives early: docs/netlist.md)")
     p.add_argument("--readout-reset", choices=("soft", "hard"), default=None,
                    help="the output layer's reset (default soft: the readout integrates, count x threshold + v "
                         "is its summed current); hard: a spiking layer like the others, which stock lava-dl netx "
@@ -225,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--data-dir", default=None, help="where the data set's files are (default ../shared/datasets)")
     bt.add_argument("--steps", type=_steps, default=25, help="time steps T (default 25)")
     bt.add_argument("--epochs", type=_positive_int, default=10, help="training epochs (default 10)")
-    bt.add_argument("--arch", default="cnn", help="vgg9 | cnn | mlp (models/bntt.py; default cnn)")
+    bt.add_argument("--arch", default="cnn", help="vgg9 | cnn | mlp (neurosim/architectures/bntt.py; default cnn)")
     bt.add_argument("--width", type=_positive_float, default=1.0, help="channel width multiplier (default 1)")
     bt.add_argument("--norm", choices=("bntt", "shared", "none"), default="bntt",
                     help="BNTT (default), one BN shared over time, or none")
@@ -296,41 +300,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _summary(report: dict, steps_label: Optional[str] = None) -> str:
-    """The report's figures as printed lines; ``steps_label`` says what T counts (default ``T=..``)."""
-    lines = []
-    n = report["test_samples"]
-    if report.get("ann_accuracy") is not None:
-        ann_n = report.get("ann_test_samples")
-        where = f"  (recorded at conversion on {ann_n} test samples)" if ann_n not in (None, n) else ""
-        lines.append(f"ANN accuracy            {100 * report['ann_accuracy']:.2f} %{where}")
-    label = steps_label or f"T={report['timesteps']}"
-    lines.append(f"SNN accuracy ({label})".ljust(24) + f"{100 * report['snn_accuracy']:.2f} %  "
-                 f"({n} test samples, {report['mode']} mode)")
-    curve = report["accuracy_vs_timesteps"]
-    lines.append("accuracy vs T           " + "  ".join(f"{t}:{100 * a:.1f}" for t, a in
-                                                       sorted(curve.items(), key=lambda kv: int(kv[0]))))
-    papers = report.get("accuracy_vs_papers_t") or {}
-    if papers:
-        lines.append(f"  papers' T (= T - {report['depth']}) " + "  ".join(
-            f"{t}:{100 * a:.1f}" for t, a in sorted(papers.items(), key=lambda kv: int(kv[0])))
-            + f"   (each layer integrates T steps; Lava latency T + {report['depth']})")
-    for tag, mism in report.get("lava_spike_mismatches", {}).items():
-        lines.append(f"Lava {tag:<11s}        {mism} spike mismatches of {report['lava_spikes_compared'][tag]} "
-                     f"spikes, {report['lava_samples']} samples, every layer")
-    lines.append("spikes per sample       " + ", ".join(f"{k}={v:.0f}" for k, v in
-                                                         report["spikes_per_sample_per_layer"].items()))
-    macs = report.get("ann_macs_per_sample")
-    lines.append(f"SynOps per sample       {report['synops_per_sample']:.4g}"
-                 + (f"   (ANN MACs {macs:.4g})" if macs else ""))
-    e = report["energy"]
-    ann_j = e["cmos45nm"].get("ann_j") if macs else None
-    lines.append(f"energy per sample       45nm SNN {e['cmos45nm']['snn_j']:.3g} J"
-                 + (f", ANN {ann_j:.3g} J" if ann_j is not None else "")
-                 + f"; Loihi 1 SNN {e['loihi']['snn_j']:.3g} J")
-    return "\n".join(lines)
-
-
 def _print_outputs(report: dict) -> None:
     print(f"netlist  {report['netlist']}\nreport   {report['report_paths'][0]}\nplot     {report['report_paths'][1]}")
 
@@ -351,9 +320,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
                                 percentile=args.percentile, lava_samples=args.lava_samples,
                                 lava_timeout=args.lava_timeout, retrain=args.retrain, reset=args.reset,
                                 v_init_half=args.v_init_half, alpha=args.alpha, fold_pool=not args.no_fold_pool,
-                                align_bias=args.bias_onset, readout_reset=args.readout_reset,
+                                align_bias=args.bias_onset, align_joins=args.align_joins,
+                                readout_reset=args.readout_reset,
                                 calib_samples=args.calib_samples, limit=args.limit, sweep=args.sweep)
-    print(_summary(report))
+    print(report_summary(report))
     _print_outputs(report)
     return 0
 
@@ -366,65 +336,19 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     report = convert_and_measure(args.model, args.weights, args.dataset, args.out, data_dir=args.data_dir,
                                  steps=args.steps, reset=args.reset, rule=args.rule, percentile=args.percentile,
                                  v_init_half=args.v_init_half, alpha=args.alpha, fold_pool=not args.no_fold_pool,
-                                 align_bias=args.bias_onset, readout_reset=args.readout_reset,
+                                 align_bias=args.bias_onset, align_joins=args.align_joins,
+                                 readout_reset=args.readout_reset,
                                  calib_samples=2000 if args.calib_samples is None else args.calib_samples,
                                  limit=args.limit, lava_samples=args.lava_samples, lava_timeout=args.lava_timeout,
                                  model_args=model_args, sweep=args.sweep)
-    print(_summary(report))
+    print(report_summary(report))
     _print_outputs(report)
     return 0
 
 
-def _run_out(netlist: Path) -> Path:
-    """Default output folder of ``run`` / ``loihi2-report``: ``runs/<netlist folder name>``."""
-    return RUNS / (netlist.resolve().parent.name or "netlist")
-
-
-def _dataset_input(args: argparse.Namespace, net) -> tuple[Split, int, str]:
-    """``(split, steps, encoding line)``: the data set's test images as the netlist's input.
-
-    A net with an input layer takes the images through a named encoding
-    (:mod:`neurosim.data.encodings`); a spike-input net through the recipe ``train-bntt``
-    recorded (:mod:`neurosim.bntt.encoding`), or ``--encoding rate``."""
-    from neurosim.bntt.encoding import META_KEY, netlist_input_for
-    from neurosim.data.dataset import Split, load_dataset
-    from neurosim.data.encodings import ENCODINGS, encode, infer_encoding, rate_spikes
-
-    dataset = args.dataset or net.meta.get("dataset")
-    if not dataset:
-        raise NeurosimError(f"{args.netlist}: no data set recorded in the netlist; pass --dataset or --input FILE.npy")
-    if net.has_input_layer:
-        encoding = args.encoding or infer_encoding(net)
-        if encoding not in ENCODINGS:
-            raise NeurosimError(f"--encoding {encoding} makes spikes for a net without an 'input' layer; "
-                                f"{args.netlist} has one (use {' or '.join(ENCODINGS)})")
-        _, test = load_dataset(dataset, args.data_dir)
-        x, y = test.x[:args.limit], test.y[:args.limit]
-        steps = args.steps or int(net.meta.get("timesteps", 64))
-        return Split(test.name, encode(encoding, x, net), y), steps, f"{encoding}, {steps} steps"
-    recorded = net.meta.get(META_KEY)
-    if args.encoding is None and recorded is not None:
-        x, y, presented = netlist_input_for(recorded, dataset, args.data_dir, args.steps, args.limit)
-        latency = x.shape[1] - presented
-        return (Split(f"{dataset}/test spikes", x, y), x.shape[1],
-                f"{recorded.get('name')} (as train-bntt recorded it), {presented} steps presented + {latency} "
-                f"steps through the layers = {x.shape[1]} steps")
-    if args.encoding == "rate":
-        _, test = load_dataset(dataset, args.data_dir)
-        steps = args.steps or int(net.meta.get("timesteps", 64))
-        x = rate_spikes(test.x[:args.limit], net, steps)
-        return Split(f"{test.name} rate spikes", x, test.y[:args.limit]), steps, f"rate (Bernoulli), {steps} steps"
-    if args.encoding is not None:
-        raise NeurosimError(f"--encoding {args.encoding} drives an 'input' layer; {args.netlist} takes spikes "
-                            f"{tuple(net.input_shape)} per step: use --encoding rate or --input FILE.npy")
-    raise NeurosimError(f"{args.netlist} takes spikes {tuple(net.input_shape)} per step and records no input "
-                        "encoding (train-bntt's nets do): pass --encoding rate (each pixel the spike probability "
-                        "per step) or your own spikes with --input FILE.npy")
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
+    from neurosim.commands.run import dataset_input, loihi2_accuracy, run_dataset
     from neurosim.data.timing import apply_timing
-    from neurosim.evaluate import evaluate, write_report
     from neurosim.netlist import hdf5
 
     if args.backend == "loihi2":
@@ -439,57 +363,37 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for flag, given in (("--raw-current", args.raw_current), ("--save-spikes", args.save_spikes is not None)):
         if given:
             raise NeurosimError(f"{flag} applies to --input runs")
-    test, steps, encoding = _dataset_input(args, net)
+    test, steps, encoding = dataset_input(net, args.netlist, args.dataset, args.data_dir, args.encoding, args.steps,
+                                          args.limit)
     if args.backend == "loihi2":
-        return _run_loihi2(net, test, steps, args.lava_timeout)
-    report = evaluate(net, test, steps, ann_accuracy=net.meta.get("ann_accuracy"), mode=args.mode,
-                      sweep=args.sweep, lava_samples=lava_samples, lava_modes=("fixed", "float"),
-                      lava_timeout=args.lava_timeout)
-    report.update({"netlist": str(args.netlist), "encoding": encoding, "timing": timing,
-                   "ann_test_samples": net.meta.get("ann_test_samples")})
-    json_path, png_path = write_report(report, args.out or _run_out(args.netlist), stem=f"{args.netlist.stem}-report")
+        acc = loihi2_accuracy(net, test, steps, args.lava_timeout)
+        print(f"Loihi 2 (Loihi2HwCfg)   accuracy {100 * acc:.2f} % on {len(test.y)} samples, T={steps}")
+        return 0
+    report = run_dataset(net, args.netlist, test, steps, encoding=encoding, timing=timing, mode=args.mode,
+                         sweep=args.sweep, lava_samples=lava_samples, lava_timeout=args.lava_timeout, out=args.out)
     print(f"input                   {encoding}; timing {timing}")
-    print(_summary(report))
-    print(f"report   {json_path}\nplot     {png_path}")
-    return 0
-
-
-def _run_loihi2(net, test, steps: int, timeout: Optional[float]) -> int:
-    """``run NET --backend loihi2``: the test samples on the chip, accuracy printed."""
-    from neurosim.loihi2.backend import run_loihi2
-
-    res = run_loihi2(net, test.x, steps, timeout=timeout)
-    acc = float((res.predictions() == test.y).mean())
-    print(f"Loihi 2 (Loihi2HwCfg)   accuracy {100 * acc:.2f} % on {len(test.y)} samples, T={steps}")
+    print(report_summary(report))
+    print(f"report   {report['report_paths'][0]}\nplot     {report['report_paths'][1]}")
     return 0
 
 
 def _run_input(args: argparse.Namespace, net, timing: str) -> int:
     """``run NET --input FILE.npy``: the user's array through the simulator; spikes and
     readout printed per layer and, with ``--save-spikes``, written as ``.npy``."""
-    import numpy as np
-
-    from neurosim.data.npy_input import load_npy, samples_from_array, save_run
-    from neurosim.sim.simulator import Simulator
+    from neurosim.commands.run import run_array
+    from neurosim.data.npy_input import save_run
 
     for flag, given in (("--dataset", args.dataset), ("--encoding", args.encoding), ("--lava", args.lava),
                         ("--lava-samples", args.lava_samples), ("--limit", args.limit), ("--sweep", args.sweep)):
         if given:
             raise NeurosimError(f"{flag} applies to data-set runs, not to --input")
-    if args.raw_current and not net.has_input_layer:
-        raise NeurosimError("--raw-current needs a net with an 'input' layer; this one takes spikes")
-    steps = args.steps or (int(net.meta.get("timesteps", 64)) if net.has_input_layer else None)
-    x, steps = samples_from_array(load_npy(args.input), net, time_axis=args.time_axis, layout=args.layout,
-                                  steps=steps, source=str(args.input))
-    if len(x) == 0:
-        raise NeurosimError(f"{args.input}: holds no samples (array of {len(x)} samples); nothing to run")
-    res = Simulator(net, args.mode).run(x, steps, raw_current=args.raw_current,
-                                        record_spikes=args.save_spikes is not None)
-    print(f"{args.input}: {len(x)} sample(s), {steps} steps, {args.mode} mode, timing {timing}")
+    run = run_array(net, args.input, mode=args.mode, steps=args.steps, time_axis=args.time_axis, layout=args.layout,
+                    raw_current=args.raw_current, record_spikes=args.save_spikes is not None)
+    res = run.result
+    print(f"{args.input}: {run.samples} sample(s), {run.steps} steps, {args.mode} mode, timing {timing}")
     for i in net.neuron_layers:
         print(f"  layer {i:2d} {net.layers[i].type_name:8s} spikes per sample {res.layer_spikes[i].mean():.1f}")
-    shown = np.argmax(res.readout, axis=1)[:10].tolist()
-    print(f"output argmax (count * vth + v) {shown}{' ...' if len(x) > 10 else ''}")
+    print(f"output argmax (count * vth + v) {res.predictions[:10].tolist()}{' ...' if run.samples > 10 else ''}")
     if args.save_spikes is not None:
         paths = save_run(args.save_spikes, net, res.spikes, res.readout)
         print(f"saved    {len(paths)} arrays in {args.save_spikes}")
@@ -497,41 +401,20 @@ def _run_input(args: argparse.Namespace, net, timing: str) -> int:
 
 
 def _cmd_train_bntt(args: argparse.Namespace) -> int:
-    import os
-
     from neurosim.bntt.train import BNTTConfig
-    from neurosim.bntt.workflow import train_and_deploy
-    from models.bntt import ARCHS
+    from neurosim.bntt.workflow import launch_rank, train_and_deploy
 
-    if args.arch not in ARCHS:
-        raise NeurosimError(f"--arch must be one of {', '.join(ARCHS)}, got '{args.arch}'")
-    if not 0 < args.leak <= 1:
-        raise NeurosimError(f"--leak must be in (0, 1], got {args.leak}")
     cfg = BNTTConfig(dataset=args.dataset, arch=args.arch, steps=args.steps, epochs=max(1, args.epochs),
                      batch_size=max(1, args.batch_size), lr=args.lr, norm=args.norm, leak=args.leak, reset=args.reset,
                      width=args.width, seed=args.seed, limit=args.limit, test_limit=args.test_limit,
                      data_dir=args.data_dir)
-    rank = int(os.environ.get("RANK", "0"))
+    rank = launch_rank()
     report = train_and_deploy(cfg, args.out, report_limit=args.test_limit, lava_samples=args.lava_samples,
                               lava_timeout=args.lava_timeout, measure=rank == 0)
     if rank != 0:
         return 0
-    b = report["bntt"]
-    latency = b["latency_steps"]
-    print(_summary(report, f"T={args.steps}+{latency}"))
-    print(f"                        T={args.steps}+{latency}: {args.steps} steps of input spikes, then {latency} "
-          "steps while the last ones cross the layers (one step per layer in Lava)")
-    print(f"BNTT                    SLAYER model {100 * b['model_accuracy']:.2f} %, float netlist "
-          f"{100 * b['float_netlist_accuracy']:.2f} %, fixed netlist {100 * b['fixed_netlist_accuracy']:.2f} % "
-          f"(latency {b['latency_steps']} steps)")
-    if "early_exit_default" in b:
-        ee = b["early_exit_default"]
-        print(f"early exit (alpha {ee['alpha']})  step {ee['exit_step']} of {args.steps}")
-    ce = b["calibrated_exit"]
-    print(f"calibrated exit         step {ce['exit_step']} of {args.steps}: {100 * ce['accuracy']:.2f} % against "
-          f"{100 * ce['full_accuracy']:.2f} % (chosen on {ce['calibration_samples']} training samples, "
-          f"tolerance {100 * ce['tolerance']:.1f} point)")
-    print(f"netlist  {report['netlist']}\nreport   {report['report_paths'][0]}\nplot     {report['report_paths'][1]}")
+    print(bntt_summary(report, args.steps))
+    _print_outputs(report)
     return 0
 
 
@@ -576,7 +459,7 @@ def _cmd_loihi2_report(args: argparse.Namespace) -> int:
     from neurosim.netlist import hdf5
 
     report = deployment_report(hdf5.load(args.netlist))
-    path = args.json or _run_out(args.netlist) / f"{args.netlist.stem}.loihi2.json"
+    path = args.json or default_out(args.netlist) / f"{args.netlist.stem}.loihi2.json"
     write_json(path, report)
     print(format_table(report))
     print(f"report   {path}")
@@ -603,49 +486,11 @@ def _cmd_quantize_loihi2(args: argparse.Namespace) -> int:
     return 0
 
 
-def _neuron_text(n) -> str:
-    """Every parameter of a neuron (its dataclass fields), e.g. ``RMP vThMant=80 vDecay=0 vInit=40 reset=soft``."""
-    from dataclasses import fields
-
-    def fmt(v) -> str:
-        return f"{v:g}" if isinstance(v, float) else str(v)
-    return n.type_name + "".join(f" {f.name}={fmt(getattr(n, f.name))}" for f in fields(n))
-
-
-def _synapse_text(kind) -> str:
-    """A synapse kind's name, weight shape (or value, for a one-weight kind) and every other
-    field that differs from its default (stride, padding, dilation, groups, ...)."""
-    from dataclasses import MISSING, fields
-
-    import numpy as np
-
-    w = np.asarray(kind.weight)
-    text = kind.type_name + (f" weight={float(w):g}" if w.ndim == 0 else str(tuple(w.shape)))
-    for f in fields(kind):
-        value = getattr(kind, f.name)
-        if f.name != "weight" and (f.default is MISSING or np.any(np.asarray(value) != np.asarray(f.default))):
-            text += f" {f.name}={tuple(value) if isinstance(value, (list, np.ndarray)) else value}"
-    return text
-
-
 def _cmd_info(args: argparse.Namespace) -> int:
+    from neurosim.commands.info import describe
     from neurosim.netlist import hdf5
-    from neurosim.netlist.schema import Flatten, Input, Population
 
-    net = hdf5.load(args.netlist)
-    print(f"{args.netlist}: {len(net.layers)} layers, neuron types {', '.join(sorted(net.neuron_types))}")
-    for i, layer in enumerate(net.layers):
-        extra = ""
-        if not isinstance(layer, Flatten):
-            extra = _neuron_text(layer.neuron)
-        if isinstance(layer, Input):
-            extra += f"  input current = {layer.weight:g} * x + {layer.bias:g}"
-        if isinstance(layer, Population):
-            extra += "  " + " + ".join(f"{_synapse_text(kind)} from {'input' if src < 0 else src}"
-                                       for src, kind in net.inputs(i))
-            if layer.schedule is not None:
-                extra += f"  schedule of {layer.schedule.steps} steps"
-        print(f"  {i:2d} {layer.type_name:8s} shape {str(tuple(layer.shape)):16s} {extra}")
+    print(describe(hdf5.load(args.netlist), args.netlist))
     return 0
 
 

@@ -11,7 +11,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from neurosim.ann.train import accuracy, load_checkpoint, train
+from neurosim.ann.train import TrainConfig, accuracy, load_checkpoint, train
+from neurosim.architectures import digits_cnn
 from neurosim.convert.rmp import convert
 from neurosim.convert import DEFAULT_PERCENTILE, DEFAULT_RULE
 from neurosim.data.dataset import Split, load_dataset
@@ -22,6 +23,9 @@ from neurosim.user_model import check_takes, load_user_model
 
 NETLIST_NAME = "network.net"
 CHECKPOINT_NAME = "ann.pt"
+#: The main job's training recipe for :mod:`neurosim.architectures.digits_cnn`, and its time steps.
+DIGITS_RECIPE = TrainConfig(epochs=60, batch_size=64, lr=2e-3, weight_decay=1e-4, seed=0)
+DIGITS_STEPS = 64
 
 
 def export_and_measure(out_dir: Path, steps: Optional[int] = None, epochs: Optional[int] = None,
@@ -29,7 +33,8 @@ def export_and_measure(out_dir: Path, steps: Optional[int] = None, epochs: Optio
                        lava_timeout: Optional[float] = None, retrain: bool = False,
                        progress: bool = True, *, reset: str = "soft", v_init_half: Optional[bool] = None,
                        alpha: float = 1.0, fold_pool: bool = True, align_bias: bool = True,
-                       readout_reset: Optional[str] = None, calib_samples: Optional[int] = None,
+                       align_joins: bool = True, readout_reset: Optional[str] = None,
+                       calib_samples: Optional[int] = None,
                        limit: Optional[int] = None,
                        sweep: Optional[Sequence[int]] = None) -> dict:
     """Run the whole path on the embedded digits data set; return the report (also written).
@@ -37,11 +42,9 @@ def export_and_measure(out_dir: Path, steps: Optional[int] = None, epochs: Optio
     The conversion options are :func:`neurosim.convert.rmp.convert`'s; ``calib_samples``
     (default: all 1,437 training images) picks the calibration images as ``convert`` does,
     ``limit`` measures on the first test images only."""
-    from models import digits_cnn
-
     t0 = time.time()
-    steps = steps or digits_cnn.DEFAULT_STEPS
-    cfg = digits_cnn.RECIPE if epochs is None else replace(digits_cnn.RECIPE, epochs=epochs)
+    steps = steps or DIGITS_STEPS
+    cfg = DIGITS_RECIPE if epochs is None else replace(DIGITS_RECIPE, epochs=epochs)
     if cfg.epochs < 1:
         raise NeurosimError(f"--epochs must be at least 1, got {cfg.epochs}")
     out_dir = Path(out_dir)
@@ -67,7 +70,7 @@ def export_and_measure(out_dir: Path, steps: Optional[int] = None, epochs: Optio
     calib = calibration_images(train_split.x, calib_samples)
     net = convert(model, calib, digits_cnn.INPUT_SHAPE, rule=rule, percentile=percentile, reset=reset,
                   v_init_half=v_init_half, alpha=alpha, fold_pool=fold_pool, align_bias=align_bias,
-                  readout_reset=readout_reset, snn_steps=steps, progress=progress)
+                  align_joins=align_joins, readout_reset=readout_reset, snn_steps=steps, progress=progress)
     net.meta.update({"dataset": "digits", "timesteps": steps, "ann_accuracy": ann_acc,
                      "ann_test_samples": len(test_split), "calibration_samples": len(calib)})
     netlist_path = hdf5.save(net, out_dir / NETLIST_NAME)
@@ -96,7 +99,8 @@ def convert_and_measure(model_spec: str, weights: Optional[Path], dataset: str, 
                         data_dir: Optional[str] = None, steps: int = 64, reset: str = "soft",
                         rule: str = DEFAULT_RULE, percentile: float = DEFAULT_PERCENTILE,
                         v_init_half: Optional[bool] = None, alpha: float = 1.0, fold_pool: bool = True,
-                        align_bias: bool = True, readout_reset: Optional[str] = None, calib_samples: int = 2000,
+                        align_bias: bool = True, align_joins: bool = True, readout_reset: Optional[str] = None,
+                        calib_samples: int = 2000,
                         limit: Optional[int] = None,
                         lava_samples: int = 5, lava_timeout: Optional[float] = None, progress: bool = True,
                         model_args: Optional[dict] = None, sweep: Optional[Sequence[int]] = None) -> dict:
@@ -116,7 +120,7 @@ def convert_and_measure(model_spec: str, weights: Optional[Path], dataset: str, 
     calib = calibration_images(train_split.x, calib_samples)
     net = convert(model, calib, tuple(test_split.x.shape[1:]), rule=rule, percentile=percentile, reset=reset,
                   v_init_half=v_init_half, alpha=alpha, fold_pool=fold_pool, align_bias=align_bias,
-                  readout_reset=readout_reset, snn_steps=steps, progress=progress)
+                  align_joins=align_joins, readout_reset=readout_reset, snn_steps=steps, progress=progress)
     net.meta.update({"dataset": dataset, "timesteps": steps, "ann_accuracy": ann_acc,
                      "ann_test_samples": len(test_split), "calibration_samples": len(calib), "model": model_spec})
     out_dir = Path(out_dir)

@@ -8,10 +8,11 @@ import torch.nn as nn
 
 from neurosim.ann.train import TrainConfig, accuracy, train
 from neurosim.convert.graph import trace
-from neurosim.convert.rmp import WEIGHT_MAX, convert
+from neurosim.convert.rmp import convert
 from neurosim.convert.threshold_balancing import balance
 from neurosim.data.digits import load_digits_split
 from neurosim.errors import NeurosimError
+from neurosim.netlist.quantize import WEIGHT_MANT_MAX as WEIGHT_MAX
 from neurosim.netlist.schema import RMP, VTH_MAX, Flatten, Input
 from neurosim.sim.simulator import Simulator
 

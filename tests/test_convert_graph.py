@@ -321,7 +321,10 @@ def test_bias_onset_follows_the_depth_of_each_layer(resnet, digits):
         np.testing.assert_array_equal(a.schedule.bias[d[i]], b.bias)
     join = next(i for i, l in enumerate(net.layers) if isinstance(l, Population) and len(l.projections) == 2)
     srcs = [net.source_of(join, p.source) for p in net.layers[join].projections]
-    assert d[join] == 1 + min(d[s] for s in srcs)              # the shortcut arrives first
+    arrivals = {d[s] + p.delay for s, p in zip(srcs, net.layers[join].projections)}
+    assert arrivals == {d[join]} and d[join] == 1 + max(d[s] for s in srcs)     # the branches arrive together
+    early = convert(resnet, tr.x[:100], SHAPE, align_joins=False, progress=False)
+    assert early.depths()[join] == 1 + min(early.depths()[s] for s in srcs)    # unaligned: the shortcut first
 
 
 def test_qcfs_snn_rule_net_on_lava_equals_simulator(qcfs_resnet, digits):

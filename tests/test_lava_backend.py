@@ -25,7 +25,8 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from neurosim.errors import LavaRunError, NeurosimError
 from neurosim.lava.layout import from_lava, from_lava_steps, lava_shape, to_lava, to_lava_time
 from neurosim.lava.netcodec import decode_net, encode_net
-from neurosim.lava.runner import _group_members, _mapped_shm, run_lava
+from neurosim.lava.runner import run_lava
+from neurosim.lava.supervisor import group_members, mapped_shm
 from neurosim.netlist.hdf5 import save
 from neurosim.netlist import CUBA, RMP, Flatten, Input, Netlist, conv, dense, pool
 from neurosim.netlist.schema import NETX_DENSE_WITHOUT_NEURON
@@ -208,7 +209,7 @@ def attach_hanging(graph) -> None:
 def _orphan_shm(before: set[str]) -> set[str]:
     """New /dev/shm files that no live process maps."""
     new = set(os.listdir("/dev/shm")) - before
-    in_use = _mapped_shm([int(e.name) for e in os.scandir("/proc") if e.name.isdigit()])
+    in_use = mapped_shm([int(e.name) for e in os.scandir("/proc") if e.name.isdigit()])
     return {n for n in new if n not in in_use}
 
 
@@ -230,7 +231,7 @@ def test_failing_process_model_raises_lava_run_error(fault):
         assert "deliberate failure at time step 15" in msg and "sample 1 of 4" in msg
     else:
         assert "timed out" in msg and "--lava-timeout" in msg      # the option a user has, not the API's name
-    assert _group_members(info.value.worker_pid) == []      # nothing of the worker is alive
+    assert group_members(info.value.worker_pid) == []      # nothing of the worker is alive
     assert _orphan_shm(before) == set()
 
 

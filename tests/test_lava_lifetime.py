@@ -9,6 +9,9 @@ group is running (worker + Lava's model processes, /dev/shm channels mapped):
   kills its own group, unlinking the shared memory and the job folder.
 
 Either way, within 3 s no process of the group is alive and no segment it held is left.
+The supervision itself (:class:`neurosim.lava.supervisor.Supervised`) is checked on small
+Python children: how a watch ends, and that stopping kills grandchildren and unlinks the
+shared memory they leaked.
 """
 from __future__ import annotations
 
@@ -24,7 +27,9 @@ from typing import Optional
 import numpy as np
 import pytest
 
-from neurosim.lava.runner import _group_members, _mapped_shm
+from neurosim.lava.supervisor import (
+    EXIT_GRACE_S, EXITED, HUNG, TIMED_OUT, Supervised, group_members, mapped_shm, proc_stat,
+)
 from neurosim.netlist import hdf5
 from neurosim.netlist import Flatten, Input, Netlist, RMP, conv, dense, pool
 from tests.conftest import ROOT
@@ -47,21 +52,12 @@ def digits_conv_net(path: Path) -> Path:
     return hdf5.save(net, path)
 
 
-def _stat(pid: int) -> Optional[list[str]]:
-    """Fields of /proc/<pid>/stat after "pid (comm)": state, ppid, pgrp, ..."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat[stat.rfind(")") + 2:].split()
-
-
 def find_worker(parent: int) -> Optional[tuple[int, Path]]:
     """(pid, job folder) of the Lava worker ``parent`` started, if it runs."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
-        fields = _stat(int(entry.name))
+        fields = proc_stat(int(entry.name))
         if not fields or int(fields[1]) != parent:
             continue
         try:
@@ -98,11 +94,11 @@ def start_lava_run(tmp_path: Path):
                     stage = json.loads((jobdir / "progress.json").read_text()).get("stage")
                 except (OSError, ValueError):
                     stage = None
-                members = _group_members(pgid)
-                held = _mapped_shm(members) & set(os.listdir("/dev/shm"))   # not the unlinked ones
+                members = group_members(pgid)
+                held = mapped_shm(members) & set(os.listdir("/dev/shm"))   # not the unlinked ones
                 if stage == "running" and len(members) >= 3 and held:
-                    assert pgid in members and _stat(pgid)[2] == str(pgid)   # leads its own group
-                    assert int(_stat(cmd.pid)[2]) != pgid                    # not the command's group
+                    assert pgid in members and proc_stat(pgid)[2] == str(pgid)   # leads its own group
+                    assert int(proc_stat(cmd.pid)[2]) != pgid                    # not the command's group
                     return cmd, pgid, members, held, jobdir
             time.sleep(0.1)
     except BaseException:
@@ -115,7 +111,7 @@ def wait_gone(pgid: int, held: set[str], t_kill: float) -> float:
     """Seconds from ``t_kill`` until no process of ``pgid`` lives and no segment of ``held``
     is in /dev/shm; fails after GONE_S."""
     while True:
-        alive = _group_members(pgid)
+        alive = group_members(pgid)
         left = held & set(os.listdir("/dev/shm"))
         elapsed = time.monotonic() - t_kill
         if not alive and not left:
@@ -127,7 +123,7 @@ def wait_gone(pgid: int, held: set[str], t_kill: float) -> float:
 def orphan_shm(before: set[str]) -> set[str]:
     """New /dev/shm files that no live process maps."""
     new = set(os.listdir("/dev/shm")) - before
-    in_use = _mapped_shm([int(e.name) for e in os.scandir("/proc") if e.name.isdigit()])
+    in_use = mapped_shm([int(e.name) for e in os.scandir("/proc") if e.name.isdigit()])
     return {n for n in new if n not in in_use}
 
 
@@ -159,3 +155,36 @@ def test_killed_command_leaves_no_lava_process_or_shared_memory(tmp_path, sig):
         time.sleep(0.05)
     assert not jobdir.exists()
     assert orphan_shm(shm_before) == set()
+
+
+#: A child that leaks a /dev/shm segment (printing its name), starts a grandchild, reports
+#: (creates the file ``sys.argv[1]``) and hangs.
+HANGING_CHILD = """
+import subprocess, sys, time
+from multiprocessing import shared_memory
+shm = shared_memory.SharedMemory(create=True, size=4096)
+print(shm.name, flush=True)
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+open(sys.argv[1], "w").close()
+time.sleep(600)
+"""
+
+
+def test_supervised_child_endings_and_clean_up(tmp_path):
+    def run(code: str, timeout: float, poll=lambda: False, *args: str):
+        child = Supervised([sys.executable, "-c", code, *args], os.environ, tmp_path / "log")
+        t0 = time.monotonic()
+        try:
+            ending = child.watch(timeout, poll)
+        finally:
+            removed = child.stop()
+        assert group_members(child.pgid) == []         # grandchildren included
+        return ending, child.returncode, removed, time.monotonic() - t0
+
+    assert run("raise SystemExit(3)", 60)[:2] == (EXITED, 3)
+    assert run("import time; time.sleep(600)", 0.5)[0] == TIMED_OUT
+    reported = tmp_path / "REPORTED"
+    ending, code, removed, elapsed = run(HANGING_CHILD, 60, reported.exists, str(reported))
+    assert (ending, code) == (HUNG, -signal.SIGKILL) and EXIT_GRACE_S < elapsed < EXIT_GRACE_S + 10
+    leaked = (tmp_path / "log").read_text().split()[0].lstrip("/")
+    assert removed >= 1 and not os.path.exists(f"/dev/shm/{leaked}")

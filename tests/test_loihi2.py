@@ -108,7 +108,8 @@ def test_cli_report_and_quantize(tmp_path, capsys):
 
 
 def test_identity_weights_round_to_loihi_mantissas():
-    from neurosim.netlist.synapses.identity import LOIHI_WEIGHT_MAX, fits_loihi, mantissa8
+    from neurosim.netlist.quantize import LOIHI_WEIGHT_MAX, mantissa8
+    from neurosim.netlist.synapses.identity import fits_loihi
     for w in (3.0, 254.0, 255.4, 301.4, 1000.7, 511.9, 30000.0):
         m = mantissa8(w)
         assert fits_loihi(m) and abs(m - w) <= w / 256, (w, m)

@@ -1,4 +1,5 @@
-"""The conversion-friendly recipes in models/: build, trace, shapes, one step, QCFS, resume."""
+"""The conversion-friendly architectures (neurosim/architectures/) and their recipes in models/:
+build, trace, shapes, one step, QCFS, resume, committed weights."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,9 +13,11 @@ import torch.nn as nn
 
 from neurosim.ann import qcfs
 from neurosim.ann.train import TrainConfig, crop_flip, load_checkpoint, lr_at, train
+from tests.conftest import ROOT
 
-RECIPES = ["digits_cnn", "mnist_cnn", "fashion_cnn", "cifar_vgg", "cifar_resnet20"]
-NEW = RECIPES[1:]
+ARCHITECTURES = ["digits_cnn", "mnist_cnn", "cifar_vgg", "cifar_resnet20"]
+RECIPES = ["mnist_cnn", "fashion_cnn", "cifar_vgg", "cifar_resnet20"]
+ARCHITECTURE_OF = {"fashion_cnn": "mnist_cnn"}
 ALLOWED = (nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
            nn.Flatten, nn.Linear, nn.Dropout, qcfs.QCFS)
 
@@ -23,25 +26,31 @@ def _recipe(name):
     return importlib.import_module(f"models.{name}")
 
 
+def _architecture(name):
+    return importlib.import_module(f"neurosim.architectures.{name}")
+
+
 def _build(name, **kw):
     torch.manual_seed(0)
     return _recipe(name).build(**kw)
 
 
-@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("name", RECIPES)
 def test_recipe_module_api(name):
     r = _recipe(name)
     assert isinstance(r.RECIPE, TrainConfig)
     assert r.DATASET in ("mnist", "fashion-mnist", "cifar10")
     assert len(r.INPUT_SHAPE) == 3 and r.DEFAULT_STEPS > 0
     assert callable(r.main)
+    assert r.build is _architecture(ARCHITECTURE_OF.get(name, name)).build     # the library's network
 
 
-@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("name", ARCHITECTURES)
 @pytest.mark.parametrize("use_qcfs", [False, True])
 def test_builds_traces_and_output_shape(name, use_qcfs):
-    r = _recipe(name)
-    model = _build(name)
+    r = _architecture(name)
+    torch.manual_seed(0)
+    model = r.build()
     if use_qcfs:
         model = qcfs.replace_relu(model, levels=4)
         assert not any(isinstance(m, nn.ReLU) for m in model.modules())
@@ -79,14 +88,22 @@ def test_no_maxpool_and_shortcuts_in_resnet20():
     assert len(adds) == 9
 
 
-@pytest.mark.parametrize("name", NEW)
+def test_committed_resnet20_weights_load():
+    """benchmarks/checkpoints/cifar_resnet20/weights.pt fits the library's ResNet-20 key for key."""
+    from neurosim.architectures.cifar_resnet20 import build
+    weights = torch.load(ROOT / "benchmarks/checkpoints/cifar_resnet20/weights.pt", map_location="cpu",
+                         weights_only=True)
+    build().load_state_dict(weights, strict=True)
+
+
+@pytest.mark.parametrize("name", RECIPES)
 def test_width_multiplier_scales_parameters(name):
     small = sum(p.numel() for p in _build(name, width=0.5).parameters())
     big = sum(p.numel() for p in _build(name, width=1.0).parameters())
     assert big > 2 * small
 
 
-@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("name", RECIPES)
 def test_one_optimisation_step(name):
     r = _recipe(name)
     model = _build(name)

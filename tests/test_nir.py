@@ -262,7 +262,7 @@ def test_what_nir_cannot_express_is_refused_naming_the_layer(tmp_path):
     assert not (tmp_path / "x.net").exists()
 
 
-def test_foreign_join_of_unequal_paths_and_recurrence_are_refused():
+def test_foreign_join_of_unequal_paths_is_aligned_and_recurrence_refused():
     w = np.eye(3)
     lif = lambda: nir.LIF(tau=np.full(3, 1e-3), r=np.full(3, 10.0), v_leak=np.zeros(3), v_threshold=np.ones(3))
     skip = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([3])}), "a": nir.Linear(weight=w),
@@ -270,8 +270,10 @@ def test_foreign_join_of_unequal_paths_and_recurrence_are_refused():
                                "output": nir.Output(output_type={"output": np.array([3])})},
                         edges=[("input", "a"), ("a", "n1"), ("n1", "b"), ("b", "n2"), ("input", "c"), ("c", "n2"),
                                ("n2", "output")])
-    with pytest.raises(NeurosimError, match=r"node 'n2': joins paths of 1, 2 synapses"):
-        from_nir(skip)
+    net = from_nir(skip)            # NIR adds both paths at once: the one-synapse path waits a step
+    join = net.layers[-1]
+    assert sorted(p.delay for p in join.projections) == [1, 2]
+    assert net.depths()[-1] == 2
     skip.edges.append(("n2", "c"))
     skip.edges.remove(("input", "c"))
     with pytest.raises(NeurosimError, match=r"is on a cycle"):

@@ -161,7 +161,8 @@ def test_folded_pool_conv_is_computed_as_pool_then_conv_exactly(stride, padding)
     import torch.nn.functional as F
 
     from neurosim.convert.graph import Stage
-    from neurosim.convert.rmp import even_mantissas, fold_pool
+    from neurosim.convert.rmp import fold_pool
+    from neurosim.netlist.quantize import even_mantissas
     from neurosim.netlist.synapses import Conv
     from neurosim.sim.synapse import Synapse
 

@@ -21,14 +21,14 @@ synapse exactly (:func:`neurosim.convert.rmp.fold_pool`); signed input spikes be
 channels with first-layer weights ``[W, -W]`` (:mod:`neurosim.bntt.encoding`).
 
 Numeric modes: ``float`` keeps the real weights, scales and biases with threshold 1 (the
-trained model's own numbers); ``fixed`` (Lava ``fixed_pt``, Loihi) rounds per layer: weights
-to even 8-bit mantissas ``round(W g_w)``, threshold ``G`` (at most 4096 and within the 13-bit
-bias range), scale mantissas ``round(s_t G / g_w 2**e)`` with exponent ``e``, biases
-``round(b_t G)``.
+trained model's own numbers); ``fixed`` (Lava ``fixed_pt``, Loihi) rounds per layer
+(:mod:`neurosim.netlist.quantize`): weights to even 8-bit mantissas ``round(W g_w)`` with ``g_w =
+254 / max|W|``, threshold ``G = clip(floor(4095 / max|b|), 1, 4096)`` (the integer scale without
+a weight term: at most 4096 and within the 13-bit bias range), scale mantissas ``round(s_t G /
+g_w 2**e)`` with exponent ``e``, biases ``round(b_t G)``.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -37,18 +37,17 @@ import torch
 
 from neurosim.bntt.network import BNTTNet
 from neurosim.convert.graph import Stage, connections
-from neurosim.convert.rmp import BIAS_MAX, WEIGHT_MAX, even_mantissas, fold_pool
+from neurosim.convert.rmp import fold_pool
 from neurosim.errors import NeurosimError
-from neurosim.netlist.schema import (
-    RMP, SCALE_EXP_MAX, VTH_MAX, Flatten, Netlist, Population, Projection, Schedule,
-)
+from neurosim.netlist.quantize import bias_mantissas, even_mantissas, integer_scale, scale_mantissas, weight_gain
+from neurosim.netlist.schema import RMP, VTH_MAX, Flatten, Netlist, Population, Projection, Schedule
 from neurosim.netlist.synapses import Conv, Dense
 
 MODES = ("fixed", "float")
 #: Largest threshold mantissa of a fixed-point layer (keeps the 24-bit state far from overflow).
 THRESHOLD_MAX = 1 << 12
-#: Largest schedule scale mantissa (the exponent is chosen to use this many bits).
-SCALE_MANT_MAX = (1 << 15) - 1
+#: Floor of a layer's largest weight magnitude for its gain: an all-zero layer keeps zero weights.
+_WEIGHT_FLOOR = 1e-30
 
 
 @dataclass
@@ -135,6 +134,13 @@ def _shifted(rows: Optional[np.ndarray], depth: int, bias: bool) -> Optional[np.
     return np.vstack([head, rows])
 
 
+def _full_scale(weight: np.ndarray) -> tuple[np.ndarray, float]:
+    """``(even_mantissas(g * weight), g)`` with the gain ``g = 254 / max|weight|``
+    (:func:`neurosim.netlist.quantize.weight_gain`): the largest weight on the even grid's top."""
+    g = weight_gain(max(float(np.abs(weight).max()), _WEIGHT_FLOOR))
+    return even_mantissas(weight * g), g
+
+
 def export(net: BNTTNet, mode: str = "fixed") -> Netlist:
     """The trained ``net`` as a netlist with spike input (N, T, C', H, W) (see the module text)."""
     if mode not in MODES:
@@ -154,21 +160,18 @@ def export(net: BNTTNet, mode: str = "fixed") -> Netlist:
         if f.output:
             neuron = RMP(vThMant=VTH_MAX, vDecay=0, reset="soft")
             if mode == "fixed":
-                weight = even_mantissas(weight * (WEIGHT_MAX / max(np.abs(weight).max(), 1e-30)))
+                weight, _ = _full_scale(weight)
         elif mode == "float":
             neuron = RMP(vThMant=1, vDecay=net.v_decay, reset=net.reset)
             if scale is None:
                 scale = np.ones((1, f.shape[0]))
         else:
-            g_w = WEIGHT_MAX / max(np.abs(weight).max(), 1e-30)
-            big = np.abs(bias).max() if bias is not None else 0.0
-            G = int(max(1, min(THRESHOLD_MAX, math.floor(BIAS_MAX / big) if big > 0 else THRESHOLD_MAX)))
-            weight = even_mantissas(weight * g_w)
-            real = (scale if scale is not None else np.ones((1, f.shape[0]))) * (G / g_w)
-            peak = float(np.abs(real).max())
-            e = int(min(SCALE_EXP_MAX, max(0, math.floor(math.log2(SCALE_MANT_MAX / peak))))) if peak > 0 else 0
-            scale = np.round(real * 2.0 ** e)
-            bias = None if bias is None else np.round(bias * G)
+            weight, g_w = _full_scale(weight)
+            # the threshold G: the integer scale of bias and threshold alone (the schedule carries G / g_w)
+            G = integer_scale(weight_max=0.0, bias_max=float(np.abs(bias).max()) if bias is not None else 0.0,
+                              cap=THRESHOLD_MAX)
+            scale, e = scale_mantissas((scale if scale is not None else np.ones((1, f.shape[0]))) * (G / g_w))
+            bias = None if bias is None else bias_mantissas(bias * G)
             neuron = RMP(vThMant=G, vDecay=net.v_decay, reset=net.reset)
             scales.append(G)
         synapse = (Conv(weight, f.stride, f.padding) if f.kind == "conv" else Dense(weight))

@@ -113,7 +113,7 @@ def lr_at(cfg: BNTTConfig, epoch: int) -> float:
 
 
 def build(cfg: BNTTConfig, data: Data) -> BNTTNet:
-    from models.bntt import architecture
+    from neurosim.architectures.bntt import architecture
     torch.manual_seed(cfg.seed)
     layers = architecture(cfg.arch, cfg.width)
     return BNTTNet(data.input_shape, layers, 10, cfg.steps, cfg.norm, cfg.leak, cfg.reset,

@@ -9,6 +9,7 @@ the gamma profile and the early-exit sweep (simulator; Lava on the first samples
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Optional, Sequence
@@ -16,6 +17,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from neurosim.architectures.bntt import ARCHS
 from neurosim.bntt.early_exit import (DEFAULT_ALPHA, DEFAULT_TOLERANCE, calibrated_exit_step, exit_step,
                                       gamma_profile, sweep)
 from neurosim.bntt.encoding import (CALIBRATION_STREAM, META_KEY, TEST_STREAM, event_encoding, image_encoding,
@@ -23,6 +25,7 @@ from neurosim.bntt.encoding import (CALIBRATION_STREAM, META_KEY, TEST_STREAM, e
 from neurosim.bntt.fold import export, netlist_input
 from neurosim.bntt.train import NMNIST_DURATION_US, BNTTConfig, Data, load_data, train_bntt
 from neurosim.data.dataset import Split
+from neurosim.errors import NeurosimError
 from neurosim.evaluate import evaluate, write_report
 from neurosim.netlist import hdf5
 from neurosim.netlist.schema import Netlist
@@ -54,11 +57,26 @@ def calibration_spikes(data: Data, steps: int, seed: int, n: int = CALIBRATION_S
     return _seeded_spikes(data, data.x[-n:], steps, seed, CALIBRATION_STREAM), data.y[-n:]
 
 
+def check_config(cfg: BNTTConfig) -> None:
+    """Refuse an unknown architecture (:mod:`neurosim.architectures.bntt`) or a leak outside (0, 1]."""
+    if cfg.arch not in ARCHS:
+        raise NeurosimError(f"--arch must be one of {', '.join(ARCHS)}, got '{cfg.arch}'")
+    if not 0 < cfg.leak <= 1:
+        raise NeurosimError(f"--leak must be in (0, 1], got {cfg.leak}")
+
+
+def launch_rank() -> int:
+    """This process's rank in a ``torchrun`` launch (``RANK``), 0 outside one: only rank 0 measures."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def train_and_deploy(cfg: BNTTConfig, out_dir: Path, *, report_limit: Optional[int] = 2000, lava_samples: int = 3,
                      lava_timeout: Optional[float] = None, alphas: Sequence[float] = ALPHAS,
                      tolerance: float = DEFAULT_TOLERANCE, progress: bool = True, measure: bool = True) -> dict:
     """Train (resuming ``out_dir/bntt.pt``), export and measure; ``measure=False`` (the other
-    processes of a ``torchrun`` launch) returns after training with ``{}``."""
+    processes of a ``torchrun`` launch) returns after training with ``{}``. Checks ``cfg`` first
+    (:func:`check_config`)."""
+    check_config(cfg)
     t0 = time.time()
     out_dir = Path(out_dir)
     data = load_data(cfg)

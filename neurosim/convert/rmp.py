@@ -18,10 +18,11 @@ pool is a conv with a larger, strided kernel; a dense layer after pool + flatten
 columns); only where it cannot be folded does a pool become a spiking layer of its own.
 
 Every population is then scaled by one factor ``sigma`` (IF dynamics are scale-free; one per
-layer, common to all its projections) and rounded to Loihi mantissas: conv/dense/pool weights
-to even integers in [-256, 254] (unchanged by Lava's dense weight truncation), identity weights
-to integers, bias to 13 bits, threshold to 17 bits (an integer ``sigma``, so the threshold is
-exact).
+layer, common to all its projections; :func:`neurosim.netlist.quantize.integer_scale`) and
+rounded to Loihi mantissas (:mod:`neurosim.netlist.quantize`): conv/dense/pool weights to
+even integers in [-256, 254] (unchanged by Lava's dense weight truncation), identity weights to
+8-bit mantissas times 2**0..7, bias to 13 bits, threshold to 17 bits (an integer ``sigma``, so
+the threshold is exact).
 """
 from __future__ import annotations
 
@@ -40,15 +41,12 @@ from neurosim.convert.threshold_balancing import (
     DEFAULT_PERCENTILE, DEFAULT_RULE, check_rule, layer_rules, stream,
 )
 from neurosim.errors import NeurosimError
-from neurosim.netlist.schema import (
-    BIAS_MANT_BITS, RMP, RESETS, VTH_MAX, Flatten, Input, Netlist, Population, Projection, Schedule,
+from neurosim.netlist.quantize import (
+    bias_mantissas, even_mantissas, input_scale, integer_scale, mantissa8, threshold_mantissa,
 )
+from neurosim.netlist.schema import RMP, RESETS, Flatten, Input, Netlist, Population, Projection, Schedule
 from neurosim.netlist.synapses import Conv, Dense, Identity, Pool
-from neurosim.netlist.transforms import bias_onset
-from neurosim.netlist.synapses.identity import LOIHI_WEIGHT_MAX as IDENTITY_LIMIT, mantissa8
-
-WEIGHT_MAX = 254                      # largest even 8-bit-signed x 2 mantissa
-BIAS_MAX = (1 << (BIAS_MANT_BITS - 1)) - 1
+from neurosim.netlist.transforms import align_delays, bias_onset
 
 
 @dataclass
@@ -248,11 +246,6 @@ def _normalise(syn: Synapse, lam_src: np.ndarray, lam_tgt: np.ndarray, src_shape
     return Synapse("dense", w * np.repeat(lam_src, per)[None, :] / lam_tgt[:, None])
 
 
-def even_mantissas(w: np.ndarray) -> np.ndarray:
-    """Even integer weight mantissas in [-256, 254] (unchanged by Lava's dense weight truncation)."""
-    return np.clip(2 * np.round(w / 2), -256, WEIGHT_MAX)
-
-
 def _to_netlist_synapse(syn: Synapse, sigma: float, exact: bool = False):
     """The netlist synapse of ``sigma * syn``: Loihi's 8-bit mantissas, or unrounded (``exact``)."""
     if syn.kind == "identity":
@@ -267,15 +260,11 @@ def _to_netlist_synapse(syn: Synapse, sigma: float, exact: bool = False):
 
 
 def _sigma(syns: list[Synapse], bias: np.ndarray) -> int:
-    """One integer scale for a layer: largest weight WEIGHT_MAX (within bias and threshold ranges)."""
+    """The layer's integer scale (:func:`neurosim.netlist.quantize.integer_scale`) from its
+    normalised synapses and bias."""
     wmax = max((float(np.abs(s.weight).max()) for s in syns if s.kind != "identity"), default=0.0)
     imax = max((abs(float(s.weight)) for s in syns if s.kind == "identity"), default=0.0)
-    sigma = WEIGHT_MAX / wmax if wmax > 0 else (WEIGHT_MAX / imax if imax > 0 else VTH_MAX)
-    if imax > 0:
-        sigma = min(sigma, IDENTITY_LIMIT / imax)
-    if np.abs(bias).max(initial=0) > 0:
-        sigma = min(sigma, BIAS_MAX / np.abs(bias).max())
-    return int(max(1, min(math.floor(sigma), VTH_MAX)))
+    return integer_scale(wmax, imax, float(np.abs(bias).max(initial=0)))
 
 
 # ----------------------------------------------------------------------------- convert
@@ -311,7 +300,7 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
             v_init_half: Optional[bool] = None, alpha: float = 1.0, fold_pool: bool = True,
             snn_steps: int = snn_balancing.DEFAULT_STEPS, snn_samples: int = snn_balancing.DEFAULT_SAMPLES,
             align_bias: bool = True, precision: str = "fixed", batch_size: int = 256,
-            progress: bool = True, readout_reset: Optional[str] = None) -> Netlist:
+            progress: bool = True, readout_reset: Optional[str] = None, align_joins: bool = True) -> Netlist:
     """Convert ``model`` to an RMP netlist balanced on ``x_calib`` (N, *input_shape): an array, a
     tensor or a DataLoader (:func:`calibration_array`).
 
@@ -330,8 +319,12 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
     switches each layer's bias on only at the step its first input can arrive (its depth: Lava
     delays every projection by one step), through a bias-only per-step schedule, so that no
     layer integrates its bias alone while the spikes are still on their way (see
-    :func:`bias_onset`). The model's training flags (and BatchNorm statistics) are left as they
-    were.
+    :func:`bias_onset`). ``align_joins`` delays the projections into each residual join so that
+    all its branches arrive at the same step (a shortcut waits for the main path's synapses:
+    :func:`neurosim.netlist.transforms.align_delays`); without it a shortcut arrives one step
+    per skipped synapse early, and the join integrates the shortcut alone meanwhile. A chain has
+    no join and is unchanged. The model's training flags (and BatchNorm statistics) are left as
+    they were.
 
     For stock lava-dl netx (:func:`neurosim.netlist.netx_compat.save_netx`) convert with
     ``reset='hard', readout_reset='hard', align_bias=False`` (and ``v_init_half=False`` for a
@@ -385,7 +378,7 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
     lam = {i: _channel_vec(v, st[i].shape[0]) * float(alpha) for i, v in lam.items()}
 
     in_max = float(np.abs(x_calib).max()) or 1.0
-    in_scale = 1.0 if exact else 2.0 ** np.floor(np.log2(BIAS_MAX / in_max))
+    in_scale = 1.0 if exact else input_scale(in_max)
 
     def neuron(vth: float, readout: bool = False) -> RMP:
         # the readout integrates by default: soft reset keeps count * vth + v equal to the summed current
@@ -393,7 +386,7 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
         return RMP(vThMant=vth, reset=readout_reset if readout else reset,
                    vInit=(vth / 2 if exact else vth // 2) if v_init_half else 0)
 
-    in_vth = float(lam[inp][0]) if exact else max(1, int(round(lam[inp][0] * in_scale)))
+    in_vth = float(lam[inp][0]) if exact else max(1, threshold_mantissa(lam[inp][0] * in_scale))
     layers: list = [Input(shape=input_shape, neuron=neuron(in_vth), weight=float(in_scale), bias=0.0)]
     index = {inp: 0}                 # stage -> layer
     flat_of: dict[int, int] = {}     # layer -> its flatten layer
@@ -414,7 +407,7 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
                 src = flat_of[src]
             projections.append((syn, src))
         me = len(layers)
-        b = bias * sigma if exact else np.round(bias * sigma)
+        b = bias * sigma if exact else bias_mantissas(bias * sigma)
         layers.append(Population(tuple(st[i].shape), neuron(sigma, readout=i == plan.output),
                                  [Projection(_to_netlist_synapse(syn, sigma, exact), None if src == me - 1 else src)
                                   for syn, src in projections],
@@ -425,13 +418,15 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
     net = Netlist(layers=layers, meta={
         "converted_by": "neurosim.convert.rmp", "threshold_rule": rule, "percentile": percentile,
         "alpha": alpha, "reset": reset, "readout_reset": readout_reset, "v_init_half": bool(v_init_half),
-        "fold_pool": bool(fold_pool),
+        "fold_pool": bool(fold_pool), "align_joins": bool(align_joins),
         "trained_thresholds": len(trained), "align_bias": bool(align_bias), "precision": precision,
         **({"snn_steps": int(snn_steps), "snn_samples": int(min(len(x_calib), max(1, snn_samples)))}
            if rule == "snn" else {}),
         "ann_macs": g.macs(),             # the ANN's own (folded pools add synapses to the SNN only)
         "thresholds": [float(np.max(lam[i])) for i in pops],
         "layer_names": [st[i].name for i in pops]})
+    if align_joins:
+        net = align_delays(net)
     if align_bias:
         net = bias_onset(net)
     net.check()

@@ -64,12 +64,14 @@ What NIR cannot hold is kept in node metadata under ``"neurosim"`` (other tools 
 ``v_reset = 0``: snnTorch's importer builds ``Leaky(reset_mechanism="zero")`` from a LIF, which
 :func:`to_snntorch` switches back to subtraction; Norse resets to ``v_reset`` unless
 ``from_nir(..., reset_method=reset_subtract)`` is asked for the whole graph), ``v_init`` (NIR
-starts every state at 0), the neuron type, ``refDelay``, the bias onset, and ``delay = 1`` on
-every synapse node: neurosim's projections deliver one step later (``a[t] = W s[t-1]``, as
-Lava's), NIR edges at once. For a chain that is a shift by the layer's depth; a join of paths
-with different numbers of synapses is timed differently, so a foreign graph (no ``"neurosim"``
-metadata) with such a join is refused, and its biases get the onset schedule so that layer
-``l`` at step ``depth + t`` sees what NIR computes at ``t``.
+starts every state at 0), the neuron type, ``refDelay``, the bias onset, and the projection's
+``delay`` (steps, >= 1) on every synapse node: neurosim's projections deliver ``delay`` steps
+later (``a[t] = W s[t-d]``, Lava's ``d = 1`` by default), NIR edges at once. For a chain that is
+a shift by the layer's depth; in a join of paths with different numbers of synapses the
+shorter paths would arrive early, so a foreign graph (no ``"neurosim"`` metadata) is read with
+its joins' delays aligned (:func:`neurosim.netlist.transforms.align_delays`: every path into a
+join arrives together), and its biases get the onset schedule, so that layer ``l`` at step
+``depth + t`` sees what NIR computes at ``t``.
 
 Importing: neuron parameters must be the same for every neuron of a node (``v_leak``: per
 channel), ``v_reset = 0``; the input gain ``g`` (``r dt/tau``, times ``w_in dt/tau_syn``)
@@ -80,6 +82,7 @@ by it (the same spikes). Decays are rounded to whole 1/4096 steps; a rounding is
 """
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import json
 import math
@@ -92,18 +95,18 @@ import numpy as np
 from neurosim.errors import NeurosimError
 from neurosim.io.atomic import atomic_path
 from neurosim.netlist.schema import (
-    CUBA, DECAY_UNITY, INPUT, RMP, VTH_MAX, Flatten, Input, Netlist, Neuron, Population, Projection, Shape,
+    CUBA, DECAY_UNITY, INPUT, MAX_DELAY, RMP, VTH_MAX, Flatten, Input, Netlist, Neuron, Population, Projection, Shape,
 )
 from neurosim.netlist.synapses import Conv, Dense, Identity, Pool
 from neurosim.netlist.synapses.base import SynapseKind
 from neurosim.netlist.synapses.conv import ungroup_conv_weight
-from neurosim.netlist.transforms import bias_onset
+from neurosim.netlist.transforms import align_delays, bias_onset
 
 #: Length of one neurosim step in NIR's continuous time (s): snnTorch's and NIR's Lava dt.
 DT = 1e-4
 #: Metadata key of everything NIR cannot express.
 KEY = "neurosim"
-#: Steps of delay of every neurosim projection (NIR edges: none).
+#: Steps of delay of a neurosim projection unless it says otherwise (NIR edges: none).
 DELAY = 1
 NEURON_NODES = ("IF", "LIF", "CubaLIF")
 SYNAPSE_NODES = ("Affine", "Linear", "Conv2d", "SumPool2d", "AvgPool2d", "Scale")
@@ -193,10 +196,10 @@ def _diagonal_node(nir, w: float, shape: Shape, bias: Optional[np.ndarray], md: 
 
 
 def _synapse_node(nir, kind: SynapseKind, in_shape: Shape, out_shape: Shape, bias: Optional[np.ndarray],
-                  consumer: str, what: str):
+                  consumer: str, what: str, delay: int = DELAY):
     """The NIR node of one projection; ``bias`` (per output channel): only dense/conv in the ``nir``
     form; in the ``snntorch`` form an identity or pool carrying one becomes a ``Conv2d``/``Affine``."""
-    md = {KEY: {"synapse": kind.type_name, "delay": DELAY}}
+    md = {KEY: {"synapse": kind.type_name, "delay": int(delay)}}
     w = np.asarray(kind.weight)
     snn = consumer == "snntorch"
     if isinstance(kind, Dense):
@@ -306,7 +309,7 @@ def to_nir(net: Netlist, dt: float = DT, consumer: str = "snntorch"):
                     edges.append((tail, f"{syn}_flat"))
                     tail = f"{syn}_flat"
                 nodes[syn] = _synapse_node(nir, proj.synapse, s_shape, shape, b if p == carrier else None, consumer,
-                                           f"layer {i}: projection {p}")
+                                           f"layer {i}: projection {p}", proj.delay)
                 edges += [(tail, syn), (syn, me)]
         if bias is not None and not in_synapse and int(n.vDecay) == 0:
             raise NeurosimError(f"layer {i}: a bias on a {n.type_name} layer with vDecay 0 "
@@ -631,8 +634,9 @@ def from_nir(graph, dt: Optional[float] = None) -> Netlist:
                         raise NeurosimError(f"node '{p}': has {len(preds[p])} inputs; a synapse node takes one")
                     src = source(preds[p][0], p)
                     syn, b = _synapse(p, nodes[p], shapes[src])
+                    delay = _delay(p, _meta(nodes[p])) if ours else DELAY
                 else:
-                    src, syn, b = source(p, n), Identity(1.0), None
+                    src, syn, b, delay = source(p, n), Identity(1.0), None, DELAY
                 try:
                     out = tuple(syn.out_shape(shapes[src]))
                 except ValueError as exc:
@@ -645,7 +649,7 @@ def from_nir(graph, dt: Optional[float] = None) -> Netlist:
                         raise NeurosimError(f"node '{p}': a bias into the synaptic current of CubaLIF '{n}' is "
                                             "filtered by it; neurosim adds biases to the voltage")
                     syn_bias.append(np.asarray(b, dtype=np.float64))
-                projections.append(Projection(syn, _explicit(src, k)))
+                projections.append(Projection(syn, _explicit(src, k), delay))
         if not projections and not (k == 0 and input_layer):
             raise NeurosimError(f"node '{n}': has no input")
         bias = sum(syn_bias) if syn_bias else None
@@ -674,7 +678,7 @@ def from_nir(graph, dt: Optional[float] = None) -> Netlist:
                                 bias=0.0 if bias is None else _one(n, "bias", bias) * lam))
         else:
             if lam != 1.0:
-                projections = [Projection(_scaled(pr.synapse, lam), pr.source) for pr in projections]
+                projections = [dataclasses.replace(pr, synapse=_scaled(pr.synapse, lam)) for pr in projections]
             layers.append(Population(shape, neuron, projections, None if bias is None else bias * lam))
             if meta.get("bias_onset", not ours) and bias is not None:
                 onset.add(k)
@@ -691,7 +695,7 @@ def from_nir(graph, dt: Optional[float] = None) -> Netlist:
     net = Netlist(layers=layers, input_shape=None if input_layer else in_shape, meta=meta)
     net.check()
     if not ours:
-        _check_join_timing(net, layer_nodes)
+        net = align_delays(net)
     if onset:
         timed = bias_onset(net)
         net = Netlist([timed.layers[k] if k in onset else layer for k, layer in enumerate(net.layers)],
@@ -714,17 +718,12 @@ def _scaled(syn: SynapseKind, lam: float) -> SynapseKind:
     return replace(syn, weight=w)
 
 
-def _check_join_timing(net: Netlist, names: list[str]) -> None:
-    """Refuse a join whose inputs come through different numbers of synapses (NIR edges have no
-    delay, neurosim's projections one step each, so the join would be timed differently)."""
-    d = net.depths()
-    for i, layer in enumerate(net.layers):
-        if isinstance(layer, Population) and len(layer.projections) > 1:
-            got = sorted({1 + (0 if s == INPUT else d[s]) for s, _ in net.inputs(i)})
-            if len(got) > 1:
-                raise NeurosimError(f"node '{names[i]}': joins paths of {', '.join(map(str, got))} synapses; NIR adds "
-                                    "them at once, neurosim delays each synapse by one step, so the join would be "
-                                    "timed differently")
+def _delay(name: str, meta: dict) -> int:
+    """A synapse node's ``delay`` (steps) from neurosim's metadata (default :data:`DELAY`)."""
+    d = meta.get("delay", DELAY)
+    if not (isinstance(d, (int, np.integer)) and not isinstance(d, bool) and 1 <= d <= MAX_DELAY):
+        raise NeurosimError(f"node '{name}': metadata delay {d!r} is not an integer in 1..{MAX_DELAY}")
+    return int(d)
 
 
 def load_nir(path: Union[str, Path], dt: Optional[float] = None) -> Netlist:

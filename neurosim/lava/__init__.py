@@ -12,7 +12,7 @@ from __future__ import annotations
 
 __all__ = ["run_lava", "LavaResult", "estimate_timeout", "build_graph", "LavaGraph", "NetlistNeuron"]
 
-_WHERE = {"run_lava": "runner", "LavaResult": "runner", "estimate_timeout": "runner",
+_WHERE = {"run_lava": "runner", "LavaResult": "runner", "estimate_timeout": "timelimit",
           "build_graph": "builder", "LavaGraph": "builder", "NetlistNeuron": "process"}
 
 

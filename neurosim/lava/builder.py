@@ -5,8 +5,9 @@ makes (:func:`neurosim.lava.synapses.lava_process`, the backend's table of kinds
 ``dense`` -> ``lava.proc.dense.process.Dense``, ``conv`` -> ``Conv``, ``pool`` -> ``Conv`` with
 ``groups = C``, ``identity`` -> neurosim's ``IdentitySynapse``), fed by the ``s_out`` of the
 projection's source and feeding the neurons' ``a_in`` (Lava adds the currents of several
-connections to one ``a_in``: a residual join). The ``Input`` layer has no synapse (the sample
-enters through ``bias_mant``); a net without one takes spikes from a
+connections to one ``a_in``: a residual join). A projection of ``delay`` ``d > 1`` reads its
+source through a :class:`~neurosim.lava.process.DelayLine` of ``d - 1`` steps. The ``Input``
+layer has no synapse (the sample enters through ``bias_mant``); a net without one takes spikes from a
 ``lava.proc.io.source.RingBuffer``. ``Flatten`` layers have no process: a projection that needs
 flat input from a (C, H, W) layer reads ``s_out.transpose([2, 1, 0]).flatten()`` as in netx.
 
@@ -38,10 +39,10 @@ from neurosim.lava.layout import (
     TAGS, check_int16, check_netlist, lava_shape, to_lava, to_lava_time,
 )
 from neurosim.lava.models import (
-    PyIdentitySynapseFixed, PyIdentitySynapseFloat, PyNetlistNeuronFixed, PyNetlistNeuronFloat,
-    PySpikeRecorderFixed, PySpikeRecorderFloat,
+    PyDelayLineFixed, PyDelayLineFloat, PyIdentitySynapseFixed, PyIdentitySynapseFloat, PyNetlistNeuronFixed,
+    PyNetlistNeuronFloat, PySpikeRecorderFixed, PySpikeRecorderFloat,
 )
-from neurosim.lava.process import IdentitySynapse, NetlistNeuron, SpikeRecorder
+from neurosim.lava.process import DelayLine, IdentitySynapse, NetlistNeuron, SpikeRecorder
 from neurosim.lava.synapses import lava_process
 from neurosim.netlist.schema import (
     CUBA, DECAY_UNITY, INPUT, STATE_SHIFT, Flatten, Input, Netlist, Population,
@@ -57,6 +58,7 @@ MODELS = {
     NetlistNeuron: {"fixed_pt": PyNetlistNeuronFixed, "floating_pt": PyNetlistNeuronFloat},
     IdentitySynapse: {"fixed_pt": PyIdentitySynapseFixed, "floating_pt": PyIdentitySynapseFloat},
     SpikeRecorder: {"fixed_pt": PySpikeRecorderFixed, "floating_pt": PySpikeRecorderFloat},
+    DelayLine: {"fixed_pt": PyDelayLineFixed, "floating_pt": PyDelayLineFloat},
 }
 PathLike = Union[str, os.PathLike]
 
@@ -77,6 +79,8 @@ class LavaGraph:
         #: per layer, one synapse process per projection (empty for input and flatten layers)
         self.synapses: list[list[AbstractProcess]] = []
         self.sinks: list[Optional[SpikeRecorder]] = []
+        #: the delay lines of projections with ``delay > 1``
+        self.delay_lines: list[DelayLine] = []
         #: Per layer, the ``.npy`` file its recorder writes (``None`` where not recorded).
         self.spike_files: list[Optional[Path]] = []
         #: Spike source of a net without an ``input`` layer (``lava.proc.io.source.RingBuffer``).
@@ -101,6 +105,12 @@ class LavaGraph:
             self.source.data.set(to_lava_time(x, self.net.input_shape))
         else:
             self.input.bias_mant.set(self.input_bias(x, raw_current))
+
+    def in_flight(self) -> list:
+        """The Vars that hold a sample's spikes and currents between processes (synapse
+        buffers, delay lines): zeroed before every sample."""
+        bufs = [syn.a_buff if hasattr(syn, "a_buff") else syn.a_buf for syns in self.synapses for syn in syns]
+        return bufs + [line.buf for line in self.delay_lines]
 
     @property
     def neuron_layers(self) -> list[int]:
@@ -234,6 +244,13 @@ def build_graph(net: Netlist, mode: str, steps: int, first_sample: Optional[np.n
                 port = ports[origin]
                 if len(net.shape_of(origin)) == 3 and (kind.flat_input or len(in_shape) == 1):
                     port = port.transpose([2, 1, 0]).flatten()      # (W,H,C) -> (C,H,W) -> flat
+                delay = int(layer.projections[p].delay)
+                if delay > 1:
+                    line = DelayLine(shape=port.shape, steps=delay - 1)
+                    port.connect(line.s_in)
+                    port = line.s_out
+                    g.delay_lines.append(line)
+                    g.model_overrides[line] = MODELS[DelayLine][g.tag]
                 port.connect(syn.s_in)
                 syn.a_out.connect(neuron.a_in)
                 if type(syn) in MODELS:

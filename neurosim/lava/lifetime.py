@@ -2,15 +2,16 @@
 
 * In the parent (:func:`neurosim.lava.runner.run_lava`): :func:`terminate_raises` turns SIGTERM
   and SIGHUP into :class:`Terminated` while the worker is watched, so the runner's clean-up
-  (kill the worker's process group, unlink its ``/dev/shm`` segments) runs before the process
-  exits. ``Terminated`` is a ``SystemExit`` (code 128 + signal number): uncaught, the process
+  (:meth:`neurosim.lava.supervisor.Supervised.stop`: kill the worker's process group, unlink
+  its ``/dev/shm`` segments) runs before the process exits. ``Terminated`` is a ``SystemExit`` (code 128 + signal number): uncaught, the process
   exits quietly with that code; the ``neurosim`` command prints one line.
 * In the worker (``python -m neurosim.lava.worker``): :func:`watch_parent` starts a daemon
   thread that notices the parent died (SIGKILL, a crash: nothing ran its clean-up) and then
   kills the worker's own process group (Lava's model processes) and unlinks the shared memory
   the group held, within ~0.2 s plus the kill.
 
-Only the standard library is imported here (the ``neurosim`` command imports this module).
+Only the standard library is imported here, and :mod:`neurosim.lava.supervisor` (which imports
+no more): the ``neurosim`` command imports this module.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Callable, Optional, Union
+
+from neurosim.lava.supervisor import alive, group_members, mapped_shm, remove_shm, shm_snapshot
 
 #: Environment variable through which the runner tells the worker its pid.
 PARENT_ENV = "NEUROSIM_LAVA_PARENT"
@@ -86,14 +89,13 @@ def watch_parent(jobdir: Union[str, Path, None] = None) -> Optional[threading.Th
     pgid = os.getpgid(0)
     if pgid != os.getpid():
         return None
-    from neurosim.lava.runner import shm_snapshot   # imported now, not in the dying moment
     shm_before = shm_snapshot()
     ppid = os.getppid()          # != parent: the parent is gone already, or a wrapper between us
 
     def parent_alive() -> bool:
         if os.getppid() != ppid:                    # re-parented: the parent died
             return False
-        return ppid == parent or _alive(parent)
+        return ppid == parent or alive(parent)
 
     def watch() -> None:
         while parent_alive():
@@ -107,27 +109,16 @@ def watch_parent(jobdir: Union[str, Path, None] = None) -> Optional[threading.Th
     return thread
 
 
-def _alive(pid: int) -> bool:
-    """``pid`` exists and is not a zombie (a killed parent stays one until it is reaped)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2:].split()[:1] not in (["Z"], ["X"])
-
-
-def _stop_own_group(pgid: int, shm_before: set, jobdir) -> None:
+def _stop_own_group(pgid: int, shm_before: set[str], jobdir: Union[str, Path, None]) -> None:
     """Kill the other processes of this group, unlink the /dev/shm segments the group held
     (new since ``shm_before``), remove ``jobdir``, then SIGKILL the whole group, this
     process included (and anything forked meanwhile)."""
-    from neurosim.lava.runner import _group_members, _mapped_shm, _remove_shm
-
     me = os.getpid()
-    held: set = set()
+    held: set[str] = set()
     try:
         for _ in range(40):
-            others = [p for p in _group_members(pgid) if p != me]
-            held |= _mapped_shm(others + [me])
+            others = [p for p in group_members(pgid) if p != me]
+            held |= mapped_shm(others + [me])
             if not others:
                 break
             for pid in others:
@@ -136,7 +127,7 @@ def _stop_own_group(pgid: int, shm_before: set, jobdir) -> None:
                 except OSError:
                     pass
             time.sleep(0.02)
-        _remove_shm(shm_before, held)
+        remove_shm(shm_before, held)
         if jobdir is not None:
             shutil.rmtree(jobdir, ignore_errors=True)
     finally:

@@ -11,6 +11,9 @@ exponent, as Lava's ``scale_bias``), the threshold is ``vth << 6``. ``floating_p
 
 :class:`~neurosim.lava.process.IdentitySynapse`: ``a_out`` sends last step's ``weight * s_in``
 (as Lava's ``Dense`` models: send, then receive).
+
+:class:`~neurosim.lava.process.DelayLine`: sends the row of ``buf`` received ``steps`` steps
+ago, then stores this step's ``s_in`` in its place (row ``time_step mod steps``).
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from neurosim.dynamics.lif import lif_fixed, lif_float, scale_fixed, scale_float, to_state
-from neurosim.lava.process import IdentitySynapse, NetlistNeuron, SpikeRecorder
+from neurosim.lava.process import DelayLine, IdentitySynapse, NetlistNeuron, SpikeRecorder
 
 
 class _NeuronModel(PyLoihiProcessModel):
@@ -130,6 +133,31 @@ class PyIdentitySynapseFixed(_IdentityModel):
     a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     weight: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     a_buff: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+
+
+class _DelayLineModel(PyLoihiProcessModel):
+    def run_spk(self) -> None:
+        row = self.time_step % self.buf.shape[0]
+        self.s_out.send(self.buf[row])
+        self.buf[row] = self.s_in.recv() != 0
+
+
+@implements(proc=DelayLine, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyDelayLineFloat(_DelayLineModel):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    buf: np.ndarray = LavaPyType(np.ndarray, float)
+
+
+@implements(proc=DelayLine, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyDelayLineFixed(_DelayLineModel):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    buf: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
 
 
 class _PyRecorderModel(PyLoihiProcessModel):

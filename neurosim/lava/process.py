@@ -1,4 +1,5 @@
-"""neurosim's Lava Processes: the netlist's neuron, the identity synapse, a spike recorder.
+"""neurosim's Lava Processes: the netlist's neuron, the identity synapse, an axonal delay line,
+a spike recorder.
 
 :class:`NetlistNeuron` is any population of the netlist that Lava's own ``LIF`` cannot be
 (``LIF`` resets hard and has no schedule): CUBA or RMP dynamics, hard or soft reset, and the
@@ -94,6 +95,23 @@ class IdentitySynapse(AbstractProcess):
         self.a_out = OutPort(shape=shape)
         self.weight = Var(shape=(1,), init=weight)
         self.a_buff = Var(shape=shape, init=0)
+
+
+class DelayLine(AbstractProcess):
+    """Axonal delay of ``steps`` steps: ``s_out[t] = s_in[t - steps]`` (0 before). Placed
+    before a synapse, it makes a projection of delay ``d = steps + 1`` (the synapse adds its
+    own step). ``buf`` holds the spikes in flight (``steps`` rows, ring-indexed by Lava's
+    time step); the runner zeroes it before every sample."""
+
+    def __init__(self, *, shape: ty.Tuple[int, ...], steps: int,
+                 name: ty.Optional[str] = None, log_config: ty.Optional[LogConfig] = None) -> None:
+        super().__init__(shape=shape, steps=steps, name=name, log_config=log_config)
+        shape = tuple(int(s) for s in shape)
+        if int(steps) < 1:
+            raise ValueError(f"a delay line needs at least 1 step, got {steps}")
+        self.s_in = InPort(shape=shape)
+        self.s_out = OutPort(shape=shape)
+        self.buf = Var(shape=(int(steps), *shape), init=0)
 
 
 class SpikeRecorder(AbstractProcess):

@@ -1,60 +1,33 @@
 """The child process of :func:`neurosim.lava.runner.run_lava`: ``python -m neurosim.lava.worker JOBDIR``.
 
-It reads ``JOBDIR/job.json`` (mode, steps, netlist) and ``JOBDIR/x.npz``, builds the Lava graph,
-compiles it once and streams every sample through it::
+It reads the job (:func:`neurosim.lava.jobs.read_job`: mode, steps, the netlist, checked as the
+parent checked it, and the samples), builds the Lava graph, compiles it once and streams every
+sample through it::
 
     for each sample: set the input bias, set every v to its vInit and u to 0, zero the synapse buffers,
                      run(RunSteps(T)), read the recorded spikes and v
 
-and writes ``JOBDIR/result.npz`` atomically. Progress goes to ``JOBDIR/progress`` (the index of
-the sample being run) and, as a tqdm bar, to stderr. On an error it writes ``JOBDIR/error.json``
-(message, sample, traceback) before stopping the runtime; ``stop()`` always runs.
+and writes the results into the job folder. Progress goes there too (stage and sample) and, as a
+tqdm bar, to stderr. On an error it reports it (message, sample, traceback) before stopping the
+runtime; ``stop()`` always runs. When the parent dies, the worker stops its own process group
+(:func:`neurosim.lava.lifetime.watch_parent`).
 """
 from __future__ import annotations
 
-import json
+import importlib
 import os
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
-#: Files of a job directory.
-JOB, INPUT, NET_ARRAYS, RESULT, ERROR, PROGRESS, INFO, LOG = (
-    "job.json", "x.npz", "net_arrays.npz", "result.npz", "error.json", "progress.json",
-    "info.json", "worker.log")
+from neurosim.lava.jobs import PROGRESS, Stage, read_job, report_error, write_result
+from neurosim.lava.lifetime import watch_parent
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def _write_json(path: Path, obj: object) -> None:
-    _write_atomic(path, lambda p: p.write_text(json.dumps(obj)))
-
-
-class _Stage:
-    """Where the worker is (for progress and error messages), mirrored to a JSON file."""
-
-    def __init__(self, path: Optional[Path] = None) -> None:
-        self.path, self.what, self.sample, self.done = path, "starting", None, 0
-
-    def set(self, what: str, sample: Optional[int] = None, done: Optional[int] = None) -> None:
-        self.what = what
-        if sample is not None:
-            self.sample = sample
-        if done is not None:
-            self.done = done
-        if self.path is not None:
-            _write_json(self.path, {"stage": self.what, "sample": self.sample, "done": self.done})
-
-
-def run_samples(graph, x: np.ndarray, stage: Optional[_Stage] = None, progress: bool = True,
+def run_samples(graph, x: np.ndarray, stage: Optional[Stage] = None, progress: bool = True,
                 raw_current: bool = False,
                 on_error: Optional[Callable[[BaseException], None]] = None) -> dict:
     """Stream the samples ``x`` through ``graph`` in one compiled Lava run (in this process).
@@ -72,7 +45,7 @@ def run_samples(graph, x: np.ndarray, stage: Optional[_Stage] = None, progress: 
     from neurosim.lava.layout import from_lava, from_lava_steps
     from neurosim.lava.process import NetlistNeuron
 
-    stage = stage or _Stage()
+    stage = stage or Stage()
     net, steps, fixed = graph.net, graph.steps, graph.mode == "fixed"
     layers = graph.neuron_layers
     recorded = graph.recorded_layers
@@ -105,9 +78,8 @@ def run_samples(graph, x: np.ndarray, stage: Optional[_Stage] = None, progress: 
                     proc.u.set(zeros[i])
                     if isinstance(proc, NetlistNeuron):
                         proc.t.set(np.zeros(1))          # the schedule's step counter
-                    for syn in graph.synapses[i]:
-                        buf = syn.a_buff if hasattr(syn, "a_buff") else syn.a_buf
-                        buf.set(np.zeros(buf.shape))
+                for buf in graph.in_flight():            # synapse buffers and delay lines
+                    buf.set(np.zeros(buf.shape))
             t1 = time.perf_counter()
             stage.set("running", sample=k)
             starter.run(condition=RunSteps(num_steps=steps, blocking=True))
@@ -167,31 +139,15 @@ def _process_errors(proc) -> list[str]:
     return errors
 
 
-def _load_job(jobdir: Path):
-    from neurosim.lava.netcodec import decode_net
-    from neurosim.netlist.hdf5 import load
-
-    job = json.loads((jobdir / JOB).read_text())
-    if job.get("netlist_path"):
-        net = load(job["netlist_path"])
-    else:
-        with np.load(jobdir / NET_ARRAYS, allow_pickle=False) as arrays:
-            net = decode_net(job["net"], {k: arrays[k] for k in arrays.files})
-    with np.load(jobdir / INPUT, allow_pickle=False) as f:
-        x = f["x"]
-    return job, net, x
-
-
 def main(jobdir: str) -> int:
-    from neurosim.lava.lifetime import watch_parent
-
+    """Run the job in ``jobdir``; 0 when its results are written, 1 after an error was reported."""
     jobdir = Path(jobdir)
     watch_parent(jobdir)      # the parent dies (even by SIGKILL): stop this group, free /dev/shm
-    stage = _Stage(jobdir / PROGRESS)
+    stage = Stage(jobdir / PROGRESS)
     t_start = time.perf_counter()
     try:
         stage.set("loading the job")
-        job, net, x = _load_job(jobdir)
+        job, net, x = read_job(jobdir)
         for path in job.get("sys_path", []):
             if path not in sys.path:
                 sys.path.insert(0, path)
@@ -200,44 +156,22 @@ def main(jobdir: str) -> int:
         t0 = time.perf_counter()
         raw_current = bool(job.get("raw_current", False))
         graph = build_graph(net, job["mode"], int(job["steps"]), first_sample=x[0],
-                            check=bool(job.get("check", False)), raw_current=raw_current,
-                            record=job.get("record"), record_dir=jobdir)
+                            check=False,      # read_job checked the netlist for this mode
+                            raw_current=raw_current, record=job.get("record"), record_dir=jobdir)
         if job.get("graph_hook"):
-            import importlib
             mod, _, fn = job["graph_hook"].partition(":")
             getattr(importlib.import_module(mod), fn)(graph)
         t_build = time.perf_counter() - t0
         out = run_samples(graph, x, stage, progress=bool(job.get("progress", True)),
-                          raw_current=raw_current, on_error=lambda exc: _report(jobdir, exc, stage))
+                          raw_current=raw_current, on_error=lambda exc: report_error(jobdir, exc, stage))
         timing, models = out.pop("timing"), out.pop("models")
         timing.update(build_s=t_build, import_s=t0 - t_start, total_s=time.perf_counter() - t_start)
         stage.set("writing the results")
-        _write_json(jobdir / INFO, {"timing": timing, "models": models})
-        _write_atomic(jobdir / RESULT, lambda p: _savez(p, out))
+        write_result(jobdir, out, timing, models)
         return 0
     except BaseException as exc:   # report everything, including KeyboardInterrupt
-        if not (jobdir / ERROR).exists():
-            _report(jobdir, exc, stage)
+        report_error(jobdir, exc, stage)
         return 1
-
-
-def _report(jobdir: Path, exc: BaseException, stage: _Stage) -> None:
-    process_errors = list(getattr(exc, "lava_process_errors", []))
-    message = f"{type(exc).__name__}: {exc}".strip()
-    if process_errors:   # the ProcessModel's own exception: the last line of its traceback
-        message += " -- in a Lava process: " + process_errors[0].strip().splitlines()[-1]
-    _write_json(jobdir / ERROR, {
-        "message": message,
-        "process_errors": process_errors,
-        "stage": stage.what,
-        "sample": stage.sample,
-        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-    })
-
-
-def _savez(path: Path, arrays: dict) -> None:
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,12 @@ maps each process to separate cores).
 """
 from __future__ import annotations
 
+# Number formats of Loihi's neuron and synapse (the same as Lava's bit-accurate models,
+# ``docs/netlist.md``), defined once in neurosim.netlist.quantize and neurosim.netlist.schema:
+# an 8-bit weight mantissa with one exponent per projection (WEIGHT_MANT_MAX), a 13-bit signed
+# bias mantissa (BIAS_MANT_MAX), a 17-bit threshold mantissa, 12-bit decays, 24-bit u and v.
+from neurosim.netlist.quantize import BIAS_MANT_MAX, WEIGHT_MANT_MAX
+
 CORES_PER_CHIP = 128                      # published
 NEURONS_PER_CHIP = 1 << 20                # published: "up to 1 million neurons"
 SYNAPSES_PER_CHIP = 120_000_000           # published: "up to 120 million synapses"
@@ -23,10 +29,8 @@ NEURONS_PER_CORE = NEURONS_PER_CHIP // CORES_PER_CHIP      # derived: 8192
 BYTES_PER_SYNAPSE = 1                     # assumption: one 8-bit weight, no index overhead
 SYNAPSES_PER_CORE = CORE_SRAM_BYTES // BYTES_PER_SYNAPSE   # derived from the assumption: 131,072
 
-#: Number formats of Loihi's neuron and synapse (the same as Lava's bit-accurate models,
-#: ``docs/netlist.md``): an 8-bit weight mantissa with one exponent per projection, a 13-bit
-#: signed bias mantissa, a 17-bit threshold mantissa, 12-bit decays, 24-bit u and v.
-WEIGHT_MANT_MAX = 254                     # even grid [-256, 254] survives netx's / Lava's 8-bit path
-BIAS_MANT_MAX = (1 << 12) - 1             # signed 13 bit
 SOURCE = ("Intel Labs, 'Taking Neuromorphic Computing to the Next Level with Loihi 2', technology brief "
           "(2021); Orchard et al., 'Efficient Neuromorphic Signal Processing with Loihi 2', IEEE SiPS 2021")
+
+__all__ = ["BIAS_MANT_MAX", "BYTES_PER_SYNAPSE", "CORES_PER_CHIP", "CORE_SRAM_BYTES", "NEURONS_PER_CHIP",
+           "NEURONS_PER_CORE", "SOURCE", "SYNAPSES_PER_CHIP", "SYNAPSES_PER_CORE", "WEIGHT_MANT_MAX"]

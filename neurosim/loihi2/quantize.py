@@ -1,10 +1,11 @@
 """Quantisation to Loihi 2's number formats: check that a netlist fits, or make it fit.
 
 A netlist *fits* when every number is what Loihi's neuron and synapse hold (the formats of
-:mod:`neurosim.loihi2.limits`): integer weights that the 8-bit-mantissa-plus-exponent path
+:mod:`neurosim.netlist.quantize`): integer weights that the 8-bit-mantissa-plus-exponent path
 (:func:`neurosim.netlist.synapses.dense.loihi_dense`, netx's and Lava's) keeps unchanged,
-integer biases with ``|b| <= 4095`` (13-bit signed), integer thresholds ``<= 131071`` (or netx's readout threshold 2**17),
-integer decays in ``0 .. 4096``, integer ``vInit``, integer schedule mantissas.
+integer biases with ``|b| <= 4095`` (13-bit signed), integer thresholds ``<= 131071`` (or
+netx's readout threshold 2**17), integer decays in ``0 .. 4096``, integer ``vInit``, integer
+schedule mantissas.
 
 :func:`quantize` turns a float netlist (real weights, e.g. threshold 1 from NIR or snnTorch)
 into one that fits. A layer's spikes do not change when its incoming weights, bias, schedule
@@ -38,10 +39,13 @@ from typing import Optional
 
 import numpy as np
 
-from neurosim.loihi2.limits import BIAS_MANT_MAX, WEIGHT_MANT_MAX
 from neurosim.loihi2.synapses import loihi2_problem
+from neurosim.netlist.quantize import (
+    BIAS_MANT_MAX, WEIGHT_MANT_MAX, bias_mantissas, even_mantissas, threshold_mantissa, weight_gain,
+)
 from neurosim.netlist.schema import (
-    DECAY_UNITY, NETX_DENSE_WITHOUT_NEURON, V_INIT_MAX, VTH_MAX, Flatten, Input, Netlist, Neuron, Population, Projection, Schedule,
+    CUBA, DECAY_UNITY, NETX_DENSE_WITHOUT_NEURON, V_INIT_MAX, VTH_MAX, Flatten, Input, Netlist, Neuron, Population,
+    Schedule,
 )
 
 #: ``scaleExp`` of quantised schedules: scale mantissas of 2**-12.
@@ -59,7 +63,7 @@ def _neuron_problems(n: Neuron) -> list[str]:
     readout = n.vThMant == NETX_DENSE_WITHOUT_NEURON.vThMant     # netx's never-spiking readout, 2**17
     if not (_is_int(n.vThMant) and (0 <= n.vThMant <= VTH_MAX or readout)):
         out.append(f"threshold {n.vThMant:g} is not an integer in 0..{VTH_MAX}")
-    decays = [("vDecay", n.vDecay)] + ([("iDecay", n.iDecay)] if hasattr(n, "iDecay") else [])
+    decays = [("vDecay", n.vDecay)] + ([("iDecay", n.iDecay)] if isinstance(n, CUBA) else [])
     out += [f"{k} {d:g} is not an integer in 0..{DECAY_UNITY}" for k, d in decays
             if not (_is_int(d) and 0 <= d <= DECAY_UNITY)]
     if not (_is_int(n.vInit) and abs(n.vInit) <= V_INIT_MAX):
@@ -102,15 +106,12 @@ def _integrates(net: Netlist, i: int) -> bool:
 
 
 def _scaled_neuron(n: Neuron, lam: float, readout: bool = False) -> Neuron:
-    vth = min(int(round(n.vThMant * lam)), VTH_MAX) if readout else int(round(n.vThMant * lam))
-    kw = dict(vThMant=vth, vDecay=int(round(n.vDecay)), vInit=int(round(n.vInit * lam)))
-    if hasattr(n, "iDecay"):
+    vth = threshold_mantissa(n.vThMant * lam)
+    kw = dict(vThMant=min(vth, VTH_MAX) if readout else vth, vDecay=int(round(n.vDecay)),
+              vInit=int(round(n.vInit * lam)))
+    if isinstance(n, CUBA):
         kw["iDecay"] = int(round(n.iDecay))
     return replace(n, **kw)
-
-
-def _even(a: np.ndarray) -> np.ndarray:
-    return 2 * np.rint(np.asarray(a, dtype=np.float64) / 2)
 
 
 def _halvings(lam: float, over) -> tuple[float, list[str]]:
@@ -129,7 +130,7 @@ def _halvings(lam: float, over) -> tuple[float, list[str]]:
 def _layer_lambda(layer: Population, readout: bool = False) -> tuple[float, str]:
     """``(lambda, why)`` of a population (module docstring)."""
     wmax = max(float(np.abs(p.synapse.weight).max()) for p in layer.projections)
-    lam = WEIGHT_MANT_MAX / wmax if wmax > 0 else 1.0
+    lam = weight_gain(wmax) if wmax > 0 else 1.0
     why = (f"largest weight {wmax:.6g} -> {WEIGHT_MANT_MAX}" if wmax > 0 else "no nonzero weight: lambda 1")
     bmax = 0.0 if layer.bias is None else float(np.abs(layer.bias).max())
     if layer.schedule is not None and layer.schedule.bias is not None:
@@ -212,7 +213,7 @@ def _scaled_schedule(sch: Optional[Schedule], lam: float) -> Optional[Schedule]:
     if sch is None:
         return None
     scale = None if sch.scale is None else np.rint(np.asarray(sch.scale) * 2.0 ** (SCALE_EXP - sch.scale_exp))
-    bias = None if sch.bias is None else np.rint(np.asarray(sch.bias) * lam)
+    bias = None if sch.bias is None else bias_mantissas(np.asarray(sch.bias) * lam)
     return Schedule(scale=scale, bias=bias, scale_exp=SCALE_EXP if scale is not None else 0)
 
 
@@ -238,9 +239,10 @@ def quantize(net: Netlist, force: bool = False) -> tuple[Netlist, dict[int, floa
             layers.append(Input(layer.shape, _scaled_neuron(layer.neuron, lam), float(round(layer.weight * lam)),
                                 float(round(layer.bias * lam))))
         else:
-            projections = [Projection(replace(p.synapse, weight=_even(np.asarray(p.synapse.weight) * lam)), p.source)
+            projections = [replace(p, synapse=replace(p.synapse,
+                                                      weight=even_mantissas(np.asarray(p.synapse.weight) * lam)))
                            for p in layer.projections]
-            bias = None if layer.bias is None else np.rint(np.asarray(layer.bias) * lam)
+            bias = None if layer.bias is None else bias_mantissas(np.asarray(layer.bias) * lam)
             layers.append(Population(layer.shape, _scaled_neuron(layer.neuron, lam, _integrates(net, i)), projections,
                                      bias, _scaled_schedule(layer.schedule, lam)))
     meta = dict(net.meta, loihi2_quantized={str(k): v for k, v in lams.items()})
@@ -260,7 +262,7 @@ def normalized(net: Netlist) -> Netlist:
         if isinstance(layer, Input):
             out.append(Input(layer.shape, n, layer.weight * lam, layer.bias * lam))
             continue
-        projections = [Projection(replace(p.synapse, weight=np.asarray(p.synapse.weight) * lam), p.source)
+        projections = [replace(p, synapse=replace(p.synapse, weight=np.asarray(p.synapse.weight) * lam))
                        for p in layer.projections]
         sch = layer.schedule
         if sch is not None and sch.bias is not None:

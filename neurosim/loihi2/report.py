@@ -13,6 +13,10 @@ A neuron is *native* when Lava's ``LIF`` runs it as it is (CUBA, or RMP = CUBA w
 ``iDecay = 4096``; hard reset; ``vInit = 0``; no schedule): Loihi 2's standard neuron program.
 Anything else needs a custom neuron microcode program (neurosim's ``NetlistNeuron`` has
 CPU models only; on ``Loihi2HwCfg`` Lava would fall back to them, off-chip).
+
+A projection's ``delay`` ``d > 1`` is Loihi 2's synaptic delay on a dense projection (Lava's
+``DelayDense``/``DelaySparse``), up to ``d - 1 = 62`` extra steps (lava-dl netx's limit); other
+kinds need neurosim's delay line (a CPU process), and a longer delay does not fit.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from typing import Any
 from neurosim.loihi2 import limits as L
 from neurosim.loihi2.quantize import layer_problems
 from neurosim.metrics.synops import fanouts, input_fanout
+from neurosim.netlist.netx_compat import NETX_MAX_EXTRA_DELAY
 from neurosim.netlist.schema import Flatten, Input, Netlist, Population
 
 #: Synapse kinds Loihi 2 runs with Lava's own synapse processes (pool: Conv with groups = C).
@@ -41,6 +46,24 @@ def neuron_needs(layer) -> list[str]:
     return out
 
 
+def _synapse_process(proj) -> str:
+    """The Lava process that runs projection ``proj`` on Loihi 2."""
+    kind, d = proj.synapse.type_name, int(proj.delay)
+    if d == 1:
+        return NATIVE_SYNAPSES.get(kind, f"{kind} (custom process, CPU only)")
+    if kind == "dense":
+        return f"DelayDense (delay {d})"
+    return f"{kind} after a delay line of {d - 1} steps (custom process, CPU only)"
+
+
+def delay_problems(layer) -> list[str]:
+    """The layer's projection delays Loihi 2 cannot hold (more than 62 extra steps)."""
+    if not isinstance(layer, Population):
+        return []
+    return [f"projection {p}: delay {pr.delay} > {NETX_MAX_EXTRA_DELAY + 1} steps"
+            for p, pr in enumerate(layer.projections) if int(pr.delay) - 1 > NETX_MAX_EXTRA_DELAY]
+
+
 def _synapses(net: Netlist, i: int) -> int:
     return int(sum(kind.fanout(net.in_shape(i, p)).sum()
                    for p, (_, kind) in enumerate(net.inputs(i))))
@@ -56,7 +79,6 @@ def deployment_report(net: Netlist) -> dict[str, Any]:
             continue
         neurons = int(math.prod(layer.shape))
         syn = 0 if isinstance(layer, Input) else _synapses(net, i)
-        kinds = [] if isinstance(layer, Input) else [k.type_name for _, k in net.inputs(i)]
         needs = neuron_needs(layer)
         cores = max(math.ceil(neurons / L.NEURONS_PER_CORE),
                     math.ceil(syn * L.BYTES_PER_SYNAPSE / L.CORE_SRAM_BYTES), 1)
@@ -67,8 +89,10 @@ def deployment_report(net: Netlist) -> dict[str, Any]:
             "fan_out_max": int(outs[i].max()) if outs[i].size else 0,
             "neuron": layer.neuron.type_name, "reset": layer.neuron.reset,
             "native_neuron": not needs, "custom_program_for": needs,
-            "synapse_processes": [NATIVE_SYNAPSES.get(k, f"{k} (custom process, CPU only)") for k in kinds],
-            "cores": cores, "format_problems": layer_problems(net, i),
+            "synapse_processes": ([] if isinstance(layer, Input)
+                                  else [_synapse_process(pr) for pr in layer.projections]),
+            "delays": [] if isinstance(layer, Input) else [int(pr.delay) for pr in layer.projections],
+            "cores": cores, "format_problems": layer_problems(net, i) + delay_problems(layer),
         })
     inp = input_fanout(net)
     cores = sum(r["cores"] for r in rows)
@@ -107,4 +131,4 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["deployment_report", "format_table", "neuron_needs"]
+__all__ = ["delay_problems", "deployment_report", "format_table", "neuron_needs"]

@@ -25,8 +25,8 @@ import numpy as np
 from neurosim.errors import NetlistError, NeurosimError
 from neurosim.io.atomic import atomic_path
 from neurosim.netlist.schema import (
-    CUBA, DECAY_UNITY, INPUT, MAX_NEURONS, MAX_SYNAPSES, MAX_TIMESTEPS, NETX_DENSE_WITHOUT_NEURON, NEURON_TYPES,
-    RESETS, SCALE_EXP_MAX, V_INIT_MAX, VTH_MAX,
+    CUBA, DECAY_UNITY, INPUT, MAX_DELAY, MAX_NEURONS, MAX_SYNAPSES, MAX_TIMESTEPS, NETX_DENSE_WITHOUT_NEURON,
+    NEURON_TYPES, RESETS, SCALE_EXP_MAX, V_INIT_MAX, VTH_MAX,
     Flatten, Input, Layer, Netlist, Neuron, Population, Projection, Schedule,
 )
 from neurosim.netlist.synapses import KINDS
@@ -87,11 +87,13 @@ def _write_layer(g: h5py.Group, layer: Layer) -> None:
     else:
         first, *more = layer.projections
         _write_source(g, first.source)
+        _write_delay(g, first.delay)
         first.synapse.write(g)
         for p, proj in enumerate(more, start=1):
             sub = g.create_group(f"projection/{p}")
             sub.create_dataset("type", (1,), "S10", [proj.synapse.type_name.encode("ascii")])
             _write_source(sub, proj.source)
+            _write_delay(sub, proj.delay)
             proj.synapse.write(sub)
         if layer.bias is not None:
             g.create_dataset("bias", data=np.asarray(layer.bias, dtype=np.float32))
@@ -107,6 +109,13 @@ def _write_layer(g: h5py.Group, layer: Layer) -> None:
 def _write_source(g: h5py.Group, source: Optional[int]) -> None:
     if source is not None:
         g.create_dataset("source", data=np.int64(source))
+
+
+def _write_delay(g: h5py.Group, delay: int) -> None:
+    """netx's ``delay`` key: the steps a spike waits on top of the synapse's own one (``d - 1``);
+    absent for ``d = 1``, so files without delays are written as before."""
+    if int(delay) != 1:
+        g.create_dataset("delay", data=np.int64(int(delay) - 1))
 
 
 def _write_neuron(g: h5py.Group, neuron: Neuron) -> None:
@@ -518,7 +527,7 @@ def _fold_weight_exp(r: _Reader, g: h5py.Group, i: int, pop: Population) -> Popu
     bias = None if pop.bias is None else np.asarray(pop.bias, dtype=np.float64) * factor
     scaled = [np.asarray(p.synapse.weight, dtype=np.float64) * factor for p in pop.projections]
     if e < 0 or all(np.array_equal(w, np.round(w)) for w in scaled):
-        projections = [Projection(dataclasses.replace(p.synapse, weight=w), p.source)
+        projections = [dataclasses.replace(p, synapse=dataclasses.replace(p.synapse, weight=w))
                        for p, w in zip(pop.projections, scaled)]
         return Population(pop.shape, pop.neuron, projections, bias, None)
     return Population(pop.shape, pop.neuron, pop.projections, bias,
@@ -598,7 +607,8 @@ def _read_layer(r: _Reader, g: h5py.Group, i: int, net: Netlist, offset: int) ->
         if shape != (n,):
             raise r.error(f"flatten of {in_shape} gives ({n},), found {shape}", i, "shape")
         return Flatten(shape=shape, source=stored_source)
-    projections = [Projection(_read_synapse(r, g, i, kind, in_shape, shape, ""), stored_source)]
+    projections = [Projection(_read_synapse(r, g, i, kind, in_shape, shape, ""), stored_source,
+                              _read_delay(r, g, i, ""))]
     extra = r.group(g, "projection", i)
     if extra is not None:
         subs = list(extra.keys())
@@ -613,13 +623,31 @@ def _read_layer(r: _Reader, g: h5py.Group, i: int, net: Netlist, offset: int) ->
             if psrc == INPUT and net.input_shape is None:
                 raise r.error("a projection from the spike input needs '/neurosim/input_shape'", i, prefix + "source")
             syn = _read_synapse(r, g, i, pkind, net.shape_of(psrc), shape, prefix)
-            projections.append(Projection(syn, None if r.get(g, prefix + "source", i) is None else psrc))
+            projections.append(Projection(syn, None if r.get(g, prefix + "source", i) is None else psrc,
+                                          _read_delay(r, g, i, prefix)))
     channels = shape[0]
     bias = _read_bias(r, g, i, channels)
     neuron = (_read_neuron(r, g, i) if kind != "dense" or r.get(g, "neuron", i) is not None
               else NETX_DENSE_WITHOUT_NEURON)
     return _fold_weight_exp(r, g, i, Population(shape=shape, neuron=neuron, projections=projections, bias=bias,
                                                 schedule=_read_schedule(r, g, i, channels)))
+
+
+def _read_delay(r: _Reader, g: h5py.Group, i: int, prefix: str) -> int:
+    """A projection's delay ``d`` from netx's ``delay`` key (``d - 1``: steps on top of the
+    synapse's own one; absent: ``d = 1``). netx allows one delay per synapse; a neurosim
+    projection has one for all its synapses, so an array must hold one value."""
+    key = prefix + "delay"
+    extra = r.array(g, key, i, required=False, integer=True)
+    if extra is None:
+        return 1
+    if extra.size and (extra.min() != extra.max()):
+        raise r.error(f"delays {int(extra.min())}..{int(extra.max())} differ between synapses; neurosim "
+                      "takes one delay per projection", i, key)
+    d = int(extra.reshape(-1)[0]) + 1
+    if not 1 <= d <= MAX_DELAY:
+        raise r.error(f"delay {d - 1} outside [0, {MAX_DELAY - 1}] (steps on top of the synapse's own)", i, key)
+    return d
 
 
 def _infer_input_shape(r: _Reader, g: h5py.Group, i: int, kind: str) -> tuple[int, ...]:

@@ -18,6 +18,9 @@ checks a netlist against that subset and writes it with no v2 key at all:
 - an ``input`` layer passes with the same neuron rules (netx drives it through ``bias_mant``:
   feed ``weight * x + bias``, which neurosim's ``--raw-current`` also takes; netx does not apply
   the stored ``weight``/``bias`` itself);
+- a projection's ``delay`` ``d > 1`` passes on a ``dense`` layer, written as netx's ``delay``
+  key (``d - 1``, which netx builds as ``DelayDense``), up to netx's limit of 62 extra steps
+  (Loihi 2's; netx clamps larger ones); netx's conv has no delay, so a delayed conv is refused;
 - a ``flatten`` passes when it follows the layer before (a flatten of a vector is dropped: it
   is the identity);
 - a net with spike input gets a leading ``input`` layer holding only ``shape`` (SLAYER's
@@ -134,6 +137,8 @@ def _refusal(net: Netlist, i: int) -> Optional[tuple[str, str]]:
                  if syn.type_name == "pool" and not _converted(net) else "")
         return (f"'{syn.type_name}' synapse; netx builds only {' and '.join(NETX_KINDS)} layers{extra}",
                 "pool" if syn.type_name == "pool" else "chain")
+    if (why := _delay_refusal(layer.projections[0])):
+        return why, "delay"
     if layer.schedule is not None:
         return (f"per-step schedule over {layer.schedule.steps} steps (BNTT scale or a bias onset); netx has "
                 "one constant bias and no current scale", "onset")
@@ -141,6 +146,23 @@ def _refusal(net: Netlist, i: int) -> Optional[tuple[str, str]]:
     if geometry:
         return geometry, "geometry"
     return _integers("weight", syn.weight) or (None if layer.bias is None else _integers("bias", layer.bias))
+
+
+#: netx's largest ``delay`` key (steps on top of the synapse's own): lava-dl clamps larger ones
+#: (``lava.lib.dl.netx.hdf5.Network.create_dense``), Loihi 2's limit.
+NETX_MAX_EXTRA_DELAY = 62
+
+
+def _delay_refusal(proj: Projection) -> Optional[str]:
+    d = int(proj.delay)
+    if d == 1:
+        return None
+    if not isinstance(proj.synapse, Dense):
+        return (f"delay of {d} steps on a '{proj.synapse.type_name}' synapse; netx delays only dense "
+                "layers (DelayDense), its conv has one step")
+    if d - 1 > NETX_MAX_EXTRA_DELAY:
+        return f"delay of {d} steps; netx (Loihi 2) takes at most {NETX_MAX_EXTRA_DELAY + 1}"
+    return None
 
 
 def _converted(net: Netlist) -> bool:
@@ -220,7 +242,8 @@ def _netx_layer(layer: Layer) -> Layer:
     if isinstance(layer, Input):
         return Input(layer.shape, _netx_neuron(layer.neuron), layer.weight, layer.bias)
     proj = layer.projections[0]
-    return Population(layer.shape, _netx_neuron(layer.neuron), [Projection(proj.synapse)], layer.bias)
+    return Population(layer.shape, _netx_neuron(layer.neuron), [Projection(proj.synapse, delay=proj.delay)],
+                      layer.bias)
 
 
 def to_netx(net: Netlist, name: str = "netlist") -> Netlist:

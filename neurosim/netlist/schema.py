@@ -9,13 +9,15 @@ where every layer has one projection from the layer before; ``docs/netlist.md`` 
 version of this module, with the HDF5 keys.
 
 Time and delays (identical to Lava: every projection is a synapse process that sends the sum
-it computed in the previous step)::
+it computed in the previous step; a projection with ``delay`` ``d > 1`` holds the spikes
+``d - 1`` more steps in an axonal delay line before its synapse)::
 
-    a_l[t] = sum over projections p of l:  synapse_p(s_{source(p)}[t-1])      (a_l[0] = 0)
+    a_l[t] = sum over projections p of l:  synapse_p(s_{source(p)}[t - d_p])   (s[t] = 0 for t < 0)
 
-so a join adds what each path delivers *at that step*: a skip path with fewer synaptic hops
-arrives earlier than the main path (a projection from layer ``k`` into layer ``l`` carries
-spikes that left ``k`` one step before). Nothing is re-aligned.
+``d_p >= 1`` (default 1: Lava's and netx's one step per projection). A join adds what each
+path delivers *at that step*: with every ``d = 1`` a skip path with fewer synaptic hops arrives
+earlier than the main path; :func:`neurosim.netlist.transforms.align_delays` sets the delays
+so that every path into a join arrives together.
 
 Per-step schedule (optional, per population; BNTT folded into a scale and a bias per step
 and channel ``c``; step ``t`` counts from 0 at the start of a sample; after the last stored
@@ -187,12 +189,19 @@ class Flatten:
     type_name = "flatten"
 
 
+#: Largest ``delay`` of a projection (steps): far beyond Loihi 2's 63 (netx clamps delays to 62
+#: after the synapse's own step); a typo is an error, not a huge delay buffer.
+MAX_DELAY = 1 << 10
+
+
 @dataclass
 class Projection:
     """Spikes of layer ``source`` (``None``: the layer before; ``INPUT``: the net's spike input)
-    through one synapse into a population."""
+    through one synapse into a population, ``delay`` steps after they left the source
+    (``1 <= delay <= MAX_DELAY``; 1: the synapse's own step, as in Lava and netx)."""
     synapse: "SynapseKind"
     source: Optional[int] = None
+    delay: int = 1
 
 
 @dataclass
@@ -282,16 +291,18 @@ class Netlist:
 
     def depths(self) -> list[int]:
         """Each layer's *depth*: the first step at which anything can reach it. The spike input
-        and an ``Input`` layer have depth 0; a population one more than its earliest source
-        (every projection delays by one step); a ``Flatten`` that of its source."""
+        and an ``Input`` layer have depth 0; a population ``min`` over its projections of the
+        source's depth plus the projection's ``delay``; a ``Flatten`` that of its source."""
         d: list[int] = []
         for k, layer in enumerate(self.layers):
             if isinstance(layer, Input):
                 d.append(0)
-                continue
-            srcs = [layer.source] if isinstance(layer, Flatten) else [p.source for p in layer.projections]
-            first = min(0 if s == INPUT else d[s] for s in (self.source_of(k, s) for s in srcs))
-            d.append(first if isinstance(layer, Flatten) else first + 1)
+            elif isinstance(layer, Flatten):
+                src = self.source_of(k, layer.source)
+                d.append(0 if src == INPUT else d[src])
+            else:
+                d.append(min((0 if s == INPUT else d[s]) + int(p.delay)
+                             for s, p in ((self.source_of(k, p.source), p) for p in layer.projections)))
         return d
 
     def resolve(self, src: int) -> int:
@@ -361,6 +372,9 @@ class Netlist:
                                         f"found {tuple(layer.shape)}")
                 continue
             for p, proj in enumerate(layer.projections):
+                if not (isinstance(proj.delay, (int, np.integer)) and 1 <= proj.delay <= MAX_DELAY):
+                    raise NeurosimError(f"layer {i} projection {p}: delay must be an integer in "
+                                        f"1..{MAX_DELAY} (steps), got {proj.delay!r}")
                 try:
                     out = tuple(proj.synapse.out_shape(self.in_shape(i, p)))
                 except ValueError as exc:

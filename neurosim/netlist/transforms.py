@@ -2,12 +2,16 @@
 
 * :func:`bias_onset`: a population's constant bias starts at the population's depth, as if
   spikes crossed every layer within one step (the conversion's model of time).
+* :func:`align_delays`: every path into a join arrives at the same step (a shortcut waits
+  for the main path).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from neurosim.netlist.schema import Netlist, Population, Schedule
+from neurosim.netlist.schema import INPUT, Netlist, Population, Schedule
 
 
 def bias_onset(net: Netlist) -> Netlist:
@@ -28,3 +32,28 @@ def bias_onset(net: Netlist) -> Netlist:
             layer = Population(layer.shape, layer.neuron, layer.projections, None, Schedule(bias=rows))
         layers.append(layer)
     return Netlist(layers=layers, meta=net.meta, input_shape=net.input_shape)
+
+
+def align_delays(net: Netlist) -> Netlist:
+    """``net`` with the delays of every join's projections lengthened so that all its paths
+    arrive together. In topological order, with ``D(s)`` the depth of source ``s`` (its first
+    possible spike, :meth:`Netlist.depths`, computed with the delays already aligned), a
+    population with projections ``p`` from sources ``s_p`` gets::
+
+        A = max over p of  D(s_p) + d_p          d_p' = A - D(s_p)   (>= d_p)
+
+    so the first spikes of every path reach it at step ``A`` (its depth). A residual block's
+    shortcut (one projection from the block's input) then waits for the main path's two
+    synapses. Delays only grow; a population with one projection is unchanged."""
+    layers = list(net.layers)
+    aligned = Netlist(layers=layers, meta=net.meta, input_shape=net.input_shape)
+    for k, layer in enumerate(layers):
+        if not isinstance(layer, Population) or len(layer.projections) < 2:
+            continue
+        d = aligned.depths()                    # of the layers before k: final already
+        src = [aligned.source_of(k, p.source) for p in layer.projections]
+        first = [0 if s == INPUT else d[s] for s in src]
+        arrive = max(f + int(p.delay) for f, p in zip(first, layer.projections))
+        projections = [dataclasses.replace(p, delay=arrive - f) for p, f in zip(layer.projections, first)]
+        layers[k] = dataclasses.replace(layer, projections=projections)
+    return aligned

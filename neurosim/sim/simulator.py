@@ -3,7 +3,7 @@
 A feed-forward net (a DAG in topological order) is run layer by layer over a window of ``W``
 steps at a time: the synaptic input of a layer for every step of the window is the sum of
 its projections, each one batched linear map (PyTorch) of its source's spikes shifted by the
-one-step synaptic delay; the layer's per-step schedule, if any, scales it; then a compiled
+projection's delay (one step, or more); the layer's per-step schedule, if any, scales it; then a compiled
 kernel (:mod:`neurosim.sim.kernels`) scans the neurons over the window with the step
 functions of :mod:`neurosim.dynamics.lif`. This is exact, because no layer feeds back: every
 source's spikes of the window (and of the step before it) are known when a layer runs. The
@@ -208,44 +208,52 @@ class _Population:
 
 
 class _SpikeBuffer:
-    """Spikes of one layer over a window, plus the step before it (the synaptic delay).
+    """Spikes of one layer over a window, plus the ``history`` steps before it (the delays of
+    the projections that read it: the largest one).
 
-    ``rows`` (W + 1, m) float32 0/1: row 0 is the last step of the previous window (zeros
-    before step 0), rows 1..W the window's own; ``per_row`` (W + 1,) their totals. The next
-    layer reads rows 0..W-1 (:meth:`delayed`). The storage is allocated once for the
-    largest chunk; a chunk of ``m`` columns uses a prefix of it.
+    ``rows`` (H + W, m) float32 0/1: rows 0..H-1 are the last ``H`` steps before the window
+    (zeros before step 0), rows H..H+W-1 the window's own; ``per_row`` (H + W,) their totals.
+    A projection of delay ``d`` reads rows H-d..H-d+W-1 (:meth:`delayed`). The storage is
+    allocated once for the largest chunk; a chunk of ``m`` columns uses a prefix of it.
     """
 
-    def __init__(self, window: int, m_max: int) -> None:
-        self._flat = np.zeros((window + 1) * m_max, np.float32)
+    def __init__(self, window: int, m_max: int, history: int = 1) -> None:
+        self.history = h = int(history)
+        self._flat = np.zeros((h + window) * m_max, np.float32)
         self.window = window
-        self.per_row = np.zeros(window + 1, np.int64)
-        self.rows = self._flat.reshape(window + 1, m_max)
+        self.per_row = np.zeros(h + window, np.int64)
+        self.rows = self._flat.reshape(h + window, m_max)
 
     def start(self, m: int) -> None:
         """A new chunk of ``m`` columns: nothing has spiked before its step 0."""
-        self.rows = self._flat[:(self.window + 1) * m].reshape(self.window + 1, m)
-        self.rows[0] = 0
-        self.per_row[0] = 0
+        h = self.history
+        self.rows = self._flat[:(h + self.window) * m].reshape(h + self.window, m)
+        self.rows[:h] = 0
+        self.per_row[:h] = 0
 
     def fill(self, w: int) -> np.ndarray:
         """Rows to write the ``w`` steps of the window into."""
-        return self.rows[1:w + 1]
+        return self.rows[self.history:self.history + w]
 
     def count(self, w: int, totals: Optional[np.ndarray] = None) -> np.ndarray:
         """Total the ``w`` new rows (exact: float32 sums of fewer than 2**24 ones), or take
         ``totals`` (w,) when the caller has them; returns them."""
-        self.per_row[1:w + 1] = self.rows[1:w + 1].sum(axis=1) if totals is None else totals
-        return self.per_row[1:w + 1]
+        h = self.history
+        self.per_row[h:h + w] = self.rows[h:h + w].sum(axis=1) if totals is None else totals
+        return self.per_row[h:h + w]
 
-    def delayed(self, w: int) -> tuple[np.ndarray, int]:
-        """What the next layer receives in the window's ``w`` steps, and how many spikes that is."""
-        return self.rows[:w], int(self.per_row[:w].sum())
+    def delayed(self, w: int, delay: int = 1) -> tuple[np.ndarray, int]:
+        """What a projection of ``delay`` steps receives in the window's ``w`` steps, and how
+        many spikes that is."""
+        lo = self.history - delay
+        return self.rows[lo:lo + w], int(self.per_row[lo:lo + w].sum())
 
     def carry(self, w: int) -> None:
-        """End of window: the last step becomes the delay row of the next window."""
-        self.rows[0] = self.rows[w]
-        self.per_row[0] = self.per_row[w]
+        """End of window: its last ``H`` steps become the history of the next window (NumPy
+        copies overlapping rows correctly when ``w < H``)."""
+        h = self.history
+        self.rows[:h] = self.rows[w:w + h]
+        self.per_row[:h] = self.per_row[w:w + h]
 
 
 class _LayerState:
@@ -255,7 +263,8 @@ class _LayerState:
     large buffers would cost a page fault per 4 KiB each time.
     """
 
-    def __init__(self, pop: _Population, syns: list[Synapse], nb_max: int, n: int, window: int) -> None:
+    def __init__(self, pop: _Population, syns: list[Synapse], nb_max: int, n: int, window: int,
+                 history: int = 1) -> None:
         m = nb_max * n
         self.n = n
         self._u = np.zeros(m, pop.dtype)
@@ -266,7 +275,7 @@ class _LayerState:
         #: the synaptic input of a window, for a single synapse that writes into a given buffer
         one = syns[0] if len(syns) == 1 else None
         self.a = torch.empty(window * m, dtype=one.dtype) if one is not None and one.fills_out else None
-        self.out = _SpikeBuffer(window, m)
+        self.out = _SpikeBuffer(window, m, history)
         self.start(nb_max)
 
     def start(self, nb: int) -> None:
@@ -316,20 +325,26 @@ class Simulator:
         self._columns: dict[int, tuple[torch.Tensor, list[int]]] = {}
         self.fanouts = fanouts(net)
         self.input_fanout = input_fanout(net)
-        #: per layer: one Synapse per projection, and the neuron layer (or INPUT) each reads
+        #: per layer: one Synapse per projection, the neuron layer (or INPUT) each reads, its delay
         self.synapses: list[list[Synapse]] = []
         self.sources: list[list[int]] = []
+        self.delays: list[list[int]] = []
+        #: neuron layer (or INPUT) -> the steps of its spikes kept before a window (largest delay)
+        self.history: dict[int, int] = {}
         self.pops: list[Optional[_Population]] = []
         for i, layer in enumerate(net.layers):
-            syns, srcs = [], []
+            syns, srcs, delays = [], [], []
             if isinstance(layer, Population):
-                for p, (src, kind) in enumerate(net.inputs(i)):
+                for p, ((src, kind), proj) in enumerate(zip(net.inputs(i), layer.projections)):
                     if (why := MAPS.refusal(kind)):
                         raise NeurosimError(f"layer {i}" + (f" projection {p}" if p else "") + f": {why}")
                     syns.append(Synapse(kind, net.in_shape(i, p), self.fixed))
                     srcs.append(net.resolve(src))
+                    delays.append(int(proj.delay))
+                    self.history[srcs[-1]] = max(self.history.get(srcs[-1], 1), delays[-1])
             self.synapses.append(syns)
             self.sources.append(srcs)
+            self.delays.append(delays)
             self.pops.append(None if isinstance(layer, Flatten) else
                              _Population(layer, self.fixed, sum(syn.bound for syn in syns)))
 
@@ -415,10 +430,11 @@ class Simulator:
         """The buffers for ``plan``, kept from the previous run when the plan is the same."""
         if self._ws is None or self._ws.plan != plan:
             self._ws = None                            # free the old buffers before allocating
-            states = [None if pop is None else _LayerState(pop, syn, plan.chunk, int(np.prod(layer.shape)), plan.window)
-                      for pop, syn, layer in zip(self.pops, self.synapses, self.net.layers)]
+            states = [None if pop is None else _LayerState(pop, syn, plan.chunk, int(np.prod(layer.shape)), plan.window,
+                                                           self.history.get(i, 1))
+                      for i, (pop, syn, layer) in enumerate(zip(self.pops, self.synapses, self.net.layers))]
             source = None if self.net.has_input_layer else _SpikeBuffer(
-                plan.window, plan.chunk * int(np.prod(self.net.input_shape)))
+                plan.window, plan.chunk * int(np.prod(self.net.input_shape)), self.history.get(INPUT, 1))
             self._ws = _Workspace(plan, states, source)
         return self._ws
 
@@ -447,7 +463,7 @@ class Simulator:
                 rows_in = source.fill(w)
                 rows_in.reshape(w, nb, -1)[:] = x[:, t0:t0 + w].reshape(nb, w, -1).transpose(1, 0, 2)
                 per_sample = rows_in.reshape(w, nb, -1).sum(2)                     # (w, nb)
-                source.per_row[1:w + 1] = per_sample.sum(1)
+                source.count(w, per_sample.sum(1))
                 for lo, hi in _cut(w, picks):
                     in_spikes += per_sample[lo:hi].sum(0)
                     if in_counts is not None:       # input SynOps need per-input counts
@@ -550,12 +566,12 @@ class Simulator:
     def _current(self, i: int, states: list, source: Optional[_SpikeBuffer], st: _LayerState, w: int,
                  nb: int, m: int) -> np.ndarray:
         """(w, m) synaptic input of population ``i`` over the window: the sum of its projections,
-        each reading its source's spikes one step late."""
+        each reading its source's spikes ``delay`` steps late."""
         syns = self.synapses[i]
         total = None
-        for syn, src in zip(syns, self.sources[i]):
+        for syn, src, delay in zip(syns, self.sources[i], self.delays[i]):
             buf = source if src == INPUT else states[src].out
-            spikes, count = buf.delayed(w)
+            spikes, count = buf.delayed(w, delay)
             syn_in = torch.from_numpy(spikes).reshape(w * nb, *syn.in_shape)
             part = syn(syn_in, count, None if st.a is None else st.a[:w * m])
             if len(syns) == 1:

@@ -7,33 +7,21 @@ HDF5 keys: ``weight`` (scalar mantissa). ``fixed`` mode: ``weight`` is an intege
 ``|weight| < 2**23``, so the current never wraps.
 Lava: neurosim's ``IdentitySynapse`` process (one step of delay, as ``Dense``; :mod:`neurosim.lava.synapses`).
 On Loihi 2 the weight is an 8-bit mantissa with a weight exponent: ``m * 2**e``, integer
-``|m| <= 255``, ``0 <= e <= 7`` (:func:`mantissa8` rounds to it; the converter writes it).
+``|m| <= 255``, ``0 <= e <= 7`` (:func:`neurosim.netlist.quantize.mantissa8` rounds to it; the
+converter writes it).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
+from neurosim.netlist.quantize import LOIHI_WEIGHT_MAX, mantissa8
 from neurosim.netlist.schema import STATE_BITS, Shape
 from neurosim.netlist.synapses.base import SynapseKind
 
 WEIGHT_LIMIT = float((1 << (STATE_BITS - 1)) - 1)
-#: Loihi 2's synaptic weight: 8-bit mantissa, exponent up to 7.
-MANTISSA_MAX, EXP_MAX = 255, 7
-LOIHI_WEIGHT_MAX = float(MANTISSA_MAX << EXP_MAX)
-
-
-def mantissa8(w: float) -> float:
-    """The nearest ``m * 2**e`` to ``w`` with an integer ``|m| <= 255`` and ``e >= 0``."""
-    e = max(0, math.ceil(math.log2(abs(w) / MANTISSA_MAX))) if abs(w) > MANTISSA_MAX else 0
-    m = round(w / 2 ** e)
-    if abs(m) > MANTISSA_MAX:                  # rounded up past 255: one more bit of exponent
-        e += 1
-        m = round(w / 2 ** e)
-    return float(m * 2 ** e)
 
 
 def fits_loihi(w: float) -> bool:

@@ -1,17 +1,14 @@
 """The main job's ANN: a small conversion-friendly CNN for the 8x8 digits.
 
 Constrained for RMP conversion: ReLU activations, average pooling, biases (handled as
-neuron bias currents), no batch norm, dropout or max pooling.
+neuron bias currents), no batch norm, dropout or max pooling. Its training recipe is the main
+job's (:data:`neurosim.workflow.DIGITS_RECIPE`).
 """
 from __future__ import annotations
 
 import torch.nn as nn
 
-from neurosim.ann.train import TrainConfig
-
 INPUT_SHAPE = (1, 8, 8)
-RECIPE = TrainConfig(epochs=60, batch_size=64, lr=2e-3, weight_decay=1e-4, seed=0)
-DEFAULT_STEPS = 64
 
 
 def build() -> nn.Sequential:

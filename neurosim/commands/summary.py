@@ -1,0 +1,62 @@
+"""The report of ``export``, ``convert``, ``run`` (:func:`neurosim.evaluate.evaluate`'s) and of
+``train-bntt`` (with its ``bntt`` section) as the lines the commands print."""
+from __future__ import annotations
+
+from typing import Optional
+
+
+def report_summary(report: dict, steps_label: Optional[str] = None) -> str:
+    """The report's figures as printed lines; ``steps_label`` says what T counts (default ``T=..``)."""
+    lines = []
+    n = report["test_samples"]
+    if report.get("ann_accuracy") is not None:
+        ann_n = report.get("ann_test_samples")
+        where = f"  (recorded at conversion on {ann_n} test samples)" if ann_n not in (None, n) else ""
+        lines.append(f"ANN accuracy            {100 * report['ann_accuracy']:.2f} %{where}")
+    label = steps_label or f"T={report['timesteps']}"
+    lines.append(f"SNN accuracy ({label})".ljust(24) + f"{100 * report['snn_accuracy']:.2f} %  "
+                 f"({n} test samples, {report['mode']} mode)")
+    curve = report["accuracy_vs_timesteps"]
+    lines.append("accuracy vs T           " + "  ".join(f"{t}:{100 * a:.1f}" for t, a in
+                                                       sorted(curve.items(), key=lambda kv: int(kv[0]))))
+    papers = report.get("accuracy_vs_papers_t") or {}
+    if papers:
+        lines.append(f"  papers' T (= T - {report['depth']}) " + "  ".join(
+            f"{t}:{100 * a:.1f}" for t, a in sorted(papers.items(), key=lambda kv: int(kv[0])))
+            + f"   (each layer integrates T steps; Lava latency T + {report['depth']})")
+    for tag, mism in report.get("lava_spike_mismatches", {}).items():
+        lines.append(f"Lava {tag:<11s}        {mism} spike mismatches of {report['lava_spikes_compared'][tag]} "
+                     f"spikes, {report['lava_samples']} samples, every layer")
+    lines.append("spikes per sample       " + ", ".join(f"{k}={v:.0f}" for k, v in
+                                                         report["spikes_per_sample_per_layer"].items()))
+    macs = report.get("ann_macs_per_sample")
+    lines.append(f"SynOps per sample       {report['synops_per_sample']:.4g}"
+                 + (f"   (ANN MACs {macs:.4g})" if macs else ""))
+    e = report["energy"]
+    ann_j = e["cmos45nm"].get("ann_j") if macs else None
+    lines.append(f"energy per sample       45nm SNN {e['cmos45nm']['snn_j']:.3g} J"
+                 + (f", ANN {ann_j:.3g} J" if ann_j is not None else "")
+                 + f"; Loihi 1 SNN {e['loihi']['snn_j']:.3g} J")
+    return "\n".join(lines)
+
+
+def bntt_summary(report: dict, steps: int) -> str:
+    """A ``train-bntt`` report as printed lines: :func:`report_summary` with T counted as the
+    ``steps`` of input spikes plus the net's latency, then the BNTT section (the SLAYER model's
+    and the netlists' accuracy, the early exit by the learnt gammas, the calibrated exit)."""
+    b = report["bntt"]
+    latency = b["latency_steps"]
+    lines = [report_summary(report, f"T={steps}+{latency}"),
+             f"                        T={steps}+{latency}: {steps} steps of input spikes, then {latency} "
+             "steps while the last ones cross the layers (one step per layer in Lava)",
+             f"BNTT                    SLAYER model {100 * b['model_accuracy']:.2f} %, float netlist "
+             f"{100 * b['float_netlist_accuracy']:.2f} %, fixed netlist {100 * b['fixed_netlist_accuracy']:.2f} % "
+             f"(latency {b['latency_steps']} steps)"]
+    if "early_exit_default" in b:
+        ee = b["early_exit_default"]
+        lines.append(f"early exit (alpha {ee['alpha']})  step {ee['exit_step']} of {steps}")
+    ce = b["calibrated_exit"]
+    lines.append(f"calibrated exit         step {ce['exit_step']} of {steps}: {100 * ce['accuracy']:.2f} % against "
+                 f"{100 * ce['full_accuracy']:.2f} % (chosen on {ce['calibration_samples']} training samples, "
+                 f"tolerance {100 * ce['tolerance']:.1f} point)")
+    return "\n".join(lines)
