@@ -41,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(ROOT)]
 
+import neurosim  # noqa: E402,F401  (first: idle OpenMP threads sleep, neurosim.threads)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
@@ -68,14 +69,16 @@ class Setting:
     v_init_half: bool = False
     align_bias: bool = True
     fold_pool: bool = True
+    align_joins: bool = True
 
     @property
     def label(self) -> str:
-        extra = ("" if self.align_bias else " no-bias-onset") + ("" if self.fold_pool else " pools-as-layers")
+        extra = (("" if self.align_bias else " no-bias-onset") + ("" if self.fold_pool else " pools-as-layers")
+                 + ("" if self.align_joins else " joins-unaligned"))
         return f"{self.reset} {self.rule}{' θ/2' if self.v_init_half else ''}{extra}"
 
 
-GRIDS = ("full", "core", "small", "peer")
+GRIDS = ("full", "core", "small", "peer", "joins")
 
 
 def grid(kind: str, qcfs: bool) -> list[Setting]:
@@ -84,13 +87,16 @@ def grid(kind: str, qcfs: bool) -> list[Setting]:
     theta/2 with the default rule for both resets and with the channel rule; ``small``: both
     resets with the default rule, theta/2, the other three rules with soft reset, and theta/2
     with the channel rule; ``peer``: the two theta/2 settings (default and channel rule), the
-    best at low T, for the comparison with SpikingJelly on more images. A QCFS-trained model (trained
+    best at low T, for the comparison with SpikingJelly on more images; ``joins``: the best setting
+    with and without aligned residual joins (issue 18). A QCFS-trained model (trained
     thresholds: the rule only sets the input layer and the readout) gets its own four."""
     if qcfs:
         return [Setting("soft", "percentile", True), Setting("soft", "percentile", False),
                 Setting("hard", "percentile", True), Setting("soft", "percentile", True, align_bias=False)]
     if kind == "peer":
         return [Setting("soft", "percentile", True), Setting("soft", "channel", True)]
+    if kind == "joins":
+        return [Setting("soft", "channel", True), Setting("soft", "channel", True, align_joins=False)]
     if kind == "small":
         return [Setting("soft", "percentile"), Setting("hard", "percentile"), Setting("soft", "percentile", True),
                 Setting("soft", "max"), Setting("soft", "channel"), Setting("soft", "snn"),
@@ -162,7 +168,7 @@ def neurosim_row(model, setting: Setting, x_cal, test: Split, steps: list[int], 
     t0 = time.perf_counter()
     net = convert(model, x_cal, tuple(test.x.shape[1:]), rule=setting.rule, reset=setting.reset,
                   v_init_half=setting.v_init_half, align_bias=setting.align_bias, fold_pool=setting.fold_pool,
-                  snn_steps=SNN_RULE_STEPS, progress=progress)
+                  align_joins=setting.align_joins, snn_steps=SNN_RULE_STEPS, progress=progress)
     t_conv = time.perf_counter() - t0
     depth = papers_depth(net) if papers_t else 0
     lava = [t + depth for t in steps]

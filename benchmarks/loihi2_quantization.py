@@ -33,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(HERE)]
 
+import neurosim  # noqa: E402,F401  (before torch: neurosim.threads)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 

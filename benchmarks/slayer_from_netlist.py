@@ -56,6 +56,7 @@ from __future__ import annotations
 import functools
 from typing import Optional, Sequence
 
+import neurosim  # noqa: F401  (before torch: neurosim.threads)
 import numpy as np
 import torch
 

@@ -4,6 +4,7 @@ The recipe: the network is :mod:`neurosim.architectures.cifar_resnet20`.
 
     python -m models.cifar_resnet20 --out runs/cifar_resnet20             # the recipe (~1 h on 2 cores)
     python -m models.cifar_resnet20 --qcfs 4 --out runs/cifar_resnet20_qcfs4  # its QCFS twin
+    python -m models.cifar_resnet20 --device cuda --out runs/cifar_resnet20_gpu  # on a GPU (bf16 autocast)
 
 The recipe is sized for 2 CPU cores: channels-last memory and bfloat16 autocast (measured on
 this machine's 2-core AMD EPYC with AVX512-BF16, batch 128, forward + backward + SGD step:

@@ -8,7 +8,9 @@ its architecture in :mod:`neurosim.architectures`.
 checkpoint ``DIR/ann.pt`` (re-running resumes; a finished run is only re-evaluated), then
 writes ``DIR/weights.pt`` (the plain ``state_dict``, for ``neurosim convert --weights``) and
 ``DIR/result.json`` (recipe, per-epoch history, test accuracy, seconds), and prints the
-test accuracy.
+test accuracy. ``--device cuda`` trains on a GPU (:mod:`neurosim.device`); the final test
+accuracy, ``weights.pt`` and the checkpoint are computed and written on the CPU. Errors the user
+can fix (no data, no GPU, a checkpoint of another model) are one line and exit code 2.
 """
 from __future__ import annotations
 
@@ -19,12 +21,15 @@ import sys
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Optional
+from typing import NoReturn, Optional
 
+import neurosim  # noqa: F401  (before torch: idle OpenMP threads sleep, neurosim.threads)
 import torch
 
-from neurosim.ann.train import accuracy, load_checkpoint, train
+from neurosim.ann.train import AUTOCASTS, accuracy, load_checkpoint, train
 from neurosim.data.dataset import load_dataset
+from neurosim.device import HELP as DEVICE_HELP
+from neurosim.device import device_arg, resolve_device
 from neurosim.errors import NeurosimError
 from neurosim.io.atomic import atomic_path
 
@@ -58,7 +63,19 @@ def parser(recipe: ModuleType) -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=getattr(recipe, "DATA_DIR", None))
     p.add_argument("--no-eval", action="store_true", help="no test accuracy after every epoch")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--device", type=device_arg, default="cpu",
+                   help="where the model trains and is evaluated after every epoch (the final test accuracy, "
+                        f"weights.pt and ann.pt are computed and written on the CPU): {DEVICE_HELP}")
+    p.add_argument("--autocast", choices=AUTOCASTS, default=cfg.autocast,
+                   help=f"bfloat16 autocast on the CPU or the GPU, or none (recipe: {cfg.autocast}; a GPU "
+                        "without bfloat16, compute capability below 8.0, needs none)")
     return p
+
+
+def _fail(recipe: ModuleType, exc: NeurosimError) -> NoReturn:
+    """The error as one line, exit code 2 (as every neurosim entry point)."""
+    print(f"python -m {_name(recipe)}: error: {exc}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def build_model(recipe: ModuleType, width: float, qcfs_levels: Optional[int] = None) -> torch.nn.Module:
@@ -73,15 +90,19 @@ def build_model(recipe: ModuleType, width: float, qcfs_levels: Optional[int] = N
 
 def run(recipe: ModuleType, argv=None) -> dict:
     args = parser(recipe).parse_args(argv)
-    cfg = dataclasses.replace(recipe.RECIPE, epochs=args.epochs, lr=args.lr,
-                              batch_size=args.batch_size, seed=args.seed)
+    try:
+        device = resolve_device(args.device)
+    except NeurosimError as exc:
+        _fail(recipe, exc)
+    cfg = dataclasses.replace(recipe.RECIPE, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                              seed=args.seed, device=str(device), autocast=args.autocast)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     try:
         tr, te = load_dataset(recipe.DATASET, args.data_dir)
     except NeurosimError as exc:
-        sys.exit(f"error: {exc}")
+        _fail(recipe, exc)
     x, y = (tr.x, tr.y) if args.limit is None else (tr.x[:args.limit], tr.y[:args.limit])
     xt, yt = (te.x, te.y) if args.test_limit is None else (te.x[:args.test_limit], te.y[:args.test_limit])
     load_s = time.perf_counter() - t0
@@ -103,7 +124,7 @@ def run(recipe: ModuleType, argv=None) -> dict:
         train(model, x, y, cfg, checkpoint=ckpt, progress=not args.no_progress,
               eval_data=None if args.no_eval else (xt, yt), until=args.until, on_epoch=log)
     except NeurosimError as exc:
-        sys.exit(f"error: {exc}")
+        _fail(recipe, exc)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     state = load_checkpoint(ckpt)
     done = int(state["epoch"])

@@ -18,6 +18,8 @@ from neurosim.commands.summary import bntt_summary, report_summary
 from neurosim.convert import DEFAULT_PERCENTILE, DEFAULT_RULE, RULES
 from neurosim.data.encodings import ENCODINGS, SPIKE_ENCODINGS
 from neurosim.data.timing import TIMINGS
+from neurosim.device import HELP as DEVICE_HELP
+from neurosim.device import device_arg
 from neurosim.errors import NeurosimError
 from neurosim.data.npy_input import LAYOUTS, TIME_AXES
 from neurosim.netlist.schema import MAX_TIMESTEPS
@@ -242,6 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--test-limit", type=_count, default=2000,
                     help="measure on the first N test samples (default 2000)")
     bt.add_argument("--out", type=Path, default=Path("runs/bntt"), help="output folder (default runs/bntt)")
+    bt.add_argument("--device", type=device_arg, default="cpu",
+                    help="where the SLAYER model trains and its own accuracy is measured (under torchrun, cuda is "
+                         "each process's LOCAL_RANK GPU, NCCL); the export, the simulator (fixed point and float) "
+                         f"and Lava run on the CPU: {DEVICE_HELP}")
     _add_lava_args(bt, 3)
 
     nx = command("export-netx", help="write a netlist so that stock lava-dl netx loads it with the same "
@@ -410,7 +416,7 @@ def _cmd_train_bntt(args: argparse.Namespace) -> int:
                      data_dir=args.data_dir)
     rank = launch_rank()
     report = train_and_deploy(cfg, args.out, report_limit=args.test_limit, lava_samples=args.lava_samples,
-                              lava_timeout=args.lava_timeout, measure=rank == 0)
+                              lava_timeout=args.lava_timeout, measure=rank == 0, device=args.device)
     if rank != 0:
         return 0
     print(bntt_summary(report, args.steps))

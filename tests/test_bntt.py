@@ -142,12 +142,32 @@ def test_fixed_netlist_on_lava_equals_simulator_spike_for_spike():
 def test_killed_run_resumes_to_the_identical_result(tmp_path):
     cfg = BNTTConfig(dataset="digits", arch="mlp", steps=4, epochs=2, batch_size=64, lr=0.1, limit=400,
                      test_limit=100)
-    whole, _ = train_bntt(cfg, tmp_path / "a", progress=False)
+    whole, first = train_bntt(cfg, tmp_path / "a", progress=False)
     train_bntt(cfg, tmp_path / "b", progress=False, until=1)          # "killed" after epoch 1
-    resumed, state = train_bntt(cfg, tmp_path / "b", progress=False)
+    resumed, state = train_bntt(cfg, tmp_path / "b", progress=False, device="cpu")   # --device cpu: the default
     assert state["epoch"] == 2 and len(state["history"]) == 2
     for (k, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k
+    assert [(r["loss"], r["test_acc"], r["device"]) for r in first["history"]] == \
+        [(r["loss"], r["test_acc"], r["device"]) for r in state["history"]]
+    saved = torch.load(tmp_path / "b" / "bntt.pt", weights_only=False)       # loads without map_location
+    tensors = [*saved["model"].values(), *(t for s in saved["optimizer"]["state"].values() for t in s.values())]
+    assert tensors and all(t.device.type == "cpu" for t in tensors)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
+def test_train_bntt_cli_device_cuda_without_a_gpu_is_one_line(tmp_path, capsys):
+    from neurosim.cli import main
+
+    out = tmp_path / "gpu"
+    assert main(["train-bntt", "--device", "cuda", "--dataset", "digits", "--arch", "mlp", "--epochs", "1",
+                 "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("neurosim: error: --device cuda: no CUDA device (torch ") and "\n" not in err
+    assert not out.exists()                                 # refused before any data is loaded
+    with pytest.raises(SystemExit) as exc:
+        main(["train-bntt", "--device", "gpu", "--out", str(out)])
+    assert exc.value.code == 2 and "expected cpu, cuda, cuda:N or auto" in capsys.readouterr().err
 
 
 def test_early_exit_is_the_longest_suffix_of_small_gammas():

@@ -25,9 +25,10 @@ def test_round_trip_keeps_every_field(tmp_path):
 def test_file_uses_netx_layout(tmp_path):
     path = hdf5.save(small_conv_net(), tmp_path / "n.net")
     with h5py.File(path) as f:
-        assert f["layer/0/type"].dtype == np.dtype("S10") and f["layer/0/type"].shape == (1,)
+        # names as fixed-length bytes of their own length (no variable-length heap), type as (1,)
+        assert f["layer/0/type"].dtype == np.dtype("S5") and f["layer/0/type"].shape == (1,)
         assert f["layer/1/type"][0] == b"conv"
-        assert f["layer/1/neuron/type"][()] == b"RMP"
+        assert f["layer/1/neuron/type"][()] == b"RMP" and f["layer/1/neuron/type"].dtype == np.dtype("S3")
         assert list(f["layer/1/shape"][()]) == [4, 6, 6]          # (C, H, W)
         assert f["layer/1/weight"].shape == (4, 1, 3, 3)
         assert f["layer/4/weight"].shape == (5, 36)

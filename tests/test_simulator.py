@@ -183,10 +183,12 @@ def test_folded_pool_conv_is_computed_as_pool_then_conv_exactly(stride, padding)
     assert Synapse(odd, (4, 12, 12), True).pool is None
 
 
-@pytest.mark.parametrize("stride,padding,dilation", [((1, 1), (1, 1), (1, 1)), ((2, 1), (0, 2), (1, 2))])
+@pytest.mark.parametrize("stride,padding,dilation", [((1, 1), (1, 1), (1, 1)), ((1, 1), (0, 2), (1, 2)),
+                                                     ((2, 1), (0, 2), (1, 2))])
 def test_small_reduction_conv_and_sum_pool_equal_torch(stride, padding, dilation):
-    """The im2col path of a conv with few inputs per output (an image's first conv) and the
-    strided-add sum pool give PyTorch's numbers exactly, for spikes and integer weights."""
+    """The im2col path of a stride-1 conv with few inputs per output (an image's first conv;
+    a strided one is PyTorch's) and the strided-add sum pool give PyTorch's numbers exactly,
+    for spikes and integer weights."""
     import torch
     import torch.nn.functional as F
 
@@ -206,6 +208,87 @@ def test_small_reduction_conv_and_sum_pool_equal_torch(stride, padding, dilation
     for p in (2, 3):
         x = (torch.rand((3, 2, 6 * p, 4 * p), generator=g) < 0.5).double()
         assert torch.equal(sum_pool(x, p), F.avg_pool2d(x, p, divisor_override=1))
+
+
+@pytest.mark.parametrize("kernel,padding", [((3, 3), (1, 1)), ((1, 1), (0, 0)), ((5, 3), (2, 0)), ((2, 4), (1, 3))])
+def test_event_driven_conv_equals_torch(kernel, padding, monkeypatch):
+    """The event-driven conv (stride 1) gives PyTorch's sums exactly, on one thread and cut
+    among two; a geometry it does not take (stride, dilation, groups, padding >= kernel) has
+    no event weights."""
+    import torch
+    import torch.nn.functional as F
+
+    from neurosim.netlist.synapses import Conv
+    from neurosim.sim import kernels
+    from neurosim.sim.synapse_maps import synapse_map
+
+    g = torch.Generator().manual_seed(1)
+    s = (torch.rand((9, 3, 13, 11), generator=g) < 0.2).float()
+    w = torch.randint(-255, 256, (5, 3, *kernel), generator=g).float()
+    kind = Conv(w.numpy(), (1, 1), padding)
+    cmap = synapse_map(kind)
+    ew = cmap.event_weight(w.numpy(), (3, 13, 11))
+    want = F.conv2d(s.double(), w.double(), padding=padding).float()
+    assert torch.equal(cmap.event_linear(s, ew, None), want)
+    monkeypatch.setattr(kernels, "MIN_PARALLEL_WORK", 0)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    out = torch.full((want.numel(),), float("nan"))
+    assert torch.equal(cmap.event_linear(s, ew, out), want) and torch.equal(out.view_as(want), want)
+    for other in (Conv(w.numpy(), (2, 1), padding), Conv(w.numpy(), (1, 1), padding, (1, 2)),
+                  Conv(w.numpy()[:, :1].copy(), (1, 1), padding, groups=3),
+                  Conv(w.numpy(), (1, 1), (kernel[0], padding[1]))):
+        assert synapse_map(other).event_weight(other.weight, (3, 13, 11)) is None
+
+
+def test_event_driven_conv_is_exact_up_to_the_float32_bound():
+    """Integer weights whose row of |w| sums to just below 2**24 stay float32, and the
+    event-driven sums (another order than PyTorch's) equal the int64 ones: every partial sum
+    of an output is a sum of some terms of its row."""
+    import torch
+    import torch.nn.functional as F
+
+    from neurosim.netlist.synapses import Conv
+    from neurosim.sim.synapse import Synapse
+
+    rng = np.random.default_rng(2)
+    big = (2 ** 24 - 1) // 36                                      # 4 channels x 3 x 3 terms per row
+    w = rng.choice([-1, 1], (3, 4, 3, 3)) * rng.integers(big - 1000, big + 1, (3, 4, 3, 3))
+    assert np.abs(w).reshape(3, -1).sum(1).max() < 2 ** 24
+    kind = Conv(w.astype(float), (1, 1), (1, 1))
+    s = torch.as_tensor(rng.random((6, 4, 7, 7)) < 0.6).float()
+    want = F.conv2d(s.double(), torch.as_tensor(w, dtype=torch.float64), padding=1).to(torch.int64)
+    syn = Synapse(kind, (4, 7, 7), fixed=False)
+    assert syn.dtype == torch.float32 and syn.event_weight is not None
+    got = syn.map.event_linear(s, syn.event_weight, None)
+    assert torch.equal(got.to(torch.int64), want)
+
+
+@pytest.mark.parametrize("mode", ["fixed", "float"])
+def test_event_driven_conv_does_not_change_results(mode, monkeypatch):
+    """A net of stride-1 convs with a shortcut join runs spike for spike and voltage for
+    voltage the same with every conv event-driven as with every conv dense."""
+    from neurosim.netlist import Flatten, Projection, conv, join
+    from neurosim.netlist.synapses import Identity
+    from neurosim.sim.synapse_maps import ConvMap
+
+    rng = np.random.default_rng(3)
+    net = Netlist([
+        Input((2, 9, 9), RMP(100), weight=150.0),
+        conv((6, 9, 9), 2 * rng.integers(-40, 60, (6, 2, 3, 3)).astype(float), RMP(120), padding=(1, 1)),
+        join(conv((6, 9, 9), 2 * rng.integers(-30, 50, (6, 6, 3, 3)).astype(float), RMP(150), padding=(1, 1)),
+             Projection(Identity(60.0), source=1)),
+        Flatten((486,)),
+        dense((4,), 2 * rng.integers(-20, 30, (4, 486)).astype(float), RMP(90)),
+    ])
+    x = rng.random((5, 2, 9, 9))
+    runs = []
+    for events in (True, False):
+        monkeypatch.setattr(ConvMap, "events_pay", lambda self, shape, spikes, on=events: on)
+        runs.append(Simulator(net, mode).run(x, 25, record_spikes=True))
+    for i in net.neuron_layers:
+        np.testing.assert_array_equal(runs[0].spikes[i], runs[1].spikes[i])
+        np.testing.assert_array_equal(runs[0].v[i], runs[1].v[i])
+    assert runs[0].step_counts[2].sum() > 0
 
 
 @pytest.mark.parametrize("mode", ["fixed", "float"])

@@ -1,5 +1,8 @@
-"""Training resumes from its checkpoint with the same result as an uninterrupted run."""
+"""Training resumes from its checkpoint with the same result as an uninterrupted run; the
+device option leaves CPU training bit for bit as it was."""
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 import torch.nn as nn
@@ -23,3 +26,28 @@ def test_resume_equals_uninterrupted(tmp_path):
     resumed = train(_model(), tr.x, tr.y, cfg, checkpoint=ckpt, progress=False)
     for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_device_cpu_is_the_default_bit_for_bit_and_checkpoints_hold_cpu_tensors(tmp_path):
+    tr, te = load_digits_split()
+    cfg = TrainConfig(epochs=2, lr=1e-2, optimizer="sgd", schedule="cosine", augment="crop-flip", crop_padding=1,
+                      autocast="bf16")
+    runs = {}
+    for device in ("default", "cpu", "auto"):
+        if device == "auto" and torch.cuda.is_available():
+            continue                                       # auto would train on the GPU
+        history: list[dict] = []
+        c = cfg if device == "default" else dataclasses.replace(cfg, device=device)
+        model = train(_model(), tr.x[:400], tr.y[:400], c, checkpoint=tmp_path / f"{device}.pt", progress=False,
+                      eval_data=(te.x, te.y), on_epoch=history.append)
+        runs[device] = history, model.state_dict()
+    ref_history, ref_weights = runs.pop("default")
+    assert [r["device"] for r in ref_history] == ["cpu", "cpu"]
+    for history, weights in runs.values():
+        assert [(r["loss"], r["train_acc"], r["test_acc"]) for r in history] == \
+            [(r["loss"], r["train_acc"], r["test_acc"]) for r in ref_history]
+        for a, b in zip(ref_weights.values(), weights.values()):
+            assert torch.equal(a, b)
+    ckpt = load_checkpoint(tmp_path / "cpu.pt")
+    tensors = [*ckpt["model"].values(), *(t for s in ckpt["optimizer"]["state"].values() for t in s.values())]
+    assert tensors and all(t.device.type == "cpu" for t in tensors)

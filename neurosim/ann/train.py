@@ -12,6 +12,17 @@ per-batch progress bar, and ``until=`` to stop after a given epoch (a long run d
 pieces). The learning rate is a pure function of the step, the augmentation draws come from
 the epoch's seeded generator and the global torch RNG state (dropout) is stored in the
 checkpoint, so resuming stays bit-identical with all of them on.
+
+``device`` (:mod:`neurosim.device`; default ``cpu``) is where the model, the batches and the
+loss live. The sample order and the augmentation are drawn on the CPU whatever the device, so a
+GPU run sees the same batches; its kernels round differently (and cuDNN's are not
+bit-deterministic), so it is not bit-identical to a CPU run. On CUDA, ``autocast="bf16"`` is
+``torch.autocast("cuda", dtype=torch.bfloat16)``: bfloat16 keeps float32's exponent range, so no
+loss scaling is needed (float16 would need a ``GradScaler``, whose skipped steps and state a
+resumed run would have to repeat), and it is the CPU recipe's number format; a GPU without
+bfloat16 (compute capability below 8.0) is refused with a pointer to ``autocast="none"``.
+Checkpoints hold CPU tensors only: they load on any machine, and a run resumes on another
+device (the optimizer state follows the parameters).
 """
 from __future__ import annotations
 
@@ -25,6 +36,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from neurosim.device import DEFAULT_DEVICE, resolve_device, to_cpu
 from neurosim.errors import NeurosimError
 from neurosim.io.atomic import atomic_path
 from neurosim.progress import shown
@@ -47,6 +59,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     channels_last: bool = False     # NHWC memory format for conv nets (oneDNN's fast path on CPU)
     autocast: str = "none"          # "none" | "bf16" (bfloat16 autocast; fp32 master weights)
+    device: str = DEFAULT_DEVICE    # "cpu" | "cuda" | "cuda:N" | "auto" (neurosim.device)
 
 
 OPTIMIZERS = ("adam", "sgd")
@@ -98,11 +111,12 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
 
 def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, epoch: int,
                     extra: Optional[dict] = None) -> None:
-    """Write a checkpoint atomically (temp file + rename); ``extra`` adds keys (tensors, numbers,
-    strings, lists and dicts of them only, so that ``weights_only`` loading still reads it)."""
+    """Write a checkpoint atomically (temp file + rename), every tensor on the CPU; ``extra`` adds
+    keys (tensors, numbers, strings, lists and dicts of them only, so that ``weights_only``
+    loading still reads it)."""
     with atomic_path(path) as tmp:
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "epoch": torch.tensor(epoch), **(extra or {})}, tmp)
+        torch.save(to_cpu({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                           "epoch": torch.tensor(epoch), **(extra or {})}), tmp)
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -119,15 +133,35 @@ def load_checkpoint(path: Path) -> dict:
     return ckpt
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter or buffer (the CPU if it has none)."""
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
 def accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
-    """Top-1 accuracy of ``model`` on (x, y)."""
+    """Top-1 accuracy of ``model`` on (x, y), on the model's device."""
     model.eval()
+    device = model_device(model)
     correct = 0
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
-            out = model(torch.as_tensor(x[i:i + batch_size]))
-            correct += int((out.argmax(1).numpy() == y[i:i + batch_size]).sum())
+            out = model(torch.as_tensor(x[i:i + batch_size]).to(device))
+            correct += int((out.argmax(1).cpu().numpy() == y[i:i + batch_size]).sum())
     return correct / len(x)
+
+
+def autocast(device: torch.device, mode: str) -> torch.autocast:
+    """The autocast context of ``mode`` ("none" | "bf16") on ``device``: bfloat16 on the CPU and
+    on CUDA alike (see the module docstring); a GPU without bfloat16 is refused."""
+    if mode not in AUTOCASTS:
+        raise NeurosimError(f"unknown autocast '{mode}' (known: {', '.join(AUTOCASTS)})")
+    if mode == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        major, minor = torch.cuda.get_device_capability(device)
+        raise NeurosimError(f"autocast bf16: {torch.cuda.get_device_name(device)} (compute capability "
+                            f"{major}.{minor}) has no bfloat16; train with autocast 'none' (--autocast none)")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=mode == "bf16")
 
 
 def train(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig,
@@ -141,16 +175,19 @@ def train(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig
     ``eval_data=(x, y)`` measures test accuracy after every epoch; ``until=k`` stops once
     ``k`` epochs are done (the schedule still spans ``cfg.epochs``), so a long run can be done
     in pieces. ``on_epoch`` gets each epoch's record ``{epoch, loss, train_acc, test_acc,
-    lr, seconds, cpu_seconds}`` (training only, without the
+    lr, seconds, cpu_seconds, device}`` (times: training only, without the
     evaluation); the records also go into the checkpoint under ``"history"``.
+    The model trains on ``cfg.device`` and comes back in eval mode on the CPU, in contiguous
+    memory (what the converter and ``torch.save`` read).
     """
     if cfg.schedule not in SCHEDULES:
         raise NeurosimError(f"unknown schedule '{cfg.schedule}' (known: {', '.join(SCHEDULES)})")
     if cfg.augment not in AUGMENTS:
         raise NeurosimError(f"unknown augmentation '{cfg.augment}' (known: {', '.join(AUGMENTS)})")
-    if cfg.autocast not in AUTOCASTS:
-        raise NeurosimError(f"unknown autocast '{cfg.autocast}' (known: {', '.join(AUTOCASTS)})")
+    device = resolve_device(cfg.device)
+    amp = autocast(device, cfg.autocast)
     torch.manual_seed(cfg.seed)
+    model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, cfg)
@@ -167,6 +204,8 @@ def train(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig
         start = int(ckpt["epoch"])
         if isinstance(ckpt.get("rng"), torch.Tensor):
             torch.set_rng_state(ckpt["rng"])
+        if device.type == "cuda" and isinstance(ckpt.get("cuda_rng"), torch.Tensor):
+            torch.cuda.set_rng_state(ckpt["cuda_rng"], device)
         if isinstance(ckpt.get("history"), list):
             history = list(ckpt["history"])
     stop = cfg.epochs if until is None else min(cfg.epochs, until)
@@ -180,7 +219,10 @@ def train(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig
         model.train()
         gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
         order = torch.randperm(len(xt), generator=gen)
-        total, correct = 0.0, 0
+        # summed on the device (no wait for the GPU per batch); float64 sums of float32 losses:
+        # the same IEEE operations, so the same bits, as summing Python floats
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
         batches = tqdm(range(0, len(order), cfg.batch_size), desc=f"epoch {epoch + 1}", unit="batch",
                        leave=False, disable=not shown(progress) or steps_per_epoch < 50)
         for k, i in enumerate(batches):
@@ -188,6 +230,7 @@ def train(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig
             xb, yb = xt[idx], yt[idx]
             if cfg.augment == "crop-flip":
                 xb = crop_flip(xb, gen, cfg.crop_padding)
+            xb, yb = xb.to(device), yb.to(device)
             if cfg.channels_last and xb.dim() == 4:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             if cfg.schedule != "constant" or cfg.warmup_epochs > 0:
@@ -195,26 +238,27 @@ def train(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig
                 for group in optimizer.param_groups:
                     group["lr"] = lr
             optimizer.zero_grad()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.autocast == "bf16"):
+            with amp:
                 out = model(xb).float()
             loss = loss_fn(out, yb)
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(idx)
-            correct += int((out.argmax(1) == yb).sum())
-        record = {"epoch": epoch + 1, "loss": total / len(order), "train_acc": correct / len(order),
+            total += loss.detach().double() * len(idx)
+            correct += (out.argmax(1) == yb).sum()
+        record = {"epoch": epoch + 1, "loss": float(total) / len(order), "train_acc": int(correct) / len(order),
                   "lr": float(optimizer.param_groups[0]["lr"]), "seconds": time.perf_counter() - t0,
-                  "cpu_seconds": time.process_time() - c0}
+                  "cpu_seconds": time.process_time() - c0, "device": str(device)}
         if eval_data is not None:
             record["test_acc"] = accuracy(model, eval_data[0], eval_data[1])
         history.append(record)
         bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k in ("loss", "train_acc", "test_acc")})
         if checkpoint is not None:
-            save_checkpoint(Path(checkpoint), model, optimizer, epoch + 1,
-                            extra={"rng": torch.get_rng_state(), "history": history})
+            rng = {"rng": torch.get_rng_state(), **({"cuda_rng": torch.cuda.get_rng_state(device)}
+                                                      if device.type == "cuda" else {})}
+            save_checkpoint(Path(checkpoint), model, optimizer, epoch + 1, extra={**rng, "history": history})
         if on_epoch is not None:
             on_epoch(record)
     model.eval()
     if cfg.channels_last:
         model.to(memory_format=torch.contiguous_format)     # the converter reads plain tensors
-    return model
+    return model.to("cpu")

@@ -16,6 +16,13 @@ across machines ``torchrun --nnodes N --node_rank R --master_addr HOST ...``) sp
 of the same global order: process ``r`` of ``W`` takes every ``W``-th sample of it, gradients
 are averaged by ``DistributedDataParallel`` and the BNTT running statistics are rank 0's
 (DDP broadcasts buffers); only rank 0 writes files.
+
+``device`` (:mod:`neurosim.device`; default ``cpu``) is where the network, its input spikes
+and the loss live; the spikes are drawn on the CPU from the same seeded generators whatever the
+device, so a GPU run sees the same inputs (its kernels round differently: not bit-identical to
+a CPU run). Under ``torchrun`` with ``cuda``, process ``LOCAL_RANK`` takes GPU ``LOCAL_RANK`` and
+the processes talk through NCCL (gloo on the CPU). The checkpoint holds CPU tensors only, so it
+loads anywhere and a run resumes on another device.
 """
 from __future__ import annotations
 
@@ -25,7 +32,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -34,6 +41,7 @@ from tqdm.auto import tqdm
 
 from neurosim.bntt.encoding import TEST_STREAM, channel_stats, normalise, poisson, seeded_generator
 from neurosim.bntt.network import DEFAULT_LEAK, BNTTNet
+from neurosim.device import DEFAULT_DEVICE, resolve_device, to_cpu
 from neurosim.errors import NeurosimError
 from neurosim.io.atomic import atomic_path
 from neurosim.progress import shown
@@ -123,38 +131,59 @@ def build(cfg: BNTTConfig, data: Data) -> BNTTNet:
 @torch.no_grad()
 def evaluate_model(model: BNTTNet, data: Data, steps: int, seed: int, batch_size: int = 256,
                    limit: Optional[int] = None) -> float:
-    """Test accuracy of ``model`` (eval mode) on seeded input spikes."""
+    """Test accuracy of ``model`` (eval mode, on its device) on seeded input spikes."""
     model.eval()
+    device = next(model.parameters()).device
     xt, yt = data.xt[:limit], data.yt[:limit]
     hits = 0
     for b, s in enumerate(range(0, len(xt), batch_size)):
         spikes = data.spikes(xt[s:s + batch_size], steps, seeded_generator(seed, TEST_STREAM, b))
-        hits += int((model(spikes).argmax(1) == torch.as_tensor(yt[s:s + batch_size])).sum())
+        hits += int((model(spikes.to(device)).argmax(1).cpu() == torch.as_tensor(yt[s:s + batch_size])).sum())
     return hits / max(1, len(xt))
 
 
-def _dist() -> tuple[int, int]:
-    """(rank, world size) of a ``torchrun`` launch (initialising gloo), else (0, 1)."""
+def process_device(name: Union[str, torch.device] = DEFAULT_DEVICE) -> torch.device:
+    """This process's device: ``name`` resolved (:func:`neurosim.device.resolve_device`); a plain
+    ``cuda`` (or ``auto`` on a GPU machine) is the GPU of the process's ``LOCAL_RANK`` (0 outside
+    ``torchrun``), made the current one."""
+    device = resolve_device(name)
+    if device.type == "cuda":
+        if device.index is None:
+            local, count = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+            if local >= count:
+                raise NeurosimError(f"--device {name}: process {local} of this machine has no GPU of its own "
+                                    f"(torch sees {count}); start at most {count} per machine (--nproc_per_node)")
+            device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    return device
+
+
+def _dist(device: torch.device) -> tuple[int, int]:
+    """(rank, world size) of a ``torchrun`` launch (initialising NCCL for a GPU, else gloo), else (0, 1)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 1
     import torch.distributed as dist
     if not dist.is_initialized():
-        dist.init_process_group("gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return dist.get_rank(), dist.get_world_size()
 
 
 def train_bntt(cfg: BNTTConfig, out_dir: Path, progress: bool = True, until: Optional[int] = None,
-               on_epoch: Optional[Callable[[dict], None]] = None, data: Optional[Data] = None) -> tuple[BNTTNet, dict]:
-    """Train (or resume) into ``out_dir/bntt.pt``; returns the model (eval mode) and the checkpoint."""
-    rank, world = _dist()
+               on_epoch: Optional[Callable[[dict], None]] = None, data: Optional[Data] = None,
+               device: Union[str, torch.device] = DEFAULT_DEVICE) -> tuple[BNTTNet, dict]:
+    """Train (or resume) into ``out_dir/bntt.pt`` on ``device`` (:func:`process_device`); returns
+    the model (eval mode, on the CPU, as :func:`neurosim.bntt.fold.export` reads it) and the
+    checkpoint. The device is not part of ``cfg``: a run may resume on another one."""
+    dev = process_device(device)
+    rank, world = _dist(dev)
     if cfg.batch_size % world:
         raise NeurosimError(f"--batch-size {cfg.batch_size} must be a multiple of the {world} processes")
     out_dir = Path(out_dir)
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
     data = data or load_data(cfg)
-    model = build(cfg, data)
+    model = build(cfg, data).to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     ckpt_path = out_dir / CHECKPOINT
     state = {"epoch": 0, "history": []}
@@ -168,7 +197,8 @@ def train_bntt(cfg: BNTTConfig, out_dir: Path, progress: bool = True, until: Opt
         opt.load_state_dict(state["optimizer"])
     runner = model
     if world > 1:
-        runner = torch.nn.parallel.DistributedDataParallel(model)
+        runner = torch.nn.parallel.DistributedDataParallel(model,
+                                                           device_ids=[dev.index] if dev.type == "cuda" else None)
     stop = cfg.epochs if until is None else min(cfg.epochs, until)
     n = len(data.x)
     per_rank = cfg.batch_size // world
@@ -179,36 +209,41 @@ def train_bntt(cfg: BNTTConfig, out_dir: Path, progress: bool = True, until: Opt
         model.train()
         order = torch.randperm(n, generator=seeded_generator(cfg.seed, epoch)).numpy()
         batches = range(0, n - cfg.batch_size + 1 if n >= cfg.batch_size else 1, cfg.batch_size)
-        loss_sum = correct = seen = 0
+        # summed on the device (no wait for the GPU per batch; the bar's figures wait for it) in
+        # float64: the same IEEE operations, so the same bits, as summing Python floats
+        loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+        correct = torch.zeros((), dtype=torch.int64, device=dev)
+        seen = 0
         bar = tqdm(batches, desc=f"BNTT epoch {epoch + 1}/{cfg.epochs}", disable=not shown(progress) or rank != 0,
                    unit="batch", leave=False)
         for b, s in enumerate(bar):
             idx = np.sort(order[s:s + cfg.batch_size][rank::world][:per_rank])
-            spikes = data.spikes(data.x[idx], cfg.steps, seeded_generator(cfg.seed, epoch, b, rank))
-            y = torch.as_tensor(data.y[idx])
+            spikes = data.spikes(data.x[idx], cfg.steps, seeded_generator(cfg.seed, epoch, b, rank)).to(dev)
+            y = torch.as_tensor(data.y[idx]).to(dev)
             logits = runner(spikes)
             loss = F.cross_entropy(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            loss_sum += float(loss) * len(idx)
-            correct += int((logits.argmax(1) == y).sum())
+            loss_sum += loss.detach().double() * len(idx)
+            correct += (logits.argmax(1) == y).sum()
             seen += len(idx)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            if not bar.disable:
+                bar.set_postfix(loss=f"{float(loss_sum) / seen:.3f}", acc=f"{int(correct) / seen:.3f}")
         bar.close()
-        rec = {"epoch": epoch + 1, "loss": loss_sum / max(1, seen), "train_acc": correct / max(1, seen),
-               "lr": lr_at(cfg, epoch), "seconds": time.perf_counter() - t0, "processes": world}
+        rec = {"epoch": epoch + 1, "loss": float(loss_sum) / max(1, seen), "train_acc": int(correct) / max(1, seen),
+               "lr": lr_at(cfg, epoch), "seconds": time.perf_counter() - t0, "processes": world, "device": str(dev)}
         if rank == 0:
             rec["test_acc"] = evaluate_model(model, data, cfg.steps, cfg.seed, limit=cfg.test_limit)
-        state = {"epoch": epoch + 1, "history": state["history"] + [rec], "model": model.state_dict(),
-                 "optimizer": opt.state_dict(), "config": _jsonable(cfg), "net": model.config(),
+        state = {"epoch": epoch + 1, "history": state["history"] + [rec], "model": to_cpu(model.state_dict()),
+                 "optimizer": to_cpu(opt.state_dict()), "config": _jsonable(cfg), "net": model.config(),
                  "input_stats": None if data.events else {"mean": data.mean.tolist(), "std": data.std.tolist()}}
         if rank == 0:
             with atomic_path(ckpt_path) as tmp:
                 torch.save(state, tmp)
             if on_epoch:
                 on_epoch(rec)
-    model.eval()
+    model.eval().cpu()
     state.setdefault("model", model.state_dict())
     return model, state
 

@@ -6,13 +6,17 @@ job's report, :func:`neurosim.evaluate.evaluate`, on the test images' seeded inp
 with a ``bntt`` section: the SLAYER model's own accuracy in eval mode, the float and fixed
 netlists' accuracy on the same spikes (the accuracy lost to fixed point), training history,
 the gamma profile and the early-exit sweep (simulator; Lava on the first samples).
+
+``device`` is where the SLAYER model trains and where its own accuracy is measured
+(:mod:`neurosim.device`); the export, the simulator's runs (float and fixed point) and Lava
+stay on the CPU.
 """
 from __future__ import annotations
 
 import os
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -23,8 +27,9 @@ from neurosim.bntt.early_exit import (DEFAULT_ALPHA, DEFAULT_TOLERANCE, calibrat
 from neurosim.bntt.encoding import (CALIBRATION_STREAM, META_KEY, TEST_STREAM, event_encoding, image_encoding,
                                     image_spikes, seeded_generator)
 from neurosim.bntt.fold import export, netlist_input
-from neurosim.bntt.train import NMNIST_DURATION_US, BNTTConfig, Data, load_data, train_bntt
+from neurosim.bntt.train import NMNIST_DURATION_US, BNTTConfig, Data, load_data, process_device, train_bntt
 from neurosim.data.dataset import Split
+from neurosim.device import DEFAULT_DEVICE
 from neurosim.errors import NeurosimError
 from neurosim.evaluate import evaluate, write_report
 from neurosim.netlist import hdf5
@@ -35,6 +40,8 @@ NETLIST_NAME = "network.net"
 ALPHAS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 #: Training images the calibrated exit (:func:`neurosim.bntt.early_exit.calibrated_exit_step`) is chosen on.
 CALIBRATION_SAMPLES = 1000
+#: Samples per forward pass when the SLAYER model's own accuracy is measured.
+EVAL_BATCH = 256
 
 
 def _seeded_spikes(data: Data, x: np.ndarray, steps: int, seed: int, stream: int) -> torch.Tensor:
@@ -57,6 +64,19 @@ def calibration_spikes(data: Data, steps: int, seed: int, n: int = CALIBRATION_S
     return _seeded_spikes(data, data.x[-n:], steps, seed, CALIBRATION_STREAM), data.y[-n:]
 
 
+@torch.no_grad()
+def model_accuracy(model: torch.nn.Module, spikes: torch.Tensor, labels: np.ndarray, device: torch.device,
+                   batch_size: int = EVAL_BATCH) -> float:
+    """Accuracy of ``model`` (eval mode) on input spikes (N, C, H, W, T), :data:`EVAL_BATCH` samples
+    at a time on ``device``; the model is left where it was."""
+    home = next(model.parameters()).device
+    model.eval().to(device)
+    preds = torch.cat([model(spikes[s:s + batch_size].to(device)).argmax(1).cpu()
+                       for s in range(0, len(spikes), batch_size)])
+    model.to(home)
+    return float((preds.numpy() == labels).mean())
+
+
 def check_config(cfg: BNTTConfig) -> None:
     """Refuse an unknown architecture (:mod:`neurosim.architectures.bntt`) or a leak outside (0, 1]."""
     if cfg.arch not in ARCHS:
@@ -72,22 +92,24 @@ def launch_rank() -> int:
 
 def train_and_deploy(cfg: BNTTConfig, out_dir: Path, *, report_limit: Optional[int] = 2000, lava_samples: int = 3,
                      lava_timeout: Optional[float] = None, alphas: Sequence[float] = ALPHAS,
-                     tolerance: float = DEFAULT_TOLERANCE, progress: bool = True, measure: bool = True) -> dict:
-    """Train (resuming ``out_dir/bntt.pt``), export and measure; ``measure=False`` (the other
-    processes of a ``torchrun`` launch) returns after training with ``{}``. Checks ``cfg`` first
-    (:func:`check_config`)."""
+                     tolerance: float = DEFAULT_TOLERANCE, progress: bool = True, measure: bool = True,
+                     device: Union[str, torch.device] = DEFAULT_DEVICE) -> dict:
+    """Train (resuming ``out_dir/bntt.pt``) on ``device``, export and measure; ``measure=False``
+    (the other processes of a ``torchrun`` launch) returns after training with ``{}``. Checks
+    ``cfg`` and the device first (:func:`check_config`, :func:`neurosim.bntt.train.process_device`),
+    before any data is loaded."""
     check_config(cfg)
+    dev = process_device(device)
     t0 = time.time()
     out_dir = Path(out_dir)
     data = load_data(cfg)
-    model, state = train_bntt(cfg, out_dir, progress=progress, data=data,
+    model, state = train_bntt(cfg, out_dir, progress=progress, data=data, device=dev,
                               on_epoch=lambda r: print(_epoch_line(r, cfg.epochs), flush=True))
     t_train = time.time() - t0
     if not measure:
         return {}
     spikes, labels = test_spikes(data, cfg.steps, cfg.seed, report_limit)
-    with torch.no_grad():
-        model_acc = float((model(spikes).argmax(1).numpy() == labels).mean())
+    model_acc = model_accuracy(model, spikes, labels, dev)
     net = export(model, "fixed")
     latency = int(net.meta["latency"])
     net.meta.update({"dataset": cfg.dataset, "input": "signed Poisson spikes as 2C channels"
@@ -112,7 +134,7 @@ def train_and_deploy(cfg: BNTTConfig, out_dir: Path, *, report_limit: Optional[i
     float_acc = float(np.mean(Simulator(export(model, "float"), "float").run(x, run_steps).predictions == labels))
     acc_at = {t - latency: a for t, a in ((int(k), v) for k, v in report["accuracy_vs_timesteps"].items())
               if t - latency >= 1}
-    bntt = {"config": state["config"], "history": state["history"], "model_accuracy": model_acc,
+    bntt = {"config": state["config"], "device": str(dev), "history": state["history"], "model_accuracy": model_acc,
             "float_netlist_accuracy": float_acc, "fixed_netlist_accuracy": report["snn_accuracy"],
             "fixed_point_loss": float_acc - report["snn_accuracy"], "latency_steps": latency,
             "accuracy_vs_trained_step": {str(k): v for k, v in sorted(acc_at.items())}}

@@ -17,6 +17,11 @@ then fires at rate ``a / lambda`` for an ANN activation ``a`` in ``[0, lambda]``
 
 A global scale ``alpha`` (RMP-SNN's threshold scaling) multiplies every threshold; it is applied
 by the converter (:func:`neurosim.convert.rmp.convert`).
+
+The ANN passes of :func:`stream` run on a ``device`` (:mod:`neurosim.device`; default ``cpu``):
+the activations are reduced there (maximum, per-channel maximum, positive values) and only
+those reductions come to the CPU, where the statistics are kept, so the thresholds are the
+same function of the activations on every device.
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from neurosim.convert import DEFAULT_PERCENTILE, DEFAULT_RULE, RULES  # noqa: F401  (defined there, torch-free)
+from neurosim.device import DEFAULT_DEVICE, resolve_device
 from neurosim.errors import NeurosimError
 from neurosim.progress import shown
 #: Positive activations kept per layer for the ``percentile`` rule (4 bytes value + 4 bytes key each).
@@ -62,16 +68,16 @@ class LayerStats:
         self.seen = 0
 
     def update(self, a: torch.Tensor) -> None:
-        """Add a batch of activations ``a`` (B, C, ...) or (B, N)."""
+        """Add a batch of activations ``a`` (B, C, ...) or (B, N), on any device (reduced there)."""
         a = a.detach()
         if a.numel() == 0:
             return
         self.max = max(self.max, float(a.max()))
         if self.rule == "channel":
-            m = a.transpose(0, 1).reshape(a.shape[1], -1).amax(1).clamp_min(0).double()
+            m = a.transpose(0, 1).reshape(a.shape[1], -1).amax(1).clamp_min(0).double().cpu()
             self.channel_max = m if self.channel_max is None else torch.maximum(self.channel_max, m)
         elif self.rule == "percentile":
-            pos = a[a > 0].float()
+            pos = a[a > 0].float().cpu()
             self.seen += pos.numel()
             if not pos.numel():
                 return
@@ -128,21 +134,24 @@ def balance(activations: list[np.ndarray], rule: str = DEFAULT_RULE,
 
 def stream(forward: Callable[[torch.Tensor], dict[int, torch.Tensor]], x: np.ndarray,
            rules: dict[int, str], percentile: float = DEFAULT_PERCENTILE, batch_size: int = 256,
-           progress: bool = True, desc: str = "calibrate thresholds") -> dict[int, Threshold]:
+           progress: bool = True, desc: str = "calibrate thresholds",
+           device: Union[str, torch.device] = DEFAULT_DEVICE) -> dict[int, Threshold]:
     """Thresholds of the layers ``rules`` (layer key -> rule) from ``forward`` over ``x`` in batches.
 
     ``forward(batch)`` returns ``{layer key: activations}`` for at least the keys of ``rules``;
-    only the per-layer statistics are kept between batches.
+    only the per-layer statistics are kept between batches. The batches are float32 tensors on
+    ``device`` (cpu, cuda, cuda:N, auto), where ``forward`` must compute.
     """
     for r in set(rules.values()):
         check_rule(r, percentile)
+    dev = resolve_device(device)
     stats = {k: LayerStats(r, percentile, seed=int(k) if isinstance(k, int) else 0) for k, r in rules.items()}
     n = len(x)
     if n == 0:
         raise NeurosimError("threshold balancing needs at least one calibration sample")
     with tqdm(total=n, desc=desc, unit="sample", disable=not shown(progress), leave=False) as bar, torch.no_grad():
         for i in range(0, n, batch_size):
-            xb = torch.as_tensor(np.asarray(x[i:i + batch_size]), dtype=torch.float32)
+            xb = torch.as_tensor(np.asarray(x[i:i + batch_size]), dtype=torch.float32).to(dev)
             acts = forward(xb)
             for k, st in stats.items():
                 st.update(acts[k])

@@ -101,6 +101,7 @@ from neurosim.netlist.synapses import Conv, Dense, Identity, Pool
 from neurosim.netlist.synapses.base import SynapseKind
 from neurosim.netlist.synapses.conv import ungroup_conv_weight
 from neurosim.netlist.transforms import align_delays, bias_onset
+from neurosim.netlist.validate import validate
 
 #: Length of one neurosim step in NIR's continuous time (s): snnTorch's and NIR's Lava dt.
 DT = 1e-4
@@ -248,7 +249,7 @@ def to_nir(net: Netlist, dt: float = DT, consumer: str = "snntorch"):
     if snn and dt != DT:
         raise NeurosimError(f"snnTorch 1.0 reads every NIR graph with dt = {DT:g} s; dt = {dt:g} needs "
                             "consumer 'nir'")
-    net.check()
+    validate(net, "schema")
     depths = net.depths()
     in_shape = tuple(net.layers[0].shape) if net.has_input_layer else tuple(net.input_shape)
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(in_shape)})}
@@ -693,13 +694,14 @@ def from_nir(graph, dt: Optional[float] = None) -> Netlist:
     if not ours or notes:
         meta["nir_import"] = {"dt": dt, "notes": notes}
     net = Netlist(layers=layers, input_shape=None if input_layer else in_shape, meta=meta)
-    net.check()
+    validate(net, "schema")                    # the graph read, before its timing is derived from it
     if not ours:
         net = align_delays(net)
     if onset:
         timed = bias_onset(net)
         net = Netlist([timed.layers[k] if k in onset else layer for k, layer in enumerate(net.layers)],
                       input_shape=net.input_shape, meta=net.meta)
+    validate(net, "schema")                    # what is returned (a hit when nothing was derived)
     return net
 
 

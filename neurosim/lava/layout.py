@@ -1,5 +1,7 @@
 """Layout conversions between the netlist (C, H, W) and Lava (W, H, C), and the checks of what
-the Lava backend can run. No Lava import here: the parent side of a guarded run uses it.
+the Lava backend can run: the validation profiles ``lava`` (every synapse kind and geometry
+Lava's processes take) and ``lava-fixed`` (also ``fixed``, and biases in Lava's int16), see
+:mod:`neurosim.netlist.validate`. No Lava import here: the parent side of a guarded run uses it.
 """
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import numpy as np
 
 from neurosim.errors import NeurosimError
 from neurosim.netlist.schema import Netlist, Population
+from neurosim.netlist.validate import ValidationError, register, validate
 
 MODES = ("fixed", "float")
 #: Lava tag selected per mode.
@@ -66,24 +69,35 @@ def netx_utils():
 
 
 def check_netlist(net: Netlist, mode: str) -> None:
-    """Refuse what this backend cannot run, before any Lava process is created."""
-    from neurosim.lava.synapses import lava_refusal
-    from neurosim.netlist.schema import check_fixed_point   # the simulator's exactness rule
-
+    """Refuse what this backend cannot run in ``mode``, before any Lava process is created: the
+    profile ``lava`` (float) or ``lava-fixed``."""
     if mode not in MODES:
         raise NeurosimError(f"mode must be one of {MODES}, got '{mode}'")
-    net.check()
-    if mode == "fixed":
-        check_fixed_point(net)
+    validate(net, "lava-fixed" if mode == "fixed" else "lava")
+
+
+def _lava(net: Netlist) -> None:
+    """Profile ``lava``: every projection's kind and geometry has a Lava process
+    (:func:`neurosim.lava.synapses.lava_refusal`)."""
+    from neurosim.lava.synapses import lava_refusal
+
     for i, layer in enumerate(net.layers):
-        if not isinstance(layer, Population):
-            continue
-        for p, proj in enumerate(layer.projections):
-            why = lava_refusal(proj.synapse, net.in_shape(i, p))
-            if why:
-                raise NeurosimError(f"layer {i}" + (f" projection {p}" if p else "") + f": {why}")
-        if mode == "fixed" and layer.bias is not None:
+        if isinstance(layer, Population):
+            for p, proj in enumerate(layer.projections):
+                why = lava_refusal(proj.synapse, net.in_shape(i, p))
+                if why:
+                    raise ValidationError(why, i, projection=p if p else None)
+
+
+def _lava_fixed(net: Netlist) -> None:
+    """Profile ``lava-fixed`` (after ``fixed`` and ``lava``): every bias fits Lava's int16 ``bias_mant``."""
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, Population) and layer.bias is not None:
             check_int16(np.asarray(layer.bias), "bias", i)
+
+
+register("lava", _lava)
+register("lava-fixed", _lava_fixed, requires=("fixed", "lava"))
 
 
 def check_input(net: Netlist, x: np.ndarray, steps: int, mode: str, raw_current: bool = False) -> None:

@@ -7,8 +7,9 @@ description plus a dict of arrays for an ``.npz`` file: every dataclass of the s
 name with all its fields (:func:`dataclasses.fields`: a field added to a schema class travels
 without a change here), arrays and NumPy scalars by reference (dtype and values kept), tuples,
 lists and dicts (the metadata) tagged, so that decoding gives back the same types. Only the
-netlist's own classes are rebuilt; nothing is pickled or evaluated. Decoding does not
-validate: the receiver checks the netlist (:func:`neurosim.lava.jobs.read_job`).
+netlist's own classes are rebuilt; nothing is pickled or evaluated. Decoding validates what it
+rebuilt (the ``schema`` profile of :mod:`neurosim.netlist.validate`); the receiver adds its own
+profiles (:func:`neurosim.lava.jobs.read_job`), which do not run ``schema`` again.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import numpy as np
 from neurosim.errors import NeurosimError
 from neurosim.netlist.schema import CUBA, RMP, Flatten, Input, Netlist, Population, Projection, Schedule
 from neurosim.netlist.synapses import KINDS
+from neurosim.netlist.validate import validate
 
 #: The classes a description may name.
 CLASSES: dict[str, type] = {c.__name__: c for c in (Netlist, CUBA, RMP, Flatten, Input, Population,
@@ -36,10 +38,11 @@ def encode_net(net: Netlist) -> tuple[dict, dict[str, np.ndarray]]:
 
 def decode_net(desc: dict, arrays: dict[str, np.ndarray]) -> Netlist:
     """Inverse of :func:`encode_net`; raises :class:`NeurosimError` for a description that is
-    not a netlist's."""
+    not a netlist's or a netlist that fails the ``schema`` profile."""
     net = _decode(desc, arrays)
     if not isinstance(net, Netlist):
         raise NeurosimError(f"the description holds a {type(net).__name__}, not a Netlist")
+    validate(net, "schema")
     return net
 
 

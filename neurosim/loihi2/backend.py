@@ -59,6 +59,10 @@ def run_loihi2(net: Netlist, x: np.ndarray, steps: int, raw_current: bool = Fals
     """Run ``x`` through ``net`` on Loihi 2 (as :func:`neurosim.lava.runner.run_lava`, ``fixed``)."""
     require_loihi2()
     from neurosim.lava.runner import run_lava
+    from neurosim.loihi2 import quantize  # noqa: F401  (registers the 'loihi2' profile)
+    from neurosim.netlist.validate import validate
+
+    validate(net, "loihi2")                 # number formats Loihi 2 holds (neurosim quantize-loihi2)
 
     return run_lava(net, x, steps, "fixed", timeout=timeout, raw_current=raw_current,
                     graph_hook=f"{__name__}:use_hw_cfg")

@@ -25,7 +25,8 @@ An integrating readout (the output layer with soft reset and no leak: its readou
 weights alone; its threshold becomes ``min(vThMant * lambda, 131071)`` (a BNTT readout's
 never-reached float threshold would otherwise force ``lambda < 1`` and round every weight to 0).
 
-A net that already fits (:func:`fit_report` empty) comes back unchanged, every ``lambda`` 1:
+:func:`fit_report` is the validation profile ``loihi2`` (:mod:`neurosim.netlist.validate`), which a
+quantised net passes. A net that already fits (:func:`fit_report` empty) comes back unchanged, every ``lambda`` 1:
 rescaling an integer net by ``254 / max|w|`` and rounding again would only move its spikes
 (the digits job's net: the input layer's ``lambda`` 255/2048 changed 4,949 of 24,089 input
 spikes over 20 digits). ``quantize(net, force=True)`` rescales it anyway. :func:`scale_plan` and
@@ -47,6 +48,7 @@ from neurosim.netlist.schema import (
     CUBA, DECAY_UNITY, NETX_DENSE_WITHOUT_NEURON, V_INIT_MAX, VTH_MAX, Flatten, Input, Netlist, Neuron, Population,
     Schedule,
 )
+from neurosim.netlist.validate import ValidationError, register, validate
 
 #: ``scaleExp`` of quantised schedules: scale mantissas of 2**-12.
 SCALE_EXP = 12
@@ -97,6 +99,18 @@ def layer_problems(net: Netlist, i: int) -> list[str]:
 def fit_report(net: Netlist) -> dict[int, list[str]]:
     """``{layer: problems}`` for every layer that does not fit (empty dict: the net fits)."""
     return {i: p for i in range(len(net.layers)) if (p := layer_problems(net, i))}
+
+
+def _check_loihi2(net: Netlist) -> None:
+    """Profile ``loihi2``: every number of the net in Loihi 2's formats (:func:`fit_report` empty)."""
+    report = fit_report(net)
+    if report:
+        i, problems = next(iter(report.items()))
+        raise ValidationError(f"does not fit Loihi 2's number formats: {'; '.join(problems)} (neurosim "
+                              "quantize-loihi2 makes it fit)", i)
+
+
+register("loihi2", _check_loihi2)
 
 
 def _integrates(net: Netlist, i: int) -> bool:
@@ -246,7 +260,9 @@ def quantize(net: Netlist, force: bool = False) -> tuple[Netlist, dict[int, floa
             layers.append(Population(layer.shape, _scaled_neuron(layer.neuron, lam, _integrates(net, i)), projections,
                                      bias, _scaled_schedule(layer.schedule, lam)))
     meta = dict(net.meta, loihi2_quantized={str(k): v for k, v in lams.items()})
-    return Netlist(layers=layers, input_shape=net.input_shape, meta=meta), lams
+    out = Netlist(layers=layers, input_shape=net.input_shape, meta=meta)
+    validate(out, "loihi2")
+    return out, lams
 
 
 def normalized(net: Netlist) -> Netlist:

@@ -28,6 +28,7 @@ from neurosim.loihi2.quantize import layer_problems
 from neurosim.metrics.synops import fanouts, input_fanout
 from neurosim.netlist.netx_compat import NETX_MAX_EXTRA_DELAY
 from neurosim.netlist.schema import Flatten, Input, Netlist, Population
+from neurosim.netlist.validate import validate
 
 #: Synapse kinds Loihi 2 runs with Lava's own synapse processes (pool: Conv with groups = C).
 NATIVE_SYNAPSES = {"dense": "Dense", "conv": "Conv", "pool": "Conv (groups = C)"}
@@ -71,7 +72,9 @@ def _synapses(net: Netlist, i: int) -> int:
 
 def deployment_report(net: Netlist) -> dict[str, Any]:
     """The report as a JSON-ready dict: ``layers`` (one row per neuron layer), ``totals``,
-    ``limits`` (with ``published``/``assumed`` labels) and ``fits`` (number formats)."""
+    ``limits`` (with ``published``/``assumed`` labels) and ``fits`` (number formats), for a net
+    that passes the ``schema`` profile (what does not fit Loihi 2 is listed, not refused)."""
+    validate(net, "schema")
     outs = fanouts(net)
     rows = []
     for i, layer in enumerate(net.layers):

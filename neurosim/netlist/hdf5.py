@@ -1,9 +1,11 @@
 """Read and write netlists as HDF5 files in lava-dl's netx layout (see ``docs/netlist.md``).
 
-Reading validates everything against :mod:`neurosim.netlist.schema` before any array is
-used: types, dtypes, shapes (checked before the data is read, so a small file cannot ask
-for terabytes), finite values, parameter ranges and layer-to-layer shape agreement. A
-problem raises :class:`~neurosim.errors.NetlistError` naming the file, layer and key.
+Reading parses every item (types, dtypes, sizes checked before the data is read, so a small
+file cannot ask for terabytes; finite numbers) and applies the schema's rules
+(:mod:`neurosim.netlist.validate`: parameter ranges, layer-to-layer shape agreement) to each
+layer as it is read; the net it returns has passed the ``schema`` profile. Writing applies the
+same rules first, so that what :func:`save` writes :func:`load` reads. A problem raises
+:class:`~neurosim.errors.NetlistError` naming the file, layer and key.
 Nothing stored in a file is ever executed (JSON metadata is parsed, not evaluated), and
 nothing outside the file is ever opened: soft and external links, external raw storage
 and virtual datasets are refused before they are followed. ``docs/robustness.md`` lists
@@ -25,23 +27,23 @@ import numpy as np
 from neurosim.errors import NetlistError, NeurosimError
 from neurosim.io.atomic import atomic_path
 from neurosim.netlist.schema import (
-    CUBA, DECAY_UNITY, INPUT, MAX_DELAY, MAX_NEURONS, MAX_SYNAPSES, MAX_TIMESTEPS, NETX_DENSE_WITHOUT_NEURON,
-    NEURON_TYPES, RESETS, SCALE_EXP_MAX, V_INIT_MAX, VTH_MAX,
+    CUBA, DECAY_UNITY, INPUT, MAX_DELAY, MAX_LAYERS, MAX_META_BYTES, MAX_NAME_BYTES, MAX_NEURONS, MAX_SYNAPSES,
+    MAX_TIMESTEPS, MAX_TOTAL_VALUES, NETX_DENSE_WITHOUT_NEURON, NEURON_TYPES, RESETS, SCALE_EXP_MAX,
     Flatten, Input, Layer, Netlist, Neuron, Population, Projection, Schedule,
 )
 from neurosim.netlist.synapses import KINDS
+from neurosim.netlist.validate import (
+    META_KEY, ValidationError, check_layer, check_netlist_rules, record, shape_problem, source_problem, validate,
+)
 
 PathLike = Union[str, os.PathLike]
-META_KEY = "neurosim/meta"
 INPUT_SHAPE_KEY = "neurosim/input_shape"
 
-#: Limits on what a file may ask for, on top of the schema's per-layer / per-array limits.
-MAX_LAYERS = 1 << 12                 # layers in one file
-MAX_TOTAL_VALUES = MAX_SYNAPSES      # values in all arrays of one file together (2**28)
-MAX_ABS_VALUE = float((1 << 31) - 1)  # |weight|, |bias|, input weight and bias: fit int32 (netx casts)
-MAX_UNSTORED_VALUES = 1 << 16        # a larger array must store its data, not only a fill value
-MAX_META_BYTES = 1 << 20             # the JSON metadata string
-MAX_NAME_BYTES = 64                  # a layer or neuron type string
+#: Limits of reading, on top of the schema's (:mod:`neurosim.netlist.schema`): a larger array
+#: must store its data, not only a fill value; arrays of at most SMALL_ARRAY values (scalars,
+#: shapes, geometry: bounded by the number of keys) do not count towards the file's total.
+MAX_UNSTORED_VALUES = 1 << 16
+SMALL_ARRAY = 16
 
 #: What h5py raises for files that are corrupt below the level this module checks.
 _H5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, OverflowError,
@@ -53,13 +55,16 @@ _H5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError
 def save(net: Netlist, path: PathLike) -> Path:
     """Write ``net`` to ``path`` atomically (temp file + rename) and return the path.
 
-    An existing file at ``path`` stays untouched unless the whole new file was written.
+    ``net`` must pass the ``schema`` profile (:func:`~neurosim.netlist.validate.validate`), the
+    rules :func:`load` applies: a net that breaks one is refused before anything is written,
+    with one line naming the layer and key. An existing file at ``path`` stays untouched unless
+    the whole new file was written.
     """
     path = Path(path)
     try:
-        meta = json.dumps(net.meta, sort_keys=True, allow_nan=False).encode() if net.meta else None
-    except (TypeError, ValueError) as exc:
-        raise NeurosimError(f"{path}: netlist metadata is not plain JSON ({exc})") from None
+        validate(net, "schema")
+    except ValidationError as exc:
+        raise NeurosimError(f"{path}: not written: {exc.keyed()}") from None
     try:
         with atomic_path(path) as tmp:
             with h5py.File(tmp, "w") as f:
@@ -67,16 +72,26 @@ def save(net: Netlist, path: PathLike) -> Path:
                     _write_layer(f.create_group(f"layer/{i}"), layer)
                 if net.input_shape is not None:
                     f.create_dataset(INPUT_SHAPE_KEY, data=np.asarray(net.input_shape, dtype=np.int64))
-                if meta is not None:
-                    f.create_dataset(META_KEY, data=meta)
+                if net.meta:
+                    write_string(f, META_KEY, json.dumps(net.meta, sort_keys=True, allow_nan=False), "utf-8")
     except (OSError, RuntimeError) as exc:   # disk full (h5py: RuntimeError on close), no permission, ...
         raise NeurosimError(f"{path}: cannot write the netlist ({exc.__class__.__name__}: "
                             f"{_first_line(exc)})") from None
     return path
 
 
+def write_string(g: h5py.Group, key: str, text: str, encoding: str = "ascii", vector: bool = False) -> None:
+    """``text`` as a fixed-length byte string of exactly its length (``S<n>``; ``vector``: shape
+    (1,), as netx stores a layer's ``type``). Names of any length round-trip (lava-dl's own
+    ``'S10'`` cuts ``depthwise_conv`` to ``depthwise_``); stock netx reads it
+    (``layer['type'][0].decode()``, ``neuron['type'][()].decode()``); and reading it never walks a
+    variable-length string's heap (:meth:`_Reader._check_vlen_heap`)."""
+    data = text.encode(encoding)
+    g.create_dataset(key, data=np.array([data] if vector else data, dtype=f"S{max(len(data), 1)}"))
+
+
 def _write_layer(g: h5py.Group, layer: Layer) -> None:
-    g.create_dataset("type", (1,), "S10", [layer.type_name.encode("ascii")])
+    write_string(g, "type", layer.type_name, vector=True)
     g.create_dataset("shape", data=np.asarray(layer.shape, dtype=np.int64))
     if isinstance(layer, Input):
         g.create_dataset("weight", data=np.float32(layer.weight))
@@ -91,7 +106,7 @@ def _write_layer(g: h5py.Group, layer: Layer) -> None:
         first.synapse.write(g)
         for p, proj in enumerate(more, start=1):
             sub = g.create_group(f"projection/{p}")
-            sub.create_dataset("type", (1,), "S10", [proj.synapse.type_name.encode("ascii")])
+            write_string(sub, "type", proj.synapse.type_name, vector=True)
             _write_source(sub, proj.source)
             _write_delay(sub, proj.delay)
             proj.synapse.write(sub)
@@ -119,8 +134,10 @@ def _write_delay(g: h5py.Group, delay: int) -> None:
 
 
 def _write_neuron(g: h5py.Group, neuron: Neuron) -> None:
-    g.create_dataset("type", data=neuron.type_name.encode("ascii"))
-    g.create_dataset("vThMant", data=np.int64(neuron.vThMant))
+    write_string(g, "type", neuron.type_name)
+    # an integer threshold as netx writes it; a fractional one (float mode) as it is
+    g.create_dataset("vThMant", data=np.int64(neuron.vThMant) if float(neuron.vThMant).is_integer()
+                     else np.float64(neuron.vThMant))
     if isinstance(neuron, CUBA):
         g.create_dataset("iDecay", data=np.int64(neuron.iDecay))
         g.create_dataset("vDecay", data=np.int64(neuron.vDecay))
@@ -129,7 +146,7 @@ def _write_neuron(g: h5py.Group, neuron: Neuron) -> None:
     else:
         g.create_dataset("vDecay", data=np.int64(neuron.vDecay))
     if neuron.reset != "hard" or not isinstance(neuron, CUBA):    # netx's own CUBA stays as netx writes it
-        g.create_dataset("reset", data=neuron.reset.encode("ascii"))
+        write_string(g, "reset", neuron.reset)
     if neuron.vInit:
         g.create_dataset("vInit", data=np.float64(neuron.vInit))
 
@@ -201,10 +218,10 @@ class _Reader:
         return ds
 
     def array(self, g: h5py.Group, key: str, layer: Optional[int], *, required: bool = True,
-              ndim: Optional[tuple[int, ...]] = None, max_size: int = MAX_SYNAPSES,
-              integer: bool = False, max_abs: Optional[float] = None,
+              ndim: Optional[tuple[int, ...]] = None, max_size: int = MAX_SYNAPSES, integer: bool = False,
               check_shape: Optional[Callable[[tuple[int, ...]], None]] = None) -> Optional[np.ndarray]:
-        """A numeric array, validated before reading (``check_shape`` gets the declared shape)."""
+        """A numeric array of finite values, its declared form checked before reading
+        (``check_shape`` gets the declared shape); its values are the schema's to check."""
         ds = self.dataset(g, key, layer)
         if ds is None:
             if required:
@@ -223,10 +240,11 @@ class _Reader:
             raise self.error(f"{size} values exceed the limit of {max_size}", layer, key)
         if check_shape is not None:
             check_shape(tuple(ds.shape))
-        if size > self.budget:
-            raise self.error(f"the file's arrays hold more than {MAX_TOTAL_VALUES} values together",
-                             layer, key)
-        self.budget -= size
+        if size > SMALL_ARRAY:
+            if size > self.budget:
+                raise self.error(f"the file's arrays hold more than {MAX_TOTAL_VALUES} values together",
+                                 layer, key)
+            self.budget -= size
         if size > MAX_UNSTORED_VALUES and ds.id.get_storage_size() == 0:
             raise self.error(f"declares {size} values but stores none", layer, key)
         as_float = kind == "f" or (kind == "u" and ds.dtype.itemsize >= 8)
@@ -242,27 +260,23 @@ class _Reader:
             raise self.error("contains NaN or infinite values", layer, key)
         if integer and as_float and not np.array_equal(data, np.round(data)):
             raise self.error("expected integers", layer, key)
-        if max_abs is not None and data.size and np.abs(data).max() > max_abs:
-            raise self.error(f"values up to {np.abs(data).max():g} exceed the limit of {max_abs:g}",
-                             layer, key)
         return data
 
-    def ints(self, g: h5py.Group, key: str, layer: int, n: int, *, default=None,
-             lo: int = 0, hi: int = 1 << 20) -> tuple[int, ...]:
-        """A small integer vector of length ``n`` (a scalar is broadcast), each in [lo, hi]."""
-        data = self.array(g, key, layer, required=default is None, ndim=(0, 1), max_size=16, integer=True)
+    def ints(self, g: h5py.Group, key: str, layer: int, n: int, *, default=None) -> tuple[int, ...]:
+        """A small integer vector of length ``n`` (a scalar is broadcast)."""
+        data = self.array(g, key, layer, required=default is None, ndim=(0, 1), max_size=SMALL_ARRAY,
+                          integer=True)
         if data is None:
             return tuple(default)
         data = np.broadcast_to(data, (n,)) if data.ndim == 0 or data.size == 1 else data
         if data.shape != (n,):
             raise self.error(f"expected {n} values, found shape {data.shape}", layer, key)
-        if data.min() < lo or data.max() > hi:
-            raise self.error(f"values {data.tolist()} outside [{lo}, {hi}]", layer, key)
         return tuple(int(v) for v in data)
 
-    def scalar(self, g: h5py.Group, key: str, layer: Optional[int], *, default=None, lo=None, hi=None,
-               max_abs: Optional[float] = None) -> float:
-        data = self.array(g, key, layer, required=default is None, ndim=(0, 1), max_size=1, max_abs=max_abs)
+    def scalar(self, g: h5py.Group, key: str, layer: Optional[int], *, default=None, lo=None,
+               hi=None) -> float:
+        """One number (``lo``/``hi``: the bounds of a key the schema has no field for)."""
+        data = self.array(g, key, layer, required=default is None, ndim=(0, 1), max_size=1)
         if data is None:
             return default
         value = data.reshape(()).item()
@@ -303,9 +317,15 @@ class _Reader:
     def _check_vlen_heap(self, ds: h5py.Dataset, max_bytes: int, layer: Optional[int], key: str) -> None:
         """Check the global-heap objects a variable-length string points to, before HDF5 reads them.
 
-        libhdf5 (up to 2.0.0 at least) loops forever on a heap collection whose free-space
-        object has size 0 (found by tests/test_fuzz_netlist.py). Its walk over the collection
-        is repeated here, with bounds, and the string's own object must be found in it.
+        Why not through h5py: every h5py read of a variable-length string (``ds[()]``,
+        ``ds.asstr()``, ``ds.id.read``) has libhdf5 load the string's global heap collection
+        (``H5HG__cache_heap_deserialize``), which loops forever on a collection whose free-space
+        object has size 0 (found by tests/test_fuzz_netlist.py; still so with h5py 3.16.0 and
+        HDF5 2.0.0: the read of such a file is killed by a 30 s timeout). The loop is in C, so
+        Python cannot interrupt it, and h5py has no call that reads the heap without it. So the
+        collection's walk is repeated here, with bounds, and the string's own object must be
+        found in it. Files neurosim writes hold fixed-length strings only (:func:`write_string`),
+        which have no heap; this guards variable-length strings other writers store.
         """
         def bad(why: str) -> NetlistError:
             return self.error(f"variable-length string with a corrupt heap ({why})", layer, key)
@@ -371,7 +391,6 @@ class Keys:
         return self.r.get(self.g, self.prefix + key, self.layer) is not None
 
     def array(self, key: str, **kw) -> Optional[np.ndarray]:
-        kw.setdefault("max_abs", MAX_ABS_VALUE)
         return self.r.array(self.g, self.prefix + key, self.layer, **kw)
 
     def ints(self, key: str, n: int, **kw) -> tuple[int, ...]:
@@ -432,31 +451,34 @@ def _read(r: _Reader) -> Netlist:
     for i in range(offset, len(names)):
         g = r.group(root, str(i), i, name_key=False)
         net.layers.append(_read_layer(r, g, i, net, offset))
+        try:
+            check_layer(net, i - offset)      # the schema's rules, in file order
+        except ValidationError as exc:
+            raise r.error(exc.reason, i, exc.key) from None
     r.where = (None, None)
     if net.has_input_layer:
         net.input_shape = None
     try:
-        net.check()
-    except NeurosimError as exc:
-        raise r.error(str(exc)) from None
+        check_netlist_rules(net)
+    except ValidationError as exc:
+        raise r.error(exc.reason, key=exc.key) from None
+    record(net, "schema")
     return net
 
 
 def _read_source(r: _Reader, g: h5py.Group, i: int, net: Netlist, key: str, offset: int) -> int:
     """The source of a projection or flatten (``key``; absent: the layer before) as a netlist
-    index (file index ``i`` is layer ``i - offset``; the shape-only input layer is ``INPUT``)."""
+    index (file index ``i`` is layer ``i - offset``; the shape-only input layer is ``INPUT``),
+    checked at once (:func:`~neurosim.netlist.validate.source_problem`): its shape is read on."""
     if r.get(g, key, i) is None:
-        src = i - 1 - offset if i > offset else INPUT
-    else:
-        value = r.scalar(g, key, i, lo=INPUT, hi=MAX_LAYERS)
-        if not float(value).is_integer():
-            raise r.error(f"expected a layer index, found {value}", i, key)
-        if int(value) >= i:
-            raise r.error(f"source {int(value)} is not an earlier layer (0..{i - 1}); sources must precede "
-                          "their target (no cycles)", i, key)
-        src = max(int(value) - offset, INPUT)
-    if src == INPUT and net.has_input_layer:
-        raise r.error(f"source {INPUT} (spike input) in a net with an 'input' layer", i, key)
+        return i - 1 - offset if i > offset else INPUT
+    value = r.scalar(g, key, i, lo=INPUT)
+    if not float(value).is_integer():
+        raise r.error(f"expected a layer index, found {value}", i, key)
+    src = max(int(value) - offset, INPUT)
+    why = source_problem(net, i - offset, src)
+    if why:
+        raise r.error(why, i, key)
     return src
 
 
@@ -465,7 +487,8 @@ def _no_constant(name: str) -> None:
 
 
 def _read_meta(r: _Reader) -> dict[str, Any]:
-    """The optional JSON metadata: parsed (never evaluated), its known keys type-checked."""
+    """The optional JSON metadata: parsed (never evaluated); its known keys are the schema's
+    (:func:`~neurosim.netlist.validate.meta_problem`)."""
     if r.get(r.f, META_KEY, None) is None:
         return {}
     text = r.string(r.f, META_KEY, None, max_bytes=MAX_META_BYTES, encoding="utf-8")
@@ -475,19 +498,6 @@ def _read_meta(r: _Reader) -> dict[str, Any]:
         raise r.error(f"metadata is not JSON ({_first_line(exc)})", key=META_KEY) from None
     if not isinstance(meta, dict):
         raise r.error("metadata must be a JSON object", key=META_KEY)
-    ds = meta.get("dataset")
-    if ds is not None and not isinstance(ds, str):
-        raise r.error(f"metadata 'dataset' must be a name, found {ds!r:.80}", key=META_KEY)
-    steps = meta.get("timesteps")
-    if steps is not None and (type(steps) is not int or not 1 <= steps <= MAX_TIMESTEPS):
-        raise r.error(f"metadata 'timesteps' must be a whole number in [1, {MAX_TIMESTEPS}], "
-                      f"found {steps!r:.80}", key=META_KEY)
-    macs = meta.get("ann_macs")
-    if macs is not None and (type(macs) is not int or macs < 0):
-        raise r.error(f"metadata 'ann_macs' must be a whole number >= 0, found {macs!r:.80}", key=META_KEY)
-    acc = meta.get("ann_accuracy")
-    if acc is not None and (type(acc) not in (int, float) or not 0 <= acc <= 1):
-        raise r.error(f"metadata 'ann_accuracy' must be a number in [0, 1], found {acc!r:.80}", key=META_KEY)
     return meta
 
 
@@ -535,41 +545,41 @@ def _fold_weight_exp(r: _Reader, g: h5py.Group, i: int, pop: Population) -> Popu
 
 
 def _shape(r: _Reader, g: h5py.Group, key: str, i: Optional[int]) -> tuple[int, ...]:
-    shape = r.array(g, key, i, ndim=(1,), max_size=3, integer=True)
-    if shape.size not in (1, 3) or shape.min() < 1:
-        raise r.error(f"expected (N,) or (C, H, W) with positive sizes, found {shape.tolist()}", i, key)
-    shape = tuple(int(v) for v in shape)
-    if math.prod(shape) > MAX_NEURONS:
-        raise r.error(f"{math.prod(shape)} neurons exceed the limit of {MAX_NEURONS}", i, key)
+    """A shape, checked at once (:func:`~neurosim.netlist.validate.shape_problem`): arrays of
+    its size are made from it."""
+    shape = tuple(int(v) for v in r.array(g, key, i, ndim=(1,), max_size=3, integer=True))
+    why = shape_problem(shape)
+    if why:
+        raise r.error(why, i, key)
     return shape
 
 
 def _read_neuron(r: _Reader, g: h5py.Group, i: int) -> Neuron:
+    """The neuron group: type and reset names, numbers (their ranges are the schema's)."""
     if r.group(g, "neuron", i) is None:
         raise r.error("missing (layers without neurons are not supported)", i, "neuron")
     kind = r.string(g, "neuron/type", i)
     if kind not in NEURON_TYPES:
         raise r.error(f"unknown neuron type '{kind}' (known: {', '.join(sorted(NEURON_TYPES))})",
                       i, "neuron/type")
-    vth = r.scalar(g, "neuron/vThMant", i, lo=0, hi=VTH_MAX + 1)   # netx itself writes 2**17
-    vdecay = r.scalar(g, "neuron/vDecay", i, default=0, lo=0, hi=DECAY_UNITY)
+    vth = r.scalar(g, "neuron/vThMant", i)
+    vdecay = r.scalar(g, "neuron/vDecay", i, default=0)
     cls = NEURON_TYPES[kind]
     reset = cls.default_reset
     if r.get(g, "neuron/reset", i) is not None:
         reset = r.string(g, "neuron/reset", i).strip().lower()
         if reset not in RESETS:
             raise r.error(f"unknown reset '{reset}' (known: {', '.join(RESETS)})", i, "neuron/reset")
-    v_init = _num(r.scalar(g, "neuron/vInit", i, default=0, max_abs=V_INIT_MAX))
+    v_init = _num(r.scalar(g, "neuron/vInit", i, default=0))
     if cls is not CUBA:
-        return cls(vThMant=_num(vth), vDecay=_int(r, vdecay, i, "neuron/vDecay"), reset=reset, vInit=v_init)
+        return cls(vThMant=_num(vth), vDecay=_num(vdecay), reset=reset, vInit=v_init)
     graded = r.scalar(g, "neuron/gradedSpike", i, default=0)
     if graded:
         raise r.error("graded spikes are not supported", i, "neuron/gradedSpike")
-    idecay = r.scalar(g, "neuron/iDecay", i, default=DECAY_UNITY, lo=0, hi=DECAY_UNITY)
-    ref = r.scalar(g, "neuron/refDelay", i, default=1, lo=0, hi=1 << 16)
-    return CUBA(vThMant=_num(vth), iDecay=_int(r, idecay, i, "neuron/iDecay"),
-                vDecay=_int(r, vdecay, i, "neuron/vDecay"), refDelay=_int(r, ref, i, "neuron/refDelay"),
-                reset=reset, vInit=v_init)
+    idecay = r.scalar(g, "neuron/iDecay", i, default=DECAY_UNITY)
+    ref = r.scalar(g, "neuron/refDelay", i, default=1)
+    return CUBA(vThMant=_num(vth), iDecay=_num(idecay), vDecay=_num(vdecay), refDelay=_num(ref), reset=reset,
+                vInit=v_init)
 
 
 def _num(x: float):
@@ -591,28 +601,22 @@ def _read_layer(r: _Reader, g: h5py.Group, i: int, net: Netlist, offset: int) ->
     if kind in ("dense", "flatten") and len(shape) == 3 and sorted(shape)[:2] == [1, 1]:
         shape = (math.prod(shape),)   # SLAYER writes (N, 1, 1) / (1, 1, N) for vectors
     if kind == "input":
-        if i > 0:
-            raise r.error("an 'input' layer may only be layer 0", i, "type")
-        return Input(shape=shape, neuron=_read_neuron(r, g, i),
-                     weight=r.scalar(g, "weight", i, default=1.0, max_abs=MAX_ABS_VALUE),
-                     bias=r.scalar(g, "bias", i, default=0.0, max_abs=MAX_ABS_VALUE))
+        return Input(shape=shape, neuron=_read_neuron(r, g, i), weight=r.scalar(g, "weight", i, default=1.0),
+                     bias=r.scalar(g, "bias", i, default=0.0))
     key = "source"
     src = _read_source(r, g, i, net, key, offset)
     stored_source = None if r.get(g, key, i) is None else src
     if src == INPUT and net.input_shape is None:
         net.input_shape = _infer_input_shape(r, g, i, kind)
-    in_shape = net.shape_of(src)
     if kind == "flatten":
-        n = math.prod(in_shape)
-        if shape != (n,):
-            raise r.error(f"flatten of {in_shape} gives ({n},), found {shape}", i, "shape")
         return Flatten(shape=shape, source=stored_source)
-    projections = [Projection(_read_synapse(r, g, i, kind, in_shape, shape, ""), stored_source,
+    in_shape = net.shape_of(src)
+    projections = [Projection(KINDS[kind].read(Keys(r, g, i), in_shape, shape), stored_source,
                               _read_delay(r, g, i, ""))]
     extra = r.group(g, "projection", i)
     if extra is not None:
         subs = list(extra.keys())
-        if len(subs) > MAX_LAYERS or sorted(subs, key=lambda s: (len(s), s)) != [str(p) for p in range(1, len(subs) + 1)]:
+        if len(subs) >= MAX_LAYERS or sorted(subs, key=lambda s: (len(s), s)) != [str(p) for p in range(1, len(subs) + 1)]:
             raise r.error(f"projections must be named 1..{len(subs)}, found {sorted(subs)[:10]}", i, "projection")
         for p in range(1, len(subs) + 1):
             prefix = f"projection/{p}/"
@@ -622,15 +626,14 @@ def _read_layer(r: _Reader, g: h5py.Group, i: int, net: Netlist, offset: int) ->
             psrc = _read_source(r, g, i, net, prefix + "source", offset)
             if psrc == INPUT and net.input_shape is None:
                 raise r.error("a projection from the spike input needs '/neurosim/input_shape'", i, prefix + "source")
-            syn = _read_synapse(r, g, i, pkind, net.shape_of(psrc), shape, prefix)
+            syn = KINDS[pkind].read(Keys(r, g, i, prefix), net.shape_of(psrc), shape)
             projections.append(Projection(syn, None if r.get(g, prefix + "source", i) is None else psrc,
                                           _read_delay(r, g, i, prefix)))
-    channels = shape[0]
-    bias = _read_bias(r, g, i, channels)
+    bias = _read_bias(r, g, i, shape[0])
     neuron = (_read_neuron(r, g, i) if kind != "dense" or r.get(g, "neuron", i) is not None
               else NETX_DENSE_WITHOUT_NEURON)
     return _fold_weight_exp(r, g, i, Population(shape=shape, neuron=neuron, projections=projections, bias=bias,
-                                                schedule=_read_schedule(r, g, i, channels)))
+                                                schedule=_read_schedule(r, g, i)))
 
 
 def _read_delay(r: _Reader, g: h5py.Group, i: int, prefix: str) -> int:
@@ -659,37 +662,12 @@ def _infer_input_shape(r: _Reader, g: h5py.Group, i: int, kind: str) -> tuple[in
     return (int(ds.shape[1]),)
 
 
-def _read_synapse(r: _Reader, g: h5py.Group, i: int, kind: str, in_shape: tuple[int, ...],
-                  shape: tuple[int, ...], prefix: str):
-    keys = Keys(r, g, i, prefix)
-    syn = KINDS[kind].read(keys, in_shape, shape)
-    try:
-        out = tuple(syn.out_shape(in_shape))
-    except ValueError as exc:
-        raise keys.error(str(exc), "weight") from None
-    if out != tuple(shape):
-        raise keys.error(f"{kind} of {tuple(in_shape)} gives {out}, found {tuple(shape)}", "shape")
-    return syn
-
-
-def _read_schedule(r: _Reader, g: h5py.Group, i: int, channels: int) -> Optional[Schedule]:
+def _read_schedule(r: _Reader, g: h5py.Group, i: int) -> Optional[Schedule]:
     if r.group(g, "schedule", i) is None:
         return None
-
-    def check(key: str):
-        def f(s: tuple[int, ...]) -> None:
-            if len(s) != 2 or s[1] != channels or s[0] > MAX_TIMESTEPS:
-                raise r.error(f"expected (steps <= {MAX_TIMESTEPS}, {channels}), found {s}", i, key)
-        return f
-
-    scale = r.array(g, "schedule/scale", i, required=False, ndim=(2,), max_abs=MAX_ABS_VALUE,
-                    check_shape=check("schedule/scale"))
-    bias = r.array(g, "schedule/bias", i, required=False, ndim=(2,), max_abs=MAX_ABS_VALUE,
-                   check_shape=check("schedule/bias"))
-    if scale is None and bias is None:
-        raise r.error("holds neither 'scale' nor 'bias'", i, "schedule")
-    exp = r.scalar(g, "schedule/scaleExp", i, default=0, lo=0, hi=SCALE_EXP_MAX)
-    return Schedule(scale=scale, bias=bias, scale_exp=_int(r, exp, i, "schedule/scaleExp"))
+    return Schedule(scale=r.array(g, "schedule/scale", i, required=False),
+                    bias=r.array(g, "schedule/bias", i, required=False),
+                    scale_exp=_num(r.scalar(g, "schedule/scaleExp", i, default=0)))
 
 
 def _read_bias(r: _Reader, g: h5py.Group, i: int, n: int) -> Optional[np.ndarray]:
@@ -697,8 +675,7 @@ def _read_bias(r: _Reader, g: h5py.Group, i: int, n: int) -> Optional[np.ndarray
         if s not in ((), (1,), (n,)):
             raise r.error(f"expected ({n},) values, found {s}", i, "bias")
 
-    bias = r.array(g, "bias", i, required=False, ndim=(0, 1), max_size=MAX_NEURONS, max_abs=MAX_ABS_VALUE,
-                   check_shape=check)
+    bias = r.array(g, "bias", i, required=False, ndim=(0, 1), max_size=MAX_NEURONS, check_shape=check)
     if bias is None:
         return None
     if bias.size == 1:

@@ -5,12 +5,13 @@ layer before, through a ``dense`` or ``conv`` synapse, into Lava ``LIF`` neurons
 reset, ``v = 0`` at the start, one constant bias ``bias_mant`` per channel), with ``flatten``
 between a conv and a dense layer. It ignores keys it does not know, so a neurosim v2 file with a
 soft reset, a schedule or a join would *load* in netx and mean something else. This module
-checks a netlist against that subset and writes it with no v2 key at all:
+checks a netlist against that subset (the validation profile ``netx``, on top of ``schema``:
+:mod:`neurosim.netlist.validate`) and writes it with no v2 key at all:
 
 - a population passes when it has one projection from the layer before, of kind ``dense`` or
   ``conv`` (Lava's geometry limits), integer weights and biases (netx casts with
-  ``astype(int)``), no schedule, and a neuron netx builds: ``CUBA`` with hard reset and
-  ``vInit = 0``, or ``RMP`` with hard reset and ``vInit = 0``, which is the same step with
+  ``astype(int)``), no schedule, and a neuron netx builds: ``CUBA`` with hard reset,
+  ``vInit = 0`` and an integer threshold, or ``RMP`` with the same, which is the CUBA step with
   ``iDecay = 4096`` (``u[t] = a[t]``) and is written as that CUBA neuron::
 
       RMP(vThMant, vDecay, hard)  ==  CUBA(vThMant, iDecay=4096, vDecay, hard)
@@ -58,6 +59,7 @@ from neurosim.netlist.schema import (
 from neurosim.netlist.synapses import Conv, Dense, Identity, Pool
 from neurosim.netlist.synapses.base import KindTable
 from neurosim.netlist.synapses.conv import check_lava_geometry
+from neurosim.netlist.validate import register, validate
 
 
 def _conv_geometry(syn: Conv) -> Optional[str]:
@@ -102,7 +104,7 @@ def _neuron_refusal(neuron: Neuron) -> Optional[tuple[str, str]]:
                 "which resets to 0", "reset")
     if neuron.vInit != 0:
         return f"initial voltage vInit = {neuron.vInit:g}; netx starts every neuron at v = 0", "vinit"
-    return None
+    return _integers("threshold", neuron.vThMant)
 
 
 def _integers(name: str, a) -> Optional[tuple[str, str]]:
@@ -205,6 +207,8 @@ def convert_options(net: Netlist) -> list[str]:
             causes.append("readout" if i == net.output_layer and not isinstance(layer, Input) else "reset")
         if n.vInit != 0:
             causes.append("vinit")
+        if _integers("threshold", n.vThMant):
+            causes.append("fixed")
         if isinstance(layer, Population):
             if layer.schedule is not None:
                 causes.append("onset")
@@ -246,10 +250,9 @@ def _netx_layer(layer: Layer) -> Layer:
                       layer.bias)
 
 
-def to_netx(net: Netlist, name: str = "netlist") -> Netlist:
-    """``net`` as a netx chain (see the module docstring), or :class:`NeurosimError` naming the
-    first layer netx cannot express and why (and how many more there are)."""
-    net.check()
+def _check_netx(net: Netlist) -> None:
+    """Profile ``netx``: every layer is one netx builds with the same meaning (module docstring);
+    the refusal names the first layer that is not and why, and how many more there are."""
     problems = [(i, why) for i in range(len(net.layers)) if (why := layer_refusal(net, i))]
     if problems:
         i, why = problems[0]
@@ -259,7 +262,19 @@ def to_netx(net: Netlist, name: str = "netlist") -> Netlist:
             flags = [cli[len(_FLAG) - 2:] for _, cli in options if cli.startswith(_FLAG)]
             more += "; the whole net needs " + ", ".join(kw for kw, _ in options) + \
                 (f" (neurosim convert {' '.join(flags)})" if flags else "")
-        raise NeurosimError(f"{name}: not netx-compatible: layer {i} ({net.layers[i].type_name}): {why}{more}")
+        raise NeurosimError(f"not netx-compatible: layer {i} ({net.layers[i].type_name}): {why}{more}")
+
+
+register("netx", _check_netx)
+
+
+def to_netx(net: Netlist, name: str = "netlist") -> Netlist:
+    """``net`` as a netx chain (see the module docstring), or :class:`NeurosimError` (naming
+    ``name``) for a net that fails the profile ``netx``."""
+    try:
+        validate(net, "netx")
+    except NeurosimError as exc:
+        raise NeurosimError(f"{name}: {exc}") from None
     layers = [_netx_layer(l) for k, l in enumerate(net.layers)
               if not (isinstance(l, Flatten) and len(net.in_shape(k)) == 1)]
     return Netlist(layers=layers, input_shape=net.input_shape, meta=dict(net.meta))
@@ -275,13 +290,13 @@ def save_netx(net: Netlist, path: Union[str, os.PathLike], name: str = "netlist"
             offset = 0
             if not chain.has_input_layer:       # SLAYER's neuron-less Input block: the spike input's shape
                 g = f.create_group("layer/0")
-                g.create_dataset("type", (1,), "S10", [b"input"])
+                hdf5.write_string(g, "type", "input", vector=True)
                 g.create_dataset("shape", data=np.asarray(chain.input_shape, dtype=np.int64))
                 offset = 1
             for i, layer in enumerate(chain.layers):
                 hdf5._write_layer(f.create_group(f"layer/{i + offset}"), layer)
             if chain.meta:
-                f.create_dataset(hdf5.META_KEY, data=json.dumps(chain.meta, sort_keys=True, allow_nan=False).encode())
+                hdf5.write_string(f, hdf5.META_KEY, json.dumps(chain.meta, sort_keys=True, allow_nan=False), "utf-8")
     except (OSError, RuntimeError, TypeError, ValueError) as exc:
         raise NeurosimError(f"{path}: cannot write the netx file ({exc.__class__.__name__}: {exc})") from None
     return path

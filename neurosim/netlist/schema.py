@@ -51,7 +51,6 @@ reaches its projections like a layer's spikes (source ``INPUT = -1``).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional, Union
 
@@ -73,9 +72,22 @@ BIAS_MANT_BITS = 13        # bias mantissa is signed 13-bit
 #: Largest schedule exponent: ``scale`` mantissas are fractions of ``2**scaleExp``.
 SCALE_EXP_MAX = 24
 
-#: Upper bound on neurons per layer and synapses per layer accepted from a file.
+#: Limits of a netlist (the rules of :mod:`neurosim.netlist.validate`; a file asks for no more):
+#: neurons per layer, values per array (a layer's synapses), layers (and projections per layer),
+#: values in all arrays of a net together.
 MAX_NEURONS = 1 << 24
 MAX_SYNAPSES = 1 << 28
+MAX_LAYERS = 1 << 12
+MAX_TOTAL_VALUES = MAX_SYNAPSES
+#: |weight|, |bias|, |schedule| and the input layer's weight and bias: the largest float32 that fits
+#: int32 (netx casts weights and biases to int), 2**31 - 128, so a float64 within it stays within it
+#: when written as float32.
+MAX_ABS_VALUE = float(np.float32((1 << 31) - 128))
+#: Largest CUBA ``refDelay`` (stored for netx, not applied).
+REF_DELAY_MAX = 1 << 16
+#: Longest layer or synapse type name (ASCII) and metadata (JSON bytes).
+MAX_NAME_BYTES = 64
+MAX_META_BYTES = 1 << 20
 #: Upper bound on time steps per sample (netlist metadata 'timesteps', the command line's --steps):
 #: far beyond RMP-SNN's 512 and BNTT's 25; a typo is an error, not hours of simulation.
 MAX_TIMESTEPS = 1 << 16
@@ -338,66 +350,12 @@ class Netlist:
                 if self.resolve(self.source_of(i, proj.source)) == j]
 
     def check(self) -> None:
-        """Refuse a graph the executors cannot run, naming the layer: unknown or later
-        sources (cycles), shape mismatches, misplaced input layers, bad schedules."""
-        if not self.layers:
-            raise NeurosimError("the netlist has no layers")
-        if not self.has_input_layer and self.input_shape is None:
-            raise NeurosimError("a netlist without an 'input' layer needs input_shape (spike input)")
-        for i, layer in enumerate(self.layers):
-            if not isinstance(layer, Flatten) and not abs(layer.neuron.vInit) <= V_INIT_MAX:
-                raise NeurosimError(f"layer {i}: neuron vInit {layer.neuron.vInit} outside +-{V_INIT_MAX}")
-            if isinstance(layer, Input):
-                if i > 0:
-                    raise NeurosimError(f"layer {i}: an 'input' layer may only be layer 0")
-                continue
-            srcs = ([layer.source] if isinstance(layer, Flatten)
-                    else [p.source for p in layer.projections])
-            if isinstance(layer, Population) and not layer.projections:
-                raise NeurosimError(f"layer {i}: a population needs at least one projection")
-            for p, s in enumerate(srcs):
-                src = self.source_of(i, s)
-                what = f"layer {i}" + (f" projection {p}" if isinstance(layer, Population) else "")
-                if src == INPUT:
-                    if self.has_input_layer:
-                        raise NeurosimError(f"{what}: source {INPUT} (spike input) in a net with an "
-                                            "'input' layer; take layer 0 instead")
-                elif not 0 <= src < i:
-                    raise NeurosimError(f"{what}: source {src} is not an earlier layer (0..{i - 1}); "
-                                        "sources must precede their target (no cycles)")
-            if isinstance(layer, Flatten):
-                n = math.prod(self.in_shape(i))
-                if tuple(layer.shape) != (n,):
-                    raise NeurosimError(f"layer {i}: flatten of {self.in_shape(i)} gives ({n},), "
-                                        f"found {tuple(layer.shape)}")
-                continue
-            for p, proj in enumerate(layer.projections):
-                if not (isinstance(proj.delay, (int, np.integer)) and 1 <= proj.delay <= MAX_DELAY):
-                    raise NeurosimError(f"layer {i} projection {p}: delay must be an integer in "
-                                        f"1..{MAX_DELAY} (steps), got {proj.delay!r}")
-                try:
-                    out = tuple(proj.synapse.out_shape(self.in_shape(i, p)))
-                except ValueError as exc:
-                    raise NeurosimError(f"layer {i} projection {p}: {exc}") from None
-                if out != tuple(layer.shape):
-                    raise NeurosimError(f"layer {i} projection {p}: {proj.synapse.type_name} of "
-                                        f"{self.in_shape(i, p)} gives {out}, the layer's shape is "
-                                        f"{tuple(layer.shape)}")
-            c = layer.channels
-            if layer.bias is not None and np.shape(layer.bias) != (c,):
-                raise NeurosimError(f"layer {i}: bias has shape {np.shape(layer.bias)}, expected ({c},)")
-            sch = layer.schedule
-            if sch is not None:
-                if sch.scale is None and sch.bias is None:
-                    raise NeurosimError(f"layer {i}: a schedule needs a scale or a bias")
-                for key in ("scale", "bias"):
-                    a = getattr(sch, key)
-                    if a is not None and (a.ndim != 2 or a.shape[1] != c or len(a) < 1):
-                        raise NeurosimError(f"layer {i}: schedule {key} has shape {a.shape}, "
-                                            f"expected (steps, {c})")
-                if not 0 <= int(sch.scale_exp) <= SCALE_EXP_MAX:
-                    raise NeurosimError(f"layer {i}: schedule scaleExp {sch.scale_exp} outside "
-                                        f"[0, {SCALE_EXP_MAX}]")
+        """Refuse a netlist that breaks a rule of the schema (sources that are not earlier layers,
+        shape mismatches, parameters out of range, ...), naming the layer and key: the ``schema``
+        profile of :func:`neurosim.netlist.validate.validate` (not run again for a net that passed)."""
+        from neurosim.netlist.validate import validate
+
+        validate(self, "schema")
 
     # ------------------------------------------------------------------ samples
 
@@ -438,25 +396,3 @@ class Netlist:
     def output_layer(self) -> int:
         return self.neuron_layers[-1]
 
-
-def check_fixed_point(net: Netlist) -> None:
-    """Refuse a netlist that the ``fixed`` mode cannot run exactly (non-integer mantissas): the
-    rule of every fixed-point executor (the simulator, Lava)."""
-    for i, layer in enumerate(net.layers):
-        if isinstance(layer, Flatten):
-            continue
-        items = {"neuron/vThMant": layer.neuron.vThMant, "neuron/vInit": layer.neuron.vInit}
-        if isinstance(layer, Population):
-            for p, proj in enumerate(layer.projections):
-                prefix = "" if p == 0 else f"projection/{p}/"
-                items.update({prefix + k: v for k, v in proj.synapse.arrays().items()})
-            if layer.bias is not None:
-                items["bias"] = layer.bias
-            if layer.schedule is not None:
-                items.update({f"schedule/{k}": getattr(layer.schedule, k) for k in ("scale", "bias")
-                              if getattr(layer.schedule, k) is not None})
-        for key, value in items.items():
-            arr = np.asarray(value, dtype=np.float64)
-            if not np.array_equal(arr, np.round(arr)):
-                raise NeurosimError(f"layer {i}: key '{key}': fixed-point mode needs integer "
-                                    "mantissas; run this netlist with mode 'float'")

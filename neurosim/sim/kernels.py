@@ -157,6 +157,60 @@ def _dense_events(s, wt, out, lo, hi):
 
 dense_events = _compile(_dense_events)
 
+
+def _conv_events(s, wf, pad_y, pad_x, out, lo, hi):
+    """Event-driven 2-D convolution with stride 1, dilation 1 and one group, on images ``lo:hi``.
+
+    ``s`` (M, C, H, W) float32 spikes (0/1); ``wf`` (C, KH, KW * O) the kernel flipped in both
+    axes with the output channel last, ``wf[c, i, j * O + o] = weight[o, c, KH-1-i, KW-1-j]``;
+    ``out`` (M, O, OH, OW) written, ``OH = H + 2 pad_y - KH + 1`` (likewise OW), ``pad_y < KH``
+    and ``pad_x < KW``. The output (oy, ox) of tap (i, j) of an input (y, x) lies at
+    ``(y + i, x + j) - (KH-1-pad_y, KW-1-pad_x)``, so in an accumulator of
+    (H + KH - 1, W + KW - 1, O), channels last, a spike adds each row ``wf[c, i]`` to one
+    contiguous run of KW x O values, and the image's outputs are the (OH, OW) window at
+    (KH-1-pad_y, KW-1-pad_x), copied into ``out`` channels first. The spikes of an image are
+    listed first, without branches (a branch per input mispredicts at every spike), then added.
+    The cost is about ``spikes x KH x KW x O`` additions plus a few passes over an image (list
+    its spikes, clear and read the accumulator) instead of ``OH x OW x O x C x KH x KW``
+    multiply-adds.
+    """
+    m, c_in, h, w = s.shape
+    kh, span = wf.shape[1], wf.shape[2]
+    o_all, oh, ow = out.shape[1], out.shape[2], out.shape[3]
+    wa = w + span // o_all - 1                  # accumulator columns
+    r0, c0 = kh - 1 - pad_y, span // o_all - 1 - pad_x
+    row_step = wa * o_all
+    acc = np.empty((h + kh - 1) * row_step, np.float32)
+    at = np.empty(c_in * h * w + 1, np.int64)   # per spike: its run's start in the accumulator
+    chan = np.empty(c_in * h * w + 1, np.int64)     # and its channel
+    for b in range(lo, hi):
+        n = 0
+        for c in range(c_in):
+            for y in range(h):
+                row = s[b, c, y]
+                for x in range(w):
+                    at[n] = (y * wa + x) * o_all
+                    chan[n] = c
+                    n += row[x] != 0
+        acc[:] = 0
+        for q in range(n):
+            wc = wf[chan[q]]
+            for i in range(kh):
+                run = acc[at[q] + i * row_step:]
+                wi = wc[i]
+                for k in range(span):
+                    run[k] += wi[k]
+        ob = out[b]
+        for oy in range(oh):
+            a0 = ((oy + r0) * wa + c0) * o_all
+            for o in range(o_all):
+                dst = ob[o, oy]
+                for ox in range(ow):
+                    dst[ox] = acc[a0 + ox * o_all + o]
+
+
+conv_events = _compile(_conv_events)
+
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 
@@ -169,8 +223,12 @@ def _forget_pool() -> None:
 os.register_at_fork(after_in_child=_forget_pool)
 
 
+#: The machine's CPUs: ``os.cpu_count()`` reads sysfs (7-30 us measured), too slow for every kernel call.
+_CPUS = os.cpu_count() or 1
+
+
 def _threads() -> int:
-    return max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+    return max(1, min(torch.get_num_threads(), _CPUS))
 
 
 def parallel(kernel: Callable, args: tuple, m: int, work: int, align: int = 1) -> None:

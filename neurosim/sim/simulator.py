@@ -27,9 +27,8 @@ from tqdm.auto import tqdm
 
 from neurosim.dynamics.lif import scale_fixed, scale_float, to_state
 from neurosim.errors import NeurosimError
-from neurosim.netlist.schema import (  # noqa: F401  (check_fixed_point re-exported)
-    DECAY_UNITY, INPUT, Flatten, Input, Netlist, Population, check_fixed_point,
-)
+from neurosim.netlist.schema import DECAY_UNITY, INPUT, Flatten, Input, Netlist, Population
+from neurosim.netlist.validate import validate
 from neurosim.progress import shown
 from neurosim.metrics.synops import event_synops, fanouts, input_fanout
 from neurosim.sim import kernels
@@ -313,10 +312,8 @@ class Simulator:
     def __init__(self, net: Netlist, mode: str = "fixed", workspace_bytes: int = WORKSPACE_BYTES) -> None:
         if mode not in MODES:
             raise NeurosimError(f"mode must be one of {MODES}, got '{mode}'")
-        net.check()
         self.net, self.mode, self.fixed = net, mode, mode == "fixed"
-        if self.fixed:
-            check_fixed_point(net)
+        validate(net, "fixed" if self.fixed else "schema")      # 'fixed' needs 'schema' too
         self.workspace_bytes = workspace_bytes
         self._ws: Optional[_Workspace] = None
         #: the kernels' ``v_trace`` argument with no rows (no voltage trace is kept)
@@ -332,6 +329,8 @@ class Simulator:
         #: neuron layer (or INPUT) -> the steps of its spikes kept before a window (largest delay)
         self.history: dict[int, int] = {}
         self.pops: list[Optional[_Population]] = []
+        #: per layer: the dtype its projections' currents are summed in (:meth:`_current`)
+        self.join_dtypes: list[torch.dtype] = []
         for i, layer in enumerate(net.layers):
             syns, srcs, delays = [], [], []
             if isinstance(layer, Population):
@@ -344,6 +343,10 @@ class Simulator:
                     self.history[srcs[-1]] = max(self.history.get(srcs[-1], 1), delays[-1])
             self.synapses.append(syns)
             self.sources.append(srcs)
+            # float32 currents (integers) add exactly while the sum of the bounds stays below 2**24
+            narrow = (all(s.dtype == torch.float32 and not s.weight_exp and not s.wraps for s in syns)
+                      and sum(s.bound for s in syns) < _F32_EXACT)
+            self.join_dtypes.append(torch.float32 if narrow else torch.int64 if self.fixed else torch.float64)
             self.delays.append(delays)
             self.pops.append(None if isinstance(layer, Flatten) else
                              _Population(layer, self.fixed, sum(syn.bound for syn in syns)))
@@ -576,6 +579,6 @@ class Simulator:
             part = syn(syn_in, count, None if st.a is None else st.a[:w * m])
             if len(syns) == 1:
                 return part.reshape(w, m).numpy()
-            part = part.to(torch.int64 if self.fixed else torch.float64)
+            part = part.to(self.join_dtypes[i])      # a fresh tensor (no ``out`` with several projections)
             total = part if total is None else total.add_(part)
         return total.reshape(w, m).numpy()

@@ -6,9 +6,11 @@ fixed-point weights (:meth:`~neurosim.netlist.synapses.base.SynapseKind.fixed_we
 Loihi's 8-bit dense mantissas with an exponent), the shift by that exponent, and the kind's
 wrap of the sum (signed 24 bits for Lava's Conv).
 Spikes are 0/1, so a float64 sum of integer weights is exact (below 2**53), and so is a
-float32 sum while every row of ``|w|`` sums to less than 2**24 (then float32 is used, and a
-sparse input of a kind with ``events`` takes the event-driven path of
-:func:`neurosim.sim.kernels.dense_events`: the same integers, summed in another order).
+float32 sum while every row of ``|w|`` sums to less than 2**24, in any order, since every
+partial sum of an output is a sum of some of its row's terms: then float32 is used, and a
+sparse input takes an event-driven path where there is one: that of
+:func:`neurosim.sim.kernels.dense_events` for a kind with ``events``, the map's
+(:meth:`~neurosim.sim.synapse_maps.SynapseMap.event_linear`, e.g. a stride-1 conv) otherwise.
 
 A kind whose map is a sum pool followed by a smaller map (a conv with a folded average pool:
 :meth:`~neurosim.sim.synapse_maps.SynapseMap.pool_split`) is computed that way: the same
@@ -65,12 +67,16 @@ class Synapse:
         bits = kind.wrap_bits if fixed else None
         self.wraps = bits is not None and self.bound >= 2 ** (bits - 1)
         self.wrap_bits = bits
-        #: whether ``__call__`` writes into an ``out`` buffer (kinds with events; torch's conv cannot)
-        self.fills_out = kind.events
         #: (in, out) weights for the event-driven path: exact float32 only, because it sums in
         #: another order than the GEMM
         self.weight_t = (np.ascontiguousarray(self.weight.numpy().T) if kind.events
                          and self.dtype == torch.float32 and len(w) >= EVENT_MIN_OUTPUTS else None)
+        #: the map's weights for its event-driven path (exact float32 only, as above), or None
+        self.event_weight = (self.map.event_weight(np.asarray(w, dtype=np.float32), self.in_shape)
+                             if self.dtype == torch.float32 and not kind.events else None)
+        #: whether ``__call__`` may write into an ``out`` buffer (an event-driven path; torch's
+        #: conv cannot)
+        self.fills_out = kind.events or self.event_weight is not None
         #: a folded average pool computed as pool then conv (module docstring), or None
         split = self.map.pool_split(w, self.in_shape)
         self.pool = split[0] if split else None
@@ -111,6 +117,9 @@ class Synapse:
                 kernels.parallel(kernels.dense_events, (s.numpy(), self.weight_t, out.numpy()), len(s), out.numel())
                 return out
             return torch.matmul(s, weight.T, out=out) if out is not None else s @ weight.T
+        if (self.event_weight is not None and spikes is not None and s.is_contiguous()
+                and self.map.events_pay(tuple(s.shape), spikes)):
+            return self.map.event_linear(s, self.event_weight, out)
         if self.pool:
             return self.map.pooled_linear(s, self.pooled_weight, self.pool)
         return self.map.linear(s, weight)

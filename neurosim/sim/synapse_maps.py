@@ -7,13 +7,21 @@ is the map of one projection, used by :class:`neurosim.sim.synapse.Synapse`:
 * :meth:`SynapseMap.torch_weight`: the weight array :meth:`~SynapseMap.linear` takes;
 * :meth:`SynapseMap.linear`: the map on a batch ``s`` (M, *in_shape), (M, *out_shape) out;
 * :meth:`SynapseMap.pool_split` / :meth:`~SynapseMap.pooled_linear`: a folded pool computed
-  as a sum pool then a smaller map (:mod:`neurosim.netlist.synapses.conv`'s docstring).
+  as a sum pool then a smaller map (:mod:`neurosim.netlist.synapses.conv`'s docstring);
+* :meth:`SynapseMap.event_weight` / :meth:`~SynapseMap.events_pay` /
+  :meth:`~SynapseMap.event_linear`: an event-driven path for sparse 0/1 spikes.
 
 How the conv sums are computed (all exact for spikes and integer weights): PyTorch's direct
 convolution, except where its kernels are slow on the shapes a converted net has, measured on
-2 cores for a batch of 128: a reduction of at most :data:`SMALL_REDUCTION` terms (an image's
-first conv: 1 channel x 3 x 3) as im2col and one GEMM (5.5 against 20 ms), and the sum pool
-as ``p**2`` strided adds (2.6 against 8.3 ms for ``avg_pool2d`` at 32 x 28 x 28).
+2 cores for a batch of 128: a stride-1 reduction of at most :data:`SMALL_REDUCTION` terms over
+a kernel larger than 1 x 1 (an image's first conv: 1 channel x 3 x 3) as im2col and one GEMM
+(5.5 against 20 ms; a strided or 1 x 1 conv is faster in PyTorch: the 16 -> 32 channel,
+stride-2 shortcut of a ResNet at 32 x 32, batch 43, takes 0.7 against 3.1 ms), and the sum
+pool as ``p**2`` strided adds (2.6 against 8.3 ms for ``avg_pool2d`` at 32 x 28 x 28). A
+stride-1 conv on sparse spikes is event-driven (:func:`neurosim.sim.kernels.conv_events`)
+where :meth:`ConvMap.events_pay`'s cost model says so: on one core, batch 43, 3 x 3 kernels,
+at 10 % spikes 16 -> 16 channels at 32 x 32 take 2.2 ms against PyTorch's 3-6.6 ms, 64 -> 64
+at 8 x 8 1.2 against 1.8 ms; at 1 % spikes 1.1 and 0.4 ms.
 """
 from __future__ import annotations
 
@@ -27,9 +35,17 @@ import torch.nn.functional as F
 from neurosim.netlist.schema import Shape, conv_output_hw
 from neurosim.netlist.synapses import Conv, Dense, Identity, Pool
 from neurosim.netlist.synapses.base import KindTable, SynapseKind
+from neurosim.sim import kernels
 
-#: Reductions (in/groups x kh x kw terms) up to this size are one GEMM over unfolded patches.
+#: Reductions (in/groups x kh x kw terms) up to this size are one GEMM over unfolded patches
+#: (stride 1, kernel larger than 1 x 1).
 SMALL_REDUCTION = 16
+#: The event-driven conv's cost model (:meth:`ConvMap.events_pay`), in multiply-adds of
+#: PyTorch's direct conv: per weight a spike adds, and per input or accumulator element of an
+#: image (listing the spikes, clearing and reading the accumulator); fitted on one core to
+#: 3 x 3 convs of 1 to 128 channels at 8 x 8 to 32 x 32, 1 x 1 and 5 x 5 ones, at 1-20 % spikes.
+EVENT_WEIGHT_COST = 3
+EVENT_ELEMENT_COST = 30
 
 
 def sum_pool(s, p: int):
@@ -49,7 +65,7 @@ def conv2d(s, weight, stride: tuple[int, int], padding: tuple[int, int], dilatio
     """PyTorch's ``conv2d`` of ``s`` (N, C, H, W), or for a small reduction (module
     docstring) the same sums as im2col and one GEMM."""
     o, i, kh, kw = weight.shape
-    if groups == 1 and i * kh * kw <= SMALL_REDUCTION:
+    if groups == 1 and i * kh * kw <= SMALL_REDUCTION and kh * kw > 1 and tuple(stride) == (1, 1):
         oh, ow = conv_output_hw(s.shape[2:], (kh, kw), stride, padding, dilation)
         cols = F.unfold(s, (kh, kw), dilation=dilation, padding=padding, stride=stride)
         return (weight.reshape(o, -1) @ cols).reshape(s.shape[0], o, oh, ow)
@@ -80,6 +96,23 @@ class SynapseMap:
     def pooled_linear(self, s, small, p: int):
         """:meth:`linear` computed as :meth:`pool_split`'s sum pool ``p`` and smaller map
         (``small`` as a torch tensor)."""
+        raise NotImplementedError
+
+    def event_weight(self, weight: np.ndarray, in_shape: Shape) -> Optional[np.ndarray]:
+        """The prepared ``weight`` as :meth:`event_linear` takes it, or None if the map has no
+        event-driven path for this geometry."""
+        return None
+
+    def events_pay(self, shape: tuple[int, ...], spikes: int) -> bool:
+        """Whether :meth:`event_linear` is expected to be faster than :meth:`linear` on a batch of
+        ``shape`` (M, *in_shape) holding ``spikes`` ones."""
+        return False
+
+    def event_linear(self, s: torch.Tensor, event_weight: np.ndarray, out: Optional[torch.Tensor]) -> torch.Tensor:
+        """:meth:`linear` of float32 0/1 spikes ``s`` (contiguous) with the float32 weights of
+        :meth:`event_weight`, the same sums in another order (exact for integers while every row
+        of ``|w|`` sums below 2**24); written into ``out`` (M x prod(out_shape) float32
+        elements) if given."""
         raise NotImplementedError
 
 
@@ -125,6 +158,38 @@ class ConvMap(SynapseMap):
         k = self.kind
         return conv2d(sum_pool(s, p), small, (k.stride[0] // p, k.stride[1] // p),
                       (k.padding[0] // p, k.padding[1] // p), (1, 1), k.groups)
+
+    def event_weight(self, weight: np.ndarray, in_shape: Shape) -> Optional[np.ndarray]:
+        """``weight`` flipped, output channel last, (in, kh, kw x out), as
+        :func:`neurosim.sim.kernels.conv_events` takes it; None for a stride or dilation other
+        than 1, groups, or padding of the kernel's size or more."""
+        k = self.kind
+        o, i, kh, kw = weight.shape
+        if (tuple(k.stride) != (1, 1) or tuple(k.dilation) != (1, 1) or k.groups != 1
+                or k.padding[0] >= kh or k.padding[1] >= kw):
+            return None
+        return np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 2, 3, 0)).reshape(i, kh, kw * o)
+
+    def events_pay(self, shape: tuple[int, ...], spikes: int) -> bool:
+        """The cost model of :data:`EVENT_WEIGHT_COST` and :data:`EVENT_ELEMENT_COST` against
+        the direct conv's multiply-adds."""
+        k = self.kind
+        m, c, h, w = shape
+        o, _, kh, kw = k.weight.shape
+        oh, ow = conv_output_hw((h, w), (kh, kw), k.stride, k.padding, k.dilation)
+        dense = m * o * oh * ow * c * kh * kw
+        events = (spikes * kh * kw * o * EVENT_WEIGHT_COST
+                  + m * (c * h * w + (h + kh - 1) * (w + kw - 1) * o) * EVENT_ELEMENT_COST)
+        return events < dense
+
+    def event_linear(self, s: torch.Tensor, event_weight: np.ndarray, out: Optional[torch.Tensor]) -> torch.Tensor:
+        k = self.kind
+        m, _, h, w = s.shape
+        o, _, kh, kw = k.weight.shape
+        oh, ow = conv_output_hw((h, w), (kh, kw), k.stride, k.padding, k.dilation)
+        out = torch.empty((m, o, oh, ow), dtype=torch.float32) if out is None else out.view(m, o, oh, ow)
+        kernels.parallel(kernels.conv_events, (s.numpy(), event_weight, *k.padding, out.numpy()), m, out.numel())
+        return out
 
 
 class PoolMap(SynapseMap):

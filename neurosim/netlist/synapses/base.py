@@ -4,7 +4,8 @@ A synapse kind (one module of this package each) is a small dataclass holding th
 of one projection (weights, geometry) whose docstring states its equation. It tells, with
 NumPy only:
 
-* the netlist: :meth:`out_shape` (validation), :attr:`type_name` (``/layer/<i>/type``),
+* the netlist: :meth:`rules` and :meth:`out_shape` (its rules, applied by
+  :mod:`neurosim.netlist.validate`), :attr:`type_name` (``/layer/<i>/type``),
   :meth:`write` / :meth:`read` (its HDF5 keys), :meth:`arrays`;
 * its connectivity: :meth:`fanout` (synapses leaving each input neuron, for SynOps);
 * the ``fixed`` mode's arithmetic: :meth:`fixed_weight`, :attr:`wrap_bits`.
@@ -47,6 +48,12 @@ class SynapseKind:
         """Shape of the current for spikes of ``in_shape``; ``ValueError`` if they do not fit."""
         raise NotImplementedError
 
+    def rules(self) -> Optional[tuple[str, str]]:
+        """``(key, reason)`` for the first of the kind's own parameters (geometry, a weight's
+        tighter limit) outside its range, or None. The validator checks the rest: every array of
+        :meth:`arrays` finite within ``MAX_ABS_VALUE``, and the shapes through :meth:`out_shape`."""
+        return None
+
     def arrays(self) -> dict[str, np.ndarray]:
         """The arrays of this synapse by HDF5 key (the ``fixed`` mode needs them integer)."""
         return {"weight": np.asarray(self.weight)}
@@ -68,7 +75,9 @@ class SynapseKind:
     @classmethod
     def read(cls, keys, in_shape: Shape, shape: Shape) -> "SynapseKind":
         """Read the keys through ``keys`` (:class:`neurosim.netlist.hdf5.Keys`, errors name
-        the file, layer and key) for spikes of ``in_shape`` into a layer of ``shape``."""
+        the file, layer and key) for spikes of ``in_shape`` into a layer of ``shape``. Only the
+        file's forms are checked here (dtypes, alternative layouts, keys that must agree); the
+        reader applies :meth:`rules` and :meth:`out_shape` with the rest of the schema."""
         raise NotImplementedError
 
 

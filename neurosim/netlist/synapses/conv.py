@@ -16,15 +16,14 @@ multiplications (``pool_split`` of :mod:`neurosim.sim.synapse_maps`, used by the
 
     conv(x, W, stride s p, padding P p) = conv(sumpool_p(x), W[..., ::p, ::p], stride s, padding P)
 
-How the sums are computed (all exact for spikes and integer weights, see
-:mod:`neurosim.sim.synapse_maps`): PyTorch's direct convolution, except where its kernels are slow
-on the shapes a converted net has, measured on 2 cores for a batch of 128: a reduction of at
-most :data:`~neurosim.sim.synapse_maps.SMALL_REDUCTION` terms (an image's first conv: 1 channel x 3 x 3) as im2col and
-one GEMM (5.5 against 20 ms), and the sum pool as ``p**2`` strided adds (2.6 against 8.3 ms
-for ``avg_pool2d`` at 32 x 28 x 28).
+How the sums are computed (all exact for spikes and integer weights) is the simulator's, in
+:mod:`neurosim.sim.synapse_maps`: an event-driven gather for sparse stride-1 convolutions,
+im2col and one GEMM for a small stride-1 reduction (an image's first conv), PyTorch's direct
+convolution otherwise, and the sum pool as ``p**2`` strided adds.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 
@@ -65,12 +64,36 @@ def check_lava_geometry(kernel: tuple[int, int], stride: tuple[int, int], paddin
     return None
 
 
+#: Largest stride, padding and dilation of a conv or pool window (per axis), and conv groups.
+GEOMETRY_MAX = 1 << 10
+GROUPS_MAX = 1 << 16
+
+
+def _integers(values, n: int) -> Optional[tuple[int, ...]]:
+    """``values`` as ``n`` whole numbers, or None."""
+    try:
+        vals = tuple(values)
+    except TypeError:
+        return None
+    if len(vals) != n or not all(isinstance(v, numbers.Real) and float(v).is_integer() for v in vals):
+        return None
+    return tuple(int(v) for v in vals)
+
+
+def geometry_problem(stride, padding, dilation=(1, 1)) -> Optional[tuple[str, str]]:
+    """``(key, reason)`` if ``stride`` or ``dilation`` is not two integers in 1 .. GEOMETRY_MAX,
+    or ``padding`` two in 0 .. GEOMETRY_MAX; else None."""
+    for key, values, lo in (("stride", stride, 1), ("padding", padding, 0), ("dilation", dilation, 1)):
+        vals = _integers(values, 2)
+        if vals is None or not all(lo <= v <= GEOMETRY_MAX for v in vals):
+            return key, f"{key} {values!r:.60} is not two integers in [{lo}, {GEOMETRY_MAX}]"
+    return None
+
+
 def read_geometry(keys, default_stride=(1, 1)) -> tuple:
     """``stride``, ``padding``, ``dilation`` (each (y, x); a scalar is broadcast)."""
-    stride = keys.ints("stride", 2, default=default_stride, lo=1, hi=1 << 10)
-    padding = keys.ints("padding", 2, default=(0, 0), lo=0, hi=1 << 10)
-    dilation = keys.ints("dilation", 2, default=(1, 1), lo=1, hi=1 << 10)
-    return stride, padding, dilation
+    return (keys.ints("stride", 2, default=default_stride), keys.ints("padding", 2, default=(0, 0)),
+            keys.ints("dilation", 2, default=(1, 1)))
 
 
 @dataclass
@@ -85,6 +108,13 @@ class Conv(SynapseKind):
 
     type_name: ClassVar[str] = "conv"
     wrap_bits: ClassVar[Optional[int]] = STATE_BITS
+
+    def rules(self) -> Optional[tuple[str, str]]:
+        """Stride, padding, dilation: :func:`geometry_problem`; groups an integer in 1 .. GROUPS_MAX."""
+        groups = _integers((self.groups,), 1)
+        if groups is None or not 1 <= groups[0] <= GROUPS_MAX:
+            return "groups", f"groups {self.groups!r:.40} is not an integer in [1, {GROUPS_MAX}]"
+        return geometry_problem(self.stride, self.padding, self.dilation)
 
     def out_shape(self, in_shape: Shape) -> Shape:
         w = self.weight
@@ -120,30 +150,19 @@ class Conv(SynapseKind):
 
     @classmethod
     def read(cls, keys, in_shape: Shape, shape: Shape) -> "Conv":
-        if len(in_shape) != 3 or len(shape) != 3:
-            raise keys.error(f"'conv' needs (C, H, W) shapes, got input {tuple(in_shape)} and shape {shape}",
-                             "shape")
+        """The file's forms: a 5-D weight ending in 1 (SLAYER), ``kernelSize`` that agrees with
+        the weight; geometry and shapes are :meth:`rules` and :meth:`out_shape`."""
         stride, padding, dilation = read_geometry(keys)
-        groups = keys.ints("groups", 1, default=(1,), lo=1, hi=1 << 16)[0]
+        groups = keys.ints("groups", 1, default=(1,))[0]
 
         def check(s: tuple[int, ...]) -> None:
             if len(s) == 5 and s[4] != 1:
                 raise keys.error(f"a 5-D conv weight must end in 1, found {s}", "weight")
-            if in_shape[0] % groups or s[0] % groups or s[1] * groups != in_shape[0]:
-                raise keys.error(f"weight {s} with groups={groups} does not take {in_shape[0]} input "
-                                 "channels", "weight")
-            if s[0] != shape[0]:
-                raise keys.error(f"weight {s} gives {s[0]} output channels, the layer's shape is {shape}",
-                                 "weight")
-            for k, size, pad, d in zip(s[2:4], in_shape[1:], padding, dilation):
-                if d * (k - 1) + 1 > size + 2 * pad:
-                    raise keys.error(f"kernel {tuple(s[2:4])} is larger than the padded input "
-                                     f"{tuple(in_shape)}", "weight")
 
         weight = keys.array("weight", ndim=(4, 5), max_size=MAX_SYNAPSES, check_shape=check)
         if weight.ndim == 5:
             weight = weight[..., 0]
         kernel = tuple(int(k) for k in weight.shape[2:])
-        if keys.has("kernelSize") and keys.ints("kernelSize", 2, lo=1) != kernel:
+        if keys.has("kernelSize") and keys.ints("kernelSize", 2) != kernel:
             raise keys.error(f"kernelSize disagrees with weight shape {weight.shape}", "kernelSize")
         return cls(weight, stride=stride, padding=padding, dilation=dilation, groups=groups)

@@ -13,7 +13,7 @@ converter writes it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Optional
 
 import numpy as np
 
@@ -36,9 +36,13 @@ class Identity(SynapseKind):
 
     type_name: ClassVar[str] = "identity"
 
+    def rules(self) -> Optional[tuple[str, str]]:
+        """One number with ``|weight| <= WEIGHT_LIMIT`` (the current never wraps in ``fixed`` mode)."""
+        if np.ndim(self.weight) == 0 and abs(float(self.weight)) <= WEIGHT_LIMIT:
+            return None
+        return "weight", f"identity weight {self.weight!r:.40} outside +-{WEIGHT_LIMIT:g}"
+
     def out_shape(self, in_shape: Shape) -> Shape:
-        if not abs(float(self.weight)) <= WEIGHT_LIMIT:
-            raise ValueError(f"identity weight {self.weight} outside +-{WEIGHT_LIMIT:g}")
         return tuple(int(s) for s in in_shape)
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -55,6 +59,4 @@ class Identity(SynapseKind):
 
     @classmethod
     def read(cls, keys, in_shape: Shape, shape: Shape) -> "Identity":
-        if tuple(shape) != tuple(in_shape):
-            raise keys.error(f"identity of {tuple(in_shape)} gives {tuple(in_shape)}, found {shape}", "shape")
-        return cls(float(keys.scalar("weight", default=1.0, max_abs=WEIGHT_LIMIT)))
+        return cls(float(keys.scalar("weight", default=1.0)))

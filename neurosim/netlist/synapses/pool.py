@@ -9,6 +9,7 @@ HDF5 keys: ``weight`` (1, 1, kh, kw) (also read: (kh, kw), a scalar with ``kerne
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 
@@ -16,7 +17,10 @@ import numpy as np
 
 from neurosim.netlist.schema import STATE_BITS, Shape, conv_output_hw
 from neurosim.netlist.synapses.base import SynapseKind, taps
-from neurosim.netlist.synapses.conv import read_geometry
+from neurosim.netlist.synapses.conv import geometry_problem, read_geometry
+
+#: Most values in a pool's kernel (kh * kw).
+KERNEL_MAX = 1 << 12
 
 
 @dataclass
@@ -32,6 +36,13 @@ class Pool(SynapseKind):
     @property
     def kernel_size(self) -> tuple[int, int]:
         return tuple(int(k) for k in self.weight.shape[-2:])
+
+    def rules(self) -> Optional[tuple[str, str]]:
+        """Stride and padding: :func:`~neurosim.netlist.synapses.conv.geometry_problem`; at most
+        KERNEL_MAX kernel values."""
+        if np.size(self.weight) > KERNEL_MAX:
+            return "weight", f"a kernel of {np.size(self.weight)} values exceeds the limit of {KERNEL_MAX}"
+        return geometry_problem(self.stride, self.padding)
 
     def out_shape(self, in_shape: Shape) -> Shape:
         if len(in_shape) != 3:
@@ -59,13 +70,14 @@ class Pool(SynapseKind):
 
     @classmethod
     def read(cls, keys, in_shape: Shape, shape: Shape) -> "Pool":
-        if len(in_shape) != 3 or len(shape) != 3:
-            raise keys.error(f"'pool' needs (C, H, W) shapes, got input {tuple(in_shape)} and shape {shape}",
-                             "shape")
+        """The file's forms: the kernel as (kh, kw), (1, 1, kh, kw[, 1]) or a scalar with
+        ``kernelSize``; ``dilation`` 1. Geometry and shapes are :meth:`rules` and :meth:`out_shape`."""
         stride, padding, dilation = read_geometry(keys, default_stride=None)
-        weight = keys.array("weight", ndim=(0, 2, 4, 5), max_size=1 << 12)
+        weight = keys.array("weight", ndim=(0, 2, 4, 5), max_size=KERNEL_MAX)
         if weight.ndim == 0:
-            kernel = keys.ints("kernelSize", 2, lo=1, hi=1 << 6)
+            kernel = keys.ints("kernelSize", 2)
+            if min(kernel) < 1 or math.prod(kernel) > KERNEL_MAX:
+                raise keys.error(f"kernelSize {kernel} is not a kernel of 1..{KERNEL_MAX} values", "kernelSize")
             weight = np.full(kernel, weight.item())
         elif weight.ndim >= 4:
             if weight.shape[:2] != (1, 1) or weight.shape[4:] not in ((), (1,)):
@@ -74,8 +86,4 @@ class Pool(SynapseKind):
             weight = weight[0, 0].reshape(weight.shape[2:4])
         if dilation != (1, 1):
             raise keys.error("dilated pooling is not supported", "dilation")
-        for k, size, pad in zip(weight.shape, in_shape[1:], padding):
-            if k > size + 2 * pad:
-                raise keys.error(f"kernel {weight.shape} is larger than the padded input {tuple(in_shape)}",
-                                 "weight")
         return cls(weight, stride=stride, padding=padding)
