@@ -313,7 +313,8 @@ def run_lava_runner(spec: dict) -> dict:
     nl = load_net(spec["net_path"])
     inputs = _inputs(spec, nl, n)
     t0 = time.perf_counter()
-    res = run_lava(spec["net_path"], inputs.x, steps, "fixed", timeout=spec.get("timeout"), progress=False)
+    res = run_lava(spec["net_path"], inputs.x, steps, "fixed", timeout=spec.get("timeout"), progress=False,
+                   batch=None)                      # the per-sample graph (benchmarks/lava_batched.py: batched)
     wall = time.perf_counter() - t0
     timing = {k: float(v) for k, v in res.timing.items() if isinstance(v, (int, float))}
     out = {"timing": timing, "samples": n, "steps": steps, "wall_s": wall,

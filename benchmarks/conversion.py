@@ -16,9 +16,18 @@ QCFS-trained model uses its trained thresholds), it converts with
 netlist (Lava's semantics, :class:`neurosim.sim.simulator.Simulator`) once for the longest T on
 the first ``--test-limit`` test images and reads the accuracy after every T of ``--steps``;
 spikes and SynOps after T are the per-layer totals scaled by the fraction of the layer's
-spikes fired by step T. With SpikingJelly installed (``pip install -e .[bench]``) the same
-model goes through ``spikingjelly.activation_based.ann2snn.Converter`` (99.9 % mode, same
-calibration images) as the peer row.
+spikes fired by step T.
+
+The peer rows are SpikingJelly 2.0's recipes on the same checkpoint, calibration and test
+images, run from its own virtualenv (``scripts/setup_peer.sh`` makes ``.venv-peer``: Python
+3.11, torch 2.13, SpikingJelly 2.0.0; ``--peer-venv``): the images go to
+``benchmarks/peer_spikingjelly.py`` in an ``.npz``, it runs in a subprocess (``--peer-timeout``)
+and answers with a JSON, rows ``spikingjelly 2.0.0 <recipe>`` (channel-wise rate coding with
+theta/2, Max and 99.9 % modes; local threshold balancing; for a QCFS-trained model its trained
+thresholds with theta/2 neurons). Without a peer virtualenv, a SpikingJelly installed in this
+venv (``pip install -e .[bench]``) gives the fallback row: its
+``spikingjelly.activation_based.ann2snn.Converter`` (99.9 % mode, same calibration images),
+labelled with its version.
 
 Writes ``<out>/results.json`` (after every setting, atomically), ``<out>/report.md`` (tables)
 and ``<out>/<model>.png`` (accuracy vs T); prints the tables.
@@ -27,11 +36,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import inspect
 import json
 import math
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +71,9 @@ from neurosim.sim.simulator import Simulator  # noqa: E402
 STEPS = (4, 8, 16, 32, 64, 128, 256, 512)
 CALIB_SAMPLES = 2000
 SNN_RULE_STEPS = 64
+PEER_VENV = ROOT / ".venv-peer"
+PEER_SCRIPT = HERE / "peer_spikingjelly.py"
+PEER_TIMEOUT = 6 * 3600
 
 
 @dataclass(frozen=True)
@@ -184,7 +199,8 @@ def neurosim_row(model, setting: Setting, x_cal, test: Split, steps: list[int], 
 
 def spikingjelly_row(model, x_cal: np.ndarray, test: Split, steps: list[int], batch: int = 250,
                      progress: bool = True) -> dict:
-    """SpikingJelly's ann2snn (99.9 % mode) on the same model: accuracy after each T."""
+    """SpikingJelly's ann2snn (99.9 % mode), installed in this venv, on the same model: accuracy
+    after each T (the fallback when there is no peer virtualenv)."""
     import copy
     import logging
 
@@ -206,9 +222,10 @@ def spikingjelly_row(model, x_cal: np.ndarray, test: Split, steps: list[int], ba
                 acc = acc + snn(xb)
                 if t in hits:
                     hits[t] += int((acc.argmax(1) == yb).sum())
-    return {"label": "SpikingJelly ann2snn 99.9%", "curve": {T: {"accuracy": hits[T] / len(test.x)} for T in steps},
-            "seconds": {"convert": t_conv, "simulate": time.perf_counter() - t0 - t_conv},
-            "version": _sj_version()}
+    version = _sj_version()
+    return {"label": f"SpikingJelly {version} ann2snn 99.9%",
+            "curve": {T: {"accuracy": hits[T] / len(test.x)} for T in steps},
+            "seconds": {"convert": t_conv, "simulate": time.perf_counter() - t0 - t_conv}, "version": version}
 
 
 class _XOnly:
@@ -231,6 +248,51 @@ def _sj_version() -> Optional[str]:
         return version("spikingjelly")
     except Exception:       # noqa: BLE001
         return None
+
+
+class PeerFailed(Exception):
+    """The peer subprocess failed or timed out (the message says how)."""
+
+
+def peer_rows(recipe, width: float, weights: Path, x_cal: np.ndarray, test: Split, steps: list[int],
+              venv: Path, timeout: float) -> dict:
+    """SpikingJelly 2.0's recipes on the same checkpoint and images: ``benchmarks/peer_spikingjelly.py``
+    run by the peer virtualenv's Python (``venv``) in a subprocess, given the architecture's file
+    (``recipe.build``'s), ``width``, ``weights`` and an ``.npz`` of ``x_cal`` and the test images. Returns
+    its JSON, each row labelled ``spikingjelly <version> <recipe>`` and marked ``peer``; raises
+    :class:`PeerFailed` on a non-zero exit or after ``timeout`` seconds (the subprocess is killed)."""
+    with tempfile.TemporaryDirectory(prefix="neurosim-peer-") as tmp:
+        data, answer = Path(tmp) / "images.npz", Path(tmp) / "peer.json"
+        np.savez(data, x_cal=np.asarray(x_cal, np.float32), x_test=np.asarray(test.x, np.float32),
+                 y_test=np.asarray(test.y, np.int64))
+        cmd = [str(venv / "bin" / "python"), str(PEER_SCRIPT), "--arch", inspect.getsourcefile(recipe.build),
+               "--width", str(width), "--weights", str(weights), "--data", str(data),
+               "--steps", ",".join(map(str, steps)), "--threads", str(torch.get_num_threads()), "--out", str(answer)]
+        try:
+            proc = subprocess.run(cmd, timeout=timeout, stderr=subprocess.PIPE, text=True)
+        except subprocess.TimeoutExpired:
+            raise PeerFailed(f"no answer within {timeout:.0f} s (--peer-timeout)") from None
+        if proc.returncode != 0:
+            last = [line for line in proc.stderr.splitlines() if line.strip()][-3:]
+            raise PeerFailed(f"exit code {proc.returncode}: " + " | ".join(last))
+        out = json.loads(answer.read_text())
+    version = out["versions"]["spikingjelly"]
+    for row in out["rows"]:
+        row.update(label=f"spikingjelly {version} {row['label']}", peer=True, version=version)
+    return out
+
+
+def _peer_venv(arg: Optional[str]) -> Optional[Path]:
+    """``--peer-venv``: the given folder (it must hold ``bin/python``), ``none``, or by default
+    ``.venv-peer`` where it exists."""
+    if arg is None:
+        return PEER_VENV if (PEER_VENV / "bin" / "python").is_file() else None
+    if arg == "none":
+        return None
+    venv = Path(arg)
+    if not (venv / "bin" / "python").is_file():
+        sys.exit(f"error: --peer-venv {arg}: no bin/python there (make it with scripts/setup_peer.sh)")
+    return venv
 
 
 # ----------------------------------------------------------------------------- speed
@@ -321,6 +383,17 @@ def tables(results: dict) -> str:
                          + (f" | {s.get('t_within_1') or '–'} | {s.get('t_within_0.1') or '–'} | "
                             f"{_pct(s.get('best'))} ({s.get('t_best')}) | {s.get('t_cheaper_within_1') or '–'} |"
                             if s else " | | | | |"))
+        if m.get("peer"):
+            pe = m["peer"]
+            v = pe["versions"]
+            calib = ("thresholds: the checkpoint's trained λ" if m.get("qcfs_levels") else
+                     f"calibration {pe['calib_images']:,} images, batch {pe['calib_batch']} (local threshold "
+                     f"balancing: {pe['ltb_passes']} passes); its ANN {_pct(pe['ann_accuracy'])} %")
+            lines += ["", f"Peer: SpikingJelly {v['spikingjelly']} in its own venv (Python {v['python']}, torch "
+                      f"{v['torch']}, {pe['threads']} threads), single-step mode, batch {pe['batch']}; {calib}; "
+                      f"load average {pe['load_average_start'][0]:.1f} → {pe['load_average_end'][0]:.1f}. "
+                      f"Samples/s over the whole run (T = {max(steps)}): "
+                      + ", ".join(f"{r['label']} {r['samples_per_s']:.1f}" for r in m["rows"] if r.get("peer"))]
         ref = next((r for r in m["rows"] if r["label"].startswith(("soft percentile θ/2" if m.get("qcfs_levels")
                                                                    else "soft percentile"))), None)
         if ref is not None and "synops" in next(iter(ref["curve"].values())):
@@ -349,7 +422,7 @@ def tables(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(name: str, m: dict, steps: list[int], path: Path) -> None:
+def plot(name: str, m: dict, steps: list[int], path: Path, papers_t: bool = False) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -357,12 +430,14 @@ def plot(name: str, m: dict, steps: list[int], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 5))
     for row in m["rows"]:
         c = {int(t): v for t, v in row["curve"].items()}
-        style = "--" if "hard" in row["label"] else ("k:" if "SpikingJelly" in row["label"] else "-")
+        style = ":" if row.get("peer") else ("--" if "hard" in row["label"]
+                                             else ("k:" if "SpikingJelly" in row["label"] else "-"))
         ax.plot(steps, [100 * c[t]["accuracy"] for t in steps], style, marker=".", label=row["label"], lw=1.2)
     ax.axhline(100 * m["ann_accuracy"], color="grey", lw=0.8)
     ax.axhline(100 * m["ann_accuracy"] - 1, color="grey", lw=0.5, ls=":")
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("time steps T (Lava semantics: one step of delay per layer)")
+    ax.set_xlabel("time steps T (papers' T: every layer integrates T steps; neurosim's Lava run lasts T + D)"
+                  if papers_t else "time steps T (Lava semantics: one step of delay per layer)")
     ax.set_ylabel("test accuracy (%)")
     lo = max(0.0, 100 * m["ann_accuracy"] - 25)
     ax.set_ylim(lo, 100 * m["ann_accuracy"] + 2)
@@ -385,7 +460,14 @@ def main(argv=None) -> int:
     p.add_argument("--papers-t", action="store_true",
                    help="--steps are the papers' (and SpikingJelly's) T, the steps every layer integrates: neurosim "
                         "reads its readout after T + D Lava steps (D: the readout's depth, recorded per row)")
-    p.add_argument("--no-spikingjelly", action="store_true", help="skip the SpikingJelly peer row")
+    p.add_argument("--no-spikingjelly", action="store_true", help="skip the SpikingJelly peer rows")
+    p.add_argument("--peer-venv", default=None, metavar="PATH",
+                   help="virtualenv of the SpikingJelly 2.0 peer (benchmarks/peer_spikingjelly.py; make it with "
+                        "scripts/setup_peer.sh); default .venv-peer where it exists; 'none': the fallback row of a "
+                        "SpikingJelly installed in this venv")
+    p.add_argument("--peer-timeout", type=float, default=PEER_TIMEOUT,
+                   help=f"seconds the peer may take per model (default {PEER_TIMEOUT}; ~0.3 s per test image "
+                        "and recipe at T = 64 for the ResNet-20 on 2 cores)")
     p.add_argument("--speed", action="store_true", help="measure samples/s (MNIST CNN, <runs>/mnist_cnn) at the "
                    "end; alone (without --models) only that")
     p.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results/conversion-<time>); "
@@ -393,6 +475,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     progress = not args.no_progress
+    peer_venv = None if args.no_spikingjelly else _peer_venv(args.peer_venv)
     steps = sorted({int(s) for s in args.steps.split(",")})
     out = args.out or HERE / "results" / f"conversion-{_dt.datetime.now():%Y-%m-%d_%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
@@ -448,8 +531,30 @@ def main(argv=None) -> int:
                 print(f"  {setting.label:34s} " + " ".join(f"{100 * c[t]['accuracy']:6.2f}" for t in steps)
                       + f"   ({row['seconds']['simulate']:.0f} s)", flush=True)
                 save()
-            sj_done = next((r for r in previous.get(name, {}).get("rows", []) if "SpikingJelly" in r["label"]), None)
-            if sj_done is not None and not args.no_spikingjelly:
+            peer_done = [r for r in previous.get(name, {}).get("rows", []) if r.get("peer")]
+            sj_done = next((r for r in previous.get(name, {}).get("rows", [])
+                            if "SpikingJelly" in r["label"] and not r.get("peer")), None)
+            if peer_venv is not None and peer_done:
+                m["rows"] += peer_done
+                m["peer"] = previous[name].get("peer")
+            elif peer_venv is not None:
+                try:
+                    pe = peer_rows(recipe, result["width"], args.runs / name / "weights.pt", x_cal, test, steps,
+                                   peer_venv, args.peer_timeout)
+                except PeerFailed as exc:
+                    m["peer_error"] = str(exc)
+                    print(f"  SpikingJelly peer ({peer_venv}) failed: {exc}", flush=True)
+                else:
+                    for row in pe["rows"]:
+                        row["summary"] = summary({int(t): {**v, "snn_j_45nm": math.inf, "ann_j_45nm": 0.0}
+                                                  for t, v in row["curve"].items()}, ann)
+                    m["rows"] += pe.pop("rows")
+                    m["peer"] = pe
+                    if not qcfs and pe["ann_accuracy"] != ann:
+                        print(f"  note: the peer's ANN gives {_pct(pe['ann_accuracy'])} % on the same images "
+                              f"(torch {pe['versions']['torch']})", flush=True)
+                    save()
+            elif sj_done is not None and not args.no_spikingjelly:
                 m["rows"].append(sj_done)
             elif not args.no_spikingjelly and not qcfs:
                 try:
@@ -463,7 +568,7 @@ def main(argv=None) -> int:
                     print(f"  {row['label']:34s} " + " ".join(f"{100 * row['curve'][t]['accuracy']:6.2f}"
                                                             for t in steps), flush=True)
                     save()
-            plot(name, m, steps, out / f"{name}.png")
+            plot(name, m, steps, out / f"{name}.png", args.papers_t)
         if args.speed:
             results["speed"] = speed(args.runs)
             print(json.dumps(results["speed"], indent=1))

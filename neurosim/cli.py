@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn, Optional, Sequence
+from typing import NoReturn, Optional, Sequence, Union
 
 import neurosim
 
@@ -79,14 +79,27 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _add_lava_args(p: argparse.ArgumentParser, default_samples: int, implied: bool = False) -> None:
+def _lava_samples(text: str) -> Union[int, str]:
+    """``--lava-samples``: a number >= 0, or ``all`` (the whole test split:
+    :data:`neurosim.evaluate.LAVA_ALL`, not imported here: it loads PyTorch)."""
+    return "all" if text.strip().lower() == "all" else _positive_int(text)
+
+
+def _add_lava_args(p: argparse.ArgumentParser, default_samples: Union[int, str], implied: bool = False,
+                   whole_split: bool = True, workers: bool = False) -> None:
     default = None if implied else default_samples
-    p.add_argument("--lava-samples", type=_positive_int, default=default,
-                   help="test samples also run on Lava's CPU simulator and compared spike for spike "
-                        f"with the reference, in both fixed_pt and floating_pt (default {default_samples}"
+    p.add_argument("--lava-samples", type=_lava_samples if whole_split else _positive_int, default=default,
+                   metavar="N|all" if whole_split else "N",
+                   help="test samples also run on Lava's CPU simulator (batched graphs) and compared spike for spike "
+                        "with the reference, in both fixed_pt and floating_pt"
+                        + (" (all: the whole test split)" if whole_split else "") + f" (default {default_samples}"
                         + (" with --lava; a number > 0 implies --lava" if implied else "; 0 = skip") + ")")
     p.add_argument("--lava-timeout", type=_positive_float, default=None,
                    help="seconds before a Lava run is stopped and reported as failed (default: estimated)")
+    if workers:
+        p.add_argument("--lava-workers", type=_count, default=1,
+                       help="Lava worker processes per mode (fixed_pt and floating_pt run side by side), each on "
+                            "its share of the samples' batches (default 1)")
 
 
 def _add_sweep_arg(p: argparse.ArgumentParser) -> None:
@@ -151,8 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "the netlist, run it (reference + Lava) and write report.json/report.png",
                         description="Train a small CNN on scikit-learn's 8x8 digits, convert it to an SNN of "
                         "RMP (soft-reset IF) neurons with layer-wise threshold balancing, export an HDF5 "
-                        "netlist (netx layout), run it on the reference simulator over the whole test split "
-                        "and on Lava for a few samples, and report accuracy, spikes, SynOps and energy.")
+                        "netlist (netx layout), run it on the reference simulator and on Lava over the whole "
+                        "test split, and report accuracy, spikes, SynOps and energy.")
     ex.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     ex.add_argument("--steps", type=_steps, default=None, help=f"time steps T, 1..{MAX_TIMESTEPS} (default 64)")
     ex.add_argument("--epochs", type=_count, default=None, help="ANN training epochs (default 60)")
@@ -161,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE,
                     help=f"percentile for --rule percentile (default {DEFAULT_PERCENTILE})")
     ex.add_argument("--retrain", action="store_true", help="ignore an existing checkpoint and train afresh")
-    _add_lava_args(ex, 10)
+    _add_lava_args(ex, "all")
     _add_convert_args(ex, required=False)
 
     cv = command("convert", help="convert your own trained model (FILE.py:CLASS + state_dict) to an RMP "
@@ -219,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="cpu: the simulator (default); loihi2: the data set's samples on a Loihi 2 through Lava's "
                           "Loihi2HwCfg (needs Intel's Loihi extension; refused at once without it)")
     _add_sweep_arg(run)
-    _add_lava_args(run, 5, implied=True)
+    _add_lava_args(run, 5, implied=True, workers=True)
 
     bt = command("train-bntt", help="train an SNN from scratch with BNTT (SLAYER synapses), export the "
                         "netlist (BNTT folded into per-step scale and bias) and measure it",
@@ -248,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="where the SLAYER model trains and its own accuracy is measured (under torchrun, cuda is "
                          "each process's LOCAL_RANK GPU, NCCL); the export, the simulator (fixed point and float) "
                          f"and Lava run on the CPU: {DEVICE_HELP}")
-    _add_lava_args(bt, 3)
+    _add_lava_args(bt, 3, whole_split=False)
 
     nx = command("export-netx", help="write a netlist so that stock lava-dl netx loads it with the same "
                         "spikes, or say which layer netx cannot express and why",
@@ -376,7 +389,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"Loihi 2 (Loihi2HwCfg)   accuracy {100 * acc:.2f} % on {len(test.y)} samples, T={steps}")
         return 0
     report = run_dataset(net, args.netlist, test, steps, encoding=encoding, timing=timing, mode=args.mode,
-                         sweep=args.sweep, lava_samples=lava_samples, lava_timeout=args.lava_timeout, out=args.out)
+                         sweep=args.sweep, lava_samples=lava_samples, lava_timeout=args.lava_timeout,
+                         lava_workers=args.lava_workers, out=args.out)
     print(f"input                   {encoding}; timing {timing}")
     print(report_summary(report))
     print(f"report   {report['report_paths'][0]}\nplot     {report['report_paths'][1]}")
@@ -390,7 +404,8 @@ def _run_input(args: argparse.Namespace, net, timing: str) -> int:
     from neurosim.data.npy_input import save_run
 
     for flag, given in (("--dataset", args.dataset), ("--encoding", args.encoding), ("--lava", args.lava),
-                        ("--lava-samples", args.lava_samples), ("--limit", args.limit), ("--sweep", args.sweep)):
+                        ("--lava-samples", args.lava_samples), ("--lava-workers", args.lava_workers != 1),
+                        ("--limit", args.limit), ("--sweep", args.sweep)):
         if given:
             raise NeurosimError(f"{flag} applies to data-set runs, not to --input")
     run = run_array(net, args.input, mode=args.mode, steps=args.steps, time_axis=args.time_axis, layout=args.layout,

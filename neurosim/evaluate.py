@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -23,6 +23,11 @@ from neurosim.sim.simulator import SimResult, Simulator
 DEFAULT_SWEEP = (4, 8, 16, 32, 64, 128, 256)
 
 LAVA_TAGS = {"fixed": "fixed_pt", "float": "floating_pt"}
+#: ``lava_samples`` naming the whole split.
+LAVA_ALL = "all"
+#: The Lava check keeps every layer's spikes of at most this many bytes of samples (one bool per
+#: neuron and step), per mode: beyond, the later samples are checked by their readout only.
+LAVA_SPIKE_BYTES = 1 << 30
 FLOAT_MISMATCH_NOTE = (
     "floating_pt: Lava's float ProcessModels (numpy float64, scipy convolution) and the simulator "
     "(torch float64) add the same numbers in different orders; a sum that lands within rounding "
@@ -133,10 +138,11 @@ def _metrics_at(net: Netlist, res: SimResult, T: int, k: int, macs: Optional[int
 
 def evaluate(net: Netlist, test: Split, steps: int, *, ann_accuracy: Optional[float] = None,
              sweep: Optional[Sequence[int]] = None,
-             lava_samples: int = 0, lava_modes: Sequence[str] = ("fixed", "float"),
+             lava_samples: Union[int, str] = 0, lava_modes: Sequence[str] = ("fixed", "float"),
              lava_timeout: Optional[float] = None, mode: str = "fixed",
-             progress: bool = True) -> dict:
-    """Run ``net`` on ``test`` (reference simulator, whole split; Lava on the first samples).
+             progress: bool = True, lava_workers: int = 1) -> dict:
+    """Run ``net`` on ``test`` (reference simulator, whole split; Lava on the first
+    ``lava_samples`` samples, or on the whole split with :data:`LAVA_ALL`, see :func:`lava_check`).
 
     One run of ``max(sweep + [steps])`` steps gives everything: the accuracy, spikes, SynOps
     and energy had the run stopped after each T of ``sweep`` and after ``steps`` (a shorter run
@@ -199,33 +205,50 @@ def evaluate(net: Netlist, test: Split, steps: int, *, ann_accuracy: Optional[fl
         "lava_spike_mismatches": {},
         "lava_spikes_compared": {},
     }
-    if lava_samples > 0:
-        first = test if net.has_input_layer else Split(test.name, test.x[:lava_samples, :steps],
-                                                       test.y[:lava_samples])
-        report.update(_lava_check(net, first, steps, lava_samples, lava_modes, lava_timeout))
+    n_lava = len(test) if lava_samples == LAVA_ALL else min(int(lava_samples), len(test))
+    if n_lava > 0:
+        first = Split(test.name, test.x[:n_lava] if net.has_input_layer else test.x[:n_lava, :steps], test.y[:n_lava])
+        report.update(lava_check(net, first, steps, lava_modes, lava_timeout, lava_workers, progress))
     return report
 
 
-def _lava_check(net: Netlist, test: Split, steps: int, n: int, modes: Sequence[str],
-                timeout: Optional[float]) -> dict:
-    from neurosim.lava.runner import run_lava
+def lava_check(net: Netlist, test: Split, steps: int, modes: Sequence[str] = ("fixed", "float"),
+               timeout: Optional[float] = None, workers: int = 1, progress: bool = True) -> dict:
+    """Every sample of ``test`` on Lava's CPU simulator in each of ``modes`` (all modes at once,
+    ``workers`` batched worker processes per mode, :func:`neurosim.lava.runner.run_lava_modes`)
+    against the reference simulator: Lava's accuracy beside the simulator's on the same samples
+    and the samples whose prediction differs; every layer's spikes and final voltages compared
+    on the first ``lava_spike_samples`` samples (all that fit :data:`LAVA_SPIKE_BYTES`); Lava's
+    samples per second of wall time (the modes run side by side)."""
+    from neurosim.lava.runner import run_lava_modes
 
-    x = test.x[:n]
-    out = {"lava_samples": len(x), "lava_spike_mismatches": {}, "lava_spikes_compared": {},
+    x, n = test.x, len(test)
+    per_sample = steps * sum(int(np.prod(net.layers[i].shape)) for i in net.neuron_layers)
+    keep = min(n, max(1, LAVA_SPIKE_BYTES // per_sample))
+    t0 = time.time()
+    runs = run_lava_modes(net, x, steps, modes, timeout=timeout, workers=workers, spike_samples=keep,
+                          progress=progress)
+    wall = time.time() - t0
+    out = {"lava_samples": n, "lava_spike_samples": keep, "lava_spike_mismatches": {}, "lava_spikes_compared": {},
            "lava_voltage_mismatches": {}, "lava_mismatches_per_layer": {}, "lava_seconds": {},
-           "lava_accuracy": {}, "lava_float_note": FLOAT_MISMATCH_NOTE}
-    for mode in modes:
+           "lava_samples_per_s": {}, "lava_accuracy": {}, "lava_simulator_accuracy": {},
+           "lava_prediction_mismatches": {}, "lava_batch": next(iter(runs.values())).batch,
+           "lava_workers": int(workers), "lava_float_note": FLOAT_MISMATCH_NOTE}
+    for mode, lava in runs.items():
         tag = LAVA_TAGS[mode]
-        ref = Simulator(net, mode).run(x, steps, record_spikes=True)
-        t0 = time.time()
-        lava = run_lava(net, x, steps, mode, timeout=timeout)
-        out["lava_seconds"][tag] = time.time() - t0
+        sim = Simulator(net, mode)
+        ref = sim.run(x[:keep], steps, record_spikes=True)
+        predictions = ref.predictions if keep == n else sim.run(x, steps).predictions
         cmp = compare_spikes(net, ref, lava)
         out["lava_spike_mismatches"][tag] = cmp["mismatches"]
         out["lava_spikes_compared"][tag] = cmp["reference_spikes"]
         out["lava_voltage_mismatches"][tag] = cmp["voltage_mismatches"]
         out["lava_mismatches_per_layer"][tag] = cmp["per_layer"]
-        out["lava_accuracy"][tag] = float(np.mean(lava.predictions == test.y[:n]))
+        out["lava_seconds"][tag] = wall
+        out["lava_samples_per_s"][tag] = n / wall
+        out["lava_accuracy"][tag] = float(np.mean(lava.predictions == test.y))
+        out["lava_simulator_accuracy"][tag] = float(np.mean(predictions == test.y))
+        out["lava_prediction_mismatches"][tag] = int(np.count_nonzero(lava.predictions != predictions))
     return out
 
 
@@ -238,16 +261,21 @@ def _log2_x(ax, ts: list[int]) -> None:
 
 
 def _lava_text(report: dict) -> Optional[str]:
-    """One line per Lava tag: spike mismatches and accuracy, or None when Lava was not run."""
+    """One line per Lava tag for the plot: spike mismatches, accuracy and samples/s, or None when
+    Lava was not run."""
     n = report.get("lava_samples") or 0
     if n <= 0 or not report.get("lava_spike_mismatches"):
         return None
     parts = []
     for tag, mism in report["lava_spike_mismatches"].items():
         acc = report.get("lava_accuracy", {}).get(tag)
+        rate = report.get("lava_samples_per_s", {}).get(tag)
         parts.append(f"{tag}: {mism} spike mismatches of {report['lava_spikes_compared'].get(tag, 0)} spikes"
-                     + ("" if acc is None else f", Lava accuracy {100 * acc:.1f} %"))
-    return f"Lava check ({n} samples, T = {report['timesteps']}, every layer): " + "\n".join(parts)
+                     + ("" if acc is None else f", Lava accuracy {100 * acc:.1f} %")
+                     + ("" if rate is None else f", {rate:.1f} samples/s"))
+    keep = report.get("lava_spike_samples", n)
+    spikes = "every layer" if keep == n else f"every layer of the first {keep}"
+    return f"Lava check ({n} samples, T = {report['timesteps']}, {spikes}): " + "\n".join(parts)
 
 
 def write_report(report: dict, out_dir: Path, stem: str = "report") -> tuple[Path, Path]:

@@ -84,8 +84,9 @@ def test_run_with_lava_checks_every_layer(tmp_path):
     out = cli("run", str(path), "--steps", "12", "--limit", "30", "--lava", "--lava-samples", "2",
               "--out", str(tmp_path))
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "Lava fixed_pt           0 spike mismatches" in out.stdout
-    assert "Lava floating_pt        0 spike mismatches" in out.stdout
+    for tag in ("fixed_pt", "floating_pt"):
+        line = next(l for l in out.stdout.splitlines() if l.startswith(f"Lava {tag} "))
+        assert "0 spike and 0 voltage mismatches" in line and "on 2 samples" in line, line
     import json
     data = json.loads((tmp_path / "small-report.json").read_text())
     assert data["lava_samples"] == 2 and data["lava_spike_mismatches"] == {"fixed_pt": 0, "floating_pt": 0}

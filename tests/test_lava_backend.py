@@ -1,9 +1,11 @@
 """The Lava backend (real Lava runs in a guarded child process) against the reference simulator.
 
-``fixed`` (Lava ``fixed_pt``) must equal the simulator spike for spike in every layer and in
-the final voltages; ``float`` (``floating_pt``) with integer weights too, and with fractional
-weights up to rounding. A ProcessModel that raises or hangs must end in ``LavaRunError``
-within the time limit, leaving no process and no shared memory behind.
+Both graphs: the per-sample graph of Lava's own processes (``batch=None``) and the batched
+graph (``batch=3`` for 4 samples: a full batch and a short one). ``fixed`` (Lava ``fixed_pt``)
+must equal the simulator spike for spike in every layer and in the final voltages; ``float``
+(``floating_pt``) with integer weights too, and with fractional weights up to rounding. A
+ProcessModel that raises or hangs must end in ``LavaRunError`` within the time limit, naming
+the samples it was on, leaving no process and no shared memory behind.
 """
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ from tests.conftest import assert_same_layer, small_conv_net
 ROOT = Path(__file__).resolve().parents[1]
 T = 12          # steps per sample
 N = 4           # samples per run
+#: The graphs: per sample (Lava's own processes), batched (3 samples per Lava run).
+GRAPHS = {"per-sample": None, "batched": 3}
 
 
 # ----------------------------------------------------------------------------- nets
@@ -119,16 +123,17 @@ FIXED_NETS = {
 }
 
 
+@pytest.mark.parametrize("graph", GRAPHS)
 @pytest.mark.parametrize("name", sorted(FIXED_NETS))
-def test_fixed_equals_simulator(name, tmp_path):
+def test_fixed_equals_simulator(name, graph, tmp_path):
     net = FIXED_NETS[name]()
     x = samples(net)
     if name == "mixed":    # this one goes through a netlist file
         path = save(net, tmp_path / "net.h5")
-        res = run_lava(path, x, T, "fixed", progress=False)
+        res = run_lava(path, x, T, "fixed", progress=False, batch=GRAPHS[graph])
     else:
-        res = run_lava(net, x, T, "fixed", progress=False)
-    assert res.mode == "fixed" and res.steps == T
+        res = run_lava(net, x, T, "fixed", progress=False, batch=GRAPHS[graph])
+    assert res.mode == "fixed" and res.steps == T and res.batch == GRAPHS[graph]
     assert compare(net, "fixed", res, x) == 0
     assert all(m.endswith(("BitAcc", "Fixed")) for m in res.models.values()), res.models
 
@@ -140,11 +145,12 @@ FLOAT_NETS = {
 }
 
 
+@pytest.mark.parametrize("graph", GRAPHS)
 @pytest.mark.parametrize("name", sorted(FLOAT_NETS))
-def test_float_equals_simulator(name):
+def test_float_equals_simulator(name, graph):
     net = FLOAT_NETS[name]()
     x = samples(net)
-    res = run_lava(net, x, T, "float", progress=False)
+    res = run_lava(net, x, T, "float", progress=False, batch=GRAPHS[graph])
     mism = compare(net, "float", res, x)
     assert all(m.endswith("Float") for m in res.models.values()), res.models
     if "fractional" in name:     # summation order may differ: rounding, rarely a spike
@@ -153,12 +159,13 @@ def test_float_equals_simulator(name):
         assert mism == 0
 
 
-def test_raw_current_input_and_recording_some_layers():
+@pytest.mark.parametrize("graph", GRAPHS)
+def test_raw_current_input_and_recording_some_layers(graph):
     """``raw_current``: x is the input current itself (``Simulator.run(raw_current=True)``);
     ``record``: only those layers (and the output layer) are read back."""
     net = small_conv_net(seed=5)
     x = np.round(np.random.default_rng(1).random((2, 1, 6, 6)) * 150)
-    res = run_lava(net, x, T, "fixed", progress=False, raw_current=True, record=[1])
+    res = run_lava(net, x, T, "fixed", progress=False, raw_current=True, record=[1], batch=GRAPHS[graph])
     ref = Simulator(net, "fixed").run(x, T, record_spikes=True, raw_current=True)
     assert [i for i, s in enumerate(res.spikes) if s is not None] == [1, net.output_layer]
     for i in (1, net.output_layer):
@@ -193,7 +200,7 @@ class PyFaultyModel(PyLoihiProcessModel):
 
 def _attach(graph, mode: str) -> None:
     out = graph.neurons[graph.neuron_layers[-1]]
-    proc = Faulty(shape=out.s_out.shape, fail_at=T + 3, mode=mode)    # step 3 of sample 1
+    proc = Faulty(shape=out.s_out.shape, fail_at=T + 3, mode=mode)    # step 3 of the second run
     out.s_out.connect(proc.a_in)
     graph.model_overrides[proc] = PyFaultyModel
 
@@ -213,22 +220,25 @@ def _orphan_shm(before: set[str]) -> set[str]:
     return {n for n in new if n not in in_use}
 
 
-@pytest.mark.parametrize("fault", ["raising", "hanging"])
-def test_failing_process_model_raises_lava_run_error(fault):
+@pytest.mark.parametrize("fault, batch, where", [("raising", None, "sample 1 of 4"),
+                                                 ("raising", 2, "samples 2-3 of 4"),
+                                                 ("hanging", 2, "samples 2-3 of 4")])
+def test_failing_process_model_raises_lava_run_error(fault, batch, where):
     net = small_conv_net(seed=0)
     x = samples(net)
     timeout = 60.0 if fault == "raising" else 10.0
     before = set(os.listdir("/dev/shm"))
     t0 = time.monotonic()
     with pytest.raises(LavaRunError) as info:
-        run_lava(net, x, T, "fixed", timeout=timeout, progress=False,
+        run_lava(net, x, T, "fixed", timeout=timeout, progress=False, batch=batch,
                  graph_hook=f"tests.test_lava_backend:attach_{fault}", sys_path=[str(ROOT)])
     elapsed = time.monotonic() - t0
     msg = str(info.value)
     print(f"\n{fault}: LavaRunError after {elapsed:.1f} s: {msg.splitlines()[0]}")
     assert elapsed < timeout + 15
+    assert where in msg
     if fault == "raising":
-        assert "deliberate failure at time step 15" in msg and "sample 1 of 4" in msg
+        assert "deliberate failure at time step 15" in msg
     else:
         assert "timed out" in msg and "--lava-timeout" in msg      # the option a user has, not the API's name
     assert group_members(info.value.worker_pid) == []      # nothing of the worker is alive

@@ -1,11 +1,12 @@
 """``neurosim run``: what drives a netlist (a data set's test split through an encoding, the
 spikes ``train-bntt`` recorded, or the user's own array) and its runs: on the simulator (and
-Lava on a few samples) into a report, on the simulator for an array, on a Loihi 2."""
+Lava on some samples or the whole split) into a report, on the simulator for an array, on a
+Loihi 2."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 from neurosim.bntt.encoding import META_KEY, netlist_input_for
 from neurosim.commands.outputs import default_out
@@ -62,16 +63,17 @@ def dataset_input(net: Netlist, name: Path, dataset: Optional[str] = None, data_
 
 
 def run_dataset(net: Netlist, name: Path, test: Split, steps: int, *, encoding: str, timing: str,
-                mode: str = "fixed", sweep: Optional[Sequence[int]] = None, lava_samples: int = 0,
-                lava_timeout: Optional[float] = None, out: Optional[Path] = None) -> dict:
+                mode: str = "fixed", sweep: Optional[Sequence[int]] = None, lava_samples: Union[int, str] = 0,
+                lava_timeout: Optional[float] = None, lava_workers: int = 1, out: Optional[Path] = None) -> dict:
     """Measure ``net`` (read from the file ``name``) on ``test`` as :func:`neurosim.evaluate.evaluate`
-    does (Lava in fixed_pt and floating_pt on ``lava_samples`` samples) and write
+    does (Lava in fixed_pt and floating_pt side by side on ``lava_samples`` samples, or on the
+    whole split with ``"all"``, ``lava_workers`` worker processes per mode) and write
     ``<out>/<name's stem>-report.json`` and ``.png`` (``out`` default: :func:`default_out`);
     returns the report, with the ``encoding`` line and the ``timing`` in it and the files
     written in ``report_paths``."""
     report = measure.evaluate(net, test, steps, ann_accuracy=net.meta.get("ann_accuracy"), mode=mode,
-                      sweep=sweep, lava_samples=lava_samples, lava_modes=("fixed", "float"),
-                      lava_timeout=lava_timeout)
+                              sweep=sweep, lava_samples=lava_samples, lava_modes=("fixed", "float"),
+                              lava_timeout=lava_timeout, lava_workers=lava_workers)
     report.update({"netlist": str(name), "encoding": encoding, "timing": timing,
                    "ann_test_samples": net.meta.get("ann_test_samples")})
     json_path, png_path = measure.write_report(report, out or default_out(name), stem=f"{Path(name).stem}-report")

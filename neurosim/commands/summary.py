@@ -24,9 +24,7 @@ def report_summary(report: dict, steps_label: Optional[str] = None) -> str:
         lines.append(f"  papers' T (= T - {report['depth']}) " + "  ".join(
             f"{t}:{100 * a:.1f}" for t, a in sorted(papers.items(), key=lambda kv: int(kv[0])))
             + f"   (each layer integrates T steps; Lava latency T + {report['depth']})")
-    for tag, mism in report.get("lava_spike_mismatches", {}).items():
-        lines.append(f"Lava {tag:<11s}        {mism} spike mismatches of {report['lava_spikes_compared'][tag]} "
-                     f"spikes, {report['lava_samples']} samples, every layer")
+    lines += lava_lines(report)
     lines.append("spikes per sample       " + ", ".join(f"{k}={v:.0f}" for k, v in
                                                          report["spikes_per_sample_per_layer"].items()))
     macs = report.get("ann_macs_per_sample")
@@ -60,3 +58,22 @@ def bntt_summary(report: dict, steps: int) -> str:
                  f"{100 * ce['full_accuracy']:.2f} % (chosen on {ce['calibration_samples']} training samples, "
                  f"tolerance {100 * ce['tolerance']:.1f} point)")
     return "\n".join(lines)
+
+
+def lava_lines(report: dict) -> list[str]:
+    """The Lava check of ``report`` as printed lines, one per Lava tag: accuracy beside the
+    simulator's on the same samples, the spike and voltage check, samples per second."""
+    lines = []
+    for tag, mism in report.get("lava_spike_mismatches", {}).items():
+        n, keep = report["lava_samples"], report.get("lava_spike_samples", report["lava_samples"])
+        line = f"Lava {tag:<11s}        "
+        if tag in report.get("lava_simulator_accuracy", {}):
+            line += (f"accuracy {100 * report['lava_accuracy'][tag]:.2f} % (simulator "
+                     f"{100 * report['lava_simulator_accuracy'][tag]:.2f} %, "
+                     f"{report['lava_prediction_mismatches'][tag]} predictions differ) on {n} samples; ")
+        line += (f"{mism} spike and {report['lava_voltage_mismatches'][tag]} voltage mismatches of "
+                 f"{report['lava_spikes_compared'][tag]} spikes on {keep} samples, every layer")
+        if tag in report.get("lava_samples_per_s", {}):
+            line += f"; {report['lava_samples_per_s'][tag]:.1f} samples/s"
+        lines.append(line)
+    return lines

@@ -1,10 +1,11 @@
 """The job folder through which :func:`neurosim.lava.runner.run_lava` and its worker
 (``python -m neurosim.lava.worker JOBDIR``) talk: what each side writes and reads there.
 
-Parent -> worker: ``job.json`` (mode, steps, options; the netlist as the path of a netlist
-file, or as a :mod:`~neurosim.lava.netcodec` description whose arrays are in
+Parent -> worker: ``job.json`` (mode, steps, options: ``batch``, samples per Lava run, 0 for
+the per-sample graph; ``spike_samples``, the samples whose spikes come back; the netlist as the
+path of a netlist file, or as a :mod:`~neurosim.lava.netcodec` description whose arrays are in
 ``net_arrays.npz``) and ``x.npz`` (the samples). Worker -> parent: ``progress.json`` (stage,
-sample, samples done), then either ``error.json`` (message, stage, sample, traceback) or
+the samples it is on, samples done), then either ``error.json`` (message, stage, sample, traceback) or
 ``info.json`` (timing, chosen ProcessModels) and ``result.npz`` (written last); the worker's
 stdout and stderr go to ``worker.log``; its other files are replaced atomically. The worker
 accepts a netlist only after the parent's checks
@@ -38,11 +39,16 @@ JOB, INPUT, NET_ARRAYS, RESULT, ERROR, PROGRESS, INFO, LOG = (
 
 def write_job(jobdir: Path, net: Netlist, x: np.ndarray, *, mode: str, steps: int, raw_current: bool,
               record: Optional[list[int]], graph_hook: Optional[str], sys_path: Sequence[str],
-              netlist_path: Optional[Path] = None) -> None:
+              netlist_path: Optional[Path] = None, batch: int = 0,
+              spike_samples: Optional[int] = None, offset: int = 0) -> None:
     """Write the job: ``net`` goes as ``netlist_path`` when given (the file it was loaded from),
-    else encoded exactly (:func:`~neurosim.lava.netcodec.encode_net`)."""
+    else encoded exactly (:func:`~neurosim.lava.netcodec.encode_net`). ``batch``: samples per
+    Lava run (0: the per-sample graph); ``spike_samples``: the first samples whose spikes and
+    voltages come back (None: all); ``offset``: the number of ``x[0]`` among all the samples
+    of the caller (for messages)."""
     job = {"mode": mode, "steps": int(steps), "progress": False, "raw_current": bool(raw_current),
-           "record": record,
+           "record": record, "batch": int(batch), "offset": int(offset),
+           "spike_samples": None if spike_samples is None else int(spike_samples),
            "graph_hook": graph_hook, "sys_path": [str(p) for p in sys_path]}
     if netlist_path is not None:
         job["netlist_path"] = str(netlist_path)
@@ -65,7 +71,7 @@ def worker_command(jobdir: Path) -> tuple[list[str], dict[str, str]]:
 
 
 def read_progress(jobdir: Path) -> dict:
-    """The worker's last ``{"stage", "sample", "done"}`` (empty before its first)."""
+    """The worker's last ``{"stage", "sample", "to", "done"}`` (empty before its first)."""
     return _read_json(jobdir / PROGRESS) or {}
 
 
@@ -96,9 +102,10 @@ def log_tail(jobdir: Path, lines: int = 20) -> str:
     return "\n".join(_log_text(jobdir).strip().splitlines()[-lines:])
 
 
-def read_result(jobdir: Path, net: Netlist) -> tuple[list, list, list, dict]:
-    """``(spikes, v, counts, info)`` of a finished job: per layer of ``net`` the worker's arrays
-    (``None`` for ``Flatten`` and unrecorded layers), and its ``{"timing", "models"}``."""
+def read_result(jobdir: Path, net: Netlist) -> tuple[list, list, list, tuple[np.ndarray, np.ndarray], dict]:
+    """``(spikes, v, counts, (readout_counts, readout_v), info)`` of a finished job: per layer of
+    ``net`` the worker's arrays (``None`` for ``Flatten`` and unrecorded layers), the output
+    layer's counts and voltages of every sample, and its ``{"timing", "models"}``."""
     spikes, vs, counts = [], [], []
     with np.load(jobdir / RESULT, allow_pickle=False) as f:
         for i, layer in enumerate(net.layers):
@@ -108,21 +115,24 @@ def read_result(jobdir: Path, net: Netlist) -> tuple[list, list, list, dict]:
             spikes.append(f[f"spikes_{i}"])
             vs.append(f[f"v_{i}"])
             counts.append(f[f"counts_{i}"])
-    return spikes, vs, counts, _read_json(jobdir / INFO) or {}
+        readout = (f["readout_counts"], f["readout_v"])
+    return spikes, vs, counts, readout, _read_json(jobdir / INFO) or {}
 
 
 def _where(state: dict, n_samples: int) -> str:
     if "sample" not in state or state["sample"] is None:
         return " while starting"
-    return f" while {state.get('stage', 'running')} sample {int(state['sample'])} of {n_samples}"
+    first, to = int(state["sample"]), state.get("to")
+    which = (f"sample {first}" if to is None or int(to) - first <= 1 else
+             f"samples {first}-{int(to) - 1}")
+    return f" while {state.get('stage', 'running')} {which} of {n_samples}"
 
 
 def _describe_failure(jobdir: Path, code: Optional[int], n_samples: int) -> str:
     err = _read_json(jobdir / ERROR)
     if err:
-        where = _where({"sample": err.get("sample"), "stage": err.get("stage")}, n_samples)
-        if err.get("sample") is None:
-            where = f" while {err.get('stage', 'starting')}"
+        where = (f" while {err.get('stage', 'starting')}" if err.get("sample") is None
+                 else _where(err, n_samples))
         msg = f"Lava run failed{where}: {err.get('message', '?')}"
         cause = _innermost_cause(_log_text(jobdir)) or _innermost_cause(err.get("traceback", ""))
         if cause and cause not in msg:
@@ -172,20 +182,21 @@ def read_job(jobdir: Path) -> tuple[dict, Netlist, np.ndarray]:
 
 
 class Stage:
-    """Where the worker is (for progress and error messages), mirrored to ``path`` (the job's
-    ``progress.json``) when given."""
+    """Where the worker is (for progress and error messages): the samples ``sample .. to-1`` it
+    is on, mirrored to ``path`` (the job's ``progress.json``) when given."""
 
     def __init__(self, path: Optional[Path] = None) -> None:
-        self.path, self.what, self.sample, self.done = path, "starting", None, 0
+        self.path, self.what, self.sample, self.to, self.done = path, "starting", None, None, 0
 
-    def set(self, what: str, sample: Optional[int] = None, done: Optional[int] = None) -> None:
+    def set(self, what: str, sample: Optional[int] = None, to: Optional[int] = None,
+            done: Optional[int] = None) -> None:
         self.what = what
         if sample is not None:
-            self.sample = sample
+            self.sample, self.to = sample, to
         if done is not None:
             self.done = done
         if self.path is not None:
-            _write_json(self.path, {"stage": self.what, "sample": self.sample, "done": self.done})
+            _write_json(self.path, {"stage": self.what, "sample": self.sample, "to": self.to, "done": self.done})
 
 
 def report_error(jobdir: Path, exc: BaseException, stage: Stage) -> None:
@@ -203,6 +214,7 @@ def report_error(jobdir: Path, exc: BaseException, stage: Stage) -> None:
         "process_errors": process_errors,
         "stage": stage.what,
         "sample": stage.sample,
+        "to": stage.to,
         "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
     })
 

@@ -1,5 +1,5 @@
-"""neurosim's Lava Processes: the netlist's neuron, the identity synapse, an axonal delay line,
-a spike recorder.
+"""neurosim's Lava Processes: the netlist's neuron, the identity synapse, a sparse synapse for
+batched graphs, an axonal delay line, a spike recorder and a spike source reading a file.
 
 :class:`NetlistNeuron` is any population of the netlist that Lava's own ``LIF`` cannot be
 (``LIF`` resets hard and has no schedule): CUBA or RMP dynamics, hard or soft reset, and the
@@ -10,8 +10,23 @@ per-step schedule of :class:`neurosim.netlist.schema.Schedule`::
     v[t]  = (1 - v_decay/4096) * v[t-1] + u[t] + bias + bias_t[min(t, T_s-1)]
     s[t]  = v[t] > vth ;  v[t] = 0 (hard)  or  v[t] - vth (soft)  where s[t]
 
-Its ProcessModels (``floating_pt`` and ``fixed_pt``) are in :mod:`neurosim.lava.models`;
-both call the shared step functions of :mod:`neurosim.dynamics.lif`.
+**Samples back to back.** A run presents one sample every ``period`` Lava steps; ``t`` is the
+step within the sample, ``(time_step - 1) mod period``. At ``t = 0`` the processes that hold
+a sample's state reset it themselves (no ``Var.set``, which Lava sends one value at a time):
+the neuron sets ``u = 0``, ``v = vInit`` and drops that step's ``a_in`` (the synapses' output
+of the previous step, the previous sample's last spikes), the delay line forgets the spikes in
+flight. Lava's own ``Dense``/``Conv``/``LIF`` cannot, so the per-sample graph resets those
+through their Vars (:mod:`neurosim.lava.worker`).
+
+**Batched graphs** (:func:`neurosim.lava.builder.build_batched_graph`) carry B samples at once:
+every process is shaped (B, n), neurons in the netlist's (C, H, W) order, and each projection is
+one :class:`SparseSynapse` (the B diagonal blocks of a block-diagonal matrix, stored once). The
+sample enters through files the worker writes before each batch (the input layer's current,
+read by its neurons at ``t = 0``; or the spikes of a :class:`SpikeFile`) and the neurons write
+their spikes and final voltages into files (Lava's ``Var.get`` moves one value at a time).
+
+Their ProcessModels (``floating_pt`` and ``fixed_pt``) are in :mod:`neurosim.lava.models`; the
+neuron models call the shared step functions of :mod:`neurosim.dynamics.lif`.
 """
 from __future__ import annotations
 
@@ -22,6 +37,9 @@ from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess, LogConfig
 from lava.magma.core.process.variable import Var
 
+if ty.TYPE_CHECKING:
+    from neurosim.lava.synapses import Connection
+
 
 class NetlistNeuron(AbstractProcess):
     """A population of the netlist's neurons (see the module docstring).
@@ -29,7 +47,7 @@ class NetlistNeuron(AbstractProcess):
     Parameters
     ----------
     shape : tuple(int)
-        Shape of the population (Lava order, e.g. (W, H, C) or (N,)).
+        Shape of the population: Lava order, (W, H, C) or (N,), or (B, n) in a batched graph.
     vth : float or int
         Threshold mantissa. ``fixed_pt`` compares against ``vth << 6``.
     i_decay, v_decay : int
@@ -41,15 +59,24 @@ class NetlistNeuron(AbstractProcess):
         Bias mantissa per neuron (or scalar). ``fixed_pt``: ``<< bias_exp`` in state units.
     bias_exp : int
         ``fixed_pt`` only (netx uses 6); ``floating_pt`` ignores it, as Lava's ``LIF``.
-    scale, bias_t : array (T_s, *shape) or None
-        Per-step scale mantissa and extra bias of the synaptic current (None: 1 and 0);
-        step ``t`` of a sample uses row ``min(t, T_s - 1)``. ``t`` counts the steps since
-        the last reset of the Var ``t``.
+    scale, bias_t : array (T_s, ...) or None
+        Per-step scale mantissa and extra bias of the synaptic current (None: 1 and 0); step
+        ``t`` of a sample uses row ``min(t, T_s - 1)``, which broadcasts against ``shape``
+        (per neuron, or (T_s, n) for every sample of a batch).
     scale_exp : int
         ``scale`` holds mantissas of ``2**-scale_exp``.
     v : int or float
-        Initial voltage (state units: ``vInit << 6`` in ``fixed_pt``); the runner resets
-        ``v`` to it before every sample.
+        Initial voltage (state units: ``vInit << 6`` in ``fixed_pt``), set again at the start
+        of every sample.
+    period : int
+        Steps per sample (see the module docstring).
+    input_file : str or None
+        A ``.npy`` of ``shape``: the ``bias_mant`` of the next sample(s), read at every ``t = 0``
+        (the input layer of a batched graph).
+    spike_file, v_file : str or None
+        ``.npy`` files that exist before the run: the spikes of every step go into row ``t`` of
+        ``spike_file`` (bool, (period, *shape)), the voltage after the sample's last step into
+        ``v_file`` (``shape``; int32 state units ``fixed_pt``, float64 ``floating_pt``).
     """
 
     def __init__(self, *, shape: ty.Tuple[int, ...], vth: ty.Union[int, float],
@@ -57,21 +84,23 @@ class NetlistNeuron(AbstractProcess):
                  bias_mant: ty.Union[int, float, np.ndarray] = 0,
                  bias_exp: int = 0,
                  scale: ty.Optional[np.ndarray] = None, bias_t: ty.Optional[np.ndarray] = None,
-                 scale_exp: int = 0, v: ty.Union[int, float] = 0,
+                 scale_exp: int = 0, v: ty.Union[int, float] = 0, period: int,
+                 input_file: ty.Optional[str] = None, spike_file: ty.Optional[str] = None,
+                 v_file: ty.Optional[str] = None,
                  name: ty.Optional[str] = None,
                  log_config: ty.Optional[LogConfig] = None) -> None:
         shape = tuple(int(s) for s in shape)
-        scale = np.ones((1, *shape)) if scale is None else np.asarray(scale)
-        bias_t = np.zeros((1, *shape)) if bias_t is None else np.asarray(bias_t)
+        scale = np.ones((1,)) if scale is None else np.asarray(scale)
+        bias_t = np.zeros((1,)) if bias_t is None else np.asarray(bias_t)
         super().__init__(shape=shape, vth=vth, i_decay=i_decay, v_decay=v_decay, soft_reset=soft_reset,
                          bias_mant=bias_mant, bias_exp=bias_exp, scale_exp=scale_exp, v=v,
-                         name=name, log_config=log_config)
+                         period=_period(period), input_file=input_file, spike_file=spike_file,
+                         v_file=v_file, name=name, log_config=log_config)
         self.shape = shape
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         self.u = Var(shape=shape, init=0)
         self.v = Var(shape=shape, init=v)
-        self.t = Var(shape=(1,), init=0)
         self.bias_mant = Var(shape=shape, init=bias_mant)
         self.bias_exp = Var(shape=(1,), init=bias_exp)
         self.vth = Var(shape=(1,), init=vth)
@@ -97,15 +126,51 @@ class IdentitySynapse(AbstractProcess):
         self.a_buff = Var(shape=shape, init=0)
 
 
+class SparseSynapse(AbstractProcess):
+    """``a_out[b] = wrap(shift(W @ s_in[b]))`` for each of the B samples of a batched graph,
+    sent one step later (as Lava's ``Dense``): ``s_in`` (B, n_in), ``a_out`` (B, n_out).
+
+    ``connection`` (:class:`neurosim.lava.synapses.Connection`): ``W`` (n_out, n_in) in CSC
+    form, stored once for the B diagonal blocks, its ``shift`` and ``wrap_bits``. The model
+    adds the columns of the spiking inputs (:mod:`neurosim.lava.models`), in int32 when no
+    sum can leave it (every row's ``sum |W|`` below 2**31: half the memory traffic, twice
+    the vector lanes), else int64 (``fixed_pt``), or float64 (``floating_pt``).
+    """
+
+    def __init__(self, *, batch: int, connection: "Connection", name: ty.Optional[str] = None,
+                 log_config: ty.Optional[LogConfig] = None) -> None:
+        m = connection.matrix
+        data = m.data
+        if data.dtype.kind == "i":
+            bound = int(abs(m).sum(axis=1).max()) if m.nnz else 0
+            data = data.astype(np.int32 if bound < 1 << 31 else np.int64)
+        super().__init__(indptr=np.asarray(m.indptr, dtype=np.int64), indices=np.asarray(m.indices, dtype=np.int64),
+                         data=data, shift=connection.shift, wrap_bits=connection.wrap_bits,
+                         name=name, log_config=log_config)
+        n_out, n_in = (int(v) for v in m.shape)
+        self.s_in = InPort(shape=(int(batch), n_in))
+        self.a_out = OutPort(shape=(int(batch), n_out))
+
+
+class SpikeFile(AbstractProcess):
+    """The spike input of a batched graph: sends row ``t`` of the ``.npy`` file ``path`` (bool,
+    (period, *shape)), which the worker fills before each batch."""
+
+    def __init__(self, *, shape: ty.Tuple[int, ...], path: str, period: int,
+                 name: ty.Optional[str] = None, log_config: ty.Optional[LogConfig] = None) -> None:
+        super().__init__(shape=shape, path=str(path), period=_period(period), name=name, log_config=log_config)
+        self.s_out = OutPort(shape=tuple(int(s) for s in shape))
+
+
 class DelayLine(AbstractProcess):
     """Axonal delay of ``steps`` steps: ``s_out[t] = s_in[t - steps]`` (0 before). Placed
     before a synapse, it makes a projection of delay ``d = steps + 1`` (the synapse adds its
     own step). ``buf`` holds the spikes in flight (``steps`` rows, ring-indexed by Lava's
-    time step); the runner zeroes it before every sample."""
+    time step); it is zeroed at the start of every sample (every ``period`` steps)."""
 
-    def __init__(self, *, shape: ty.Tuple[int, ...], steps: int,
+    def __init__(self, *, shape: ty.Tuple[int, ...], steps: int, period: int,
                  name: ty.Optional[str] = None, log_config: ty.Optional[LogConfig] = None) -> None:
-        super().__init__(shape=shape, steps=steps, name=name, log_config=log_config)
+        super().__init__(shape=shape, steps=steps, period=_period(period), name=name, log_config=log_config)
         shape = tuple(int(s) for s in shape)
         if int(steps) < 1:
             raise ValueError(f"a delay line needs at least 1 step, got {steps}")
@@ -128,3 +193,9 @@ class SpikeRecorder(AbstractProcess):
         super().__init__(shape=shape, path=str(path), name=name, log_config=log_config)
         self.shape = tuple(int(s) for s in shape)
         self.a_in = InPort(shape=self.shape)
+
+
+def _period(period: int) -> int:
+    if int(period) < 1:
+        raise ValueError(f"a sample lasts at least 1 step, got period {period}")
+    return int(period)

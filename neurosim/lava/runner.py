@@ -1,17 +1,21 @@
-"""Run a netlist on Lava's CPU simulator, guarded: the public entry :func:`run_lava` and its
-:class:`LavaResult`.
+"""Run a netlist on Lava's CPU simulator, guarded: the public entries :func:`run_lava` and
+:func:`run_lava_modes` and their :class:`LavaResult`.
 
 :func:`run_lava` streams all samples through ONE compiled Lava run in a child process
-(``python -m neurosim.lava.worker JOBDIR``; the job folder: :mod:`neurosim.lava.jobs`) started
-in its own session and process group (:mod:`neurosim.lava.supervisor`). The parent watches it:
-on an error reported by the worker, a crash, or when the time limit
-(:func:`~neurosim.lava.timelimit.estimate_timeout`) passes, it kills the child's whole process
-group (Lava's model processes included), removes the ``/dev/shm`` segments the killed
+(``python -m neurosim.lava.worker JOBDIR``; the job folder: :mod:`neurosim.lava.jobs`): by
+default the batched graph, ``batch`` samples per run of T steps
+(:func:`neurosim.lava.builder.build_batched_graph`), or with ``batch=None`` the per-sample
+graph of Lava's own processes (:func:`neurosim.lava.builder.build_graph`); ``workers`` children
+share the batches, and :func:`run_lava_modes` runs several modes' children side by side. Each
+child is started in its own session and process group (:mod:`neurosim.lava.supervisor`); the
+parent watches them all: on an error reported by a worker, a crash, or when its time limit
+(:func:`~neurosim.lava.timelimit.estimate_timeout`) passes, it kills every child's whole
+process group (Lava's model processes included), removes the ``/dev/shm`` segments the killed
 processes held (Lava's channels are multiprocessing shared memory, which a killed runtime never
-unlinks) and raises :class:`~neurosim.errors.LavaRunError` naming what failed and the sample it
-was on. A ProcessModel that raises (after which Lava's ``run()``/``stop()`` can hang) therefore
-costs at most the time limit. SIGTERM and SIGHUP run the same clean-up, and the worker stops
-when this process dies (:mod:`neurosim.lava.lifetime`).
+unlinks) and raises :class:`~neurosim.errors.LavaRunError` naming what failed and the samples
+it was on. A ProcessModel that raises (after which Lava's ``run()``/``stop()`` can hang)
+therefore costs at most the time limit. SIGTERM and SIGHUP run the same clean-up, and every
+worker stops when this process dies (:mod:`neurosim.lava.lifetime`).
 
 Results use the simulator's conventions (:class:`neurosim.sim.simulator.SimResult`): per layer
 index, ``spikes[i]`` (N, T, n) bool, ``v[i]`` (N, n) final voltage in state units (``<< 6``
@@ -23,6 +27,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -33,26 +38,32 @@ from neurosim.errors import LavaRunError, NeurosimError
 from neurosim.lava import jobs
 from neurosim.lava.layout import TAGS, check_input, check_netlist
 from neurosim.lava.lifetime import terminate_raises
-from neurosim.lava.supervisor import Supervised
+from neurosim.lava.supervisor import POLL_S, Supervised
 from neurosim.lava.timelimit import estimate_timeout
 from neurosim.netlist.schema import Netlist
 from neurosim.progress import shown
 
-__all__ = ["run_lava", "LavaResult", "estimate_timeout"]
+__all__ = ["run_lava", "run_lava_modes", "LavaResult", "estimate_timeout", "DEFAULT_BATCH"]
 
 PathLike = Union[str, os.PathLike]
+#: Samples per Lava run of the batched graph. Lava's cost per step and process (~0.25 ms of
+#: synchronisation) is shared by the batch; above ~64 the arithmetic dominates
+#: (docs/benchmarks.md, "Whole test sets on Lava").
+DEFAULT_BATCH = 64
 
 
 class LavaResult:
     """Per-layer outputs of a Lava run (``None`` for ``Flatten`` layers), as ``SimResult``.
 
-    ``spikes[i]`` (N, T, n) bool, ``v[i]`` (N, n) final voltage (state units), ``counts[i]``
-    (N, n), ``step_counts[i]`` (T,); ``readout`` = output-layer ``counts * vth + v`` (as the
-    simulator's, vth in state units in ``fixed`` mode).
+    ``spikes[i]`` (K, T, n) bool, ``v[i]`` (K, n) final voltage (state units), ``counts[i]``
+    (K, n), ``step_counts[i]`` (T,) of the first K samples (``spike_samples`` of
+    :func:`run_lava`, default all N); ``readout`` (N, n_out) = output-layer ``counts * vth + v``
+    of every sample (as the simulator's, vth in state units in ``fixed`` mode).
     ``timing`` (seconds): import_s, build_s, compile_s (compile and start the runtime),
-    first_run_s (sample 0), run_s (the other samples), io_s (Var set/get between samples),
-    stop_s, total_s (worker), wall_s (parent, including the worker's start-up),
-    per_step_s (run_s per step after sample 0).
+    first_run_s (the first unit: a sample, or a batch), run_s (the others), io_s (loading
+    samples and reading results between runs), stop_s, total_s (worker), wall_s (parent,
+    including the worker's start-up), per_step_s (run_s per step after the first unit),
+    samples_per_s (N / wall_s).
     ``models``: "layer <i> <role>" -> "Process -> chosen ProcessModel".
 
     (A plain class: Lava's ProcessModel discovery executes this package's modules under bare
@@ -61,8 +72,8 @@ class LavaResult:
 
     def __init__(self, steps: int, mode: str, spikes: list, v: list, counts: list,
                  readout: np.ndarray, timing: Optional[dict] = None,
-                 models: Optional[dict] = None) -> None:
-        self.steps, self.mode = steps, mode
+                 models: Optional[dict] = None, batch: Optional[int] = None) -> None:
+        self.steps, self.mode, self.batch = steps, mode, batch
         self.spikes: list[Optional[np.ndarray]] = spikes
         self.v: list[Optional[np.ndarray]] = v
         self.counts: list[Optional[np.ndarray]] = counts
@@ -81,7 +92,8 @@ class LavaResult:
 def run_lava(net: Union[Netlist, PathLike], x: np.ndarray, steps: int, mode: str = "fixed",
              timeout: Optional[float] = None, progress: bool = True, raw_current: bool = False,
              record: Optional[Sequence[int]] = None, graph_hook: Optional[str] = None,
-             sys_path: Sequence[str] = ()) -> LavaResult:
+             sys_path: Sequence[str] = (), batch: Optional[int] = DEFAULT_BATCH,
+             spike_samples: Optional[int] = None, workers: int = 1) -> LavaResult:
     """Run every sample of ``x`` for ``steps`` steps through ``net`` on Lava's CPU simulator.
 
     ``net`` is a :class:`Netlist` or the path of a netlist file; ``mode`` is ``'fixed'``
@@ -89,97 +101,193 @@ def run_lava(net: Union[Netlist, PathLike], x: np.ndarray, steps: int, mode: str
     :meth:`neurosim.sim.simulator.Simulator.run`: a net with an ``input`` layer takes ``x``
     (N, *input_shape) as the constant current ``weight * x + bias`` (``raw_current``: ``x`` is
     that current); a net without one takes 0/1 spikes (N, steps, *input_shape).
-    Every sample starts from zero state (v, u and the synapses' buffers are reset).
+    Every sample starts from zero state (v at vInit; u, the synapses' buffers and delay lines
+    empty).
+    ``batch``: samples per Lava run (the batched graph, at most N / workers); ``None``: the per-sample
+    graph of Lava's own ``LIF``, ``Dense`` and ``Conv`` (what Loihi 2 compiles), one sample per
+    run, with ``Var.set``/``Var.get`` (~17 us per value) between samples.
+    ``workers``: worker processes sharing the samples (consecutive runs each).
     ``record``: the neuron layers whose spikes, counts and v are read (default: all; the
-    output layer always). Reading is Lava's slow part (``Var.get`` sends values one by one,
-    ~17 us each, n * T values per layer and sample); others come back as ``None``.
-    ``timeout`` (s) limits the whole run (default: :func:`estimate_timeout`).
+    output layer always); others come back as ``None``. ``spike_samples``: only the first so
+    many samples' spikes, counts and v come back (default: all); ``readout`` covers every sample.
+    ``timeout`` (s) limits each worker (default: :func:`estimate_timeout`, scaled by the
+    workers per core).
     ``graph_hook`` (``'module:function'``, importable in the worker with ``sys_path``
-    prepended) is called with the built :class:`~neurosim.lava.builder.LavaGraph` before
+    prepended) is called with the built graph (:mod:`neurosim.lava.builder`) before
     compiling, e.g. to attach extra processes (register their models in
     ``graph.model_overrides``).
-    Raises :class:`LavaRunError` when Lava fails or the time limit passes (the worker's
-    process group is killed, its shared memory removed; the error's ``worker_pid`` is the
-    group's id), :class:`NeurosimError` for a netlist or input the backend cannot run.
+    Raises :class:`LavaRunError` when Lava fails or the time limit passes (the workers' process
+    groups are killed, their shared memory removed; the error's ``worker_pid`` is the failed
+    worker's group id), :class:`NeurosimError` for a netlist or input the backend cannot run.
     """
+    return run_lava_modes(net, x, steps, (mode,), timeout=timeout, progress=progress, raw_current=raw_current,
+                          record=record, graph_hook=graph_hook, sys_path=sys_path, batch=batch,
+                          spike_samples=spike_samples, workers=workers)[mode]
+
+
+def run_lava_modes(net: Union[Netlist, PathLike], x: np.ndarray, steps: int, modes: Sequence[str],
+                   *, timeout: Optional[float] = None, progress: bool = True, raw_current: bool = False,
+                   record: Optional[Sequence[int]] = None, graph_hook: Optional[str] = None,
+                   sys_path: Sequence[str] = (), batch: Optional[int] = DEFAULT_BATCH,
+                   spike_samples: Optional[int] = None, workers: int = 1) -> dict[str, LavaResult]:
+    """:func:`run_lava` in every mode of ``modes`` at once (``workers`` worker processes per
+    mode, all supervised together, one progress bar); returns mode -> :class:`LavaResult`."""
     from neurosim.netlist.hdf5 import load
 
     netlist_path = None
     if not isinstance(net, Netlist):
         netlist_path = Path(net).resolve()
         net = load(netlist_path)
-    check_netlist(net, mode)
+    modes = list(dict.fromkeys(modes))
+    if not modes:
+        raise NeurosimError("no Lava mode to run")
     x = np.asarray(x, dtype=np.float64)
-    check_input(net, x, steps, mode, raw_current)
+    for mode in modes:
+        check_netlist(net, mode)
+        check_input(net, x, steps, mode, raw_current)
     if record is not None:
         record = sorted({int(i) for i in record} | {net.output_layer})
         bad = [i for i in record if i not in net.neuron_layers]
         if bad:
             raise NeurosimError(f"record: layers {bad} are not neuron layers {net.neuron_layers}")
-    if timeout is None:
-        timeout = estimate_timeout(net, len(x), steps, record)
-
-    jobdir = Path(tempfile.mkdtemp(prefix="neurosim-lava-"))
+    if batch is not None and (isinstance(batch, bool) or int(batch) < 1):
+        raise NeurosimError(f"batch must be a number of samples >= 1 (or None: one sample per run), got {batch!r}")
+    if isinstance(workers, bool) or int(workers) < 1:
+        raise NeurosimError(f"workers must be a number >= 1, got {workers!r}")
+    if spike_samples is not None and int(spike_samples) < 0:
+        raise NeurosimError(f"spike_samples must be >= 0, got {spike_samples}")
+    batch = None if batch is None else min(int(batch), -(-len(x) // int(workers)))   # every worker has a share
+    keep = len(x) if spike_samples is None else min(int(spike_samples), len(x))
+    shares = _shares(len(x), batch or 1, int(workers))
+    crowding = max(1.0, len(modes) * len(shares) / (os.cpu_count() or 1))
+    runs: list[_Run] = []
     try:
-        jobs.write_job(jobdir, net, x, mode=mode, steps=steps, raw_current=raw_current, record=record,
-                       graph_hook=graph_hook, sys_path=sys_path, netlist_path=netlist_path)
+        for mode in modes:
+            for share in shares:
+                n = share.stop - share.start
+                limit = timeout if timeout is not None else crowding * estimate_timeout(net, n, steps, record, batch)
+                run = _Run(Path(tempfile.mkdtemp(prefix="neurosim-lava-")), mode, share, limit)
+                runs.append(run)
+                jobs.write_job(run.jobdir, net, x[share], mode=mode, steps=steps, raw_current=raw_current,
+                               record=record, graph_hook=graph_hook, sys_path=sys_path, netlist_path=netlist_path,
+                               batch=min(batch, n) if batch else 0,
+                               spike_samples=min(n, max(0, keep - share.start)), offset=share.start)
+        tags = "+".join(TAGS[m] for m in modes)
         t0 = time.perf_counter()
-        _run_worker(jobdir, len(x), timeout, progress, TAGS[mode], steps)
+        _supervise(runs, len(x), progress, f"lava ({tags}, T={steps})", several_modes=len(modes) > 1)
         wall = time.perf_counter() - t0
-        return _result(jobdir, net, mode, steps, len(x), wall)
+        return {mode: _result([r for r in runs if r.mode == mode], net, mode, steps, len(x), wall, batch)
+                for mode in modes}
     finally:
-        shutil.rmtree(jobdir, ignore_errors=True)
+        for run in runs:
+            shutil.rmtree(run.jobdir, ignore_errors=True)
 
 
-def _run_worker(jobdir: Path, n_samples: int, timeout: float, progress: bool, tag: str, steps: int) -> None:
-    """Run the worker on ``jobdir`` under supervision, with a progress bar; return when it
-    succeeded, else raise :class:`LavaRunError`. Its process group is always stopped."""
+def _shares(n: int, unit: int, workers: int) -> list[slice]:
+    """The samples ``0 .. n-1`` cut into at most ``workers`` consecutive shares of whole units
+    (runs of ``unit`` samples), as even as the units allow."""
+    units = -(-n // unit)
+    per = -(-units // min(workers, units))
+    return [slice(k * unit, min(n, (k + per) * unit)) for k in range(0, units, per)]
+
+
+class _Run:
+    """One supervised worker: its job folder, mode, share of the samples and time limit."""
+
+    def __init__(self, jobdir: Path, mode: str, share: slice, timeout: float) -> None:
+        self.jobdir, self.mode, self.share, self.timeout = jobdir, mode, share, timeout
+        self.worker: Optional[Supervised] = None
+        #: How its watch ended (:meth:`Supervised.watch`), ``None`` while it is watched.
+        self.ending: Optional[str] = None
+        self.removed = 0
+
+    def start(self) -> None:
+        argv, env = jobs.worker_command(self.jobdir)
+        self.worker = Supervised(argv, env, self.jobdir / jobs.LOG)
+
+    def watch(self) -> None:
+        """Watch the worker until it ends (run in a thread)."""
+        self.ending = self.worker.watch(self.timeout, lambda: jobs.reported(self.jobdir))
+
+    def done(self) -> int:
+        return int(jobs.read_progress(self.jobdir).get("done", 0))
+
+    def failure(self, n_samples: int) -> Optional[str]:
+        """What went wrong once its watch ended (see :func:`neurosim.lava.jobs.failure`), or None."""
+        return jobs.failure(self.jobdir, self.ending, self.worker.returncode, n_samples, self.timeout)
+
+
+def _supervise(runs: list[_Run], n_samples: int, progress: bool, desc: str, several_modes: bool) -> None:
+    """Start every worker, watch them together with one progress bar; return when all have
+    succeeded, else, at the first failure, stop all and raise :class:`LavaRunError` for it.
+    Every worker's process group is always stopped (its leaked shared memory removed)."""
     from tqdm.auto import tqdm
 
-    argv, env = jobs.worker_command(jobdir)
-    worker = Supervised(argv, env, jobdir / jobs.LOG)
-    bar = tqdm(total=n_samples, desc=f"lava ({tag}, T={steps})", unit="sample",
+    bar = tqdm(total=n_samples * len({r.mode for r in runs}), desc=desc, unit="sample",
                disable=not shown(progress), leave=False)
-
-    def poll() -> bool:
-        done = int(jobs.read_progress(jobdir).get("done", 0))
-        if done > bar.n:
-            bar.update(done - bar.n)
-        return jobs.reported(jobdir)
-
     restore_signals = terminate_raises()  # SIGTERM/SIGHUP -> Terminated: the clean-up below runs
+
+    def first_failure() -> Optional[tuple[_Run, str]]:
+        return next(((run, why) for run in runs if run.ending is not None
+                     for why in [run.failure(n_samples)] if why is not None), None)
+
+    failed: Optional[tuple[_Run, str]] = None
     try:
-        ending = worker.watch(timeout, poll)
-        removed = worker.stop()           # always: kill what is left, remove the leaked shm
-    except BaseException:                 # KeyboardInterrupt, Terminated etc.: clean up, re-raise
-        worker.stop()
-        raise
-    finally:
+        for run in runs:
+            run.start()
+        threads = [threading.Thread(target=run.watch, daemon=True) for run in runs]
+        for thread in threads:
+            thread.start()
+        while failed is None and any(thread.is_alive() for thread in threads):
+            time.sleep(POLL_S)
+            bar.update(sum(run.done() for run in runs) - bar.n)
+            failed = first_failure()
+        failed = failed or first_failure()
+    finally:                              # always (KeyboardInterrupt, Terminated too): kill what is left
+        for run in runs:
+            if run.worker is not None:
+                run.removed = run.worker.stop()
         restore_signals()
         bar.close()
-    failure = jobs.failure(jobdir, ending, worker.returncode, n_samples, timeout)
-    if failure is None:
+    if failed is None:
         return
-    if removed:
-        failure += f"; removed {removed} leaked /dev/shm segment(s)"
-    tail = jobs.log_tail(jobdir)
+    run, failure = failed
+    if several_modes:
+        failure = f"{TAGS[run.mode]}: {failure}"
+    if run.removed:
+        failure += f"; removed {run.removed} leaked /dev/shm segment(s)"
+    tail = jobs.log_tail(run.jobdir)
     if tail:
         failure += "\n--- worker output (tail) ---\n" + tail
     error = LavaRunError(failure)
-    error.worker_pid = worker.pgid
+    error.worker_pid = run.worker.pgid
     raise error
 
 
-def _result(jobdir: Path, net: Netlist, mode: str, steps: int, n: int, wall: float) -> LavaResult:
-    """The :class:`LavaResult` of a finished job (``wall``: the parent's seconds)."""
-    spikes, vs, counts, info = jobs.read_result(jobdir, net)
-    out = net.output_layer
-    vth = net.layers[out].neuron.vThMant
+def _result(runs: list[_Run], net: Netlist, mode: str, steps: int, n: int, wall: float,
+            batch: Optional[int]) -> LavaResult:
+    """The :class:`LavaResult` of one mode's finished workers, their samples in order (``wall``:
+    the parent's seconds). ``timing`` holds each key's largest value over the workers (the
+    critical path) and ``workers``."""
+    parts = [jobs.read_result(run.jobdir, net) for run in runs]
+
+    def joined(k: int) -> list[Optional[np.ndarray]]:
+        return [None if parts[0][k][i] is None else np.concatenate([p[k][i] for p in parts])
+                for i in range(len(net.layers))]
+
+    out_counts = np.concatenate([p[3][0] for p in parts])
+    out_v = np.concatenate([p[3][1] for p in parts])
+    vth = net.layers[net.output_layer].neuron.vThMant
     vth = (int(vth) << 6) if mode == "fixed" else float(vth)
-    readout = counts[out] * vth + vs[out]
-    timing = dict(info.get("timing", {}))
-    timing["wall_s"] = wall
-    if n > 1 and "run_s" in timing:
-        timing["per_step_s"] = timing["run_s"] / ((n - 1) * steps)
-    return LavaResult(steps=steps, mode=mode, spikes=spikes, v=vs, counts=counts, readout=readout,
-                      timing=timing, models=info.get("models", {}))
+    timing: dict = {}
+    for run, part in zip(runs, parts):
+        t = dict(part[4].get("timing", {}))
+        units = -(-(run.share.stop - run.share.start) // (batch or 1))
+        if units > 1 and "run_s" in t:
+            t["per_step_s"] = t["run_s"] / ((units - 1) * steps)
+        for key, value in t.items():
+            timing[key] = max(timing.get(key, value), value)
+    timing.update(wall_s=wall, samples_per_s=n / wall, workers=len(runs))
+    return LavaResult(steps=steps, mode=mode, spikes=joined(0), v=joined(1), counts=joined(2),
+                      readout=out_counts * vth + out_v, timing=timing, models=parts[0][4].get("models", {}),
+                      batch=batch)

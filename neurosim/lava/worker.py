@@ -2,10 +2,15 @@
 
 It reads the job (:func:`neurosim.lava.jobs.read_job`: mode, steps, the netlist, checked as the
 parent checked it, and the samples), builds the Lava graph, compiles it once and streams every
-sample through it::
+sample through it. The batched graph (job ``batch`` > 0)::
 
-    for each sample: set the input bias, set every v to its vInit and u to 0, zero the synapse buffers,
-                     run(RunSteps(T)), read the recorded spikes and v
+    for each batch of B samples: write their input into input.npy, run(RunSteps(T)),
+                                 read the spike and voltage files the neurons wrote
+
+(each process resets its state at every sample's first step); the per-sample graph::
+
+    for each sample: set the input bias, the v and u of Lava's LIF neurons, zero Lava's synapse
+                     buffers (Var.set), run(RunSteps(T)), read the recorded spikes and v (Var.get)
 
 and writes the results into the job folder. Progress goes there too (stage and sample) and, as a
 tqdm bar, to stderr. On an error it reports it (message, sample, traceback) before stopping the
@@ -28,71 +33,73 @@ from neurosim.lava.lifetime import watch_parent
 
 
 def run_samples(graph, x: np.ndarray, stage: Optional[Stage] = None, progress: bool = True,
-                raw_current: bool = False,
+                raw_current: bool = False, spike_samples: Optional[int] = None, offset: int = 0,
                 on_error: Optional[Callable[[BaseException], None]] = None) -> dict:
     """Stream the samples ``x`` through ``graph`` in one compiled Lava run (in this process).
 
-    ``x[k]`` is what :meth:`LavaGraph.set_sample` takes; sample 0 must already be in the graph
-    (``build_graph(first_sample=x[0])``). Returns arrays ``spikes_<i>`` (N, T, n) bool,
-    ``v_<i>`` (N, n) and ``counts_<i>`` (N, n) per recorded neuron layer ``i``, neurons in (C, H, W)
-    order, v in state units, plus ``timing`` and ``models`` (the chosen ProcessModels).
+    ``graph`` is a :class:`~neurosim.lava.builder.LavaGraph` (one sample per run of
+    ``graph.steps`` steps; sample 0 must already be in it: ``build_graph(first_sample=x[0])``)
+    or a :class:`~neurosim.lava.builder.BatchedGraph` (``graph.samples`` per run): per unit of
+    :meth:`~neurosim.lava.builder.LavaGraph.units`, load, run, read. Returns, per recorded
+    neuron layer ``i``, ``spikes_<i>`` (K, T, n) bool, ``v_<i>`` (K, n) and ``counts_<i>``
+    (K, n) of the first ``K = spike_samples`` samples (default all), and ``readout_counts``,
+    ``readout_v`` (N, n_out) of the output layer for every sample; neurons in (C, H, W) order,
+    v in state units; plus ``timing`` and ``models`` (the chosen ProcessModels). ``stage``
+    names samples ``offset`` higher (their numbers among the caller's samples).
     The runtime is always stopped; ``on_error(exc)`` is called before stopping it when a
     step fails (stopping a runtime whose ProcessModel raised can hang).
     """
     from lava.magma.core.run_conditions import RunSteps
     from tqdm.auto import tqdm
 
-    from neurosim.lava.layout import from_lava, from_lava_steps
-    from neurosim.lava.process import NetlistNeuron
-
     stage = stage or Stage()
     net, steps, fixed = graph.net, graph.steps, graph.mode == "fixed"
-    layers = graph.neuron_layers
-    recorded = graph.recorded_layers
+    recorded, out_layer = graph.recorded_layers, net.output_layer
     n_samples = len(x)
-    sizes = {i: int(np.prod(net.layers[i].shape)) for i in layers}
-    spikes = {i: np.zeros((n_samples, steps, sizes[i]), dtype=bool) for i in recorded}
-    vs = {i: np.zeros((n_samples, sizes[i]), dtype=np.int64 if fixed else np.float64) for i in recorded}
-    from neurosim.lava.builder import initial_v
-
-    zeros = {i: np.zeros(graph.neurons[i].v.shape) for i in layers}
-    v0 = {i: np.full(graph.neurons[i].v.shape, initial_v(net.layers[i].neuron, graph.mode)) for i in layers}
+    keep = n_samples if spike_samples is None else min(int(spike_samples), n_samples)
+    sizes = {i: int(np.prod(net.layers[i].shape)) for i in recorded}
+    state = np.int64 if fixed else np.float64
+    spikes = {i: np.zeros((keep, steps, sizes[i]), dtype=bool) for i in recorded}
+    vs = {i: np.zeros((keep, sizes[i]), dtype=state) for i in recorded}
+    readout_counts = np.zeros((n_samples, sizes[out_layer]), dtype=np.int64)
+    readout_v = np.zeros((n_samples, sizes[out_layer]), dtype=state)
     run_cfg = graph.run_cfg()
     starter = graph.starter
     timing = {"compile_s": 0.0, "first_run_s": 0.0, "run_s": 0.0, "io_s": 0.0}
     try:
-        stage.set("compiling the Lava graph (and starting its processes) for", sample=0)
+        stage.set("compiling the Lava graph (and starting its processes) for", sample=offset,
+                  to=offset + min(n_samples, graph.samples))
         t = time.perf_counter()
-        starter.create_runtime(run_cfg=run_cfg)    # compile once; every sample reuses it
+        starter.create_runtime(run_cfg=run_cfg)    # compile once; every unit reuses it
         timing["compile_s"] = time.perf_counter() - t
-        bar = tqdm(range(n_samples), desc=f"lava ({graph.tag}, T={steps})", unit="sample",
+        bar = tqdm(total=n_samples, desc=f"lava ({graph.tag}, T={steps})", unit="sample",
                    disable=not progress, file=sys.stderr, leave=False)
-        for k in bar:
+        for k, unit in enumerate(graph.units(n_samples)):
+            size = unit.stop - unit.start
             t0 = time.perf_counter()
-            if k > 0:       # sample 0 is in the initial values of the freshly built graph
-                stage.set("resetting the state for", sample=k)
-                graph.set_sample(x[k], raw_current)
-                for i in layers:
-                    proc = graph.neurons[i]
-                    proc.v.set(v0[i])
-                    proc.u.set(zeros[i])
-                    if isinstance(proc, NetlistNeuron):
-                        proc.t.set(np.zeros(1))          # the schedule's step counter
-                for buf in graph.in_flight():            # synapse buffers and delay lines
-                    buf.set(np.zeros(buf.shape))
+            stage.set("loading", sample=offset + unit.start, to=offset + unit.stop)
+            graph.load(x[unit], first=k == 0, raw_current=raw_current)
             t1 = time.perf_counter()
-            stage.set("running", sample=k)
+            stage.set("running", sample=offset + unit.start, to=offset + unit.stop)
             starter.run(condition=RunSteps(num_steps=steps, blocking=True))
             t2 = time.perf_counter()
-            stage.set("reading the results of", sample=k)
+            stage.set("reading the results of", sample=offset + unit.start, to=offset + unit.stop)
             for i in recorded:
-                spikes[i][k] = from_lava_steps(np.load(graph.spike_files[i], mmap_mode="r"))
-                v = from_lava(graph.neurons[i].v.get())
-                vs[i][k] = np.rint(v).astype(np.int64) if fixed else v
+                if i != out_layer and unit.start >= keep:
+                    continue
+                s, v = graph.read(i, size)
+                if i == out_layer:
+                    readout_counts[unit] = s.sum(1, dtype=np.int64)
+                    readout_v[unit] = v
+                if unit.start < keep:
+                    rows = slice(unit.start, min(unit.stop, keep))
+                    spikes[i][rows] = s[:rows.stop - rows.start]
+                    vs[i][rows] = v[:rows.stop - rows.start]
             t3 = time.perf_counter()
             timing["first_run_s" if k == 0 else "run_s"] += t2 - t1
             timing["io_s"] += (t1 - t0) + (t3 - t2)
-            stage.done = k + 1
+            stage.set(stage.what, done=unit.stop)
+            bar.update(size)
         bar.close()
     except BaseException as exc:
         exc.lava_process_errors = _process_errors(starter)
@@ -106,18 +113,14 @@ def run_samples(graph, x: np.ndarray, stage: Optional[Stage] = None, progress: b
             starter.stop()
         finally:
             timing["stop_s"] = time.perf_counter() - t4
-    out = {}
+    out = {"readout_counts": readout_counts, "readout_v": readout_v}
     for i in recorded:
         out[f"spikes_{i}"] = spikes[i]
         out[f"v_{i}"] = vs[i]
         out[f"counts_{i}"] = spikes[i].sum(1, dtype=np.int64)
     out["timing"] = timing
-    out["models"] = {
-        f"layer {i} {role}": f"{type(p).__name__} -> {getattr(p.model_class, '__name__', '?')}"
-        for i in layers
-        for role, p in (("neurons", graph.neurons[i]), ("sink", graph.sinks[i]),
-                        *((f"synapse {k}", syn) for k, syn in enumerate(graph.synapses[i])))
-        if p is not None}
+    out["models"] = {f"layer {i} {role}": f"{type(p).__name__} -> {getattr(p.model_class, '__name__', '?')}"
+                     for i in graph.neuron_layers for role, p in graph.roles(i)}
     return out
 
 
@@ -152,18 +155,23 @@ def main(jobdir: str) -> int:
             if path not in sys.path:
                 sys.path.insert(0, path)
         stage.set("building the Lava graph")
-        from neurosim.lava.builder import build_graph
+        from neurosim.lava.builder import build_batched_graph, build_graph
         t0 = time.perf_counter()
         raw_current = bool(job.get("raw_current", False))
-        graph = build_graph(net, job["mode"], int(job["steps"]), first_sample=x[0],
-                            check=False,      # read_job checked the netlist for this mode
-                            raw_current=raw_current, record=job.get("record"), record_dir=jobdir)
+        common = dict(check=False,            # read_job checked the netlist for this mode
+                      record=job.get("record"), record_dir=jobdir)
+        if job.get("batch"):
+            graph = build_batched_graph(net, job["mode"], int(job["steps"]), int(job["batch"]), **common)
+        else:
+            graph = build_graph(net, job["mode"], int(job["steps"]), first_sample=x[0], raw_current=raw_current,
+                                **common)
         if job.get("graph_hook"):
             mod, _, fn = job["graph_hook"].partition(":")
             getattr(importlib.import_module(mod), fn)(graph)
         t_build = time.perf_counter() - t0
-        out = run_samples(graph, x, stage, progress=bool(job.get("progress", True)),
-                          raw_current=raw_current, on_error=lambda exc: report_error(jobdir, exc, stage))
+        out = run_samples(graph, x, stage, progress=bool(job.get("progress", True)), raw_current=raw_current,
+                          spike_samples=job.get("spike_samples"), offset=int(job.get("offset", 0)),
+                          on_error=lambda exc: report_error(jobdir, exc, stage))
         timing, models = out.pop("timing"), out.pop("models")
         timing.update(build_s=t_build, import_s=t0 - t_start, total_s=time.perf_counter() - t_start)
         stage.set("writing the results")

@@ -64,5 +64,5 @@ def run_loihi2(net: Netlist, x: np.ndarray, steps: int, raw_current: bool = Fals
 
     validate(net, "loihi2")                 # number formats Loihi 2 holds (neurosim quantize-loihi2)
 
-    return run_lava(net, x, steps, "fixed", timeout=timeout, raw_current=raw_current,
+    return run_lava(net, x, steps, "fixed", timeout=timeout, raw_current=raw_current, batch=None,
                     graph_hook=f"{__name__}:use_hw_cfg")

@@ -1,0 +1,193 @@
+#!/usr/bin/env python
+"""Samples per second of Lava's CPU simulator: the per-sample graph against the batched graph (issue 20).
+
+    .venv/bin/python benchmarks/lava_batched.py                       # digits main job + mnist_bootstrap
+    .venv/bin/python benchmarks/lava_batched.py --netlist runs/digits/network.net --rounds 2
+
+For each net, at the net's own T, in ``fixed_pt`` (``--mode float`` for ``floating_pt``), every
+configuration is one guarded :func:`neurosim.lava.runner.run_lava` (a fresh worker: start-up,
+compile, runs):
+
+* ``per-sample``: the graph of Lava's own processes, one sample per Lava run, ``Var.set`` resets
+  and ``Var.get`` voltages between samples (``batch=None``, what ran before issue 20);
+* ``B = 1, 16, 64``: the batched graph, B samples per Lava run (``--batches``).
+
+Reported per configuration (median over ``--rounds``; the rounds interleave the configurations,
+so a change of the machine's load hits all of them alike): the wall time of the call, samples/s
+end to end (samples / wall: worker start-up and compile included) and in steady state (the
+samples after the first run over the runs' and loads' time), the speed-up of each over the
+per-sample graph, and the spike and voltage mismatches of every layer against
+``Simulator(net, mode).run`` (0 expected). The load average before and after is printed.
+
+Nets: the main job's digits net (``--netlist``, else built once with
+:func:`neurosim.workflow.export_and_measure` into ``--work``), and lava-dl's ``mnist_bootstrap``
+(``../shared/netx-reference``, MNIST test images from ``../shared/datasets/mnist``; skipped when
+absent).
+
+First, the arithmetic of one synapse step, outside Lava (best of 20): the main job's widest
+projection at B = 64 on the spikes the simulator gives at step 30, as Lava's ``Sparse``
+``fixed_pt`` model computes it (``W[:, s].sum(axis=1)`` on the block-diagonal CSR matrix of
+the B copies) and as neurosim's ``SparseSynapse`` does (one CSC column per spike, or each
+spiking input's column for the whole batch), with the sums checked equal.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from neurosim.data.dataset import load_dataset  # noqa: E402
+from neurosim.data.encodings import encode, infer_encoding  # noqa: E402
+from neurosim.lava.runner import run_lava  # noqa: E402
+from neurosim.netlist.hdf5 import load  # noqa: E402
+from neurosim.netlist.schema import Netlist  # noqa: E402
+from neurosim.sim.simulator import Simulator  # noqa: E402
+
+REFERENCE = ROOT.parent / "shared" / "netx-reference" / "mnist_bootstrap" / "network.net"
+
+
+def mainjob_net(netlist: Optional[Path], work: Path) -> Path:
+    """``--netlist``, or the main job's digits net built (once) into ``work``."""
+    if netlist is not None:
+        return netlist
+    path = work / "mainjob" / "network.net"
+    if not path.exists():
+        from neurosim.workflow import export_and_measure
+        print(f"building the main job's digits net into {path.parent} (about a minute)")
+        export_and_measure(path.parent, lava_samples=0, progress=False)
+    return path
+
+
+def samples(net: Netlist, dataset: str, n: int) -> np.ndarray:
+    """The first ``n`` test images of ``dataset`` (cycled) through the net's encoding."""
+    _, test = load_dataset(dataset)
+    images = test.x[np.arange(n) % len(test.x)]
+    return encode(infer_encoding(net), images, net)
+
+
+def measure(net: Netlist, x: np.ndarray, steps: int, mode: str, batch: Optional[int]) -> dict:
+    """One guarded Lava run of ``x``; its timing, rates and mismatches against the simulator."""
+    t0 = time.perf_counter()
+    res = run_lava(net, x, steps, mode, batch=batch, progress=False)
+    wall = time.perf_counter() - t0
+    ref = Simulator(net, mode).run(x, steps, record_spikes=True)
+    spikes = sum(int(np.count_nonzero(res.spikes[i] != ref.spikes[i])) for i in net.neuron_layers)
+    volts = sum(int(np.count_nonzero(res.v[i] != ref.v[i])) for i in net.neuron_layers)
+    t = res.timing
+    first = min(len(x), batch or 1)
+    steady = (len(x) - first) / (t["run_s"] + t["io_s"]) if len(x) > first else float("nan")
+    return {"wall_s": wall, "end_to_end": len(x) / wall, "steady": steady,
+            "startup_s": t["import_s"] + t["build_s"] + t["compile_s"], "mismatches": spikes + volts}
+
+
+def synapse_step(net: Netlist, x: np.ndarray, steps: int, batch: int = 64) -> str:
+    """Milliseconds of one synapse step of the net's widest projection (see the module docstring)."""
+    from scipy import sparse
+
+    from neurosim.lava.models import add_columns, scatter_columns
+    from neurosim.lava.synapses import connection
+
+    x = x[:batch]
+    spikes = Simulator(net, "fixed").run(x, steps, record_spikes=True).spikes
+    i, p = max(((i, p) for i in net.neuron_layers[1:] for p in range(len(net.layers[i].projections))),
+               key=lambda ip: net.layers[ip[0]].projections[ip[1]].synapse.fanout(net.in_shape(*ip)).sum())
+    m = connection(net.layers[i].projections[p].synapse, net.in_shape(i, p), net.layers[i].shape, "fixed").matrix
+    s = spikes[net.resolve(net.inputs(i)[p][0])][:, min(30, steps - 1), :].astype(np.int32)
+    n_out = m.shape[0]
+    ptr, idx, data = m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data.astype(np.int32)
+    blocks = sparse.block_diag([m.tocsr()] * len(x), format="csr").astype(np.int32)
+
+    def lava_sparse():
+        return np.asarray(blocks[:, s.reshape(-1).astype(bool)].sum(axis=1)).reshape(len(x), n_out)
+
+    def scattered():
+        out = np.zeros(len(x) * n_out, dtype=np.int32)
+        scatter_columns(np.flatnonzero(s), s.shape[1], n_out, ptr, idx, data, out)
+        return out.reshape(len(x), n_out)
+
+    def columns():
+        out = np.zeros((n_out, len(x)), dtype=np.int32)
+        add_columns(s, ptr, idx, data, out)
+        return out.T
+
+    ref = scattered()
+    cells = []
+    for name, fn in (("Lava Sparse (block-diagonal CSR)", lava_sparse), ("CSC, a column per spike", scattered),
+                     ("CSC, batch columns", columns)):
+        assert np.array_equal(fn(), ref), name
+        best = min(_seconds(fn) for _ in range(5 if fn is lava_sparse else 20))
+        cells.append(f"{name} {1e3 * best:.1f} ms")
+    return (f"one synapse step, layer {i} ({m.nnz} synapses, {s.mean():.0%} of {s.shape[1]} inputs spiking, "
+            f"B = {len(x)}): " + ", ".join(cells))
+
+
+def _seconds(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def table(name: str, steps: int, rows: dict[str, list[dict]], n: dict[str, int]) -> str:
+    """The markdown table of one net (medians over the rounds)."""
+    med = {k: {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in rows.items()}
+    base = med["per-sample"]
+    lines = [f"{name}, T = {steps}", "",
+             "| graph | samples | wall (s) | start-up (s) | samples/s end to end | samples/s steady "
+             "| x per-sample (end to end) | x per-sample (steady) | mismatches |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for k, m in med.items():
+        lines.append(f"| {k} | {n[k]} | {m['wall_s']:.1f} | {m['startup_s']:.1f} | {m['end_to_end']:.2f} | "
+                     f"{m['steady']:.2f} | {m['end_to_end'] / base['end_to_end']:.1f} | "
+                     f"{m['steady'] / base['steady']:.1f} | {max(r['mismatches'] for r in rows[k])} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--netlist", type=Path, default=None, help="the main job's digits net (default: built)")
+    p.add_argument("--work", type=Path, default=ROOT / "runs" / "lava_batched", help="where a built net goes")
+    p.add_argument("--mode", choices=("fixed", "float"), default="fixed")
+    p.add_argument("--batches", default="1,16,64", help="batch sizes of the batched graph (default 1,16,64)")
+    p.add_argument("--per-sample", type=int, default=6, help="samples through the per-sample graph (default 6)")
+    p.add_argument("--runs", type=int, default=3, help="Lava runs per batched configuration (default 3)")
+    p.add_argument("--rounds", type=int, default=1, help="interleaved rounds; medians are reported (default 1)")
+    p.add_argument("--nets", default="mainjob,mnist_bootstrap")
+    args = p.parse_args(argv)
+    batches = [int(b) for b in args.batches.split(",")]
+    nets = {}
+    for name in args.nets.split(","):
+        if name == "mainjob":
+            nets[name] = (load(mainjob_net(args.netlist, args.work)), "digits")
+        elif name == "mnist_bootstrap" and REFERENCE.exists():
+            nets[name] = (load(REFERENCE), "mnist")
+        else:
+            print(f"{name}: not available, skipped")
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} cores)")
+    for name, (net, dataset) in nets.items():
+        steps = int(net.meta.get("timesteps", 64))
+        configs = {"per-sample": (None, args.per_sample), **{f"B = {b}": (b, b * args.runs) for b in batches}}
+        inputs = {k: samples(net, dataset, count) for k, (_, count) in configs.items()}
+        print(f"{name}: {synapse_step(net, samples(net, dataset, 64), steps)}", flush=True)
+        rows: dict[str, list[dict]] = {k: [] for k in configs}
+        for r in range(args.rounds):
+            for k, (batch, _) in configs.items():
+                row = measure(net, inputs[k], steps, args.mode, batch)
+                rows[k].append(row)
+                print(f"  {name} round {r + 1} {k}: {row['wall_s']:.1f} s, {row['end_to_end']:.2f} samples/s "
+                      f"end to end, {row['steady']:.2f} steady, {row['mismatches']} mismatches", flush=True)
+        print("\n" + table(name, steps, rows, {k: c for k, (_, c) in configs.items()}) + "\n")
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
