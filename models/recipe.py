@@ -54,9 +54,10 @@ def parser(recipe: ModuleType) -> argparse.ArgumentParser:
     p.add_argument("--width", type=float, default=recipe.DEFAULT_WIDTH, help="channel width multiplier")
     p.add_argument("--qcfs", type=int, default=None, metavar="L",
                    help="train with the QCFS activation with L levels instead of ReLU (neurosim.ann.qcfs)")
-    p.add_argument("--qcfs-init", choices=("fixed", "data"), default="fixed",
-                   help="initial QCFS thresholds: the reference code's 8 (default), or the 99.9th percentile of "
-                        "each layer's input on 1,024 training images (docs/conversion.md compares the two)")
+    p.add_argument("--qcfs-init", choices=("batch", "fixed", "data"), default="batch",
+                   help="initial QCFS thresholds: the 75th percentile of each layer's positive input on the first "
+                        "training batch (default), the reference code's 8, or the 99.9th percentile of each layer's "
+                        "input on 1,024 training images (docs/conversion.md, QCFS, compares them)")
     p.add_argument("--lr", type=float, default=cfg.lr)
     p.add_argument("--batch-size", type=int, default=cfg.batch_size)
     p.add_argument("--seed", type=int, default=cfg.seed)
@@ -78,13 +79,14 @@ def _fail(recipe: ModuleType, exc: NeurosimError) -> NoReturn:
     raise SystemExit(2)
 
 
-def build_model(recipe: ModuleType, width: float, qcfs_levels: Optional[int] = None) -> torch.nn.Module:
+def build_model(recipe: ModuleType, width: float, qcfs_levels: Optional[int] = None,
+                qcfs_threshold: Optional[float] = None) -> torch.nn.Module:
     """``recipe.build(width)``, seeded, with every ReLU swapped for QCFS if ``qcfs_levels``."""
     torch.manual_seed(recipe.RECIPE.seed)
     model = recipe.build(width=width)
     if qcfs_levels:
         from neurosim.ann.qcfs import replace_relu
-        model = replace_relu(model, levels=qcfs_levels)
+        model = replace_relu(model, levels=qcfs_levels, threshold=qcfs_threshold)
     return model
 
 
@@ -107,7 +109,8 @@ def run(recipe: ModuleType, argv=None) -> dict:
     xt, yt = (te.x, te.y) if args.test_limit is None else (te.x[:args.test_limit], te.y[:args.test_limit])
     load_s = time.perf_counter() - t0
     torch.manual_seed(cfg.seed)
-    model = build_model(recipe, args.width, args.qcfs)
+    from neurosim.ann.qcfs import DEFAULT_THRESHOLD
+    model = build_model(recipe, args.width, args.qcfs, DEFAULT_THRESHOLD if args.qcfs_init == "fixed" else None)
     ckpt = out / "ann.pt"
     if args.qcfs and args.qcfs_init == "data" and not ckpt.exists():
         from neurosim.ann.qcfs import calibrate_thresholds

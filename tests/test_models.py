@@ -252,7 +252,9 @@ def test_qcfs_recipe_threshold_init_fixed_or_from_data(tmp_path):
     base = ["--epochs", "1", "--limit", "128", "--test-limit", "50", "--width", "0.25", "--qcfs", "4",
             "--lr", "0", "--no-progress"]
     data = mnist_cnn.main(base + ["--qcfs-init", "data", "--out", str(tmp_path / "d")])
-    fixed = mnist_cnn.main(base + ["--out", str(tmp_path / "f")])          # the default: the paper's 8
-    assert data["qcfs_init"] == "data" and fixed["qcfs_init"] == "fixed"
+    fixed = mnist_cnn.main(base + ["--qcfs-init", "fixed", "--out", str(tmp_path / "f")])   # the paper's 8
+    batch = mnist_cnn.main(base + ["--out", str(tmp_path / "b")])          # the default: the first batch
+    assert (data["qcfs_init"], fixed["qcfs_init"], batch["qcfs_init"]) == ("data", "fixed", "batch")
     assert all(v == pytest.approx(qcfs.DEFAULT_THRESHOLD) for v in fixed["qcfs_thresholds"].values())
     assert all(0 < v < qcfs.DEFAULT_THRESHOLD for v in data["qcfs_thresholds"].values())
+    assert all(0 < v < qcfs.DEFAULT_THRESHOLD for v in batch["qcfs_thresholds"].values())

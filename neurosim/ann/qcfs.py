@@ -20,7 +20,12 @@ Why: an integrate-and-fire neuron with threshold ``theta = lambda``, reset by su
 constant input ``x``, emits exactly ``floor(x * T / theta + 1/2)`` spikes (clipped to ``[0, T]``),
 so its average output ``theta * spikes / T`` *is* ``h(x)``; the paper proves the expected
 conversion error is zero for any ``T`` when the shift is 1/2 (and small when T != L), and
-reports VGG-16 on CIFAR-10 at 94.95 % with T = 8 (ANN 95.52 %, L = 4).
+reports VGG-16 on CIFAR-10 at 94.95 % with T = 8 (ANN 95.52 %, L = 4). That expectation
+assumes ``x`` spread evenly within each step of the staircase; as ``T`` grows the neuron's
+output tends to ``clip(x, 0, lambda)``, which passes the inputs in ``(0, lambda / 2L)`` that
+``h`` zeroes. A net trained to rely on that zero bin converges to another function (issue 19:
+the reference code's lambda = 8 start under Adam); hence :class:`QCFS` starts lambda from
+data by default.
 
 Converting a QCFS-trained model (:func:`neurosim.convert.rmp.convert`, ``neurosim convert``):
 every :class:`QCFS` is a ReLU whose firing threshold is its trained ``threshold`` (no data-based
@@ -32,6 +37,8 @@ traces a model with QCFS kept as one leaf node.
 from __future__ import annotations
 
 import copy
+from typing import Optional
+
 import numpy as np
 import torch
 import torch.fx as fx
@@ -40,6 +47,18 @@ import torch.nn.functional as F
 
 DEFAULT_LEVELS = 4          # the paper's L for CIFAR-10
 DEFAULT_THRESHOLD = 8.0     # the reference code's initial lambda
+#: the default start of lambda: this percentile of the layer's positive input on the first
+#: training batch (docs/conversion.md, QCFS: started at 8, or at the 95th percentile or above,
+#: the MNIST CNN learned to rely on QCFS's zero bin and its SNN lost accuracy with T)
+INIT_PERCENTILE = 75.0
+MIN_THRESHOLD = 1e-3
+
+
+def positive_percentile(x: torch.Tensor, percentile: float) -> float:
+    """The ``percentile`` of the positive entries of ``x`` (:data:`DEFAULT_THRESHOLD` if none)."""
+    a = x.detach().reshape(-1)
+    a = a[a > 0]
+    return float(np.percentile(a.cpu().double().numpy(), percentile)) if a.numel() else DEFAULT_THRESHOLD
 
 
 def floor_ste(z: torch.Tensor) -> torch.Tensor:
@@ -58,20 +77,47 @@ class QCFS(nn.Module):
 
     ``levels`` (L) is a plain attribute (also in ``extra_repr``); ``threshold`` (lambda) is a
     0-d parameter, so it is in the ``state_dict`` as ``<name>.threshold``.
+
+    ``threshold=None`` (the default) sets lambda from data: on the first batch the module sees
+    in training mode, lambda becomes the :data:`INIT_PERCENTILE`-th percentile of its positive
+    input. Why: QCFS outputs 0 for every input below ``lambda / 2L``, while the converted
+    SNN's rate tends to ``clip(x, 0, lambda) / lambda`` as T grows (see
+    :func:`neurosim.convert.rmp.qcfs_limit_agreement`). A lambda far above the inputs (the
+    reference code's 8 against BatchNorm outputs of order 1, which Adam, moving one scalar by
+    at most its learning rate per step, does not correct in a short training) puts most of
+    them in that zero bin; the net learns to rely on it and its SNN loses accuracy as T grows.
+    A given ``threshold`` (e.g. :data:`DEFAULT_THRESHOLD`) is used as it is.
     """
 
-    def __init__(self, levels: int = DEFAULT_LEVELS, threshold: float = DEFAULT_THRESHOLD):
+    def __init__(self, levels: int = DEFAULT_LEVELS, threshold: Optional[float] = None):
         super().__init__()
         if int(levels) < 1:
             raise ValueError(f"QCFS needs levels >= 1, got {levels}")
-        if not threshold > 0:
+        if threshold is not None and not threshold > 0:
             raise ValueError(f"QCFS needs a positive threshold, got {threshold}")
         self.levels = int(levels)
-        self.threshold = nn.Parameter(torch.tensor(float(threshold)))
+        self.threshold = nn.Parameter(torch.tensor(float(DEFAULT_THRESHOLD if threshold is None else threshold)))
+        #: True until lambda is set from data: by the first batch seen in training mode,
+        #: :func:`calibrate_thresholds` or a loaded ``state_dict``
+        self.from_data = threshold is None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # float32 even under bfloat16 autocast: floor() on an 8-bit mantissa would move levels
-        return qcfs(x.float(), self.threshold, self.levels)
+        x = x.float()
+        if self.from_data and self.training:
+            self.set_threshold(positive_percentile(x, INIT_PERCENTILE))
+        return qcfs(x, self.threshold, self.levels)
+
+    @torch.no_grad()
+    def set_threshold(self, value: float) -> None:
+        """Set lambda (at least :data:`MIN_THRESHOLD`); it is then no longer set from data."""
+        self.threshold.fill_(max(float(value), MIN_THRESHOLD))
+        self.from_data = False
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if prefix + "threshold" in state_dict:
+            self.from_data = False
 
     def extra_repr(self) -> str:
         return f"levels={self.levels}, threshold={float(self.threshold):.4g}"
@@ -105,8 +151,9 @@ def _replace_modules(module: nn.Module, make) -> int:
 
 
 def replace_relu(model: nn.Module, levels: int = DEFAULT_LEVELS,
-                 threshold: float = DEFAULT_THRESHOLD) -> nn.Module:
-    """Swap every ReLU of ``model`` for its own :class:`QCFS` (``levels``, initial ``threshold``).
+                 threshold: Optional[float] = None) -> nn.Module:
+    """Swap every ReLU of ``model`` for its own :class:`QCFS` (``levels``, initial ``threshold``;
+    None: from the first training batch, see :class:`QCFS`).
 
     ``nn.ReLU`` modules are replaced in place (so parameter names and the class stay the
     same, and the model is returned). If the model also calls ReLU as a function
@@ -158,7 +205,9 @@ def calibrate_thresholds(model: nn.Module, x: torch.Tensor, percentile: float = 
     """Optional: initialise every lambda to the ``percentile`` of its positive input on ``x``.
 
     Not in the paper (which starts all thresholds at 8); useful when the input scale is far
-    from that (e.g. images in [0, 1] without normalisation). Runs ``model`` once in eval mode.
+    from that (e.g. images in [0, 1] without normalisation). Runs ``model`` once in eval mode
+    (so every QCFS still unset computes with the placeholder :data:`DEFAULT_THRESHOLD`), then
+    sets every lambda at once; they are no longer set from the first training batch.
     """
     found: dict[str, list] = {}
     hooks = [m.register_forward_hook(lambda mod, inp, out, name=name: found.setdefault(name, []).append(inp[0]))
@@ -174,10 +223,7 @@ def calibrate_thresholds(model: nn.Module, x: torch.Tensor, percentile: float = 
     mods = qcfs_modules(model)
     out = {}
     for name, acts in found.items():
-        a = torch.cat([t.reshape(-1) for t in acts])
-        a = a[a > 0]
-        value = float(np.percentile(a.numpy(), percentile)) if a.numel() else DEFAULT_THRESHOLD
-        mods[name].threshold.fill_(max(value, 1e-3))
+        mods[name].set_threshold(positive_percentile(torch.cat([t.reshape(-1) for t in acts]), percentile))
         out[name] = float(mods[name].threshold)
     return out
 
@@ -197,5 +243,5 @@ def relu_equivalent(model: nn.Module) -> nn.Module:
 
 
 __all__ = ["QCFS", "QCFSTracer", "qcfs", "floor_ste", "replace_relu", "trace", "thresholds",
-           "qcfs_modules", "set_levels", "calibrate_thresholds", "relu_equivalent",
-           "DEFAULT_LEVELS", "DEFAULT_THRESHOLD"]
+           "qcfs_modules", "set_levels", "calibrate_thresholds", "relu_equivalent", "positive_percentile",
+           "DEFAULT_LEVELS", "DEFAULT_THRESHOLD", "INIT_PERCENTILE", "MIN_THRESHOLD"]

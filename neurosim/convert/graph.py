@@ -55,8 +55,9 @@ class Stage:
     clip: Optional[float] = None       # QCFS threshold lambda (with ``relu``), else None
     levels: Optional[int] = None       # QCFS quantisation levels L
 
-    def apply(self, *xs: torch.Tensor, activation: bool = True) -> torch.Tensor:
-        """The stage on a batch (float tensors), its ReLU / QCFS included if ``activation``."""
+    def apply(self, *xs: torch.Tensor, activation: bool = True, qcfs_limit: bool = False) -> torch.Tensor:
+        """The stage on a batch (float tensors), its ReLU / QCFS included if ``activation``
+        (QCFS as its limit, see :meth:`activate`, if ``qcfs_limit``)."""
         x = xs[0] if xs else None
         if self.kind == "input":
             y = x
@@ -75,11 +76,15 @@ class Stage:
             y = xs[0] + xs[1]
         else:                                            # pragma: no cover
             raise NeurosimError(f"unknown stage kind {self.kind}")
-        return self.activate(y) if activation else y
+        return self.activate(y, qcfs_limit) if activation else y
 
-    def activate(self, y: torch.Tensor) -> torch.Tensor:
-        """The stage's activation on its pre-activation ``y``: QCFS, ReLU or none."""
+    def activate(self, y: torch.Tensor, qcfs_limit: bool = False) -> torch.Tensor:
+        """The stage's activation on its pre-activation ``y``: QCFS, ReLU or none. With
+        ``qcfs_limit`` a QCFS is its limit for L -> infinity, ``clip(y, 0, lambda)``: the rate an
+        IF neuron of threshold lambda (soft reset) tends to as T grows, whatever L."""
         if self.clip is not None:
+            if qcfs_limit:
+                return y.clamp(0.0, self.clip)
             return qcfs(y, torch.as_tensor(self.clip, dtype=y.dtype), self.levels)
         return torch.relu(y) if self.relu else y
 
@@ -118,11 +123,13 @@ class StageGraph:
         return [j for j, s in enumerate(self.stages) if i in s.inputs]
 
     @torch.no_grad()
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Every stage's output (after its ReLU) for the batch ``x``."""
+    def forward(self, x: torch.Tensor, qcfs_limit: bool = False) -> list[torch.Tensor]:
+        """Every stage's output (after its ReLU) for the batch ``x``; with ``qcfs_limit``, every
+        QCFS as ``clip(y, 0, lambda)`` (:meth:`Stage.activate`): what the converted SNN computes
+        as T grows."""
         outs: list[torch.Tensor] = []
         for st in self.stages:
-            outs.append(x if st.kind == "input" else st.apply(*(outs[i] for i in st.inputs)))
+            outs.append(x if st.kind == "input" else st.apply(*(outs[i] for i in st.inputs), qcfs_limit=qcfs_limit))
         return outs
 
 

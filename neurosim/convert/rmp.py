@@ -27,6 +27,7 @@ the threshold is exact).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Iterable, Optional, Union
 
@@ -267,6 +268,35 @@ def _sigma(syns: list[Synapse], bias: np.ndarray) -> int:
     return integer_scale(wmax, imax, float(np.abs(bias).max(initial=0)))
 
 
+# ----------------------------------------------------------------------------- QCFS
+
+#: samples of the calibration set on which :func:`qcfs_limit_agreement` is measured
+QCFS_LIMIT_SAMPLES = 512
+#: below this agreement (one sample in 20 changes class), converting a QCFS model warns that its
+#: SNN will not converge to it
+QCFS_LIMIT_AGREEMENT = 0.95
+
+
+@torch.no_grad()
+def qcfs_limit_agreement(g: StageGraph, x: np.ndarray, batch_size: int = 256) -> float:
+    """The share of the samples ``x`` that a QCFS model (stage graph ``g``) puts in the same
+    class (argmax of its output) as its limit for L -> infinity, every QCFS ``h(y) = lambda
+    clip(floor(L y / lambda + 1/2) / L, 0, 1)`` replaced by ``clip(y, 0, lambda)``.
+
+    An IF neuron of threshold lambda, soft reset and initial potential lambda/2 driven by a
+    constant current ``y`` spikes ``floor(T y / lambda + 1/2)`` times in ``T`` steps (at most
+    ``T``): at ``T = L`` its rate times lambda is ``h(y)``, as ``T`` grows it tends to
+    ``clip(y, 0, lambda)``. The converted SNN therefore tends to the limit model, and its
+    accuracy rises with T toward the ANN's only if the two agree (docs/conversion.md, QCFS).
+    """
+    same = 0
+    for s in range(0, len(x), batch_size):
+        xb = torch.as_tensor(np.asarray(x[s:s + batch_size]), dtype=torch.float32)
+        ann, limit = (g.forward(xb, qcfs_limit=lim)[g.output].reshape(len(xb), -1).argmax(1) for lim in (False, True))
+        same += int((ann == limit).sum())
+    return same / max(1, len(x))
+
+
 # ----------------------------------------------------------------------------- convert
 
 def calibration_array(data: Union[np.ndarray, torch.Tensor, Iterable], limit: Optional[int] = None) -> np.ndarray:
@@ -308,7 +338,10 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
     (:mod:`neurosim.convert.threshold_balancing`), or ``snn``, the SNN-based layer-by-layer rule
     over ``snn_steps`` steps and the first ``snn_samples`` calibration samples
     (:mod:`neurosim.convert.snn_balancing`). A layer with a trained QCFS activation
-    (:mod:`neurosim.ann.qcfs`) takes its trained threshold instead, whatever the rule.
+    (:mod:`neurosim.ann.qcfs`) takes its trained threshold instead, whatever the rule; for such a
+    model ``meta['qcfs_limit_agreement']`` is :func:`qcfs_limit_agreement` on the first
+    :data:`QCFS_LIMIT_SAMPLES` calibration samples, and below :data:`QCFS_LIMIT_AGREEMENT` a
+    warning says that the SNN will not converge to the ANN as T grows.
     ``alpha`` multiplies every threshold; ``reset`` ('soft' | 'hard') is every neuron's reset
     but the output layer's, which is ``readout_reset``: by default (None) soft, so that the
     readout integrates (``count * vThMant + v`` is its summed current); 'hard' makes it a
@@ -362,6 +395,15 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
     inp = next(i for i in pops if st[i].kind == "input")
 
     trained = {i: st[i].clip for i in pops if st[i].clip is not None}     # QCFS thresholds
+    limit_agreement = qcfs_limit_agreement(g, x_calib[:QCFS_LIMIT_SAMPLES], batch_size) if trained else None
+    if limit_agreement is not None and limit_agreement < QCFS_LIMIT_AGREEMENT:
+        warnings.warn(f"this QCFS model and its limit for L -> infinity (every QCFS as clip(x, 0, lambda)) put "
+                      f"{100 * limit_agreement:.1f} % of {min(len(x_calib), QCFS_LIMIT_SAMPLES)} calibration samples "
+                      "in the same class: as T grows the SNN tends to that limit, not to the ANN, and its accuracy "
+                      "falls with T. A net trained from thresholds far above its inputs (trained lambda: "
+                      f"{', '.join(f'{v:.3g}' for v in trained.values())}) relies on QCFS zeroing the inputs below "
+                      "lambda / 2L; QCFS(threshold=None), the default, sets lambda from data (docs/conversion.md, "
+                      "QCFS)", stacklevel=2)
     if v_init_half is None:
         v_init_half = bool(trained)
 
@@ -420,6 +462,7 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
         "alpha": alpha, "reset": reset, "readout_reset": readout_reset, "v_init_half": bool(v_init_half),
         "fold_pool": bool(fold_pool), "align_joins": bool(align_joins),
         "trained_thresholds": len(trained), "align_bias": bool(align_bias), "precision": precision,
+        **({"qcfs_limit_agreement": limit_agreement} if trained else {}),
         **({"snn_steps": int(snn_steps), "snn_samples": int(min(len(x_calib), max(1, snn_samples)))}
            if rule == "snn" else {}),
         "ann_macs": g.macs(),             # the ANN's own (folded pools add synapses to the SNN only)
