@@ -35,6 +35,7 @@ from neurosim.netlist import CUBA, RMP, Flatten, Input, Netlist, conv, dense, hd
 from neurosim.netlist.schema import Projection, Schedule
 from neurosim.netlist.synapses import Conv, Dense, Identity, Pool
 from neurosim.sim.simulator import Simulator
+from tests.test_lava_lifetime import digits_conv_net
 from neurosim.sim.synapse_maps import synapse_map
 from tests.conftest import ROOT
 
@@ -171,15 +172,7 @@ def test_lava_check_of_the_whole_split_reports_accuracy_beside_the_simulators():
 
 
 def _digits_net(tmp_path):
-    rng = np.random.default_rng(0)
-    net = Netlist([
-        Input((1, 8, 8), RMP(100), weight=128.0),
-        conv((4, 8, 8), 2 * rng.integers(-40, 60, (4, 1, 3, 3)).astype(float), RMP(120), padding=(1, 1)),
-        pool((4, 4, 4), np.full((2, 2), 2.0), RMP(5)),
-        Flatten((64,)),
-        dense((10,), 2 * rng.integers(-60, 60, (10, 64)).astype(float), RMP(90)),
-    ], meta={"dataset": "digits", "timesteps": 8})
-    return hdf5.save(net, tmp_path / "net.net")
+    return digits_conv_net(tmp_path / "net.net")
 
 
 def test_run_lava_samples_all_on_the_command_line(tmp_path):
