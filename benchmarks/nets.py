@@ -24,7 +24,8 @@ import numpy as np
 
 from neurosim.data.dataset import DEFAULT_DIRS
 from neurosim.netlist import build
-from neurosim.netlist.schema import CUBA, RMP, Flatten, Input, Netlist, Population, conv_output_hw
+from neurosim.netlist.schema import Flatten, Input, Netlist, Population, conv_output_hw
+from neurosim.netlist.neurons import CUBA, RMP
 
 REFERENCE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "netx-reference"
 MNIST_DIR = DEFAULT_DIRS["mnist"]           # the data loaders' place (../shared/datasets/mnist)

@@ -61,7 +61,8 @@ import numpy as np
 import torch
 
 from lava.lib.dl import slayer
-from neurosim.netlist.schema import CUBA, DECAY_UNITY, RMP, Flatten, Input, Netlist, Neuron, Population
+from neurosim.netlist.schema import DECAY_UNITY, Flatten, Input, Netlist, Population
+from neurosim.netlist.neurons import CUBA, RMP, Neuron
 from neurosim.netlist.synapses import Conv, Dense, Pool
 
 #: SLAYER CUBA neuron scale: state and weights in units of 1/64 mantissa.

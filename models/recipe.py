@@ -58,6 +58,9 @@ def parser(recipe: ModuleType) -> argparse.ArgumentParser:
                    help="initial QCFS thresholds: the 75th percentile of each layer's positive input on the first "
                         "training batch (default), the reference code's 8, or the 99.9th percentile of each layer's "
                         "input on 1,024 training images (docs/conversion.md, QCFS, compares them)")
+    p.add_argument("--init-from", default=None, metavar="WEIGHTS",
+                   help="start from this trained state_dict (a weights.pt) with a fresh schedule of --epochs "
+                        "(a warm restart: a second one-cycle); ignored when DIR/ann.pt exists (resume)")
     p.add_argument("--lr", type=float, default=cfg.lr)
     p.add_argument("--batch-size", type=int, default=cfg.batch_size)
     p.add_argument("--seed", type=int, default=cfg.seed)
@@ -90,6 +93,20 @@ def build_model(recipe: ModuleType, width: float, qcfs_levels: Optional[int] = N
     return model
 
 
+def _load_init(recipe: ModuleType, model: torch.nn.Module, path: Path) -> dict:
+    """Load ``path`` (a ``state_dict``) into ``model``; its name and SHA-256 for result.json."""
+    import hashlib
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except FileNotFoundError:
+        _fail(recipe, NeurosimError(f"--init-from {path}: no such file"))
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        _fail(recipe, NeurosimError(f"--init-from {path}: not weights of this model ({first})"))
+    return {"path": path.as_posix(), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
 def run(recipe: ModuleType, argv=None) -> dict:
     args = parser(recipe).parse_args(argv)
     try:
@@ -112,6 +129,11 @@ def run(recipe: ModuleType, argv=None) -> dict:
     from neurosim.ann.qcfs import DEFAULT_THRESHOLD
     model = build_model(recipe, args.width, args.qcfs, DEFAULT_THRESHOLD if args.qcfs_init == "fixed" else None)
     ckpt = out / "ann.pt"
+    init_record = out / "init_from.json"  # survives resumes: result.json names the start weights
+    if args.init_from and not ckpt.exists():
+        with atomic_path(init_record) as tmp:
+            Path(tmp).write_text(json.dumps(_load_init(recipe, model, Path(args.init_from))))
+    init_from = json.loads(init_record.read_text()) if init_record.exists() else None
     if args.qcfs and args.qcfs_init == "data" and not ckpt.exists():
         from neurosim.ann.qcfs import calibrate_thresholds
         calibrate_thresholds(model, torch.as_tensor(x[:1024]))
@@ -138,6 +160,7 @@ def run(recipe: ModuleType, argv=None) -> dict:
     result = {
         "recipe": _name(recipe), "dataset": recipe.DATASET, "width": args.width, "qcfs_levels": args.qcfs,
         "qcfs_init": args.qcfs_init if args.qcfs else None,
+        "init_from": init_from,
         "config": dataclasses.asdict(cfg), "train_images": len(y), "test_images": len(yt),
         "epochs_done": done, "test_acc": acc,
         "parameters": sum(p.numel() for p in model.parameters()),

@@ -13,7 +13,8 @@ from neurosim.convert.threshold_balancing import balance
 from neurosim.data.digits import load_digits_split
 from neurosim.errors import NeurosimError
 from neurosim.netlist.quantize import WEIGHT_MANT_MAX as WEIGHT_MAX
-from neurosim.netlist.schema import RMP, VTH_MAX, Flatten, Input
+from neurosim.netlist.schema import VTH_MAX, Flatten, Input
+from neurosim.netlist.neurons import RMP
 from neurosim.sim.simulator import Simulator
 
 

@@ -16,9 +16,8 @@ from neurosim.loihi2.report import deployment_report
 from neurosim.metrics.synops import event_synops
 from neurosim.netlist import hdf5
 from neurosim.netlist.netx_compat import layer_refusal, save_netx
-from neurosim.netlist.schema import (
-    INPUT, MAX_DELAY, RMP, CUBA, Input, Netlist, Population, Projection,
-)
+from neurosim.netlist.schema import INPUT, MAX_DELAY, Input, Netlist, Population, Projection
+from neurosim.netlist.neurons import CUBA, RMP
 from neurosim.netlist.synapses import Conv, Dense, Identity
 from neurosim.netlist.transforms import align_delays
 from neurosim.sim.simulator import Simulator

@@ -1,9 +1,10 @@
-"""Every synapse kind is implemented, or refused with a reason, by every executor's table.
+"""Every synapse kind and every neuron kind is implemented, or refused with a reason, by every
+executor's table.
 
-The netlist's kinds (:data:`neurosim.netlist.synapses.KINDS`) are data and their rules; each
-executor owns a :class:`~neurosim.netlist.synapses.base.KindTable` from kind class to its
-implementation. A new kind that is missing from one table fails here, so it cannot be
-half-added (docs/netlist.md, "Adding a synapse kind").
+The netlist's kinds (:data:`neurosim.netlist.synapses.KINDS`, :data:`neurosim.netlist.neurons.KINDS`)
+are data and their rules; each executor owns a :class:`~neurosim.netlist.kinds.KindTable` from
+kind class to its implementation. A new kind that is missing from one table fails here, so it
+cannot be half-added (docs/netlist.md, "Adding a kind").
 """
 from __future__ import annotations
 
@@ -16,13 +17,32 @@ import torch
 
 from neurosim.lava.synapses import LAVA, LavaSynapse, lava_refusal, lava_step_cost
 from neurosim.loihi2.synapses import FORMATS, loihi2_problem
-from neurosim.netlist.netx_compat import NETX
+from neurosim.errors import NeurosimError
+from neurosim.interop.nir_io import NIR_NEURONS
+from neurosim.lava.neurons import LAVA_NEURONS
+from neurosim.loihi2.neurons import LOIHI2_NEURONS
+from neurosim.netlist import Input, Netlist, dense, hdf5
+from neurosim.netlist.netx_compat import NETX, NETX_NEURONS
+from neurosim.netlist.neurons import CUBA, RMP, NeuronKind
+from neurosim.netlist.neurons import KINDS as NEURON_KINDS
 from neurosim.netlist.synapses import KINDS, Conv, Dense, Identity, Pool
-from neurosim.netlist.synapses.base import KindTable, SynapseKind
+from neurosim.netlist.validate import ValidationError, validate
+from neurosim.sim.neurons import NEURONS
+from neurosim.sim.simulator import Simulator
+from neurosim.netlist.kinds import KindTable
+from neurosim.netlist.synapses.base import SynapseKind
 from neurosim.sim.synapse_maps import MAPS, SynapseMap, synapse_map
 
 #: Every executor's table of synapse kinds.
 TABLES: dict[str, KindTable] = {"sim": MAPS, "lava": LAVA, "loihi2": FORMATS, "netx": NETX}
+#: Every executor's or format's table of neuron kinds.
+NEURON_TABLES: dict[str, KindTable] = {"sim": NEURONS, "lava": LAVA_NEURONS, "loihi2": LOIHI2_NEURONS,
+                                       "netx": NETX_NEURONS, "nir": NIR_NEURONS}
+#: One instance per neuron kind with every parameter off its default (a new kind adds one).
+NEURON_EXAMPLES = {
+    "CUBA": CUBA(vThMant=100, iDecay=1000, vDecay=200, refDelay=3, reset="soft", vInit=7),
+    "RMP": RMP(vThMant=50, vDecay=10, reset="hard", vInit=-3),
+}
 
 #: One small instance per kind, with the shape of its input spikes (a new kind adds one).
 EXAMPLES = {
@@ -124,3 +144,81 @@ def test_netlist_imports_no_executor():
             "'neurosim.loihi2'))); print(bad); sys.exit(bool(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("table", NEURON_TABLES, ids=str)
+@pytest.mark.parametrize("name", sorted(NEURON_KINDS))
+def test_every_neuron_kind_is_implemented_or_refused_with_a_reason(table, name):
+    t, cls = NEURON_TABLES[table], NEURON_KINDS[name]
+    assert (cls in t.implemented) != (cls in t.refused), f"{table}: '{name}' neither (or both)"
+    if cls in t.refused:
+        why = t.refusal(cls)
+        assert t.refused[cls].strip() and "\n" not in why and name in why and t.executor in why
+    else:
+        assert t.refusal(cls) is None and t.of(cls) is not None
+
+
+def test_neuron_examples_cover_every_kind():
+    assert set(NEURON_EXAMPLES) == set(NEURON_KINDS)
+    for name, n in NEURON_EXAMPLES.items():
+        assert type(n) is NEURON_KINDS[name]
+        assert all(getattr(n, p.name) != p.default for p in n.params), f"{name}: every parameter off its default"
+        assert n.reset != n.default_reset
+
+
+def _net(neuron) -> Netlist:
+    return Netlist([Input((3,), neuron), dense((2,), np.eye(2, 3) * 40, neuron)], input_shape=(3,))
+
+
+@pytest.mark.parametrize("name", sorted(NEURON_KINDS))
+def test_neuron_kind_round_trips_through_hdf5_and_its_params(tmp_path, name):
+    """The HDF5 reader and writer work from the kind's parameter table: every parameter and the
+    reset survive a file."""
+    n = NEURON_EXAMPLES[name]
+    back = hdf5.load(hdf5.save(_net(n), tmp_path / "n.net"))
+    assert back.layers[0].neuron == n and back.layers[1].neuron == n
+
+
+@pytest.mark.parametrize("name", sorted(NEURON_KINDS))
+def test_neuron_parameter_ranges_come_from_the_kind(tmp_path, name):
+    """The validator refuses each parameter just outside its range (or fractional where it must be
+    an integer), naming its key; the file writer refuses the same."""
+    import dataclasses
+    n = NEURON_EXAMPLES[name]
+    for p in n.params:
+        bad = dataclasses.replace(n, **{p.name: p.hi + 1})
+        with pytest.raises(ValidationError, match=f"neuron/{p.name}"):
+            validate(_net(bad), "schema")
+        with pytest.raises(NeurosimError, match=f"neuron/{p.name}"):
+            hdf5.save(_net(bad), tmp_path / "bad.net")
+        assert not (tmp_path / "bad.net").exists()
+        if p.integer:
+            with pytest.raises(ValidationError, match=f"neuron/{p.name}"):
+                validate(_net(dataclasses.replace(n, **{p.name: p.lo + 0.5})), "schema")
+
+
+@pytest.mark.parametrize("name", sorted(NEURON_KINDS))
+def test_simulator_scans_every_neuron_kind_with_its_step_constants(name):
+    """The simulator's scan runs each kind in both modes (exactness against Lava: test_lava_*)."""
+    n = NEURON_EXAMPLES[name]
+    x = np.array([[0.2, 0.9, 0.5]])
+    for mode in ("fixed", "float"):
+        res = Simulator(_net(n), mode).run(x, 16)
+        assert res.counts[1].shape == (1, 2) and np.all(np.isfinite(res.readout))
+
+
+def test_a_neuron_kind_missing_from_the_tables_is_refused_naming_the_executor():
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Adaptive(NeuronKind):
+        vThMant: float = 1
+        reset: str = "hard"
+        vInit: float = 0
+        type_name = "ALIF"
+
+    for t in NEURON_TABLES.values():
+        why = t.refusal(Adaptive)
+        assert why and t.executor in why and "'ALIF' neuron" in why
+    with pytest.raises(ValidationError, match="unknown neuron Adaptive"):
+        validate(_net(Adaptive()), "schema")

@@ -31,7 +31,7 @@ from neurosim.lava.runner import run_lava
 from neurosim.lava.supervisor import group_members, mapped_shm
 from neurosim.netlist.hdf5 import save
 from neurosim.netlist import CUBA, RMP, Flatten, Input, Netlist, conv, dense, pool
-from neurosim.netlist.schema import NETX_DENSE_WITHOUT_NEURON
+from neurosim.netlist.neurons import NETX_DENSE_WITHOUT_NEURON
 from neurosim.sim.simulator import Simulator
 from tests.conftest import assert_same_layer, small_conv_net
 

@@ -31,7 +31,7 @@ from neurosim.lava.runner import run_lava, run_lava_modes
 from neurosim.lava.supervisor import group_members, mapped_shm, proc_stat
 from neurosim.lava.synapses import connection
 from neurosim.lava.timelimit import estimate_timeout
-from neurosim.netlist import CUBA, RMP, Flatten, Input, Netlist, conv, dense, hdf5, identity, join, pool
+from neurosim.netlist import CUBA, RMP, Flatten, Input, Netlist, conv, dense, identity, join, pool
 from neurosim.netlist.schema import Projection, Schedule
 from neurosim.netlist.synapses import Conv, Dense, Identity, Pool
 from neurosim.sim.simulator import Simulator

@@ -40,7 +40,8 @@ from neurosim.convert.graph import Stage, connections
 from neurosim.convert.rmp import fold_pool
 from neurosim.errors import NeurosimError
 from neurosim.netlist.quantize import bias_mantissas, even_mantissas, integer_scale, scale_mantissas, weight_gain
-from neurosim.netlist.schema import RMP, VTH_MAX, Flatten, Netlist, Population, Projection, Schedule
+from neurosim.netlist.schema import VTH_MAX, Flatten, Netlist, Population, Projection, Schedule
+from neurosim.netlist.neurons import RMP
 from neurosim.netlist.synapses import Conv, Dense
 
 MODES = ("fixed", "float")

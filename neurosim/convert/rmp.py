@@ -38,14 +38,13 @@ import torch.nn.functional as F
 
 from neurosim.convert import snn_balancing
 from neurosim.convert.graph import Stage, StageGraph, trace
-from neurosim.convert.threshold_balancing import (
-    DEFAULT_PERCENTILE, DEFAULT_RULE, check_rule, layer_rules, stream,
-)
+from neurosim.convert.threshold_balancing import DEFAULT_PERCENTILE, DEFAULT_RULE, check_rule, layer_rules, stream
 from neurosim.errors import NeurosimError
 from neurosim.netlist.quantize import (
     bias_mantissas, even_mantissas, input_scale, integer_scale, mantissa8, threshold_mantissa,
 )
-from neurosim.netlist.schema import RMP, RESETS, Flatten, Input, Netlist, Population, Projection, Schedule
+from neurosim.netlist.schema import RESETS, Flatten, Input, Netlist, Population, Projection
+from neurosim.netlist.neurons import RMP
 from neurosim.netlist.synapses import Conv, Dense, Identity, Pool
 from neurosim.netlist.transforms import align_delays, bias_onset
 

@@ -95,8 +95,10 @@ import numpy as np
 from neurosim.errors import NeurosimError
 from neurosim.io.atomic import atomic_path
 from neurosim.netlist.schema import (
-    CUBA, DECAY_UNITY, INPUT, MAX_DELAY, RMP, VTH_MAX, Flatten, Input, Netlist, Neuron, Population, Projection, Shape,
+    DECAY_UNITY, INPUT, MAX_DELAY, VTH_MAX, Flatten, Input, Netlist, Population, Projection, Shape,
 )
+from neurosim.netlist.kinds import KindTable
+from neurosim.netlist.neurons import CUBA, RMP, Neuron
 from neurosim.netlist.synapses import Conv, Dense, Identity, Pool
 from neurosim.netlist.synapses.base import SynapseKind
 from neurosim.netlist.synapses.conv import ungroup_conv_weight
@@ -159,6 +161,15 @@ def _layer_bias(net: Netlist, i: int, depth: int) -> tuple[Optional[np.ndarray],
         raise NeurosimError(f"layer {i}: a per-step schedule (scale/bias per step, e.g. BNTT) has no NIR "
                             "primitive; only the converter's bias onset can be written")
     return np.asarray(rows[depth], dtype=np.float64), True
+
+
+def _cuba_meta(n: CUBA) -> dict:
+    return {"ref_delay": int(n.refDelay)}
+
+
+#: NIR's table of neuron kinds: kind class -> the kind's own metadata (beside type, reset and
+#: v_init); every kind here has the LIF step, written by :func:`_neuron_node` as IF, LIF or CubaLIF.
+NIR_NEURONS: KindTable = KindTable("NIR", {CUBA: _cuba_meta, RMP: lambda n: {}})
 
 
 def _neuron_node(nir, n: Neuron, shape: Shape, v_leak_bias: Optional[np.ndarray], dt: float, meta: dict,
@@ -262,9 +273,10 @@ def to_nir(net: Netlist, dt: float = DT, consumer: str = "snntorch"):
             edges.append((_name(src), me))
             continue
         n, shape = layer.neuron, tuple(layer.shape)
-        meta = {"layer": i, "neuron": n.type_name, "reset": n.reset, "v_init": float(n.vInit)}
-        if isinstance(n, CUBA):
-            meta["ref_delay"] = int(n.refDelay)
+        if (why := NIR_NEURONS.refusal(n)):
+            raise NeurosimError(f"layer {i}: {why}")
+        meta = {"layer": i, "neuron": n.type_name, "reset": n.reset, "v_init": float(n.vInit),
+                **NIR_NEURONS.of(n)(n)}
         if isinstance(layer, Input):
             bias = None if layer.bias == 0 else np.full(shape, float(layer.bias))
             tail = "input"

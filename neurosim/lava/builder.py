@@ -13,10 +13,11 @@ layer has no synapse (the sample enters through ``bias_mant``); a net without on
 ``lava.proc.io.source.RingBuffer``. ``Flatten`` layers have no process: a projection that needs
 flat input from a (C, H, W) layer reads ``s_out.transpose([2, 1, 0]).flatten()`` as in netx.
 
-Neurons: a CUBA population with hard reset and no schedule is Lava's own ``LIF``, as netx
-builds it (``fixed``: ``LIF(vth=vThMant, du=iDecay-1, dv=vDecay, bias_mant=bias, bias_exp=6)``;
-``float``: ``du=iDecay/4096, dv=vDecay/4096``); every other population (RMP, soft reset, a
-schedule) is neurosim's :class:`~neurosim.lava.process.NetlistNeuron` with the same parameters.
+Neurons: Lava's table of neuron kinds (:data:`neurosim.lava.neurons.LAVA_NEURONS`): a population
+without a schedule that starts at ``v = 0`` is Lava's own process where the kind names one
+(a CUBA population with hard reset is Lava's ``LIF``, as netx builds it); every other
+population (RMP, soft reset, a schedule) is neurosim's
+:class:`~neurosim.lava.process.NetlistNeuron` with the kind's step constants.
 
 Lava processes are shaped (W, H, C) (or (N,)); the netlist is (C, H, W) (see
 :mod:`neurosim.lava.layout`). Every recorded neuron layer's ``s_out`` also feeds a
@@ -66,13 +67,10 @@ from neurosim.lava.models import (
     PyNetlistNeuronFloat, PySparseSynapseFixed, PySparseSynapseFloat, PySpikeFileFixed, PySpikeFileFloat,
     PySpikeRecorderFixed, PySpikeRecorderFloat, add_columns, scatter_columns,
 )
-from neurosim.lava.process import (
-    DelayLine, IdentitySynapse, NetlistNeuron, SparseSynapse, SpikeFile, SpikeRecorder,
-)
+from neurosim.lava.neurons import LAVA_NEURONS
+from neurosim.lava.process import DelayLine, IdentitySynapse, NetlistNeuron, SparseSynapse, SpikeFile, SpikeRecorder
 from neurosim.lava.synapses import connection, lava_process
-from neurosim.netlist.schema import (
-    CUBA, DECAY_UNITY, INPUT, STATE_SHIFT, Flatten, Input, Netlist, Population,
-)
+from neurosim.netlist.schema import INPUT, STATE_SHIFT, Flatten, Input, Netlist, Population
 
 __all__ = ["LavaGraph", "BatchedGraph", "build_graph", "build_batched_graph", "initial_v", "MODELS"]
 
@@ -314,8 +312,8 @@ def _neuron_params(layer: Union[Input, Population], mode: str, per_neuron: PerNe
                 if getattr(schedule, k) is not None}
         if fixed:
             rows = {k: np.round(r).astype(np.int64) for k, r in rows.items()}
-    return dict(vth=int(n.vThMant) if fixed else float(n.vThMant), i_decay=n.i_decay, v_decay=int(n.vDecay),
-                soft_reset=n.soft, bias_exp=STATE_SHIFT if fixed else 0, scale=rows.get("scale"),
+    return dict(vth=int(n.vThMant) if fixed else float(n.vThMant), **n.step_constants(),
+                bias_exp=STATE_SHIFT if fixed else 0, scale=rows.get("scale"),
                 bias_t=rows.get("bias"), scale_exp=int(schedule.scale_exp) if "scale" in rows else 0,
                 v=initial_v(n, mode))
 
@@ -340,13 +338,11 @@ def _neuron(layer: Union[Input, Population], mode: str, bias: Union[np.ndarray, 
     bias = _bias(bias, mode)
     params = _neuron_params(layer, mode, partial(_per_neuron, shape=layer.shape))
     shape = lava_shape(layer.shape)
-    if isinstance(n, CUBA) and not n.soft and params["scale"] is None and params["bias_t"] is None \
-            and not n.vInit:                                                  # netx's own neuron
-        if mode == "fixed":
-            return LIF(shape=shape, vth=int(n.vThMant), du=int(n.iDecay) - 1, dv=int(n.vDecay),
-                       bias_mant=bias, bias_exp=STATE_SHIFT)
-        return LIF(shape=shape, vth=float(n.vThMant), du=n.iDecay / DECAY_UNITY,
-                   dv=n.vDecay / DECAY_UNITY, bias_mant=bias)
+    native = LAVA_NEURONS.of(n).native
+    if native is not None and params["scale"] is None and params["bias_t"] is None and not n.vInit:
+        proc = native(n, shape, mode, bias)
+        if proc is not None:
+            return proc
     return NetlistNeuron(shape=shape, bias_mant=bias, period=steps, **params)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from neurosim.errors import NeurosimError
-from neurosim.netlist.schema import Netlist, Population
+from neurosim.netlist.schema import Flatten, Netlist, Population
 from neurosim.netlist.validate import ValidationError, register, validate
 
 MODES = ("fixed", "float")
@@ -77,11 +77,14 @@ def check_netlist(net: Netlist, mode: str) -> None:
 
 
 def _lava(net: Netlist) -> None:
-    """Profile ``lava``: every projection's kind and geometry has a Lava process
-    (:func:`neurosim.lava.synapses.lava_refusal`)."""
+    """Profile ``lava``: every neuron kind (:data:`neurosim.lava.neurons.LAVA_NEURONS`) and every
+    projection's kind and geometry (:func:`neurosim.lava.synapses.lava_refusal`) has a Lava process."""
+    from neurosim.lava.neurons import LAVA_NEURONS
     from neurosim.lava.synapses import lava_refusal
 
     for i, layer in enumerate(net.layers):
+        if not isinstance(layer, Flatten) and (why := LAVA_NEURONS.refusal(layer.neuron)):
+            raise ValidationError(why, i, "neuron/type")
         if isinstance(layer, Population):
             for p, proj in enumerate(layer.projections):
                 why = lava_refusal(proj.synapse, net.in_shape(i, p))

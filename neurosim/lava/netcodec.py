@@ -19,13 +19,14 @@ from typing import Any
 import numpy as np
 
 from neurosim.errors import NeurosimError
-from neurosim.netlist.schema import CUBA, RMP, Flatten, Input, Netlist, Population, Projection, Schedule
+from neurosim.netlist.schema import Flatten, Input, Netlist, Population, Projection, Schedule
+from neurosim.netlist.neurons import KINDS as NEURON_KINDS
 from neurosim.netlist.synapses import KINDS
 from neurosim.netlist.validate import validate
 
 #: The classes a description may name.
-CLASSES: dict[str, type] = {c.__name__: c for c in (Netlist, CUBA, RMP, Flatten, Input, Population,
-                                                    Projection, Schedule, *KINDS.values())}
+CLASSES: dict[str, type] = {c.__name__: c for c in (Netlist, Flatten, Input, Population, Projection, Schedule,
+                                                    *NEURON_KINDS.values(), *KINDS.values())}
 #: The tags of a description's JSON objects (every object has exactly one).
 CLASS, ARRAY, SCALAR, TUPLE, DICT = "class", "array", "scalar", "tuple", "dict"
 

@@ -29,7 +29,8 @@ from scipy import sparse
 
 from neurosim.netlist.schema import Shape
 from neurosim.netlist.synapses import Conv, Dense, Identity, Pool
-from neurosim.netlist.synapses.base import KindTable, SynapseKind
+from neurosim.netlist.kinds import KindTable
+from neurosim.netlist.synapses.base import SynapseKind
 from neurosim.netlist.synapses.conv import INT8_MAX, check_lava_geometry, ungroup_conv_weight
 
 

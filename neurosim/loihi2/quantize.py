@@ -44,10 +44,8 @@ from neurosim.loihi2.synapses import loihi2_problem
 from neurosim.netlist.quantize import (
     BIAS_MANT_MAX, WEIGHT_MANT_MAX, bias_mantissas, even_mantissas, threshold_mantissa, weight_gain,
 )
-from neurosim.netlist.schema import (
-    CUBA, DECAY_UNITY, NETX_DENSE_WITHOUT_NEURON, V_INIT_MAX, VTH_MAX, Flatten, Input, Netlist, Neuron, Population,
-    Schedule,
-)
+from neurosim.netlist.schema import VTH_MAX, Flatten, Input, Netlist, Population, Schedule
+from neurosim.netlist.neurons import NETX_DENSE_WITHOUT_NEURON, Neuron
 from neurosim.netlist.validate import ValidationError, register, validate
 
 #: ``scaleExp`` of quantised schedules: scale mantissas of 2**-12.
@@ -61,15 +59,16 @@ def _is_int(a) -> bool:
 
 
 def _neuron_problems(n: Neuron) -> list[str]:
+    """The threshold an integer in 0 .. 2**17 - 1 (netx's never-spiking readout 2**17 aside), every
+    other parameter of the kind an integer in its range."""
     out = []
     readout = n.vThMant == NETX_DENSE_WITHOUT_NEURON.vThMant     # netx's never-spiking readout, 2**17
     if not (_is_int(n.vThMant) and (0 <= n.vThMant <= VTH_MAX or readout)):
         out.append(f"threshold {n.vThMant:g} is not an integer in 0..{VTH_MAX}")
-    decays = [("vDecay", n.vDecay)] + ([("iDecay", n.iDecay)] if isinstance(n, CUBA) else [])
-    out += [f"{k} {d:g} is not an integer in 0..{DECAY_UNITY}" for k, d in decays
-            if not (_is_int(d) and 0 <= d <= DECAY_UNITY)]
-    if not (_is_int(n.vInit) and abs(n.vInit) <= V_INIT_MAX):
-        out.append(f"vInit {n.vInit:g} is not an integer within +-{V_INIT_MAX}")
+    for p in n.params:
+        value = getattr(n, p.name)
+        if p.name != "vThMant" and not (_is_int(value) and p.lo <= value <= p.hi):
+            out.append(f"{p.name} {value:g} is not an integer in {p.lo:g}..{p.hi:g}")
     return out
 
 
@@ -120,11 +119,16 @@ def _integrates(net: Netlist, i: int) -> bool:
 
 
 def _scaled_neuron(n: Neuron, lam: float, readout: bool = False) -> Neuron:
-    vth = threshold_mantissa(n.vThMant * lam)
-    kw = dict(vThMant=min(vth, VTH_MAX) if readout else vth, vDecay=int(round(n.vDecay)),
-              vInit=int(round(n.vInit * lam)))
-    if isinstance(n, CUBA):
-        kw["iDecay"] = int(round(n.iDecay))
+    """The threshold and every other voltage parameter times ``lam``, rounded (the threshold by
+    :func:`threshold_mantissa`); the other parameters rounded to integers."""
+    kw = {}
+    for p in n.params:
+        value = getattr(n, p.name)
+        if p.name == "vThMant":
+            vth = threshold_mantissa(value * lam)
+            kw[p.name] = min(vth, VTH_MAX) if readout else vth
+        else:
+            kw[p.name] = int(round(value * lam if p.voltage else value))
     return replace(n, **kw)
 
 
@@ -153,7 +157,9 @@ def _layer_lambda(layer: Population, readout: bool = False) -> tuple[float, str]
     lam, forced = _halvings(lam, [
         (f"threshold {n.vThMant:.6g} x lambda <= {VTH_MAX}", lambda l: n.vThMant * l > VTH_MAX and not readout),
         (f"bias {bmax:.6g} x lambda <= {BIAS_MANT_MAX}", lambda l: bmax * l > BIAS_MANT_MAX),
-        (f"|vInit| {abs(n.vInit):.6g} x lambda <= {V_INIT_MAX}", lambda l: abs(n.vInit) * l > V_INIT_MAX)])
+        *[(f"|{p.name}| {abs(getattr(n, p.name)):.6g} x lambda <= {p.hi:g}",
+           lambda l, v=abs(getattr(n, p.name)), hi=p.hi: v * l > hi)
+          for p in n.params if p.voltage and p.name != "vThMant"]])
     if forced:
         why += ", halved until " + " and ".join(forced)
     if readout:
@@ -274,7 +280,8 @@ def normalized(net: Netlist) -> Netlist:
             out.append(layer)
             continue
         lam = 1.0 / layer.neuron.vThMant
-        n = replace(layer.neuron, vThMant=1.0, vInit=layer.neuron.vInit * lam)
+        n = replace(layer.neuron, **{p.name: getattr(layer.neuron, p.name) * lam for p in layer.neuron.params
+                                     if p.voltage})
         if isinstance(layer, Input):
             out.append(Input(layer.shape, n, layer.weight * lam, layer.bias * lam))
             continue

@@ -24,6 +24,7 @@ import math
 from typing import Any
 
 from neurosim.loihi2 import limits as L
+from neurosim.loihi2.neurons import LOIHI2_NEURONS
 from neurosim.loihi2.quantize import layer_problems
 from neurosim.metrics.synops import fanouts, input_fanout
 from neurosim.netlist.netx_compat import NETX_MAX_EXTRA_DELAY
@@ -37,6 +38,8 @@ NATIVE_SYNAPSES = {"dense": "Dense", "conv": "Conv", "pool": "Conv (groups = C)"
 def neuron_needs(layer) -> list[str]:
     """Why the layer's neuron needs a custom Loihi 2 neuron program (empty: native LIF)."""
     n, out = layer.neuron, []
+    if n not in LOIHI2_NEURONS:
+        return [LOIHI2_NEURONS.refusal(n)]
     if n.soft:
         out.append("soft reset")
     if n.vInit != 0:

@@ -11,7 +11,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from neurosim.netlist.synapses import Conv, Dense, Identity, Pool
-from neurosim.netlist.synapses.base import KindTable, SynapseKind
+from neurosim.netlist.kinds import KindTable
+from neurosim.netlist.synapses.base import SynapseKind
 from neurosim.netlist.synapses.dense import loihi_dense
 from neurosim.netlist.synapses.identity import fits_loihi
 

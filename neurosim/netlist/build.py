@@ -7,7 +7,8 @@ from typing import Optional
 
 import numpy as np
 
-from neurosim.netlist.schema import Neuron, Population, Projection, Schedule, Shape
+from neurosim.netlist.schema import Population, Projection, Schedule, Shape
+from neurosim.netlist.neurons import Neuron
 from neurosim.netlist.synapses import Conv, Dense, Identity, Pool
 
 

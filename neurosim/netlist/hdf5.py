@@ -27,10 +27,11 @@ import numpy as np
 from neurosim.errors import NetlistError, NeurosimError
 from neurosim.io.atomic import atomic_path
 from neurosim.netlist.schema import (
-    CUBA, DECAY_UNITY, INPUT, MAX_DELAY, MAX_LAYERS, MAX_META_BYTES, MAX_NAME_BYTES, MAX_NEURONS, MAX_SYNAPSES,
-    MAX_TIMESTEPS, MAX_TOTAL_VALUES, NETX_DENSE_WITHOUT_NEURON, NEURON_TYPES, RESETS, SCALE_EXP_MAX,
-    Flatten, Input, Layer, Netlist, Neuron, Population, Projection, Schedule,
+    INPUT, MAX_DELAY, MAX_LAYERS, MAX_META_BYTES, MAX_NAME_BYTES, MAX_NEURONS, MAX_SYNAPSES,
+    MAX_TIMESTEPS, MAX_TOTAL_VALUES, RESETS, SCALE_EXP_MAX, Flatten, Input, Layer, Netlist, Population, Projection,
+    Schedule,
 )
+from neurosim.netlist.neurons import NETX_DENSE_WITHOUT_NEURON, NEURON_TYPES, Neuron
 from neurosim.netlist.synapses import KINDS
 from neurosim.netlist.validate import (
     META_KEY, ValidationError, check_layer, check_netlist_rules, record, shape_problem, source_problem, validate,
@@ -134,21 +135,19 @@ def _write_delay(g: h5py.Group, delay: int) -> None:
 
 
 def _write_neuron(g: h5py.Group, neuron: Neuron) -> None:
+    """The kind's parameters (:attr:`~neurosim.netlist.neurons.base.NeuronKind.params`): integers
+    as int64 as netx writes them, a fractional value (``float`` mode) as float64; its fixed keys;
+    ``reset`` when it is not the kind's default."""
     write_string(g, "type", neuron.type_name)
-    # an integer threshold as netx writes it; a fractional one (float mode) as it is
-    g.create_dataset("vThMant", data=np.int64(neuron.vThMant) if float(neuron.vThMant).is_integer()
-                     else np.float64(neuron.vThMant))
-    if isinstance(neuron, CUBA):
-        g.create_dataset("iDecay", data=np.int64(neuron.iDecay))
-        g.create_dataset("vDecay", data=np.int64(neuron.vDecay))
-        g.create_dataset("refDelay", data=np.int64(neuron.refDelay))
-        g.create_dataset("gradedSpike", data=False)
-    else:
-        g.create_dataset("vDecay", data=np.int64(neuron.vDecay))
-    if neuron.reset != "hard" or not isinstance(neuron, CUBA):    # netx's own CUBA stays as netx writes it
+    for p in neuron.params:
+        value = getattr(neuron, p.name)
+        if p.written == "nondefault" and value == p.default:
+            continue
+        g.create_dataset(p.name, data=np.int64(value) if float(value).is_integer() else np.float64(value))
+    for key, (value, _) in neuron.fixed_keys.items():
+        g.create_dataset(key, data=value)
+    if neuron.reset != neuron.default_reset:
         write_string(g, "reset", neuron.reset)
-    if neuron.vInit:
-        g.create_dataset("vInit", data=np.float64(neuron.vInit))
 
 
 # ----------------------------------------------------------------------------- reading
@@ -555,31 +554,25 @@ def _shape(r: _Reader, g: h5py.Group, key: str, i: Optional[int]) -> tuple[int, 
 
 
 def _read_neuron(r: _Reader, g: h5py.Group, i: int) -> Neuron:
-    """The neuron group: type and reset names, numbers (their ranges are the schema's)."""
+    """The neuron group: the type and reset names, and the kind's parameters
+    (:attr:`~neurosim.netlist.neurons.base.NeuronKind.params`; their ranges are the schema's)."""
     if r.group(g, "neuron", i) is None:
         raise r.error("missing (layers without neurons are not supported)", i, "neuron")
     kind = r.string(g, "neuron/type", i)
     if kind not in NEURON_TYPES:
         raise r.error(f"unknown neuron type '{kind}' (known: {', '.join(sorted(NEURON_TYPES))})",
                       i, "neuron/type")
-    vth = r.scalar(g, "neuron/vThMant", i)
-    vdecay = r.scalar(g, "neuron/vDecay", i, default=0)
     cls = NEURON_TYPES[kind]
     reset = cls.default_reset
     if r.get(g, "neuron/reset", i) is not None:
         reset = r.string(g, "neuron/reset", i).strip().lower()
         if reset not in RESETS:
             raise r.error(f"unknown reset '{reset}' (known: {', '.join(RESETS)})", i, "neuron/reset")
-    v_init = _num(r.scalar(g, "neuron/vInit", i, default=0))
-    if cls is not CUBA:
-        return cls(vThMant=_num(vth), vDecay=_num(vdecay), reset=reset, vInit=v_init)
-    graded = r.scalar(g, "neuron/gradedSpike", i, default=0)
-    if graded:
-        raise r.error("graded spikes are not supported", i, "neuron/gradedSpike")
-    idecay = r.scalar(g, "neuron/iDecay", i, default=DECAY_UNITY)
-    ref = r.scalar(g, "neuron/refDelay", i, default=1)
-    return CUBA(vThMant=_num(vth), iDecay=_num(idecay), vDecay=_num(vdecay), refDelay=_num(ref), reset=reset,
-                vInit=v_init)
+    for key, (value, why) in cls.fixed_keys.items():
+        if r.scalar(g, f"neuron/{key}", i, default=value) != value:
+            raise r.error(why, i, f"neuron/{key}")
+    values = {p.name: _num(r.scalar(g, f"neuron/{p.name}", i, default=p.default)) for p in cls.params}
+    return cls(reset=reset, **values)
 
 
 def _num(x: float):

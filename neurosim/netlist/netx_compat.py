@@ -52,12 +52,10 @@ import numpy as np
 from neurosim.errors import NeurosimError
 from neurosim.io.atomic import atomic_path
 from neurosim.netlist import hdf5
-from neurosim.netlist.schema import (
-    CUBA, DECAY_UNITY, RMP, Flatten, Input, Layer, Netlist, Neuron, Population,
-    Projection,
-)
+from neurosim.netlist.schema import DECAY_UNITY, Flatten, Input, Layer, Netlist, Population, Projection
+from neurosim.netlist.neurons import CUBA, RMP, Neuron
 from neurosim.netlist.synapses import Conv, Dense, Identity, Pool
-from neurosim.netlist.synapses.base import KindTable
+from neurosim.netlist.kinds import KindTable
 from neurosim.netlist.synapses.conv import check_lava_geometry
 from neurosim.netlist.validate import register, validate
 
@@ -95,10 +93,28 @@ NO_CONVERT_OPTION = {
     "pool": "the converter could not fold this average pool into the next layer exactly (padded pooling, "
             "a dilated conv, or no conv/dense layer after it), and no convert option avoids it: change the model",
     "chain": "a residual connection, which no convert option avoids (netx is a chain): use a model without one",
+    "kind": "a neuron kind netx does not build, which no convert option avoids",
 }
 
 
+def _as_cuba(neuron: CUBA) -> CUBA:
+    return CUBA(vThMant=int(neuron.vThMant), iDecay=int(neuron.iDecay), vDecay=int(neuron.vDecay),
+                refDelay=int(neuron.refDelay))
+
+
+def _rmp_as_cuba(neuron: RMP) -> CUBA:
+    """``RMP(vThMant, vDecay, hard) == CUBA(vThMant, iDecay=4096, vDecay, hard)``."""
+    return CUBA(vThMant=int(neuron.vThMant), iDecay=DECAY_UNITY, vDecay=int(neuron.vDecay))
+
+
+#: netx's table of neuron kinds: kind class -> the (hard-reset, integer) CUBA neuron netx
+#: builds for it (Lava ``LIF``).
+NETX_NEURONS: KindTable = KindTable("netx", {CUBA: _as_cuba, RMP: _rmp_as_cuba})
+
+
 def _neuron_refusal(neuron: Neuron) -> Optional[tuple[str, str]]:
+    if neuron not in NETX_NEURONS:
+        return NETX_NEURONS.refusal(neuron), "kind"
     if neuron.soft:
         return (f"{neuron.type_name} neuron with soft reset (v <- v - vThMant); netx builds Lava LIF, "
                 "which resets to 0", "reset")
@@ -233,10 +249,7 @@ def layer_refusal(net: Netlist, i: int) -> Optional[str]:
 
 
 def _netx_neuron(neuron: Neuron) -> CUBA:
-    if isinstance(neuron, RMP):
-        return CUBA(vThMant=int(neuron.vThMant), iDecay=DECAY_UNITY, vDecay=int(neuron.vDecay))
-    return CUBA(vThMant=int(neuron.vThMant), iDecay=int(neuron.iDecay), vDecay=int(neuron.vDecay),
-                refDelay=int(neuron.refDelay))
+    return NETX_NEURONS.of(neuron)(neuron)
 
 
 def _netx_layer(layer: Layer) -> Layer:

@@ -41,8 +41,9 @@ Neuron equations (``float`` mode; ``fixed`` mode in :mod:`neurosim.dynamics.lif`
     s[t] = v[t] > vThMant
     reset 'hard': v[t] = 0 where s[t]        reset 'soft': v[t] = v[t] - vThMant where s[t]
 
+The neuron kinds are :mod:`neurosim.netlist.neurons` (one module each, with its parameters):
 ``CUBA`` (netx, Lava ``LIF``) resets hard by default, ``RMP`` (residual membrane potential,
-Han et al. 2020) softly; either takes the other reset as a parameter.
+Han et al. 2020) softly; either takes the other reset as a parameter. Both are this step.
 
 Input: either an ``Input`` layer (layer 0) driven by the sample as a constant current
 ``b = weight * x + bias`` per neuron (SLAYER's ``Input`` transform, rounded to an integer in
@@ -59,6 +60,7 @@ import numpy as np
 from neurosim.errors import NeurosimError
 
 if TYPE_CHECKING:
+    from neurosim.netlist.neurons import Neuron
     from neurosim.netlist.synapses.base import SynapseKind
 
 #: Fixed-point constants of Lava's bit-accurate LIF models (Loihi).
@@ -96,81 +98,6 @@ INPUT = -1
 RESETS = ("hard", "soft")
 
 Shape = tuple[int, ...]
-
-
-def _check_reset(reset: str) -> None:
-    if reset not in RESETS:
-        raise NeurosimError(f"reset must be one of {RESETS}, got {reset!r}")
-
-
-@dataclass(frozen=True)
-class CUBA:
-    """Current-based LIF (netx ``CUBA``; ``LOIHI`` is read as CUBA), hard reset by default.
-
-    ``u[t] = (1 - iDecay/4096) u[t-1] + a[t]``;
-    ``v[t] = (1 - vDecay/4096) v[t-1] + u[t] + b``; spike if ``v > vThMant``; then
-    ``v = 0`` (``reset='hard'``, netx and Lava's ``LIF``) or ``v = v - vThMant`` (``'soft'``).
-    ``refDelay`` is stored for netx but not applied (Lava's LIF has no refractory period).
-    ``vInit``: the voltage at the start of every sample (mantissa; netx: 0).
-    """
-    vThMant: int
-    iDecay: int = DECAY_UNITY
-    vDecay: int = 0
-    refDelay: int = 1
-    reset: str = "hard"
-    vInit: float = 0
-
-    type_name = "CUBA"
-    default_reset = "hard"
-
-    def __post_init__(self) -> None:
-        _check_reset(self.reset)
-
-    @property
-    def i_decay(self) -> int:
-        return int(self.iDecay)
-
-    @property
-    def soft(self) -> bool:
-        return self.reset == "soft"
-
-
-@dataclass(frozen=True)
-class RMP:
-    """Residual-membrane-potential neuron: (leaky) integrate-and-fire, no current state.
-
-    ``v[t] = (1 - vDecay/4096) v[t-1] + a[t] + b``; spike if ``v > vThMant``; then
-    ``v = v - vThMant`` (``reset='soft'``, the residual is kept) or ``v = 0`` (``'hard'``).
-    ``vDecay = 0`` is the RMP-SNN IF neuron. It is the CUBA step with ``iDecay = 4096``.
-    ``vInit``: the voltage at the start of every sample (mantissa; e.g. ``vThMant / 2``).
-    """
-    vThMant: int
-    vDecay: int = 0
-    reset: str = "soft"
-    vInit: float = 0
-
-    type_name = "RMP"
-    default_reset = "soft"
-
-    def __post_init__(self) -> None:
-        _check_reset(self.reset)
-
-    @property
-    def i_decay(self) -> int:
-        return DECAY_UNITY
-
-    @property
-    def soft(self) -> bool:
-        return self.reset == "soft"
-
-
-Neuron = Union[CUBA, RMP]
-
-#: What netx builds for a ``dense`` layer stored without a ``neuron`` group: a non-leaky
-#: current integrator (``iDecay = 0``, ``vDecay = 4096``: ``v = u``) with a threshold of 2**17
-#: (netx writes ``1 << 18 - 1``), i.e. a readout that practically never spikes.
-NETX_DENSE_WITHOUT_NEURON = CUBA(vThMant=1 << 17, iDecay=0, vDecay=DECAY_UNITY)
-NEURON_TYPES: dict[str, type] = {"CUBA": CUBA, "LOIHI": CUBA, "RMP": RMP}
 
 
 @dataclass

@@ -38,10 +38,10 @@ import numpy as np
 
 from neurosim.errors import NeurosimError
 from neurosim.netlist.schema import (
-    CUBA, DECAY_UNITY, INPUT, MAX_ABS_VALUE, MAX_DELAY, MAX_LAYERS, MAX_META_BYTES, MAX_NAME_BYTES, MAX_NEURONS,
-    MAX_SYNAPSES, MAX_TIMESTEPS, MAX_TOTAL_VALUES, REF_DELAY_MAX, RMP, SCALE_EXP_MAX, V_INIT_MAX, VTH_MAX, Flatten,
-    Input, Netlist, Population, Schedule,
+    INPUT, MAX_ABS_VALUE, MAX_DELAY, MAX_LAYERS, MAX_META_BYTES, MAX_NAME_BYTES, MAX_NEURONS, MAX_SYNAPSES,
+    MAX_TIMESTEPS, MAX_TOTAL_VALUES, SCALE_EXP_MAX, Flatten, Input, Netlist, Population, Schedule,
 )
+from neurosim.netlist.neurons import KINDS as NEURON_KINDS
 from neurosim.netlist.synapses.base import SynapseKind
 
 META_KEY = "neurosim/meta"
@@ -268,19 +268,17 @@ def meta_problem(meta: Any) -> Optional[str]:
 # ----------------------------------------------------------------------------- rules: the schema
 
 def _neuron(neuron: Any, i: int) -> None:
-    """CUBA or RMP; ``vThMant`` in 0 .. 2**17 (netx writes 2**17 for a readout), ``vDecay`` and
-    CUBA's ``iDecay`` integers in 0 .. 4096, CUBA's ``refDelay`` an integer in 0 .. 2**16,
-    ``|vInit| <= V_INIT_MAX`` (``reset`` is checked when the neuron is made)."""
-    if not isinstance(neuron, (CUBA, RMP)):
-        raise ValidationError(f"unknown neuron {type(neuron).__name__} (known: CUBA, RMP)", i, "neuron/type")
-    rules = [("vThMant", 0, VTH_MAX + 1, False), ("vDecay", 0, DECAY_UNITY, True),
-             ("vInit", -V_INIT_MAX, V_INIT_MAX, False)]
-    if isinstance(neuron, CUBA):
-        rules += [("iDecay", 0, DECAY_UNITY, True), ("refDelay", 0, REF_DELAY_MAX, True)]
-    for name, lo, hi, integer in rules:
-        why = number_problem(getattr(neuron, name), name, lo, hi, integer)
+    """A neuron of a registered kind (:data:`neurosim.netlist.neurons.KINDS`), each parameter
+    in its range (:class:`~neurosim.netlist.neurons.base.Param`: e.g. ``vThMant`` in 0 .. 2**17,
+    netx writes 2**17 for a readout; decays integers in 0 .. 4096); ``reset`` is checked when
+    the neuron is made."""
+    if type(neuron) not in NEURON_KINDS.values():
+        raise ValidationError(f"unknown neuron {type(neuron).__name__} (known: {', '.join(NEURON_KINDS)})",
+                              i, "neuron/type")
+    for p in neuron.params:
+        why = number_problem(getattr(neuron, p.name), p.name, p.lo, p.hi, p.integer)
         if why:
-            raise ValidationError(why, i, f"neuron/{name}")
+            raise ValidationError(why, i, f"neuron/{p.name}")
 
 
 def _values(a: Any, i: int, key: str) -> None:
@@ -434,7 +432,7 @@ def _fixed(net: Netlist) -> None:
     for i, layer in enumerate(net.layers):
         if isinstance(layer, Flatten):
             continue
-        items = {"neuron/vThMant": layer.neuron.vThMant, "neuron/vInit": layer.neuron.vInit}
+        items = {f"neuron/{p.name}": getattr(layer.neuron, p.name) for p in layer.neuron.params if p.voltage}
         if isinstance(layer, Population):
             for p, proj in enumerate(layer.projections):
                 prefix = "" if p == 0 else f"projection/{p}/"

@@ -31,7 +31,7 @@ from neurosim.netlist.schema import DECAY_UNITY, INPUT, Flatten, Input, Netlist,
 from neurosim.netlist.validate import validate
 from neurosim.progress import shown
 from neurosim.metrics.synops import event_synops, fanouts, input_fanout
-from neurosim.sim import kernels
+from neurosim.sim.neurons import NEURONS
 from neurosim.sim.synapse import Synapse
 from neurosim.sim.synapse_maps import MAPS
 
@@ -138,9 +138,9 @@ class _Population:
         neuron = layer.neuron
         n = int(np.prod(layer.shape))
         self.fixed = fixed
-        self.soft = neuron.soft
-        self.i_decay = neuron.i_decay
-        self.v_decay = int(neuron.vDecay)
+        self.neuron = neuron
+        self.scan_kind = NEURONS.of(neuron)
+        self.constants = neuron.step_constants()
         self.dtype = np.int64 if fixed else np.float64
         self.per_channel = n // int(layer.shape[0])          # neurons per channel
         pop = layer if isinstance(layer, Population) else None
@@ -157,7 +157,7 @@ class _Population:
         if sch is not None and sch.scale is not None:      # the largest scaled current
             input_bound = input_bound * float(np.abs(sch.scale).max()) * 2.0 ** -sch.scale_exp + 1
         # a memoryless current is a << 6: it cannot wrap when the synapses' bound keeps it in 24 bits
-        self.may_wrap = not (self.i_decay == DECAY_UNITY and input_bound * (1 << 6) < 2 ** 23)
+        self.may_wrap = not (self.constants.get("i_decay") == DECAY_UNITY and input_bound * (1 << 6) < 2 ** 23)
 
     def segments(self, t0: int, w: int) -> list[tuple[int, int]]:
         """Runs ``(lo, hi)`` of window positions over which the schedule's rows do not change,
@@ -202,8 +202,7 @@ class _Population:
     def scan(self, a: np.ndarray, bias: np.ndarray, u: np.ndarray, v: np.ndarray, s_out: np.ndarray,
              counts: np.ndarray, v_trace: np.ndarray) -> None:
         """Advance every neuron over the window (see :func:`neurosim.sim.kernels.scan`)."""
-        kernels.scan(self.fixed, a, bias, self.vth, self.i_decay, self.v_decay, self.soft,
-                     self.may_wrap, u, v, s_out, counts, v_trace)
+        self.scan_kind(self.fixed, self.constants, a, bias, self.vth, self.may_wrap, u, v, s_out, counts, v_trace)
 
 
 class _SpikeBuffer:
@@ -341,6 +340,8 @@ class Simulator:
                     srcs.append(net.resolve(src))
                     delays.append(int(proj.delay))
                     self.history[srcs[-1]] = max(self.history.get(srcs[-1], 1), delays[-1])
+            if not isinstance(layer, Flatten) and (why := NEURONS.refusal(layer.neuron)):
+                raise NeurosimError(f"layer {i}: {why}")
             self.synapses.append(syns)
             self.sources.append(srcs)
             # float32 currents (integers) add exactly while the sum of the bounds stays below 2**24
@@ -396,7 +397,7 @@ class Simulator:
                 self._run_chunk(xs, steps, ws, res, slice(start, start + len(xs)), raw_current)
                 bar.update(len(xs))
         out = self.net.output_layer
-        res.readout = res.counts[out] * self.pops[out].vth + res.v[out]
+        res.readout = self.pops[out].neuron.readout(res.counts[out], res.v[out], self.pops[out].vth)
         return res
 
     def _allocate(self, n_samples: int, steps: int, record: bool, readout_steps: tuple[int, ...],
@@ -555,7 +556,7 @@ class Simulator:
         res.synops_trace[i][rows, into] = (synops0 + np.cumsum(synops.reshape(w, nb), axis=0)[at]).T
         if out:
             total = before + np.cumsum(s_out, axis=0, dtype=np.int64)[at]    # spikes so far per neuron
-            readout = (total * pop.vth + v_trace[at]).reshape(len(at), nb, n)
+            readout = pop.neuron.readout(total, v_trace[at], pop.vth).reshape(len(at), nb, n)
             res.readout_trace[rows, into] = readout.transpose(1, 0, 2)
         return st.out.count(w, spikes.sum(1))
 

@@ -34,7 +34,8 @@ import torch.nn.functional as F
 
 from neurosim.netlist.schema import Shape, conv_output_hw
 from neurosim.netlist.synapses import Conv, Dense, Identity, Pool
-from neurosim.netlist.synapses.base import KindTable, SynapseKind
+from neurosim.netlist.kinds import KindTable
+from neurosim.netlist.synapses.base import SynapseKind
 from neurosim.sim import kernels
 
 #: Reductions (in/groups x kh x kw terms) up to this size are one GEMM over unfolded patches

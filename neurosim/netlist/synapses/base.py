@@ -10,7 +10,7 @@ NumPy only:
 * its connectivity: :meth:`fanout` (synapses leaving each input neuron, for SynOps);
 * the ``fixed`` mode's arithmetic: :meth:`fixed_weight`, :attr:`wrap_bits`.
 
-How an executor computes or builds a kind is that executor's, in a :class:`KindTable` from kind
+How an executor computes or builds a kind is that executor's, in a :class:`~neurosim.netlist.kinds.KindTable` from kind
 class to implementation (a kind it cannot express is refused there, with the reason):
 :data:`neurosim.sim.synapse_maps.MAPS` (the simulator's PyTorch maps),
 :data:`neurosim.lava.synapses.LAVA` (Lava processes), :data:`neurosim.loihi2.synapses.FORMATS`
@@ -21,13 +21,12 @@ its source flattened in that order (a dense layer after a conv).
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Generic, Mapping, Optional, TypeVar, Union
+from typing import Any, ClassVar, Optional
 
 import numpy as np
 
 from neurosim.netlist.schema import Shape
 
-T = TypeVar("T")
 
 
 class SynapseKind:
@@ -35,6 +34,7 @@ class SynapseKind:
 
     #: ``/layer/<i>/type`` of a layer whose first projection is of this kind.
     type_name: ClassVar[str] = ""
+    noun: ClassVar[str] = "synapse"
     #: The source's spikes arrive flattened in (C, H, W) order.
     flat_input: ClassVar[bool] = False
     #: ``fixed`` mode: synaptic sums wrap to this many signed bits (Lava's Conv), or never.
@@ -89,46 +89,3 @@ def taps(size: int, out: int, kernel: int, stride: int, padding: int, dilation: 
     pos = pos[(pos >= 0) & (pos < size)]
     np.add.at(count, pos, 1)
     return count
-
-
-class KindTable(Generic[T]):
-    """One executor's table: synapse kind class -> its implementation there, and for a kind the
-    executor cannot express, kind class -> the one-line reason (:attr:`refused`).
-
-    Every kind of :data:`neurosim.netlist.synapses.KINDS` is in one of the two
-    (``tests/test_kind_tables.py``), so a new kind cannot be half-added.
-    """
-
-    def __init__(self, executor: str, implemented: Mapping[type, T],
-                 refused: Optional[Mapping[type, str]] = None) -> None:
-        self.executor = executor
-        self.implemented: dict[type, T] = dict(implemented)
-        self.refused: dict[type, str] = dict(refused or {})
-        both = set(self.implemented) & set(self.refused)
-        if both:
-            raise ValueError(f"{executor}: {sorted(c.__name__ for c in both)} both implemented and refused")
-
-    @staticmethod
-    def _cls(kind: Union[SynapseKind, type]) -> type:
-        return kind if isinstance(kind, type) else type(kind)
-
-    def refusal(self, kind: Union[SynapseKind, type]) -> Optional[str]:
-        """Why this executor cannot take ``kind`` (one line), or None if it has it."""
-        cls = self._cls(kind)
-        if cls in self.implemented:
-            return None
-        why = self.refused.get(cls, "no implementation")
-        return f"{self.executor} cannot take a '{cls.type_name}' synapse: {why}"
-
-    def of(self, kind: Union[SynapseKind, type]) -> T:
-        """The implementation for ``kind``; ``ValueError`` with :meth:`refusal` if there is none."""
-        cls = self._cls(kind)
-        if cls not in self.implemented:
-            raise ValueError(self.refusal(cls))
-        return self.implemented[cls]
-
-    def __contains__(self, kind: Union[SynapseKind, type]) -> bool:
-        return self._cls(kind) in self.implemented
-
-    def __iter__(self):
-        return iter(self.implemented)

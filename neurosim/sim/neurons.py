@@ -1,0 +1,31 @@
+"""The simulator's table of neuron kinds: kind -> the scan that advances a population of it.
+
+A scan runs the kind's step (its :attr:`~neurosim.netlist.neurons.base.NeuronKind.dynamics`)
+over a window of steps for every neuron of a population, in place, through the compiled
+kernels of :mod:`neurosim.sim.kernels`, which take the step functions of the dynamics module
+and the kind's :meth:`~neurosim.netlist.neurons.base.NeuronKind.step_constants`. CUBA and RMP
+are both the LIF step (:mod:`neurosim.dynamics.lif`), with their constants.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from neurosim.netlist.kinds import KindTable
+from neurosim.netlist.neurons import CUBA, RMP
+from neurosim.sim import kernels
+
+#: ``scan(fixed, constants, a, bias, vth, may_wrap, u, v, s_out, counts, v_trace)``
+Scan = Callable[..., None]
+
+
+def lif_scan(fixed: bool, constants: dict[str, Any], a: np.ndarray, bias: np.ndarray, vth, may_wrap: bool,
+             u: np.ndarray, v: np.ndarray, s_out: np.ndarray, counts: np.ndarray, v_trace: np.ndarray) -> None:
+    """The LIF step of :mod:`neurosim.dynamics.lif` over a window (:func:`neurosim.sim.kernels.scan`)."""
+    kernels.scan(fixed, a, bias, vth, constants["i_decay"], constants["v_decay"], constants["soft_reset"],
+                 may_wrap, u, v, s_out, counts, v_trace)
+
+
+#: kind class -> its scan.
+NEURONS: KindTable[Scan] = KindTable("the simulator", {CUBA: lif_scan, RMP: lif_scan})
