@@ -65,7 +65,8 @@ from neurosim.data.dataset import Split, load_dataset  # noqa: E402
 from neurosim.errors import NeurosimError  # noqa: E402
 from neurosim.evaluate import papers_depth  # noqa: E402
 from neurosim.io.atomic import write_json, write_png, write_text  # noqa: E402
-from neurosim.metrics.energy import energy_per_sample  # noqa: E402
+from neurosim.metrics.energy import energy  # noqa: E402
+from neurosim.metrics.workload import AnnLayer, Memories, SnnLayer  # noqa: E402
 from neurosim.sim.simulator import Simulator  # noqa: E402
 
 STEPS = (4, 8, 16, 32, 64, 128, 256, 512)
@@ -93,7 +94,7 @@ class Setting:
         return f"{self.reset} {self.rule}{' θ/2' if self.v_init_half else ''}{extra}"
 
 
-GRIDS = ("full", "core", "small", "peer", "joins")
+GRIDS = ("full", "core", "small", "peer", "joins", "papers")
 
 
 def grid(kind: str, qcfs: bool) -> list[Setting]:
@@ -103,7 +104,9 @@ def grid(kind: str, qcfs: bool) -> list[Setting]:
     resets with the default rule, theta/2, the other three rules with soft reset, and theta/2
     with the channel rule; ``peer``: the two theta/2 settings (default and channel rule), the
     best at low T, for the comparison with SpikingJelly on more images; ``joins``: the best setting
-    with and without aligned residual joins (issue 18). A QCFS-trained model (trained
+    with and without aligned residual joins (issue 18); ``papers``: the best setting with soft and
+    with hard reset, and without aligned joins (issue 19's CIFAR-10 table: RMP's soft-vs-hard claim
+    and the joins on one run each). A QCFS-trained model (trained
     thresholds: the rule only sets the input layer and the readout) gets its own four."""
     if qcfs:
         return [Setting("soft", "percentile", True), Setting("soft", "percentile", False),
@@ -112,6 +115,9 @@ def grid(kind: str, qcfs: bool) -> list[Setting]:
         return [Setting("soft", "percentile", True), Setting("soft", "channel", True)]
     if kind == "joins":
         return [Setting("soft", "channel", True), Setting("soft", "channel", True, align_joins=False)]
+    if kind == "papers":
+        return [Setting("soft", "channel", True), Setting("hard", "channel", True),
+                Setting("soft", "channel", True, align_joins=False)]
     if kind == "small":
         return [Setting("soft", "percentile"), Setting("hard", "percentile"), Setting("soft", "percentile", True),
                 Setting("soft", "max"), Setting("soft", "channel"), Setting("soft", "snn"),
@@ -156,10 +162,11 @@ def curve_metrics(net, res, labels: np.ndarray, steps: list[int], ann_macs: int,
             continue
         spikes = float(sum(res.layer_spikes_trace[i][:, k].mean() for i in net.neuron_layers))
         synops = float(res.synops_per_sample_trace[:, k].mean())
-        e = energy_per_sample(synops, ann_macs, spikes, neurons * T)
+        e = energy([SnnLayer("all", synops, neurons * T, 0, spikes)], Memories(0, 0), T,
+                   ([AnnLayer("all", ann_macs, 0)], 0))
         out[T - depth] = {"accuracy": acc[T], "lava_steps": T, "spikes": spikes, "synops": synops,
-                          "snn_j_45nm": e["cmos45nm"]["snn_j"], "ann_j_45nm": e["cmos45nm"]["ann_j"],
-                          "snn_j_loihi": e["loihi"]["snn_j"]}
+                          "snn_j_45nm": e["papers45nm"]["snn_j"], "ann_j_45nm": e["papers45nm"]["ann_fp32_j"],
+                          "snn_j_loihi": e["loihi1"]["snn_j"]}
     return out
 
 

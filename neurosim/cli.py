@@ -190,7 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "rule over --steps steps)")
     cv.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE,
                     help=f"percentile for --rule percentile (default {DEFAULT_PERCENTILE})")
-    _add_lava_args(cv, 5)
+    cv.add_argument("--device", type=device_arg, default="cpu",
+                    help="where the ANN passes of threshold calibration compute (the SNN is simulated and "
+                         f"measured on the CPU: the simulator's fixed-point kernels are CPU code): {DEVICE_HELP}")
+    _add_lava_args(cv, 5, workers=True)
 
     run = command("run", help="run a netlist on the reference simulator (and Lava with --lava) "
                          "and print the report",
@@ -348,8 +351,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
+    from neurosim.device import resolve_device
     from neurosim.user_model import parse_model_args
     from neurosim.workflow import convert_and_measure
+
+    resolve_device(args.device)             # no GPU for --device cuda: one line, before any work
 
     model_args = parse_model_args(args.model_args)
     report = convert_and_measure(args.model, args.weights, args.dataset, args.out, data_dir=args.data_dir,
@@ -359,7 +365,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
                                  readout_reset=args.readout_reset,
                                  calib_samples=2000 if args.calib_samples is None else args.calib_samples,
                                  limit=args.limit, lava_samples=args.lava_samples, lava_timeout=args.lava_timeout,
-                                 model_args=model_args, sweep=args.sweep)
+                                 model_args=model_args, sweep=args.sweep, device=args.device,
+                                 lava_workers=args.lava_workers)
     print(report_summary(report))
     _print_outputs(report)
     return 0

@@ -15,12 +15,24 @@ import numpy as np
 from neurosim.data.dataset import Split
 from neurosim.errors import NeurosimError
 from neurosim.io.atomic import write_json, write_png
-from neurosim.metrics.energy import energy_per_sample
+from neurosim.metrics.constants import STATE_BITS, WEIGHT_BITS
+from neurosim.metrics.energy import LABELS, MODELS, SOURCES, energy
+from neurosim.metrics.neurobench import neurobench_metrics
+from neurosim.metrics.workload import (AnnLayer, SnnLayer, ann_layers_from_meta, neurons_of, snn_memories,
+                                       stored_weights, update_mults)
 from neurosim.netlist.schema import MAX_TIMESTEPS, Netlist
 from neurosim.sim.simulator import SimResult, Simulator
 
 #: The time steps a report sweeps by default (those up to ``steps``, see :func:`default_sweep`).
 DEFAULT_SWEEP = (4, 8, 16, 32, 64, 128, 256)
+
+#: The operating point: the smallest T within this much accuracy (1 point) of the ANN's.
+OPERATING_TOLERANCE = 0.01
+#: Samples per run when per-neuron spike counts are kept (:func:`neuron_counts`).
+COUNT_CHUNK = 256
+#: NeuroBench's metrics are measured on the first this many test samples (a second run, of the
+#: reported T, keeping each neuron's count; the first run keeps layer totals only).
+NEUROBENCH_SAMPLES = 1000
 
 LAVA_TAGS = {"fixed": "fixed_pt", "float": "floating_pt"}
 #: ``lava_samples`` naming the whole split.
@@ -108,46 +120,91 @@ def _ann_macs(net: Netlist) -> Optional[int]:
     return None if macs is None else int(macs)
 
 
-def _energy(synops: float, macs: Optional[int], spikes: float, neuron_steps: int, sources: bool) -> dict:
-    """:func:`energy_per_sample`, without the ANN's entries when there is no ANN."""
-    e = energy_per_sample(synops, 0 if macs is None else macs, spikes, neuron_steps)
-    if macs is None:
-        for key in ("ann_j", "ann_over_snn"):
-            del e["cmos45nm"][key]
-    if not sources:
-        del e["sources"]
-    return e
+def ann_workload(net: Netlist, neurons: int) -> Optional[tuple[list[AnnLayer], int]]:
+    """The ANN's rows and stored weights: the metadata ``ann_layers`` (the main job, ``convert``
+    and ``train-bntt`` record it), else one row of the metadata's ``ann_macs`` with the
+    netlist's neurons as outputs and its weights (an older netlist), else None."""
+    recorded = ann_layers_from_meta(net.meta)
+    if recorded is not None:
+        return recorded
+    macs = _ann_macs(net)
+    return None if macs is None else ([AnnLayer("all layers", float(macs), neurons)], stored_weights(net))
 
 
-def _metrics_at(net: Netlist, res: SimResult, T: int, k: int, macs: Optional[int], neurons: int,
-                sources: bool = False) -> dict:
+def _metrics_at(net: Netlist, res: SimResult, T: int, k: int, ann, neurons: int) -> dict:
     """Spikes, SynOps and energy per sample (means over the batch) of the first ``T`` steps,
     from column ``k`` of the run's traces (``res.readout_steps[k] == T``)."""
     names = layer_names(net)
     spikes_layer = {names[i]: float(res.layer_spikes_trace[i][:, k].mean()) for i in net.neuron_layers}
     synops_layer = {**({} if net.has_input_layer else {"input": float(res.input_synops_trace[:, k].mean())}),
                     **{names[i]: float(res.synops_trace[i][:, k].mean()) for i in net.neuron_layers}}
+    rows = [SnnLayer(names[i], synops_layer[names[i]], neurons_of(net, i) * T, update_mults(net.layers[i]),
+                     spikes_layer[names[i]]) for i in net.neuron_layers]
+    if not net.has_input_layer:
+        rows.insert(0, SnnLayer("input", synops_layer["input"], 0.0, 0, 0.0))
     spikes = float(sum(spikes_layer.values()))
     synops = float(res.synops_per_sample_trace[:, k].mean())
     return {"spikes_per_sample": spikes, "spikes_per_sample_per_layer": spikes_layer,
             "synops_per_sample": synops, "synops_per_sample_per_layer": synops_layer,
             "input_spikes_per_sample": None if net.has_input_layer else float(res.input_spikes_trace[:, k].mean()),
             "neuron_updates_per_sample": neurons * T,
-            "energy": _energy(synops, macs, spikes, neurons * T, sources)}
+            "energy": energy(rows, snn_memories(net, WEIGHT_BITS, STATE_BITS), T, ann)}
+
+
+def operating_point(accuracy: dict[int, float], ann_accuracy: Optional[float],
+                    tolerance: float = OPERATING_TOLERANCE) -> Optional[int]:
+    """The smallest T whose accuracy is within ``tolerance`` (1 point) of the ANN's, or None
+    (no ANN accuracy, or no T close enough)."""
+    if ann_accuracy is None:
+        return None
+    return next((T for T in sorted(accuracy) if accuracy[T] >= ann_accuracy - tolerance - 1e-12), None)
+
+
+def accuracy_energy_table(per_t: dict) -> list[dict]:
+    """One row per T: accuracy, and per energy model the SNN's joules and its ratio to the fp32
+    and the quantised ANN (when there is an ANN)."""
+    rows = []
+    for T in sorted(per_t, key=int):
+        row = {"timesteps": int(T), "accuracy": per_t[T]["accuracy"]}
+        for model, e in per_t[T]["energy"].items():
+            row[model] = {k: e[k] for k in ("snn_j", "ann_fp32_j", "ann_quantised_j", "ann_quantised_bits",
+                                            "snn_over_ann_fp32", "snn_over_ann_quantised") if k in e}
+        rows.append(row)
+    return rows
+
+
+def neuron_counts(net: Netlist, x: np.ndarray, steps: int, mode: str, progress: bool = True
+                  ) -> tuple[list[Optional[np.ndarray]], Optional[np.ndarray]]:
+    """Mean spikes per sample of every neuron over ``steps`` steps (per layer, None for
+    flatten) and of every input of a spike raster (None with an input layer): a run per
+    :data:`COUNT_CHUNK` samples keeping per-neuron counts."""
+    sim = Simulator(net, mode)
+    x = x if net.has_input_layer else x[:, :steps]
+    sums: list[Optional[np.ndarray]] = [None] * len(net.layers)
+    for start in range(0, len(x), COUNT_CHUNK):
+        res = sim.run(x[start:start + COUNT_CHUNK], steps, per_neuron=True, progress=progress)
+        for i in net.neuron_layers:
+            c = res.counts[i].sum(0)
+            sums[i] = c if sums[i] is None else sums[i] + c
+    counts = [None if c is None else c / len(x) for c in sums]
+    inputs = None if net.has_input_layer else x[:, :steps].reshape(len(x), steps, -1).sum((0, 1)) / len(x)
+    return counts, inputs
 
 
 def evaluate(net: Netlist, test: Split, steps: int, *, ann_accuracy: Optional[float] = None,
              sweep: Optional[Sequence[int]] = None,
              lava_samples: Union[int, str] = 0, lava_modes: Sequence[str] = ("fixed", "float"),
              lava_timeout: Optional[float] = None, mode: str = "fixed",
-             progress: bool = True, lava_workers: int = 1) -> dict:
+             progress: bool = True, lava_workers: int = 1, at_operating_point: bool = False) -> dict:
     """Run ``net`` on ``test`` (reference simulator, whole split; Lava on the first
     ``lava_samples`` samples, or on the whole split with :data:`LAVA_ALL`, see :func:`lava_check`).
 
     One run of ``max(sweep + [steps])`` steps gives everything: the accuracy, spikes, SynOps
     and energy had the run stopped after each T of ``sweep`` and after ``steps`` (a shorter run
     is a prefix of a longer one), read after those steps. ``sweep=None``: :func:`default_sweep`.
-    The report's top-level metrics are those at ``steps``; ``per_timestep`` has them per T.
+    The report's top-level metrics are those at ``steps``, or with ``at_operating_point`` at
+    the :func:`operating_point` when there is one (the Lava check and NeuroBench's metrics
+    too); ``per_timestep`` has them per T, ``accuracy_energy`` the table of accuracy and energy.
     """
     if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or not 1 <= steps <= MAX_TIMESTEPS:
         raise NeurosimError(f"steps must be a whole number in 1..{MAX_TIMESTEPS}, got {steps!r:.40}")
@@ -171,16 +228,22 @@ def evaluate(net: Netlist, test: Split, steps: int, *, ann_accuracy: Optional[fl
     depth = papers_depth(net)
     macs = _ann_macs(net)
     neurons = int(sum(np.prod(net.layers[i].shape) for i in net.neuron_layers))
+    ann = ann_workload(net, neurons)
     col = {T: k for k, T in enumerate(run.readout_steps)}
-    per_t = {str(T): {"accuracy": accuracy[T], **_metrics_at(net, run, T, col[T], macs, neurons)}
+    per_t = {str(T): {"accuracy": accuracy[T], **_metrics_at(net, run, T, col[T], ann, neurons)}
              for T in wanted}
-    at_steps = _metrics_at(net, run, steps, col[steps], macs, neurons, sources=True)
+    t_op = operating_point(accuracy, ann_accuracy)
+    reported = t_op if at_operating_point and t_op is not None else steps
+    at = per_t[str(reported)]
     names = layer_names(net)
+    nb_x = x[:NEUROBENCH_SAMPLES]
+    counts, input_counts = neuron_counts(net, nb_x, reported, mode, progress)
 
     report = {
         "ann_accuracy": ann_accuracy,
-        "snn_accuracy": accuracy[steps],
-        "timesteps": steps,
+        "snn_accuracy": accuracy[reported],
+        "timesteps": reported,
+        "run_timesteps": steps,
         "sweep": swept,
         "mode": mode,
         "test_samples": len(test),
@@ -189,16 +252,20 @@ def evaluate(net: Netlist, test: Split, steps: int, *, ann_accuracy: Optional[fl
         "depth": depth,
         "accuracy_vs_papers_t": {str(T - depth): accuracy[T] for T in wanted if T > depth},
         "accuracy_vs_timesteps": {str(T): accuracy[T] for T in wanted},
-        "spikes_per_sample": at_steps["spikes_per_sample"],
-        "spikes_per_sample_per_layer": at_steps["spikes_per_sample_per_layer"],
-        "spikes_per_step": {names[i]: (run.step_counts[i][:steps] / len(test)).tolist() for i in net.neuron_layers},
-        "synops_per_sample": at_steps["synops_per_sample"],
-        "synops_per_sample_per_layer": at_steps["synops_per_sample_per_layer"],
-        "input_spikes_per_sample": at_steps["input_spikes_per_sample"],
+        "spikes_per_sample": at["spikes_per_sample"],
+        "spikes_per_sample_per_layer": at["spikes_per_sample_per_layer"],
+        "spikes_per_step": {names[i]: (run.step_counts[i][:reported] / len(test)).tolist() for i in net.neuron_layers},
+        "synops_per_sample": at["synops_per_sample"],
+        "synops_per_sample_per_layer": at["synops_per_sample_per_layer"],
+        "input_spikes_per_sample": at["input_spikes_per_sample"],
         "ann_macs_per_sample": macs,
         "neurons": neurons,
-        "neuron_updates_per_sample": neurons * steps,
-        "energy": at_steps["energy"],
+        "neuron_updates_per_sample": neurons * reported,
+        "energy": at["energy"],
+        "energy_sources": SOURCES,
+        "operating_point": _operating_point_entry(t_op, accuracy, ann_accuracy, per_t),
+        "accuracy_energy": accuracy_energy_table(per_t),
+        "neurobench": {**neurobench_metrics(net, counts, input_counts, reported), "samples": len(nb_x)},
         "per_timestep": per_t,
         "seconds": {"reference_simulator": t_sim},
         "lava_samples": 0,
@@ -207,9 +274,25 @@ def evaluate(net: Netlist, test: Split, steps: int, *, ann_accuracy: Optional[fl
     }
     n_lava = len(test) if lava_samples == LAVA_ALL else min(int(lava_samples), len(test))
     if n_lava > 0:
-        first = Split(test.name, test.x[:n_lava] if net.has_input_layer else test.x[:n_lava, :steps], test.y[:n_lava])
-        report.update(lava_check(net, first, steps, lava_modes, lava_timeout, lava_workers, progress))
+        first = Split(test.name, test.x[:n_lava] if net.has_input_layer else test.x[:n_lava, :reported],
+                      test.y[:n_lava])
+        report.update(lava_check(net, first, reported, lava_modes, lava_timeout, lava_workers, progress))
     return report
+
+
+def _operating_point_entry(t_op: Optional[int], accuracy: dict[int, float], ann_accuracy: Optional[float],
+                           per_t: dict) -> dict:
+    """The report's ``operating_point``: its T, accuracy, and per energy model the SNN's and the
+    ANNs' joules and ratios there; ``timesteps`` None with the reason when there is none."""
+    entry = {"tolerance": OPERATING_TOLERANCE, "ann_accuracy": ann_accuracy, "timesteps": t_op}
+    if ann_accuracy is None:
+        return {**entry, "reason": "no ANN accuracy to compare with"}
+    if t_op is None:
+        best = max(accuracy, key=lambda T: (accuracy[T], -T))
+        return {**entry, "reason": f"no swept T within {100 * OPERATING_TOLERANCE:.0f} point of the ANN "
+                                   f"(best {100 * accuracy[best]:.2f} % at T = {best})"}
+    row = next(r for r in accuracy_energy_table({str(t_op): per_t[str(t_op)]}))
+    return {**entry, **row, "accuracy_loss": ann_accuracy - accuracy[t_op]}
 
 
 def lava_check(net: Netlist, test: Split, steps: int, modes: Sequence[str] = ("fixed", "float"),
@@ -281,9 +364,10 @@ def _lava_text(report: dict) -> Optional[str]:
 def write_report(report: dict, out_dir: Path, stem: str = "report") -> tuple[Path, Path]:
     """Write ``<stem>.json`` and ``<stem>.png`` into ``out_dir`` atomically; return both paths.
 
-    The plot: accuracy, SynOps per sample and energy per sample against T (the SNN at each
-    swept T; the ANN as a line when the report has one), spikes per layer at the reported T
-    (log scale), and the Lava check's result when Lava ran.
+    The plot: accuracy against T; accuracy against energy per inference in each energy model
+    (the SNN at each swept T, the ANN in fp32 and quantised as reference lines, the operating
+    point marked); each layer's energy at the reported T; spikes per layer (log scale); and the
+    Lava check's result when Lava ran.
     """
     import matplotlib
     matplotlib.use("Agg")
@@ -297,15 +381,11 @@ def write_report(report: dict, out_dir: Path, stem: str = "report") -> tuple[Pat
     snn = f"SNN: {report.get('neuron_model') or 'reference simulator'}"
     curve = report["accuracy_vs_timesteps"]
     ts = sorted(int(t) for t in curve)
-    per_t = report.get("per_timestep") or {str(T): {"synops_per_sample": report["synops_per_sample"],
-                                                    "energy": report["energy"]}}
-    ets = sorted(int(t) for t in per_t)
-    macs = report.get("ann_macs_per_sample")
-    ann_e = report["energy"]["cmos45nm"].get("ann_j")
     lava = _lava_text(report)
 
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
-    (ax_acc, ax_ops), (ax_e, ax_spk) = axes
+    fig, axes = plt.subplots(2, 3, figsize=(17, 9))
+    (ax_acc, *ax_models), (ax_loihi, ax_layers, ax_spk) = axes
+    ax_models.append(ax_loihi)
     fig.suptitle(f"{report['dataset']}: {n} test samples, {mode} mode; {snn}", fontsize=11)
 
     ax_acc.plot(ts, [100 * curve[str(t)] for t in ts], "o-", label=snn)
@@ -314,25 +394,13 @@ def write_report(report: dict, out_dir: Path, stem: str = "report") -> tuple[Pat
     ax_acc.axvline(T, color="gray", ls=":", label=f"T = {T} (reported)")
     ax_acc.set(xlabel="time steps T", ylabel="test accuracy (%)",
                title=f"Accuracy vs T ({n} samples, {mode} mode)")
-
-    ax_ops.plot(ets, [per_t[str(t)]["synops_per_sample"] for t in ets], "o-", label=snn)
-    if macs is not None:
-        ax_ops.axhline(macs, color="k", ls="--", label="ANN MACs")
-    ax_ops.axvline(T, color="gray", ls=":", label=f"T = {T} (reported)")
-    ax_ops.set(xlabel="time steps T", ylabel="per sample", title="SynOps per sample vs T")
-
-    ax_e.plot(ets, [per_t[str(t)]["energy"]["cmos45nm"]["snn_j"] for t in ets], "o-", label="SNN, 45 nm CMOS")
-    ax_e.plot(ets, [per_t[str(t)]["energy"]["loihi"]["snn_j"] for t in ets], "s-", label="SNN, Loihi 1")
-    if ann_e is not None:
-        ax_e.axhline(ann_e, color="k", ls="--", label="ANN, 45 nm CMOS")
-    ax_e.axvline(T, color="gray", ls=":", label=f"T = {T} (reported)")
-    ax_e.set_yscale("log")
-    ax_e.set(xlabel="time steps T", ylabel="joules per sample", title="Energy per sample vs T")
-
-    for ax, xs in ((ax_acc, ts), (ax_ops, ets), (ax_e, ets)):
-        _log2_x(ax, xs)
+    _log2_x(ax_acc, ts)
+    for ax, model in zip(ax_models, MODELS):
+        _accuracy_energy_axes(ax, report, model, snn)
+    for ax in (ax_acc, *ax_models):
         ax.grid(alpha=0.3)
-        ax.legend(loc="best", fontsize=8, framealpha=0.8)
+        ax.legend(loc="best", fontsize=7, framealpha=0.8)
+    _layer_energy_axes(ax_layers, report)
 
     layers = report["spikes_per_sample_per_layer"]
     values = list(layers.values())
@@ -350,3 +418,48 @@ def write_report(report: dict, out_dir: Path, stem: str = "report") -> tuple[Pat
     fig.tight_layout(rect=(0, 0.06 if lava else 0, 1, 0.96))
     write_png(png_path, fig)
     return json_path, png_path
+
+
+def _accuracy_energy_axes(ax, report: dict, model: str, snn: str) -> None:
+    """Accuracy against joules per inference in ``model``: the SNN at each T (labelled), the fp32
+    and the quantised ANN (at the operating point's bits, else the reported T's) as vertical
+    lines, the ANN's accuracy as a horizontal line, the operating point as a star."""
+    rows = report["accuracy_energy"]
+    xs = [r[model]["snn_j"] for r in rows]
+    ax.plot(xs, [100 * r["accuracy"] for r in rows], "o-", label=snn)
+    for r, x in zip(rows, xs):
+        ax.annotate(f"T={r['timesteps']}", (x, 100 * r["accuracy"]), fontsize=6, xytext=(3, -8),
+                    textcoords="offset points")
+    op = report.get("operating_point") or {}
+    ref = op if op.get("timesteps") is not None else next(r for r in rows if r["timesteps"] == report["timesteps"])
+    e = ref[model]
+    if report.get("ann_accuracy") is not None:
+        ax.axhline(100 * report["ann_accuracy"], color="k", ls="--", lw=0.8, label="ANN accuracy")
+    if "ann_fp32_j" in e:
+        ax.axvline(e["ann_fp32_j"], color="k", ls="--", label="ANN fp32")
+        ax.axvline(e["ann_quantised_j"], color="tab:red", ls=":",
+                   label=f"ANN 8-bit w, {e['ann_quantised_bits']}-bit act (T = {ref['timesteps']})")
+    if op.get("timesteps") is not None:
+        ratio = e.get("snn_over_ann_fp32")
+        ax.plot([e["snn_j"]], [100 * op["accuracy"]], "*", ms=14, color="tab:orange",
+                label=f"T = {op['timesteps']}: within 1 point" + (f", SNN/ANN {ratio:.2f}" if ratio else ""))
+    ax.set_xscale("log")
+    ax.set(xlabel="joules per inference", ylabel="test accuracy (%)", title=LABELS[model])
+    ax.title.set_fontsize(8)
+
+
+def _layer_energy_axes(ax, report: dict) -> None:
+    """Each layer's SNN energy at the reported T in every model, grouped bars on a log scale."""
+    e = report["energy"]
+    layers = list(e[MODELS[0]]["snn_per_layer"])
+    width = 0.8 / len(MODELS)
+    for k, model in enumerate(MODELS):
+        vals = [e[model]["snn_per_layer"][name] for name in layers]
+        ax.bar(np.arange(len(layers)) + (k - (len(MODELS) - 1) / 2) * width, vals, width, label=model)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(layers)), layers, rotation=30, ha="right")
+    ax.set(ylabel="joules per inference (log)",
+           title=f"SNN energy per layer (T = {report['timesteps']}): its spikes' events and its neuron updates")
+    ax.title.set_fontsize(8)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, axis="y")

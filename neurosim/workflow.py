@@ -6,7 +6,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -17,7 +17,9 @@ from neurosim.convert.rmp import convert
 from neurosim.convert import DEFAULT_PERCENTILE, DEFAULT_RULE
 from neurosim.data.dataset import Split, load_dataset
 from neurosim.errors import NeurosimError
-from neurosim.evaluate import evaluate, write_report
+from neurosim.evaluate import LAVA_ALL, evaluate, write_report
+from neurosim.convert.graph import connections, trace
+from neurosim.metrics.workload import AnnLayer, ann_layers_to_meta
 from neurosim.netlist import hdf5
 from neurosim.user_model import check_takes, load_user_model
 
@@ -29,7 +31,8 @@ DIGITS_STEPS = 64
 
 
 def export_and_measure(out_dir: Path, steps: Optional[int] = None, epochs: Optional[int] = None,
-                       rule: str = DEFAULT_RULE, percentile: float = DEFAULT_PERCENTILE, lava_samples: int = 10,
+                       rule: str = DEFAULT_RULE, percentile: float = DEFAULT_PERCENTILE,
+                       lava_samples: Union[int, str] = LAVA_ALL,
                        lava_timeout: Optional[float] = None, retrain: bool = False,
                        progress: bool = True, *, reset: str = "soft", v_init_half: Optional[bool] = None,
                        alpha: float = 1.0, fold_pool: bool = True, align_bias: bool = True,
@@ -72,17 +75,34 @@ def export_and_measure(out_dir: Path, steps: Optional[int] = None, epochs: Optio
                   v_init_half=v_init_half, alpha=alpha, fold_pool=fold_pool, align_bias=align_bias,
                   align_joins=align_joins, readout_reset=readout_reset, snn_steps=steps, progress=progress)
     net.meta.update({"dataset": "digits", "timesteps": steps, "ann_accuracy": ann_acc,
-                     "ann_test_samples": len(test_split), "calibration_samples": len(calib)})
+                     "ann_test_samples": len(test_split), "calibration_samples": len(calib),
+                     "ann_layers": ann_layers_meta(model, digits_cnn.INPUT_SHAPE)})
     netlist_path = hdf5.save(net, out_dir / NETLIST_NAME)
 
     report = evaluate(hdf5.load(netlist_path), test_split, steps, ann_accuracy=ann_acc, sweep=sweep,
-                      lava_samples=lava_samples, lava_timeout=lava_timeout, progress=progress)
+                      lava_samples=lava_samples, lava_timeout=lava_timeout, progress=progress,
+                      at_operating_point=True)
     report["netlist"] = str(netlist_path)
     report["checkpoint"] = str(ckpt)
     report["seconds"].update({"train_ann": t_train, "total": time.time() - t0})
     json_path, png_path = write_report(report, out_dir)
     report["report_paths"] = [str(json_path), str(png_path)]
     return report
+
+
+def ann_layers_meta(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict:
+    """The ANN's stages as the energy model's rows (netlist metadata ``ann_layers``): each conv,
+    pool and dense stage's connections (its MACs, as the converter's ``ann_macs`` counts them)
+    and every stage's activations (input, conv, pool, dense, residual add); its stored weights."""
+    g = trace(model, input_shape, check=False)
+    rows, weights = [], 0
+    for k, st in enumerate(g.stages):
+        if st.kind == "flatten":
+            continue
+        macs = connections(st, g.stages[st.inputs[0]].shape) if st.kind in ("conv", "pool", "dense") else 0
+        rows.append(AnnLayer(f"{k}:{st.kind}", float(macs), int(np.prod(st.shape))))
+        weights += 0 if st.weight is None or st.kind == "pool" else int(st.weight.size)
+    return ann_layers_to_meta(rows, weights)
 
 
 def calibration_images(x: np.ndarray, n: Optional[int]) -> np.ndarray:
@@ -103,7 +123,8 @@ def convert_and_measure(model_spec: str, weights: Optional[Path], dataset: str, 
                         calib_samples: int = 2000,
                         limit: Optional[int] = None,
                         lava_samples: int = 5, lava_timeout: Optional[float] = None, progress: bool = True,
-                        model_args: Optional[dict] = None, sweep: Optional[Sequence[int]] = None) -> dict:
+                        model_args: Optional[dict] = None, sweep: Optional[Sequence[int]] = None,
+                        device: str = "cpu", lava_workers: int = 1) -> dict:
     """Convert a user's trained model (``--model`` as in :mod:`neurosim.user_model`, with its
     state_dict) on a named data set and measure it as the main job does; writes
     ``network.net``, ``report.json``, ``report.png``."""
@@ -120,14 +141,17 @@ def convert_and_measure(model_spec: str, weights: Optional[Path], dataset: str, 
     calib = calibration_images(train_split.x, calib_samples)
     net = convert(model, calib, tuple(test_split.x.shape[1:]), rule=rule, percentile=percentile, reset=reset,
                   v_init_half=v_init_half, alpha=alpha, fold_pool=fold_pool, align_bias=align_bias,
-                  align_joins=align_joins, readout_reset=readout_reset, snn_steps=steps, progress=progress)
+                  align_joins=align_joins, readout_reset=readout_reset, snn_steps=steps, progress=progress,
+                  device=device)
     net.meta.update({"dataset": dataset, "timesteps": steps, "ann_accuracy": ann_acc,
-                     "ann_test_samples": len(test_split), "calibration_samples": len(calib), "model": model_spec})
+                     "ann_test_samples": len(test_split), "calibration_samples": len(calib), "model": model_spec,
+                     "ann_layers": ann_layers_meta(model, tuple(test_split.x.shape[1:]))})
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     netlist_path = hdf5.save(net, out_dir / NETLIST_NAME)
     report = evaluate(hdf5.load(netlist_path), test_split, steps, ann_accuracy=ann_acc, sweep=sweep,
-                      lava_samples=lava_samples, lava_timeout=lava_timeout, progress=progress)
+                      lava_samples=lava_samples, lava_timeout=lava_timeout, progress=progress,
+                      lava_workers=lava_workers)
     report["netlist"] = str(netlist_path)
     report["seconds"]["total"] = time.time() - t0
     json_path, png_path = write_report(report, out_dir)

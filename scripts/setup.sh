@@ -39,5 +39,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "neurosim setup: installing the dependencies failed (full log: $VENV/pip.log); check access to the package registry (PyPI) or set PIP_INDEX_URL." >&2
     exit 1
   fi
+  # NeuroBench's metrics (tests/test_neurobench.py) need only torch and snntorch: no torchaudio/tonic
+  if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -q --no-deps 'neurobench==2.3.0' >> "$VENV/pip.log" 2>&1; then
+    tail -5 "$VENV/pip.log" >&2
+    echo "neurosim setup: installing neurobench failed (full log: $VENV/pip.log)." >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
 fi

@@ -98,6 +98,8 @@ def test_convert_errors_are_one_line(tmp_path):
         (["--model", "mymodel.py:Net", "--weights", "none.pt"], "--weights: no such file none.pt"),
         (["--model", "mymodel.py:WithMaxPool"], "MaxPool2d"),
     ]
+    if not torch.cuda.is_available():
+        cases.append((["--model", "mymodel.py:Net", "--device", "cuda"], "--device cuda: no CUDA device"))
     for args, message in cases:
         done = _cli("convert", *args, "--dataset", "digits", "--out", "out", "--lava-samples", "0", cwd=tmp_path)
         assert done.returncode == 2, (args, done.stderr[-1500:])

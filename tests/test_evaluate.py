@@ -48,7 +48,7 @@ def _at_steps(report: dict) -> dict:
     """The report's top-level metrics at ``timesteps``, in the shape of a ``per_timestep`` entry."""
     out = {k: report[k] for k in PER_T if k != "accuracy"}
     out["accuracy"] = report["snn_accuracy"]
-    out["energy"] = {k: v for k, v in report["energy"].items() if k != "sources"}
+    out["energy"] = report["energy"]
     return out
 
 
@@ -65,7 +65,7 @@ def test_one_run_gives_the_metrics_of_every_swept_T(monkeypatch, spike_input):
     net.meta["ann_macs"] = 999
     calls = _counting_runs(monkeypatch)
     report = ev.evaluate(net, test, 8, sweep=[16, 2, 4, 4], progress=False)
-    assert calls == [16]                                        # the one run, of the longest T
+    assert calls == [16, 8]             # the one run, of the longest T; NeuroBench's per-neuron run of the reported T
     assert report["sweep"] == [2, 4, 16] and report["timesteps"] == 8
     assert list(report["per_timestep"]) == list(report["accuracy_vs_timesteps"]) == ["2", "4", "8", "16"]
     assert _at_steps(report) == report["per_timestep"]["8"]
@@ -74,7 +74,7 @@ def test_one_run_gives_the_metrics_of_every_swept_T(monkeypatch, spike_input):
         calls.clear()
         alone = ev.evaluate(net, Split(test.name, test.x if net.has_input_layer else test.x[:, :T], test.y), T,
                             sweep=[T], progress=False)
-        assert calls == [T]
+        assert calls == [T, T]
         assert report["per_timestep"][str(T)] == _at_steps(alone), T
         assert report["accuracy_vs_timesteps"][str(T)] == alone["snn_accuracy"]
     # spikes and SynOps grow with T, and something fired
@@ -116,14 +116,36 @@ def test_ann_figures_only_for_a_netlist_that_records_an_ann():
     net = small_conv_net()
     bare = ev.evaluate(net, _split(6), 4, sweep=[2], progress=False)
     assert bare["ann_macs_per_sample"] is None
-    assert set(bare["energy"]["cmos45nm"]) == {"snn_j"}
-    assert set(bare["per_timestep"]["2"]["energy"]["cmos45nm"]) == {"snn_j"}
-    assert "sources" in bare["energy"] and "sources" not in bare["per_timestep"]["2"]["energy"]
+    for model in ("papers45nm", "deployed45nm", "loihi1"):
+        assert not any(k.startswith("ann_") for k in bare["energy"][model])
+        assert not any(k.startswith("ann_") for k in bare["per_timestep"]["2"]["energy"][model])
+    assert bare["operating_point"] == {"tolerance": 0.01, "ann_accuracy": None, "timesteps": None,
+                                       "reason": "no ANN accuracy to compare with"}
+    assert set(bare["energy_sources"]) == {"papers45nm", "deployed45nm", "loihi1", "loihi2"}
     net.meta["ann_macs"] = 1000
     ann = ev.evaluate(net, _split(6), 4, sweep=[2], progress=False)
     assert ann["ann_macs_per_sample"] == 1000
-    assert ann["energy"]["cmos45nm"]["ann_j"] == pytest.approx(1000 * 4.6e-12)
-    assert ann["energy"]["cmos45nm"]["snn_j"] == bare["energy"]["cmos45nm"]["snn_j"]
+    papers = ann["energy"]["papers45nm"]
+    assert papers["ann_fp32_j"] == pytest.approx(1000 * 4.6e-12)
+    assert papers["ann_quantised_j"] == pytest.approx(1000 * 0.3e-12) and papers["ann_quantised_bits"] == 3
+    assert papers["snn_j"] == bare["energy"]["papers45nm"]["snn_j"] == pytest.approx(ann["synops_per_sample"] * 0.9e-12)
+    assert papers["snn_over_ann_fp32"] == pytest.approx(papers["snn_j"] / papers["ann_fp32_j"])
+    assert "ann_fp32_j" not in ann["energy"]["loihi1"]           # no ANN runs on Loihi 1
+
+
+def test_operating_point_is_the_smallest_T_within_one_point():
+    assert ev.operating_point({4: 0.5, 8: 0.895, 16: 0.92, 32: 0.93}, 0.905) == 8
+    assert ev.operating_point({4: 0.5, 8: 0.8}, 0.905) is None
+    assert ev.operating_point({4: 0.5}, None) is None
+    net = small_conv_net()
+    net.meta["ann_macs"] = 1000
+    full = ev.evaluate(net, _split(10), 16, ann_accuracy=0.0, sweep=[2, 4, 8], progress=False)
+    assert full["operating_point"]["timesteps"] == 2 and full["timesteps"] == 16     # reported at steps
+    op = ev.evaluate(net, _split(10), 16, ann_accuracy=0.0, sweep=[2, 4, 8], progress=False, at_operating_point=True)
+    assert op["timesteps"] == 2 and op["run_timesteps"] == 16 and op["per_timestep"] == full["per_timestep"]
+    assert op["energy"] == full["per_timestep"]["2"]["energy"] and op["neurobench"]["timesteps"] == 2
+    assert [r["timesteps"] for r in op["accuracy_energy"]] == [2, 4, 8, 16]
+    assert op["operating_point"]["papers45nm"]["snn_j"] == full["per_timestep"]["2"]["energy"]["papers45nm"]["snn_j"]
 
 
 def test_neuron_model_names_kinds_resets_and_origin():
@@ -159,30 +181,31 @@ def _texts(fig) -> list[str]:
     return out
 
 
-def test_plot_shows_synops_energy_and_honest_labels(monkeypatch, tmp_path):
+def test_plot_shows_accuracy_against_energy_and_honest_labels(monkeypatch, tmp_path):
     net = small_conv_net()
     net.meta["ann_macs"] = 1000
-    report = ev.evaluate(net, _split(10), 16, ann_accuracy=0.9, sweep=[4, 8, 32], progress=False)
+    report = ev.evaluate(net, _split(10), 16, ann_accuracy=0.0, sweep=[4, 8, 32], progress=False)
     fig = _figure(monkeypatch, report, tmp_path)
     texts = _texts(fig)
     joined = "\n".join(texts)
-    assert len(fig.axes) == 4
+    assert len(fig.axes) == 6
     assert "SNN: RMP soft reset" in texts and "T = 16 (reported)" in texts and "ANN" in texts
-    assert "ANN MACs" in texts and "ANN, 45 nm CMOS" in texts
+    assert "ANN fp32" in texts and "ANN 8-bit w, 3-bit act (T = 4)" in texts
     assert "reference simulator" not in joined and "default T" not in joined
     assert "10 samples" in joined and "fixed mode" in joined
-    acc, ops, energy, spikes = fig.axes
-    assert "SynOps" in ops.get_title() and "Energy" in energy.get_title()
-    assert spikes.get_yscale() in ("log", "symlog") and energy.get_yscale() == "log"
-    # SynOps and energy per sample at every T of the sweep, as in the report
+    acc, papers, deployed, loihi, layers, spikes = fig.axes
+    assert papers.get_title() == ev.LABELS["papers45nm"] and loihi.get_title() == ev.LABELS["loihi1"]
+    assert "ANN fp32" not in [t.get_text() for t in loihi.get_legend().get_texts()]
+    assert spikes.get_yscale() in ("log", "symlog") and papers.get_xscale() == "log"
+    # accuracy against energy at every T of the sweep, as in the report
     ts = [4, 8, 16, 32]
-    assert list(ops.lines[0].get_xdata()) == ts
-    assert list(ops.lines[0].get_ydata()) == [report["per_timestep"][str(t)]["synops_per_sample"] for t in ts]
-    assert list(energy.lines[1].get_ydata()) == [report["per_timestep"][str(t)]["energy"]["loihi"]["snn_j"]
-                                                 for t in ts]
+    for ax, model in ((papers, "papers45nm"), (deployed, "deployed45nm"), (loihi, "loihi1")):
+        assert list(ax.lines[0].get_xdata()) == [report["per_timestep"][str(t)]["energy"][model]["snn_j"] for t in ts]
+        assert list(ax.lines[0].get_ydata()) == [100 * report["accuracy_vs_timesteps"][str(t)] for t in ts]
+    assert [t.get_text() for t in layers.get_xticklabels()] == list(report["energy"]["papers45nm"]["snn_per_layer"])
     assert not any(t.startswith("Lava check") for t in texts)
     # legends sit where matplotlib finds the fewest data points ('best'), not over the curve by fiat
-    assert all(ax.get_legend()._loc == 0 for ax in (acc, ops, energy))
+    assert all(ax.get_legend()._loc == 0 for ax in (acc, papers, deployed, loihi))
 
 
 def test_plot_without_ann_and_with_lava(monkeypatch, tmp_path):

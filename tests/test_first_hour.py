@@ -249,8 +249,6 @@ def test_version_and_short_argument_errors():
 
 
 def test_info_shows_every_neuron_parameter_and_synapse_geometry(tmp_path, conv_net):
-    from neurosim.netlist import Projection, join
-    from neurosim.netlist.synapses import Identity
     path = hdf5.save(conv_net, tmp_path / "c.net")
     out = cli("info", str(path))
     assert out.returncode == 0

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurosim.metrics.energy import E_AC_45NM, E_MAC_45NM, energy_per_sample
 from neurosim.metrics.synops import ann_macs, fanouts, synops_per_layer
 from neurosim.netlist import Flatten, Input, Netlist, RMP, conv, dense, pool
 
@@ -42,13 +41,6 @@ def test_synops_is_spikes_times_fanout():
 def test_ann_macs_are_all_connections():
     # conv: 16 pixels' fan-out sum = 2 * (4*4 + 8*6 + 4*9) = 200; pool: 2 * 36 = 72; dense: 18*3 = 54
     assert ann_macs(conv_net()) == 200 + 72 + 54
-
-
-def test_energy_model():
-    e = energy_per_sample(synops=1000, ann_macs=500, spikes=10, neuron_steps=100)
-    assert e["cmos45nm"]["snn_j"] == 1000 * E_AC_45NM
-    assert e["cmos45nm"]["ann_j"] == 500 * E_MAC_45NM
-    assert np.isclose(e["loihi"]["snn_j"], (1000 * 23.6 + 10 * 81 + 90 * 52) * 1e-12)
 
 
 def test_simulator_counts_synops_from_its_own_events():

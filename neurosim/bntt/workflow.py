@@ -31,7 +31,8 @@ from neurosim.bntt.train import NMNIST_DURATION_US, BNTTConfig, Data, load_data,
 from neurosim.data.dataset import Split
 from neurosim.device import DEFAULT_DEVICE
 from neurosim.errors import NeurosimError
-from neurosim.evaluate import evaluate, write_report
+from neurosim.evaluate import evaluate, layer_names, write_report
+from neurosim.metrics.workload import ann_layers_of_netlist, ann_layers_to_meta, stored_weights
 from neurosim.netlist import hdf5
 from neurosim.netlist.schema import Netlist
 from neurosim.sim.simulator import Simulator
@@ -112,6 +113,7 @@ def train_and_deploy(cfg: BNTTConfig, out_dir: Path, *, report_limit: Optional[i
     model_acc = model_accuracy(model, spikes, labels, dev)
     net = export(model, "fixed")
     latency = int(net.meta["latency"])
+    net.meta["ann_layers"] = ann_layers_to_meta(ann_layers_of_netlist(net, layer_names(net)), stored_weights(net))
     net.meta.update({"dataset": cfg.dataset, "input": "signed Poisson spikes as 2C channels"
                      if model.signed_input else "binned events",
                      META_KEY: event_encoding(NMNIST_DURATION_US, cfg.steps, latency) if data.events

@@ -30,11 +30,7 @@ def report_summary(report: dict, steps_label: Optional[str] = None) -> str:
     macs = report.get("ann_macs_per_sample")
     lines.append(f"SynOps per sample       {report['synops_per_sample']:.4g}"
                  + (f"   (ANN MACs {macs:.4g})" if macs else ""))
-    e = report["energy"]
-    ann_j = e["cmos45nm"].get("ann_j") if macs else None
-    lines.append(f"energy per sample       45nm SNN {e['cmos45nm']['snn_j']:.3g} J"
-                 + (f", ANN {ann_j:.3g} J" if ann_j is not None else "")
-                 + f"; Loihi 1 SNN {e['loihi']['snn_j']:.3g} J")
+    lines += energy_lines(report)
     return "\n".join(lines)
 
 
@@ -75,5 +71,41 @@ def lava_lines(report: dict) -> list[str]:
                  f"{report['lava_spikes_compared'][tag]} spikes on {keep} samples, every layer")
         if tag in report.get("lava_samples_per_s", {}):
             line += f"; {report['lava_samples_per_s'][tag]:.1f} samples/s"
+        lines.append(line)
+    return lines
+
+
+def _ratio(v: Optional[float]) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def energy_lines(report: dict) -> list[str]:
+    """The accuracy-energy table (per T: accuracy, per energy model the SNN's joules and its
+    ratio to the fp32 and the quantised ANN) and the operating point, as printed lines."""
+    models = list(report["energy"])
+    lines = ["accuracy and energy per inference (J; SNN/ANN fp32, SNN/ANN quantised):",
+             "  T     acc %  " + "".join(f"{m:<34s}" for m in models)]
+    for r in report["accuracy_energy"]:
+        cells = []
+        for m in models:
+            e = r[m]
+            cells.append(f"{e['snn_j']:.3g}" + (f" ({_ratio(e.get('snn_over_ann_fp32'))}, "
+                                                 f"{_ratio(e.get('snn_over_ann_quantised'))})"
+                                                 if "ann_fp32_j" in e else ""))
+        lines.append(f"  {r['timesteps']:<5d} {100 * r['accuracy']:6.2f}  " + "".join(f"{c:<34s}" for c in cells))
+    op = report.get("operating_point") or {}
+    if op.get("timesteps") is None:
+        if op.get("reason"):
+            lines.append(f"operating point         none: {op['reason']}")
+        return lines
+    lines.append(f"operating point         T = {op['timesteps']}: {100 * op['accuracy']:.2f} % "
+                 f"(ANN {100 * op['ann_accuracy']:.2f} %, within {100 * op['tolerance']:.0f} point)")
+    for m in models:
+        e = op[m]
+        line = f"  {m:<21s} SNN {e['snn_j']:.3g} J"
+        if "ann_fp32_j" in e:
+            line += (f", ANN fp32 {e['ann_fp32_j']:.3g} J (SNN/ANN {_ratio(e['snn_over_ann_fp32'])}), "
+                     f"ANN {e['ann_quantised_bits']}-bit {e['ann_quantised_j']:.3g} J "
+                     f"(SNN/ANN {_ratio(e['snn_over_ann_quantised'])})")
         lines.append(line)
     return lines

@@ -101,7 +101,8 @@ def connections(st: Stage, in_shape: Shape) -> int:
 
 
 def _t(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
-    return torch.as_tensor(a, dtype=like.dtype)
+    """``a`` as a tensor of ``like``'s dtype on ``like``'s device (the calibration's device)."""
+    return torch.as_tensor(a, dtype=like.dtype, device=like.device)
 
 
 @dataclass

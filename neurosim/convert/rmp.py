@@ -329,7 +329,8 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
             v_init_half: Optional[bool] = None, alpha: float = 1.0, fold_pool: bool = True,
             snn_steps: int = snn_balancing.DEFAULT_STEPS, snn_samples: int = snn_balancing.DEFAULT_SAMPLES,
             align_bias: bool = True, precision: str = "fixed", batch_size: int = 256,
-            progress: bool = True, readout_reset: Optional[str] = None, align_joins: bool = True) -> Netlist:
+            progress: bool = True, readout_reset: Optional[str] = None, align_joins: bool = True,
+            device: str = "cpu") -> Netlist:
     """Convert ``model`` to an RMP netlist balanced on ``x_calib`` (N, *input_shape): an array, a
     tensor or a DataLoader (:func:`calibration_array`).
 
@@ -356,7 +357,9 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
     :func:`neurosim.netlist.transforms.align_delays`); without it a shortcut arrives one step
     per skipped synapse early, and the join integrates the shortcut alone meanwhile. A chain has
     no join and is unchanged. The model's training flags (and BatchNorm statistics) are left as
-    they were.
+    they were. ``device`` (cpu, cuda, cuda:N, auto; :mod:`neurosim.device`) is where the ANN
+    passes of the max, percentile and channel rules compute; the thresholds do not depend on it
+    (the SNN rule and the QCFS agreement check run on the CPU).
 
     For stock lava-dl netx (:func:`neurosim.netlist.netx_compat.save_netx`) convert with
     ``reset='hard', readout_reset='hard', align_bias=False`` (and ``v_init_half=False`` for a
@@ -415,7 +418,7 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
                                            reset, v_init_half, trained, progress=progress)
     else:
         rules = layer_rules([i for i in pops if i not in trained], rule, layerwise=(inp, plan.output))
-        lam = {**stream(forward, x_calib, rules, percentile, batch_size, progress), **trained}
+        lam = {**stream(forward, x_calib, rules, percentile, batch_size, progress, device=device), **trained}
     lam = {i: _channel_vec(v, st[i].shape[0]) * float(alpha) for i, v in lam.items()}
 
     in_max = float(np.abs(x_calib).max()) or 1.0

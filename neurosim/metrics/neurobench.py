@@ -1,0 +1,99 @@
+"""NeuroBench's metrics of an SNN, from the netlist and the simulator's spikes.
+
+Definitions and names are those of the ``neurobench`` package 2.3 (``neurobench/metrics/``;
+Yik et al., "The neurobench framework for benchmarking neuromorphic computing algorithms and
+systems", Nature Communications 16, 1545, 2025), applied to a netlist run for T steps; the
+connection layers are NeuroBench's, dense and conv (pooling and identity synapses are not
+connection layers there, so they count in none of these):
+
+- ``footprint``: bytes of the parameters, dense and conv weights and the biases (float32, as a
+  netlist stores them and as NeuroBench counts ``numel x element_size``);
+- ``connection_sparsity``: zero weights / weights of the connection layers, rounded to 4
+  decimals;
+- ``activation_sparsity``: 1 - spikes / (neurons x T), over every neuron layer;
+- ``synaptic_operations``: ``Dense`` = every connection of every connection layer once per
+  step (x T), ``Effective_ACs`` = each spike times its fan-out through non-zero weights (the
+  operand is binary), ``Effective_MACs`` = operations with a non-binary operand: none in a
+  netlist (every synapse carries spikes; images enter as the input neurons' bias current);
+- ``membrane_updates``: NeuroBench counts the neuron-steps whose membrane potential changed
+  (every neuron in the first step); the simulator keeps no potentials per step, so neurosim
+  reports neurons x T, what a time-stepped core updates: an upper bound of NeuroBench's count.
+
+All per sample (NeuroBench divides by the samples). ``tests/test_neurobench.py`` checks them
+against the ``neurobench`` package on the simulator's own spikes.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from neurosim.netlist.schema import INPUT, Netlist, Population
+
+#: NeuroBench's connection layers (``neurobench.blocks.layer.STATELESS_LAYERS``) among the synapse kinds.
+CONNECTION_KINDS = ("dense", "conv")
+
+
+def nonzero_fanout(kind, in_shape: tuple[int, ...]) -> np.ndarray:
+    """Synapses with a non-zero weight leaving each input neuron (``in_shape``), for a dense or
+    conv kind: the column sums of the binarised map, ``d/dx sum(B(x))``."""
+    x = torch.zeros((1, *in_shape), dtype=torch.float64, requires_grad=True)
+    w = torch.as_tensor(np.asarray(kind.weight) != 0, dtype=torch.float64)
+    if kind.type_name == "dense":
+        y = x.reshape(1, -1) @ w.T
+    elif kind.type_name == "conv":
+        y = F.conv2d(x, w.reshape(w.shape[0], w.shape[1], w.shape[2], w.shape[3]), stride=tuple(kind.stride),
+                     padding=tuple(kind.padding), dilation=tuple(kind.dilation), groups=int(kind.groups))
+    else:
+        raise ValueError(f"NeuroBench counts dense and conv connections only, not '{kind.type_name}'")
+    y.sum().backward()
+    return np.rint(x.grad[0].numpy()).astype(np.int64).reshape(-1)
+
+
+def connection_projections(net: Netlist):
+    """``(layer, projection)`` of every dense and conv projection."""
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, Population):
+            for p, proj in enumerate(layer.projections):
+                if proj.synapse.type_name in CONNECTION_KINDS:
+                    yield i, p, proj
+
+
+def footprint(net: Netlist) -> int:
+    """Bytes of the dense and conv weights and of every population's bias, float32 (pooling and
+    identity synapses are parameter-free torch modules: no bytes)."""
+    values = sum(int(np.size(proj.synapse.weight)) for _, _, proj in connection_projections(net))
+    values += sum(int(np.size(layer.bias)) for layer in net.layers
+                  if isinstance(layer, Population) and layer.bias is not None)
+    return 4 * values
+
+
+def connection_sparsity(net: Netlist) -> float:
+    """Zero weights / weights of the dense and conv projections, rounded to 4 decimals."""
+    zeros = total = 0
+    for _, _, proj in connection_projections(net):
+        w = np.asarray(proj.synapse.weight)
+        zeros, total = zeros + int(np.count_nonzero(w == 0)), total + w.size
+    return round(zeros / total, 4) if total else 0.0
+
+
+def neurobench_metrics(net: Netlist, counts: list[Optional[np.ndarray]], input_counts: Optional[np.ndarray],
+                       steps: int) -> dict:
+    """NeuroBench's metrics per sample of ``net`` run ``steps`` steps; ``counts[i]``: (n,) mean
+    spikes per sample of each neuron of layer ``i`` (None for flatten), ``input_counts`` the
+    same for a spike input (None with an input layer)."""
+    dense = effective = 0.0
+    for i, p, proj in connection_projections(net):
+        src = net.resolve(net.source_of(i, proj.source))          # through flatten layers
+        c = input_counts if src == INPUT else counts[src]
+        shape = net.in_shape(i, p)
+        dense += float(proj.synapse.fanout(shape).sum()) * steps
+        effective += float(np.asarray(c, dtype=np.float64) @ nonzero_fanout(proj.synapse, shape))
+    neurons = sum(int(np.prod(net.layers[i].shape)) for i in net.neuron_layers)
+    spikes = sum(float(np.sum(counts[i])) for i in net.neuron_layers)
+    return {"footprint": footprint(net), "connection_sparsity": connection_sparsity(net),
+            "activation_sparsity": 1.0 - spikes / (neurons * steps),
+            "synaptic_operations": {"Effective_MACs": 0.0, "Effective_ACs": effective, "Dense": dense},
+            "membrane_updates": neurons * steps, "timesteps": steps}
