@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from neurosim.metrics.neurobench import NEUROBENCH
 from neurosim.lava.synapses import LAVA, LavaSynapse, lava_refusal, lava_step_cost
 from neurosim.loihi2.synapses import FORMATS, loihi2_problem
 from neurosim.errors import NeurosimError
@@ -34,7 +35,7 @@ from neurosim.netlist.synapses.base import SynapseKind
 from neurosim.sim.synapse_maps import MAPS, SynapseMap, synapse_map
 
 #: Every executor's table of synapse kinds.
-TABLES: dict[str, KindTable] = {"sim": MAPS, "lava": LAVA, "loihi2": FORMATS, "netx": NETX}
+TABLES: dict[str, KindTable] = {"sim": MAPS, "lava": LAVA, "loihi2": FORMATS, "netx": NETX, "neurobench": NEUROBENCH}
 #: Every executor's or format's table of neuron kinds.
 NEURON_TABLES: dict[str, KindTable] = {"sim": NEURONS, "lava": LAVA_NEURONS, "loihi2": LOIHI2_NEURONS,
                                        "netx": NETX_NEURONS, "nir": NIR_NEURONS}

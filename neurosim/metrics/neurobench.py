@@ -30,34 +30,43 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from neurosim.netlist.kinds import KindTable
 from neurosim.netlist.schema import INPUT, Netlist, Population
+from neurosim.netlist.synapses import Conv, Dense, Identity, Pool
 
-#: NeuroBench's connection layers (``neurobench.blocks.layer.STATELESS_LAYERS``) among the synapse kinds.
-CONNECTION_KINDS = ("dense", "conv")
+
+def _dense_map(kind: Dense, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    return x.reshape(1, -1) @ w.T
+
+
+def _conv_map(kind: Conv, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    return F.conv2d(x, w, stride=tuple(kind.stride), padding=tuple(kind.padding), dilation=tuple(kind.dilation),
+                    groups=int(kind.groups))
+
+
+#: NeuroBench's table of synapse kinds: its connection layers (``neurobench.blocks.layer.STATELESS_LAYERS``)
+#: -> the kind's linear map ``(kind, x, w) -> y``; the other kinds are in none of its counts.
+NEUROBENCH: KindTable = KindTable("NeuroBench", {Dense: _dense_map, Conv: _conv_map}, refused={
+    Pool: "not a connection layer of NeuroBench (a parameter-free pooling module)",
+    Identity: "not a connection layer of NeuroBench (a parameter-free one-to-one module)",
+})
 
 
 def nonzero_fanout(kind, in_shape: tuple[int, ...]) -> np.ndarray:
-    """Synapses with a non-zero weight leaving each input neuron (``in_shape``), for a dense or
-    conv kind: the column sums of the binarised map, ``d/dx sum(B(x))``."""
+    """Synapses with a non-zero weight leaving each input neuron (``in_shape``), for a kind of
+    :data:`NEUROBENCH`: the column sums of the binarised map, ``d/dx sum(B(x))``."""
     x = torch.zeros((1, *in_shape), dtype=torch.float64, requires_grad=True)
     w = torch.as_tensor(np.asarray(kind.weight) != 0, dtype=torch.float64)
-    if kind.type_name == "dense":
-        y = x.reshape(1, -1) @ w.T
-    elif kind.type_name == "conv":
-        y = F.conv2d(x, w.reshape(w.shape[0], w.shape[1], w.shape[2], w.shape[3]), stride=tuple(kind.stride),
-                     padding=tuple(kind.padding), dilation=tuple(kind.dilation), groups=int(kind.groups))
-    else:
-        raise ValueError(f"NeuroBench counts dense and conv connections only, not '{kind.type_name}'")
-    y.sum().backward()
+    NEUROBENCH.of(kind)(kind, x, w).sum().backward()
     return np.rint(x.grad[0].numpy()).astype(np.int64).reshape(-1)
 
 
 def connection_projections(net: Netlist):
-    """``(layer, projection)`` of every dense and conv projection."""
+    """``(layer, projection)`` of every projection NeuroBench counts (:data:`NEUROBENCH`)."""
     for i, layer in enumerate(net.layers):
         if isinstance(layer, Population):
             for p, proj in enumerate(layer.projections):
-                if proj.synapse.type_name in CONNECTION_KINDS:
+                if proj.synapse in NEUROBENCH:
                     yield i, p, proj
 
 
