@@ -223,3 +223,66 @@ def test_a_neuron_kind_missing_from_the_tables_is_refused_naming_the_executor():
         assert why and t.executor in why and "'ALIF' neuron" in why
     with pytest.raises(ValidationError, match="unknown neuron Adaptive"):
         validate(_net(Adaptive()), "schema")
+
+
+def test_a_kind_with_more_state_needs_only_its_scan_in_the_simulator(monkeypatch):
+    """An adaptive-threshold kind (state v and th) added with its parameter table and one scan:
+    the simulator keeps its two state arrays and runs it; its spikes equal a plain
+    NumPy loop over the same input spikes."""
+    import dataclasses
+    from typing import ClassVar
+
+    from neurosim.netlist.neurons import NEURON_TYPES
+    from neurosim.netlist.neurons.base import Param
+
+    @dataclasses.dataclass(frozen=True)
+    class ALIF(NeuronKind):
+        """``v += a + b``; spike if ``v > vThMant + th``; then ``v -= vThMant + th`` and
+        ``th += beta``; ``th`` decays by half every step."""
+        vThMant: float = 40
+        beta: float = 20
+        reset: str = "soft"
+        vInit: float = 0
+        type_name: ClassVar[str] = "ALIF"
+        default_reset: ClassVar[str] = "soft"
+        params: ClassVar[tuple] = (Param("vThMant", 0, 1000, voltage=True), Param("beta", 0, 1000, default=20),
+                                   Param("vInit", -1000, 1000, voltage=True, default=0, written="nondefault"))
+        state: ClassVar[tuple] = ("v", "th")
+
+        def step_constants(self):
+            return {"beta": float(self.beta)}
+
+    def alif_scan(fixed, c, a, bias, vth, may_wrap, state, s_out, counts, v_trace):
+        v, th = state["v"], state["th"]
+        for t in range(len(s_out)):
+            v += (a[0] if len(a) == 1 else a[t]) + (bias[0] if len(bias) == 1 else bias[t])
+            thr = vth + th
+            s = v > thr
+            v -= s * thr
+            th *= 0.5
+            th += c["beta"] * s
+            s_out[t] = s
+            counts += s.astype(counts.dtype)
+            if len(v_trace):
+                v_trace[t] = v
+
+    monkeypatch.setitem(NEURON_KINDS, "ALIF", ALIF)
+    monkeypatch.setitem(NEURON_TYPES, "ALIF", ALIF)
+    monkeypatch.setitem(NEURONS.implemented, ALIF, alif_scan)
+    w = np.array([[30.0, 10.0, 25.0], [5.0, 40.0, 20.0]])
+    net = Netlist([Input((3,), RMP(vThMant=10)), dense((2,), w, ALIF())], input_shape=(3,))
+    x = np.array([[2.0, 7.0, 4.0], [9.0, 1.0, 5.0]])
+    res = Simulator(net, "float").run(x, 40, record_spikes=True)
+    s_in = res.spikes[0].astype(np.float64)                          # (N, T, 3)
+    v, th = np.zeros((2, 2)), np.zeros((2, 2))
+    expected = np.zeros((2, 40, 2), bool)
+    for t in range(1, 40):                                            # one step of synaptic delay
+        v += s_in[:, t - 1] @ w.T
+        thr = 40 + th
+        s = v > thr
+        v -= s * thr
+        th = th * 0.5 + 20 * s
+        expected[:, t] = s
+    assert expected.sum() > 5
+    np.testing.assert_array_equal(res.spikes[1], expected)
+    np.testing.assert_array_equal(res.v[1], v)

@@ -199,10 +199,11 @@ class _Population:
             bias = bias.reshape(1, -1)
         return a, bias
 
-    def scan(self, a: np.ndarray, bias: np.ndarray, u: np.ndarray, v: np.ndarray, s_out: np.ndarray,
+    def scan(self, a: np.ndarray, bias: np.ndarray, state: dict[str, np.ndarray], s_out: np.ndarray,
              counts: np.ndarray, v_trace: np.ndarray) -> None:
-        """Advance every neuron over the window (see :func:`neurosim.sim.kernels.scan`)."""
-        self.scan_kind(self.fixed, self.constants, a, bias, self.vth, self.may_wrap, u, v, s_out, counts, v_trace)
+        """Advance every neuron over the window, its ``state`` arrays in place (the kind's scan,
+        :data:`neurosim.sim.neurons.NEURONS`)."""
+        self.scan_kind(self.fixed, self.constants, a, bias, self.vth, self.may_wrap, state, s_out, counts, v_trace)
 
 
 class _SpikeBuffer:
@@ -265,8 +266,8 @@ class _LayerState:
                  history: int = 1) -> None:
         m = nb_max * n
         self.n = n
-        self._u = np.zeros(m, pop.dtype)
-        self._v = np.zeros(m, pop.dtype)
+        #: the kind's state variables (``u``, ``v`` for the LIF step), in the mode's units
+        self._state = {name: np.zeros(m, pop.dtype) for name in pop.neuron.state}
         self._counts = np.zeros(m, np.int64)
         self._bias = np.tile(pop.bias, nb_max)
         self.v_init = pop.v_init
@@ -277,11 +278,12 @@ class _LayerState:
         self.start(nb_max)
 
     def start(self, nb: int) -> None:
-        """A new chunk of ``nb`` samples: u and the counts zero, v at the neurons' ``vInit``."""
+        """A new chunk of ``nb`` samples: the state and the counts zero, but v at the neurons' ``vInit``."""
         m = nb * self.n
-        self.u, self.v, self.counts, self.bias = self._u[:m], self._v[:m], self._counts[:m], self._bias[:m]
-        self.u[:] = 0
-        self.v[:] = self.v_init
+        self.state = {name: a[:m] for name, a in self._state.items()}
+        self.counts, self.bias = self._counts[:m], self._bias[:m]
+        for name, a in self.state.items():
+            a[:] = self.v_init if name == "v" else 0
         self.counts[:] = 0
         self.out.start(m)
 
@@ -479,7 +481,7 @@ class Simulator:
                 st, pop = states[i], self.pops[i]
                 if st is None:
                     continue
-                m = st.u.shape[0]
+                m = st.counts.shape[0]
                 if isinstance(layer, Input):
                     a = np.zeros((1, m), np.float32)                      # driven by its bias alone
                 else:
@@ -511,7 +513,7 @@ class Simulator:
                 res.synops[i][rows] = event_synops(c, self.fanouts[i])
             if res.counts[i] is not None:
                 res.counts[i][rows] = c
-                res.v[i][rows] = st.v.reshape(nb, -1)
+                res.v[i][rows] = st.state["v"].reshape(nb, -1)
 
     @staticmethod
     def _scan_window(pop: _Population, a: np.ndarray, bias0: np.ndarray, st: _LayerState, s_out: np.ndarray,
@@ -520,7 +522,7 @@ class Simulator:
         of its schedule; ``v_trace`` (w, m) gets the voltage after every step, or has no rows."""
         for lo, hi in pop.segments(t0, len(s_out)):
             a_run, bias = pop.scheduled(a if len(a) == 1 else a[lo:hi], bias0, t0 + lo, nb)
-            pop.scan(a_run, bias, st.u, st.v, s_out[lo:hi], st.counts, v_trace[lo:hi] if len(v_trace) else v_trace)
+            pop.scan(a_run, bias, st.state, s_out[lo:hi], st.counts, v_trace[lo:hi] if len(v_trace) else v_trace)
 
     def _scan_and_read(self, i: int, a: np.ndarray, bias0: np.ndarray, st: _LayerState, s_out: np.ndarray,
                        res: SimResult, rows: slice, t0: int, nb: int, picks: dict[int, int]) -> np.ndarray:
@@ -531,7 +533,7 @@ class Simulator:
         window's count), added to the counts before the window. The output layer's readout
         comes from its voltage after every step. Returns the window's spikes per step."""
         pop, out = self.pops[i], i == self.net.output_layer
-        m = st.u.shape[0]
+        m = st.counts.shape[0]
         n = m // nb
         c = st.counts.reshape(nb, n)
         if t0 == 0:                                                          # before the window
