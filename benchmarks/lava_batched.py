@@ -16,8 +16,10 @@ Reported per configuration (median over ``--rounds``; the rounds interleave the 
 so a change of the machine's load hits all of them alike): the wall time of the call, samples/s
 end to end (samples / wall: worker start-up and compile included) and in steady state (the
 samples after the first run over the runs' and loads' time), the speed-up of each over the
-per-sample graph, and the spike and voltage mismatches of every layer against
-``Simulator(net, mode).run`` (0 expected). The load average before and after is printed.
+per-sample graph, the synaptic events per second of the call's wall time (the simulator's
+SynOps of the same samples), the peak resident memory of the Lava processes (the worker and its
+model processes, sampled every 0.25 s), and the spike and voltage mismatches of every layer
+against ``Simulator(net, mode).run`` (0 expected). The load average before and after is printed.
 
 Nets: the main job's digits net (``--netlist``, else built once with
 :func:`neurosim.workflow.export_and_measure` into ``--work``), and lava-dl's ``mnist_bootstrap``
@@ -36,6 +38,7 @@ import argparse
 import os
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -74,10 +77,57 @@ def samples(net: Netlist, dataset: str, n: int) -> np.ndarray:
     return encode(infer_encoding(net), images, net)
 
 
+def _descendants_rss() -> int:
+    """Bytes resident in every process below this one (the Lava worker and its model processes)."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields.get("PPid", "0").strip())
+        rss[int(entry)] = int(fields.get("VmRSS", "0 kB").split()[0]) * 1024
+    me, total = os.getpid(), 0
+    for pid in rss:
+        q = parents.get(pid, 0)
+        while q > 1 and q != me:
+            q = parents.get(q, 0)
+        total += rss[pid] if q == me else 0
+    return total
+
+
+class PeakMemory:
+    """The largest total resident memory of this process's descendants while the block runs
+    (sampled every ``interval`` s by a thread: a lower bound of the true peak)."""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.interval, self.peak = interval, 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> "PeakMemory":
+        def sample() -> None:
+            while not self._stop.wait(self.interval):
+                self.peak = max(self.peak, _descendants_rss())
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def measure(net: Netlist, x: np.ndarray, steps: int, mode: str, batch: Optional[int]) -> dict:
-    """One guarded Lava run of ``x``; its timing, rates and mismatches against the simulator."""
+    """One guarded Lava run of ``x``; its timing, rates, the Lava processes' peak memory, the
+    synaptic events per second of Lava's wall time (the simulator's count of the same samples)
+    and the mismatches against the simulator."""
     t0 = time.perf_counter()
-    res = run_lava(net, x, steps, mode, batch=batch, progress=False)
+    with PeakMemory() as mem:
+        res = run_lava(net, x, steps, mode, batch=batch, progress=False)
     wall = time.perf_counter() - t0
     ref = Simulator(net, mode).run(x, steps, record_spikes=True)
     spikes = sum(int(np.count_nonzero(res.spikes[i] != ref.spikes[i])) for i in net.neuron_layers)
@@ -85,8 +135,10 @@ def measure(net: Netlist, x: np.ndarray, steps: int, mode: str, batch: Optional[
     t = res.timing
     first = min(len(x), batch or 1)
     steady = (len(x) - first) / (t["run_s"] + t["io_s"]) if len(x) > first else float("nan")
+    synops = float(np.sum(ref.synops_per_sample))
     return {"wall_s": wall, "end_to_end": len(x) / wall, "steady": steady,
-            "startup_s": t["import_s"] + t["build_s"] + t["compile_s"], "mismatches": spikes + volts}
+            "startup_s": t["import_s"] + t["build_s"] + t["compile_s"], "mismatches": spikes + volts,
+            "peak_gb": mem.peak / 2 ** 30, "synops_per_s": synops / wall}
 
 
 def synapse_step(net: Netlist, x: np.ndarray, steps: int, batch: int = 64) -> str:
@@ -142,12 +194,13 @@ def table(name: str, steps: int, rows: dict[str, list[dict]], n: dict[str, int])
     base = med["per-sample"]
     lines = [f"{name}, T = {steps}", "",
              "| graph | samples | wall (s) | start-up (s) | samples/s end to end | samples/s steady "
-             "| x per-sample (end to end) | x per-sample (steady) | mismatches |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| x per-sample (end to end) | x per-sample (steady) | SynOps/s (end to end) | peak GB | mismatches |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for k, m in med.items():
         lines.append(f"| {k} | {n[k]} | {m['wall_s']:.1f} | {m['startup_s']:.1f} | {m['end_to_end']:.2f} | "
                      f"{m['steady']:.2f} | {m['end_to_end'] / base['end_to_end']:.1f} | "
-                     f"{m['steady'] / base['steady']:.1f} | {max(r['mismatches'] for r in rows[k])} |")
+                     f"{m['steady'] / base['steady']:.1f} | {m['synops_per_s']:.3g} | {m['peak_gb']:.2f} | "
+                     f"{max(r['mismatches'] for r in rows[k])} |")
     return "\n".join(lines)
 
 
