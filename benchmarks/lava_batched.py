@@ -10,7 +10,10 @@ compile, runs):
 
 * ``per-sample``: the graph of Lava's own processes, one sample per Lava run, ``Var.set`` resets
   and ``Var.get`` voltages between samples (``batch=None``, what ran before issue 20);
-* ``B = 1, 16, 64``: the batched graph, B samples per Lava run (``--batches``).
+* ``B = 1, 16, 64``: the batched graph, B samples per Lava run (``--batches``);
+* ``stock netx``: lava-dl's own netx on the nets it builds (mnist_bootstrap; the main job's RMP net
+  has soft reset, which netx cannot express), ``--per-sample`` samples of its own inputs
+  (``benchmarks/nets.make_inputs``), one compiled run, states reset by Lava's ``Reset`` processes.
 
 Reported per configuration (median over ``--rounds``; the rounds interleave the configurations,
 so a change of the machine's load hits all of them alike): the wall time of the call, samples/s
@@ -141,6 +144,40 @@ def measure(net: Netlist, x: np.ndarray, steps: int, mode: str, batch: Optional[
             "peak_gb": mem.peak / 2 ** 30, "synops_per_s": synops / wall}
 
 
+def stock_netx(name: str, path: Path, steps: int, n: int) -> Optional[dict]:
+    """lava-dl's own netx (``lava.lib.dl.netx.hdf5.Network``, one compiled run streaming the
+    samples, states reset by Lava's ``Reset`` processes as netx's tests do) on ``n`` samples of
+    ``benchmarks/nets.make_inputs``, in a fresh process (``benchmarks/bench_worker.py lava_netx``);
+    None for a net stock netx cannot build."""
+    import json
+    import subprocess
+    import tempfile
+
+    from neurosim.netlist.validate import validate
+    from neurosim.netlist import netx_compat  # noqa: F401  (registers the 'netx' profile)
+    try:
+        validate(load(path), "netx")
+    except Exception as exc:                                   # noqa: BLE001 (any refusal: no row)
+        print(f"  {name}: stock netx cannot build it ({str(exc).splitlines()[0][:120]})")
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        spec, out = Path(tmp) / "spec.json", Path(tmp) / "out.json"
+        spec.write_text(json.dumps({"net": name, "net_path": str(path), "steps": steps, "samples": n, "seed": 0}))
+        with PeakMemory() as mem:
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_worker.py"), "lava_netx", str(spec),
+                            str(out)], cwd=ROOT, timeout=1800, check=False)
+            wall = time.perf_counter() - t0
+        res = json.loads(out.read_text()) if out.exists() else {"ok": False, "error": "no result"}
+    if not res.get("ok"):
+        print(f"  {name}: stock netx failed: {res.get('error')}")
+        return None
+    t = res["timing"]
+    return {"wall_s": wall, "end_to_end": n / wall, "steady": res.get("samples_per_s_with_io", float("nan")),
+            "startup_s": t["startup_s"], "mismatches": float("nan"), "peak_gb": mem.peak / 2 ** 30,
+            "synops_per_s": float("nan")}
+
+
 def synapse_step(net: Netlist, x: np.ndarray, steps: int, batch: int = 64) -> str:
     """Milliseconds of one synapse step of the net's widest projection (see the module docstring)."""
     from scipy import sparse
@@ -196,11 +233,14 @@ def table(name: str, steps: int, rows: dict[str, list[dict]], n: dict[str, int])
              "| graph | samples | wall (s) | start-up (s) | samples/s end to end | samples/s steady "
              "| x per-sample (end to end) | x per-sample (steady) | SynOps/s (end to end) | peak GB | mismatches |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    def cell(v: float, fmt: str) -> str:
+        return "–" if v != v else format(v, fmt)             # NaN: not measured for this row
+
     for k, m in med.items():
         lines.append(f"| {k} | {n[k]} | {m['wall_s']:.1f} | {m['startup_s']:.1f} | {m['end_to_end']:.2f} | "
-                     f"{m['steady']:.2f} | {m['end_to_end'] / base['end_to_end']:.1f} | "
-                     f"{m['steady'] / base['steady']:.1f} | {m['synops_per_s']:.3g} | {m['peak_gb']:.2f} | "
-                     f"{max(r['mismatches'] for r in rows[k])} |")
+                     f"{cell(m['steady'], '.2f')} | {m['end_to_end'] / base['end_to_end']:.1f} | "
+                     f"{cell(m['steady'] / base['steady'], '.1f')} | {cell(m['synops_per_s'], '.3g')} | "
+                     f"{m['peak_gb']:.2f} | {cell(max(r['mismatches'] for r in rows[k]), 'g')} |")
     return "\n".join(lines)
 
 
@@ -214,6 +254,7 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=3, help="Lava runs per batched configuration (default 3)")
     p.add_argument("--rounds", type=int, default=1, help="interleaved rounds; medians are reported (default 1)")
     p.add_argument("--nets", default="mainjob,mnist_bootstrap")
+    p.add_argument("--no-netx", action="store_true", help="no stock netx row (lava-dl's own netx, nets it can build)")
     args = p.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",")]
     nets = {}
@@ -226,6 +267,7 @@ def main(argv=None) -> int:
             print(f"{name}: not available, skipped")
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} cores)")
     for name, (net, dataset) in nets.items():
+        path = REFERENCE if name == "mnist_bootstrap" else mainjob_net(args.netlist, args.work)
         steps = int(net.meta.get("timesteps", 64))
         configs = {"per-sample": (None, args.per_sample), **{f"B = {b}": (b, b * args.runs) for b in batches}}
         inputs = {k: samples(net, dataset, count) for k, (_, count) in configs.items()}
@@ -237,7 +279,13 @@ def main(argv=None) -> int:
                 rows[k].append(row)
                 print(f"  {name} round {r + 1} {k}: {row['wall_s']:.1f} s, {row['end_to_end']:.2f} samples/s "
                       f"end to end, {row['steady']:.2f} steady, {row['mismatches']} mismatches", flush=True)
-        print("\n" + table(name, steps, rows, {k: c for k, (_, c) in configs.items()}) + "\n")
+            if not args.no_netx and (row := stock_netx(name, path, steps, args.per_sample)) is not None:
+                rows.setdefault("stock netx", []).append(row)
+                print(f"  {name} round {r + 1} stock netx: {row['wall_s']:.1f} s, {row['end_to_end']:.2f} samples/s "
+                      f"end to end, {row['steady']:.2f} steady", flush=True)
+        counts = {k: c for k, (_, c) in configs.items()}
+        counts["stock netx"] = args.per_sample
+        print("\n" + table(name, steps, rows, counts) + "\n")
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     return 0
 
