@@ -86,12 +86,14 @@ class Setting:
     align_bias: bool = True
     fold_pool: bool = True
     align_joins: bool = True
+    percentile: float = DEFAULT_PERCENTILE
 
     @property
     def label(self) -> str:
         extra = (("" if self.align_bias else " no-bias-onset") + ("" if self.fold_pool else " pools-as-layers")
                  + ("" if self.align_joins else " joins-unaligned"))
-        return f"{self.reset} {self.rule}{' θ/2' if self.v_init_half else ''}{extra}"
+        pct = f" {self.percentile:g}" if self.percentile != DEFAULT_PERCENTILE else ""
+        return f"{self.reset} {self.rule}{pct}{' θ/2' if self.v_init_half else ''}{extra}"
 
 
 GRIDS = ("full", "core", "small", "peer", "joins", "papers")
@@ -106,7 +108,7 @@ def grid(kind: str, qcfs: bool) -> list[Setting]:
     best at low T, for the comparison with SpikingJelly on more images; ``joins``: the best setting
     with and without aligned residual joins (issue 18); ``papers``: the best setting with soft and
     with hard reset, and without aligned joins (issue 19's CIFAR-10 table: RMP's soft-vs-hard claim
-    and the joins on one run each). A QCFS-trained model (trained
+    and the joins on one run each, and SpikingJelly's per-channel 99.9th percentile with θ/2). A QCFS-trained model (trained
     thresholds: the rule only sets the input layer and the readout) gets its own four."""
     if qcfs:
         return [Setting("soft", "percentile", True), Setting("soft", "percentile", False),
@@ -117,7 +119,8 @@ def grid(kind: str, qcfs: bool) -> list[Setting]:
         return [Setting("soft", "channel", True), Setting("soft", "channel", True, align_joins=False)]
     if kind == "papers":
         return [Setting("soft", "channel", True), Setting("hard", "channel", True),
-                Setting("soft", "channel", True, align_joins=False)]
+                Setting("soft", "channel", True, align_joins=False),
+                Setting("soft", "channel-percentile", True, percentile=99.9)]
     if kind == "small":
         return [Setting("soft", "percentile"), Setting("hard", "percentile"), Setting("soft", "percentile", True),
                 Setting("soft", "max"), Setting("soft", "channel"), Setting("soft", "snn"),
@@ -188,7 +191,8 @@ def neurosim_row(model, setting: Setting, x_cal, test: Split, steps: list[int], 
     """One setting: convert, run once, read every T. ``papers_t``: ``steps`` are the papers' T
     (every layer integrates T steps), read after ``T + D`` Lava steps (D: the readout's depth)."""
     t0 = time.perf_counter()
-    net = convert(model, x_cal, tuple(test.x.shape[1:]), rule=setting.rule, reset=setting.reset,
+    net = convert(model, x_cal, tuple(test.x.shape[1:]), rule=setting.rule, percentile=setting.percentile,
+                  reset=setting.reset,
                   v_init_half=setting.v_init_half, align_bias=setting.align_bias, fold_pool=setting.fold_pool,
                   align_joins=setting.align_joins, snn_steps=SNN_RULE_STEPS, progress=progress)
     t_conv = time.perf_counter() - t0
@@ -430,26 +434,38 @@ def tables(results: dict) -> str:
 
 
 def plot(name: str, m: dict, steps: list[int], path: Path, papers_t: bool = False) -> None:
+    """Accuracy against T for every row: the whole range (left) and near the ANN (right); with
+    ``papers_t`` a top axis gives the Lava latency T + D of the first row's readout depth D."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for row in m["rows"]:
-        c = {int(t): v for t, v in row["curve"].items()}
-        style = ":" if row.get("peer") else ("--" if "hard" in row["label"]
-                                             else ("k:" if "SpikingJelly" in row["label"] else "-"))
-        ax.plot(steps, [100 * c[t]["accuracy"] for t in steps], style, marker=".", label=row["label"], lw=1.2)
-    ax.axhline(100 * m["ann_accuracy"], color="grey", lw=0.8)
-    ax.axhline(100 * m["ann_accuracy"] - 1, color="grey", lw=0.5, ls=":")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("time steps T (papers' T: every layer integrates T steps; neurosim's Lava run lasts T + D)"
-                  if papers_t else "time steps T (Lava semantics: one step of delay per layer)")
-    ax.set_ylabel("test accuracy (%)")
-    lo = max(0.0, 100 * m["ann_accuracy"] - 25)
-    ax.set_ylim(lo, 100 * m["ann_accuracy"] + 2)
-    ax.set_title(f"{name}: ANN {100 * m['ann_accuracy']:.2f} % (grey), ANN − 1 (dotted)")
-    ax.legend(fontsize=6, ncol=2, loc="lower right")
+    ann = 100 * m["ann_accuracy"]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    for ax, lo in zip(axes, (0.0, max(0.0, ann - 25))):
+        for row in m["rows"]:
+            c = {int(t): v for t, v in row["curve"].items()}
+            style = ":" if row.get("peer") else ("--" if "hard" in row["label"]
+                                                 else ("k:" if "SpikingJelly" in row["label"] else "-"))
+            ts = [t for t in steps if t in c]
+            ax.plot(ts, [100 * c[t]["accuracy"] for t in ts], style, marker=".", label=row["label"], lw=1.2)
+        ax.axhline(ann, color="grey", lw=0.8)
+        ax.axhline(ann - 1, color="grey", lw=0.5, ls=":")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("time steps T (papers' T: every layer integrates T steps)" if papers_t
+                      else "time steps T (Lava semantics: one step of delay per layer)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylim(lo, ann + 2 if lo > 0 else 100)
+        depth = m["rows"][0].get("readout_depth") if m["rows"] else None
+        if papers_t and depth is not None:
+            top = ax.secondary_xaxis("top", functions=(lambda t, d=depth: t + d, lambda l, d=depth: l - d))
+            top.set_xticks([t + depth for t in steps], [str(t + depth) for t in steps], fontsize=7)
+            top.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+            top.set_xlabel(f"Lava latency T + D (steps; D = {depth}, {m['rows'][0]['label']})", fontsize=8)
+    axes[0].set_title(f"{name}: ANN {ann:.2f} % (grey), ANN − 1 (dotted)")
+    axes[1].set_title("near the ANN")
+    axes[1].legend(fontsize=6, ncol=2, loc="lower right")
     fig.tight_layout()
     write_png(path, fig)
 

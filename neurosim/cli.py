@@ -172,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--rule", choices=RULES, default=DEFAULT_RULE,
                     help=f"threshold balancing rule (default {DEFAULT_RULE})")
     ex.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE,
-                    help=f"percentile for --rule percentile (default {DEFAULT_PERCENTILE})")
+                    help=f"percentile for --rule percentile and channel-percentile (default {DEFAULT_PERCENTILE}; "
+                         "SpikingJelly's channel-wise recipe uses 99.9)")
     ex.add_argument("--retrain", action="store_true", help="ignore an existing checkpoint and train afresh")
     _add_lava_args(ex, "all")
     _add_convert_args(ex, required=False)
@@ -189,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"threshold balancing rule (default {DEFAULT_RULE}; snn: the SNN-based layer-by-layer "
                          "rule over --steps steps)")
     cv.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE,
-                    help=f"percentile for --rule percentile (default {DEFAULT_PERCENTILE})")
+                    help=f"percentile for --rule percentile and channel-percentile (default {DEFAULT_PERCENTILE}; "
+                         "SpikingJelly's channel-wise recipe uses 99.9)")
     cv.add_argument("--device", type=device_arg, default="cpu",
                     help="where the ANN passes of threshold calibration compute (the SNN is simulated and "
                          f"measured on the CPU: the simulator's fixed-point kernels are CPU code): {DEVICE_HELP}")

@@ -44,6 +44,25 @@ def test_threshold_rules():
     np.testing.assert_array_equal(ch, [3.0, 5.0])
 
 
+def test_channel_percentile_is_the_mean_over_batches_of_each_channels_percentile():
+    """SpikingJelly's channel-wise percentile: per batch and channel the p-th percentile of all the
+    channel's values (zeros included), averaged over the batches; a silent channel gets the floor,
+    CHANNEL_FLOOR times the layer's maximum."""
+    from neurosim.convert.threshold_balancing import CHANNEL_FLOOR, LayerStats, quantile_rows
+
+    rng = np.random.default_rng(1)
+    batches = [np.maximum(rng.normal(size=(8, 3, 5, 5)) * [[[[1.0]], [[4.0]], [[0.0]]]], 0) for _ in range(4)]
+    st = LayerStats("channel-percentile", 99.9)
+    for b in batches:
+        st.update(torch.as_tensor(b, dtype=torch.float32))
+    per_batch = [np.percentile(b.transpose(1, 0, 2, 3).reshape(3, -1), 99.9, axis=1) for b in batches]
+    want = np.mean(per_batch, axis=0)
+    want[2] = CHANNEL_FLOOR * max(float(b.max()) for b in batches)          # the silent channel
+    np.testing.assert_allclose(st.threshold(), want, rtol=1e-5)
+    rows = torch.as_tensor(rng.random((3, 1000)), dtype=torch.float32)
+    torch.testing.assert_close(quantile_rows(rows, 0.999), torch.quantile(rows, 0.999, dim=1))
+
+
 def test_percentile_is_streamed_in_bounded_memory():
     from neurosim.convert.threshold_balancing import LayerStats
 

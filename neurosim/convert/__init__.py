@@ -4,7 +4,9 @@ rule names and the one default live here, without importing PyTorch, so the comm
 offer them cheaply."""
 
 #: Threshold balancing rules (:mod:`.threshold_balancing`; ``snn``: :mod:`.snn_balancing`), and the default.
-RULES = ("max", "percentile", "channel", "snn")
+RULES = ("max", "percentile", "channel", "channel-percentile", "snn")
 DEFAULT_RULE = "percentile"
-#: The one default percentile of the ``percentile`` rule (library and command line).
+#: The rules that give one threshold per channel (folded into the weights by the converter).
+CHANNEL_RULES = ("channel", "channel-percentile")
+#: The one default percentile of the ``percentile`` and ``channel-percentile`` rules (library and command line).
 DEFAULT_PERCENTILE = 99.99

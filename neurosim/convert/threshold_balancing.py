@@ -14,6 +14,11 @@ then fires at rate ``a / lambda`` for an ANN activation ``a`` in ``[0, lambda]``
   every output channel (every neuron of a 1-D layer) separately. The converter folds the
   per-channel thresholds into the weights and biases of the layer and of its consumers, so every
   layer still has one ``vThMant``.
+- ``channel-percentile`` (SpikingJelly 2.0's ``RateCodingRecipe(channel_wise=True, mode="p%")``):
+  per calibration batch, the p-th percentile of every channel's activations (all its values,
+  zeros included, linear interpolation), averaged over the batches (SpikingJelly keeps a running
+  average with momentum 0.1 instead, which weights the last batches most). Robust to the rare
+  peaks that set a channel's maximum.
 
 A global scale ``alpha`` (RMP-SNN's threshold scaling) multiplies every threshold; it is applied
 by the converter (:func:`neurosim.convert.rmp.convert`).
@@ -31,7 +36,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from neurosim.convert import DEFAULT_PERCENTILE, DEFAULT_RULE, RULES  # noqa: F401  (defined there, torch-free)
+from neurosim.convert import CHANNEL_RULES, DEFAULT_PERCENTILE, DEFAULT_RULE, RULES  # noqa: F401  (torch-free)
 from neurosim.device import DEFAULT_DEVICE, resolve_device
 from neurosim.errors import NeurosimError
 from neurosim.progress import shown
@@ -62,6 +67,8 @@ class LayerStats:
         self.rule, self.percentile, self.capacity = rule, float(percentile), int(capacity)
         self.max = 0.0
         self.channel_max: Optional[torch.Tensor] = None
+        self.channel_sum: Optional[torch.Tensor] = None          # channel-percentile: sum over batches
+        self.batches = 0
         self.values = torch.empty(0, dtype=torch.float32)
         self.keys = torch.empty(0, dtype=torch.float32)
         self.gen = torch.Generator().manual_seed(seed)
@@ -76,6 +83,11 @@ class LayerStats:
         if self.rule == "channel":
             m = a.transpose(0, 1).reshape(a.shape[1], -1).amax(1).clamp_min(0).double().cpu()
             self.channel_max = m if self.channel_max is None else torch.maximum(self.channel_max, m)
+        elif self.rule == "channel-percentile":
+            rows = a.clamp_min(0).transpose(0, 1).reshape(a.shape[1], -1).float()
+            q = quantile_rows(rows, self.percentile / 100).double().cpu()
+            self.channel_sum = q if self.channel_sum is None else self.channel_sum + q
+            self.batches += 1
         elif self.rule == "percentile":
             pos = a[a > 0].float().cpu()
             self.seen += pos.numel()
@@ -98,13 +110,15 @@ class LayerStats:
 
     def threshold(self) -> Threshold:
         """The layer's threshold (a float, or per channel an array for ``channel``)."""
+        per_channel = self.channel_max if self.rule == "channel" else self.channel_sum
         if self.max <= 0:
-            return 1.0 if self.rule != "channel" or self.channel_max is None \
-                else np.ones(len(self.channel_max))
+            return 1.0 if self.rule not in CHANNEL_RULES or per_channel is None else np.ones(len(per_channel))
         if self.rule == "max":
             return float(self.max)
         if self.rule == "channel":
             return np.maximum(self.channel_max.numpy(), CHANNEL_FLOOR * self.max)
+        if self.rule == "channel-percentile":
+            return np.maximum(self.channel_sum.numpy() / self.batches, CHANNEL_FLOOR * self.max)
         return float(np.percentile(self.values.double().numpy(), self.percentile))
 
 
@@ -127,7 +141,7 @@ def balance(activations: list[np.ndarray], rule: str = DEFAULT_RULE,
     for a in activations:
         st = LayerStats(rule, percentile)
         t = torch.as_tensor(np.asarray(a, dtype=np.float32))
-        st.update(t.reshape(-1, 1) if t.ndim == 1 and rule == "channel" else t.reshape(1, -1) if t.ndim == 1 else t)
+        st.update(t.reshape(-1, 1) if t.ndim == 1 and rule in CHANNEL_RULES else t.reshape(1, -1) if t.ndim == 1 else t)
         out.append(st.threshold())
     return out
 
@@ -160,6 +174,22 @@ def stream(forward: Callable[[torch.Tensor], dict[int, torch.Tensor]], x: np.nda
 
 
 def layer_rules(keys: Iterable[int], rule: str, layerwise: Iterable[int] = ()) -> dict[int, str]:
-    """``rule`` for every key, the ``channel`` rule replaced by ``max`` on ``layerwise`` keys."""
+    """``rule`` for every key, a per-channel rule replaced by ``max`` on ``layerwise`` keys."""
     fixed = set(layerwise)
-    return {k: ("max" if rule == "channel" and k in fixed else rule) for k in keys}
+    return {k: ("max" if rule in CHANNEL_RULES and k in fixed else rule) for k in keys}
+
+
+#: Most values :func:`torch.quantile` takes in one call.
+QUANTILE_MAX_VALUES = 1 << 24
+
+
+def quantile_rows(rows: torch.Tensor, q: float) -> torch.Tensor:
+    """``torch.quantile(rows, q, dim=1)`` (linear interpolation) in chunks of rows that fit one call."""
+    per = max(1, QUANTILE_MAX_VALUES // max(1, rows.shape[1]))
+    if rows.shape[1] > QUANTILE_MAX_VALUES:             # one channel alone is too large: sort it
+        srt = torch.sort(rows, dim=1).values
+        pos = q * (rows.shape[1] - 1)
+        lo, frac = int(np.floor(pos)), pos - np.floor(pos)
+        hi = min(lo + 1, rows.shape[1] - 1)
+        return srt[:, lo] + frac * (srt[:, hi] - srt[:, lo])
+    return torch.cat([torch.quantile(rows[i:i + per], q, dim=1) for i in range(0, rows.shape[0], per)])
