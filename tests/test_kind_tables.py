@@ -55,11 +55,14 @@ EXAMPLES = {
 }
 
 
-@pytest.mark.parametrize("table", TABLES, ids=str)
-@pytest.mark.parametrize("name", sorted(KINDS))
-def test_every_kind_is_implemented_or_refused_with_a_reason(table, name):
-    t, cls = TABLES[table], KINDS[name]
-    assert (cls in t.implemented) != (cls in t.refused), f"{table}: '{name}' neither (or both)"
+#: Every (table, kind) pair: each synapse table with each synapse kind, each neuron table with each neuron kind.
+PAIRS = ([(t, TABLES[t], KINDS[k], k) for t in TABLES for k in sorted(KINDS)]
+         + [(t, NEURON_TABLES[t], NEURON_KINDS[k], k) for t in NEURON_TABLES for k in sorted(NEURON_KINDS)])
+
+
+@pytest.mark.parametrize("table_name, t, cls, name", PAIRS, ids=[f"{p[0]}-{p[3]}" for p in PAIRS])
+def test_every_kind_is_implemented_or_refused_with_a_reason(table_name, t, cls, name):
+    assert (cls in t.implemented) != (cls in t.refused), f"{table_name}: '{name}' neither (or both)"
     if cls in t.refused:
         why = t.refusal(cls)
         assert t.refused[cls].strip() and "\n" not in why and name in why and t.executor in why
@@ -145,18 +148,6 @@ def test_netlist_imports_no_executor():
             "'neurosim.loihi2'))); print(bad); sys.exit(bool(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
-
-
-@pytest.mark.parametrize("table", NEURON_TABLES, ids=str)
-@pytest.mark.parametrize("name", sorted(NEURON_KINDS))
-def test_every_neuron_kind_is_implemented_or_refused_with_a_reason(table, name):
-    t, cls = NEURON_TABLES[table], NEURON_KINDS[name]
-    assert (cls in t.implemented) != (cls in t.refused), f"{table}: '{name}' neither (or both)"
-    if cls in t.refused:
-        why = t.refusal(cls)
-        assert t.refused[cls].strip() and "\n" not in why and name in why and t.executor in why
-    else:
-        assert t.refusal(cls) is None and t.of(cls) is not None
 
 
 def test_neuron_examples_cover_every_kind():
