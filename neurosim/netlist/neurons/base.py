@@ -21,7 +21,7 @@ from kind class to implementation (or to the reason it refuses the kind):
 :data:`neurosim.sim.neurons.NEURONS` (the simulator's scan kernels),
 :data:`neurosim.lava.neurons.LAVA_NEURONS` (Lava processes),
 :data:`neurosim.netlist.netx_compat.NETX_NEURONS` (what netx builds),
-:data:`neurosim.loihi2.report.LOIHI2_NEURONS` (Loihi 2's neuron programs),
+:data:`neurosim.loihi2.neurons.LOIHI2_NEURONS` (Loihi 2's neuron programs),
 :data:`neurosim.interop.nir_io.NIR_NEURONS` (NIR nodes). ``tests/test_kind_tables.py``
 checks that every kind is in every table.
 """
