@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,6 +34,8 @@ from neurosim.sim.simulator import Simulator
 from neurosim.netlist.kinds import KindTable
 from neurosim.netlist.synapses.base import SynapseKind
 from neurosim.sim.synapse_maps import MAPS, SynapseMap, synapse_map
+
+ROOT = Path(__file__).resolve().parents[1]
 
 #: Every executor's table of synapse kinds.
 TABLES: dict[str, KindTable] = {"sim": MAPS, "lava": LAVA, "loihi2": FORMATS, "netx": NETX, "neurobench": NEUROBENCH}
@@ -217,63 +220,33 @@ def test_a_neuron_kind_missing_from_the_tables_is_refused_naming_the_executor():
 
 
 def test_a_kind_with_more_state_needs_only_its_scan_in_the_simulator(monkeypatch):
-    """An adaptive-threshold kind (state v and th) added with its parameter table and one scan:
-    the simulator keeps its two state arrays and runs it; its spikes equal a plain
-    NumPy loop over the same input spikes."""
-    import dataclasses
-    from typing import ClassVar
+    """An adaptive-threshold kind (state v and th, :mod:`tests.adaptive_kind`) added with its
+    parameter table and one scan: the simulator keeps its two state arrays and runs it; its
+    spikes equal a plain NumPy loop over the same input spikes."""
+    from tests import adaptive_kind as ak
 
-    from neurosim.netlist.neurons import NEURON_TYPES
-    from neurosim.netlist.neurons.base import Param
-
-    @dataclasses.dataclass(frozen=True)
-    class ALIF(NeuronKind):
-        """``v += a + b``; spike if ``v > vThMant + th``; then ``v -= vThMant + th`` and
-        ``th += beta``; ``th`` decays by half every step."""
-        vThMant: float = 40
-        beta: float = 20
-        reset: str = "soft"
-        vInit: float = 0
-        type_name: ClassVar[str] = "ALIF"
-        default_reset: ClassVar[str] = "soft"
-        params: ClassVar[tuple] = (Param("vThMant", 0, 1000, voltage=True), Param("beta", 0, 1000, default=20),
-                                   Param("vInit", -1000, 1000, voltage=True, default=0, written="nondefault"))
-        state: ClassVar[tuple] = ("v", "th")
-
-        def step_constants(self):
-            return {"beta": float(self.beta)}
-
-    def alif_scan(fixed, c, a, bias, vth, may_wrap, state, s_out, counts, v_trace):
-        v, th = state["v"], state["th"]
-        for t in range(len(s_out)):
-            v += (a[0] if len(a) == 1 else a[t]) + (bias[0] if len(bias) == 1 else bias[t])
-            thr = vth + th
-            s = v > thr
-            v -= s * thr
-            th *= 0.5
-            th += c["beta"] * s
-            s_out[t] = s
-            counts += s.astype(counts.dtype)
-            if len(v_trace):
-                v_trace[t] = v
-
-    monkeypatch.setitem(NEURON_KINDS, "ALIF", ALIF)
-    monkeypatch.setitem(NEURON_TYPES, "ALIF", ALIF)
-    monkeypatch.setitem(NEURONS.implemented, ALIF, alif_scan)
-    w = np.array([[30.0, 10.0, 25.0], [5.0, 40.0, 20.0]])
-    net = Netlist([Input((3,), RMP(vThMant=10)), dense((2,), w, ALIF())], input_shape=(3,))
-    x = np.array([[2.0, 7.0, 4.0], [9.0, 1.0, 5.0]])
-    res = Simulator(net, "float").run(x, 40, record_spikes=True)
-    s_in = res.spikes[0].astype(np.float64)                          # (N, T, 3)
-    v, th = np.zeros((2, 2)), np.zeros((2, 2))
-    expected = np.zeros((2, 40, 2), bool)
-    for t in range(1, 40):                                            # one step of synaptic delay
-        v += s_in[:, t - 1] @ w.T
-        thr = 40 + th
-        s = v > thr
-        v -= s * thr
-        th = th * 0.5 + 20 * s
-        expected[:, t] = s
-    assert expected.sum() > 5
-    np.testing.assert_array_equal(res.spikes[1], expected)
+    ak.register(monkeypatch.setitem)
+    res = Simulator(ak.net(), "float").run(ak.X, ak.STEPS, record_spikes=True)
+    spikes, v = ak.expected(fixed=False)
+    assert spikes.sum() > 5
+    np.testing.assert_array_equal(res.spikes[1], spikes)
     np.testing.assert_array_equal(res.v[1], v)
+
+
+def test_a_kind_with_more_state_runs_on_lavas_generic_neuron_with_its_steps(tmp_path):
+    """The same kind on Lava: the generic ``NetlistNeuron`` holds one Var per state variable and
+    calls the kind's step; spikes and voltages equal the NumPy loop in both numeric modes (the
+    run, in a process of its own: the registration ends with it, and a hang is a timeout)."""
+    from tests import adaptive_kind as ak
+
+    out = tmp_path / "alif.npz"
+    proc = subprocess.run([sys.executable, "-m", "tests.adaptive_kind", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = np.load(out)
+    for mode in ("float", "fixed"):
+        spikes, v = ak.expected(fixed=mode == "fixed")
+        assert spikes.sum() > 5
+        np.testing.assert_array_equal(got[f"spikes_{mode}"], spikes, err_msg=mode)
+        np.testing.assert_array_equal(got[f"v_{mode}"], v, err_msg=mode)
+        assert str(got[f"model_{mode}"]).endswith(f"PyNetlistNeuron_v_th_{mode.capitalize()}")

@@ -141,8 +141,8 @@ def test_batches_workers_and_both_modes_equal_the_simulator(workers):
         assert spikes > 100 and ref.spikes[3].any(), "test net too quiet"
         assert res.batch == 3 and res.timing["workers"] == workers and res.timing["samples_per_s"] > 0
         assert {m.split(" -> ")[1] for m in res.models.values()} == (
-            {"PyNetlistNeuronFixed", "PySparseSynapseFixed"} if mode == "fixed"
-            else {"PyNetlistNeuronFloat", "PySparseSynapseFloat"})
+            {"PyNetlistNeuron_u_v_Fixed", "PySparseSynapseFixed"} if mode == "fixed"
+            else {"PyNetlistNeuron_u_v_Float", "PySparseSynapseFloat"})
 
 
 def test_one_sample_per_batch_equals_the_per_sample_graph():

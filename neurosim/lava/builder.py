@@ -17,7 +17,8 @@ Neurons: Lava's table of neuron kinds (:data:`neurosim.lava.neurons.LAVA_NEURONS
 without a schedule that starts at ``v = 0`` is Lava's own process where the kind names one
 (a CUBA population with hard reset is Lava's ``LIF``, as netx builds it); every other
 population (RMP, soft reset, a schedule) is neurosim's
-:class:`~neurosim.lava.process.NetlistNeuron` with the kind's step constants.
+:class:`~neurosim.lava.process.NetlistNeuron` with the kind's state variables, its step
+for the mode and its step constants.
 
 Lava processes are shaped (W, H, C) (or (N,)); the netlist is (C, H, W) (see
 :mod:`neurosim.lava.layout`). Every recorded neuron layer's ``s_out`` also feeds a
@@ -63,9 +64,9 @@ from neurosim.lava.layout import (
     TAGS, check_int16, check_netlist, from_lava, from_lava_steps, lava_shape, to_lava, to_lava_time,
 )
 from neurosim.lava.models import (
-    PyDelayLineFixed, PyDelayLineFloat, PyIdentitySynapseFixed, PyIdentitySynapseFloat, PyNetlistNeuronFixed,
-    PyNetlistNeuronFloat, PySparseSynapseFixed, PySparseSynapseFloat, PySpikeFileFixed, PySpikeFileFloat,
-    PySpikeRecorderFixed, PySpikeRecorderFloat, add_columns, scatter_columns,
+    PyDelayLineFixed, PyDelayLineFloat, PyIdentitySynapseFixed, PyIdentitySynapseFloat, PySparseSynapseFixed,
+    PySparseSynapseFloat, PySpikeFileFixed, PySpikeFileFloat, PySpikeRecorderFixed, PySpikeRecorderFloat,
+    add_columns, neuron_models, scatter_columns,
 )
 from neurosim.lava.neurons import LAVA_NEURONS
 from neurosim.lava.process import DelayLine, IdentitySynapse, NetlistNeuron, SparseSynapse, SpikeFile, SpikeRecorder
@@ -74,12 +75,12 @@ from neurosim.netlist.schema import INPUT, STATE_SHIFT, Flatten, Input, Netlist,
 
 __all__ = ["LavaGraph", "BatchedGraph", "build_graph", "build_batched_graph", "initial_v", "MODELS"]
 
-#: ProcessModel per neurosim Process and tag. The builder selects them itself (Lava's
+#: ProcessModel per neurosim Process and tag (a :class:`NetlistNeuron`'s depend on its kind's
+#: state variables: :func:`neurosim.lava.models.neuron_models`). The builder selects them itself (Lava's
 #: ``exception_proc_model_map``): Lava's discovery would otherwise execute every module of the
 #: ``neurosim`` package once per such process (measured: compile 2.2 s instead of 0.8 s for
 #: three RMP layers, growing with the package, with the modules' side effects).
 MODELS = {
-    NetlistNeuron: {"fixed_pt": PyNetlistNeuronFixed, "floating_pt": PyNetlistNeuronFloat},
     IdentitySynapse: {"fixed_pt": PyIdentitySynapseFixed, "floating_pt": PyIdentitySynapseFloat},
     SpikeRecorder: {"fixed_pt": PySpikeRecorderFixed, "floating_pt": PySpikeRecorderFloat},
     DelayLine: {"fixed_pt": PyDelayLineFixed, "floating_pt": PyDelayLineFloat},
@@ -164,7 +165,9 @@ class _Graph:
 
     def _own(self, proc: AbstractProcess) -> AbstractProcess:
         """``proc``, its ProcessModel registered when it is neurosim's."""
-        if type(proc) in MODELS:
+        if isinstance(proc, NetlistNeuron):
+            self.model_overrides[proc] = neuron_models(proc.proc_params["state"])[self.tag]
+        elif type(proc) in MODELS:
             self.model_overrides[proc] = MODELS[type(proc)][self.tag]
         return proc
 
@@ -312,8 +315,8 @@ def _neuron_params(layer: Union[Input, Population], mode: str, per_neuron: PerNe
                 if getattr(schedule, k) is not None}
         if fixed:
             rows = {k: np.round(r).astype(np.int64) for k, r in rows.items()}
-    return dict(vth=int(n.vThMant) if fixed else float(n.vThMant), **n.step_constants(),
-                bias_exp=STATE_SHIFT if fixed else 0, scale=rows.get("scale"),
+    return dict(vth=int(n.vThMant) if fixed else float(n.vThMant), step=LAVA_NEURONS.of(n).steps[mode],
+                state=tuple(n.state), constants=n.step_constants(), bias_exp=STATE_SHIFT if fixed else 0, scale=rows.get("scale"),
                 bias_t=rows.get("bias"), scale_exp=int(schedule.scale_exp) if "scale" in rows else 0,
                 v=initial_v(n, mode))
 

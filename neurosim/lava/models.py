@@ -1,9 +1,11 @@
 """ProcessModels of neurosim's Lava Processes (CPU, Loihi protocol).
 
-:class:`~neurosim.lava.process.NetlistNeuron`: both models call the one definition of the
-neuron step, :func:`neurosim.dynamics.lif.lif_float` / :func:`~neurosim.dynamics.lif.lif_fixed`,
+:class:`~neurosim.lava.process.NetlistNeuron`: both models call the kind's step of
+:data:`neurosim.lava.neurons.LAVA_NEURONS` (CUBA and RMP: the one definition of the LIF step,
+:func:`neurosim.dynamics.lif.lif_float` / :func:`~neurosim.dynamics.lif.lif_fixed`) over the
+kind's state Vars (:func:`neuron_models` gives the model classes for a set of state variables),
 after the schedule's :func:`~neurosim.dynamics.lif.scale_float` / :func:`~neurosim.dynamics.lif.scale_fixed`.
-``fixed_pt`` mirrors Lava's ``PyLifModelBitAcc`` conventions: state ``u``, ``v`` are 24-bit
+``fixed_pt`` mirrors Lava's ``PyLifModelBitAcc`` conventions: the state (``u``, ``v``) is 24-bit
 values in int32 arrays, the synaptic input is shifted left by 6 bits (inside ``lif_fixed``),
 the bias in state units is ``(bias_mant + bias_t) << bias_exp`` (right shift for a negative
 exponent, as Lava's ``scale_bias``), the threshold is ``vth << 6``. ``floating_pt`` mirrors
@@ -28,7 +30,8 @@ ago, then stores this step's ``s_in`` in its place (row ``time_step mod steps``)
 """
 from __future__ import annotations
 
-from typing import Optional
+from functools import lru_cache
+from typing import Any, Optional
 
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
@@ -40,7 +43,7 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.conv.utils import signed_clamp
 from numba import njit
 
-from neurosim.dynamics.lif import lif_fixed, lif_float, scale_fixed, scale_float, to_state
+from neurosim.dynamics.lif import scale_fixed, scale_float, to_state
 from neurosim.lava.process import (
     DelayLine, IdentitySynapse, NetlistNeuron, SparseSynapse, SpikeFile, SpikeRecorder,
 )
@@ -53,7 +56,8 @@ def _sample_step(model: PyLoihiProcessModel) -> int:
 
 class _NeuronModel(PyLoihiProcessModel):
     """What both modes share: the sample's step and schedule rows, the reset at its start
-    (with the batched graph's input file), the recording into files."""
+    (with the batched graph's input file), the kind's step over its state Vars, the recording
+    into files. A model class per set of state variables: :func:`neuron_models`."""
 
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
@@ -66,25 +70,27 @@ class _NeuronModel(PyLoihiProcessModel):
                            for k in ("input_file", "spike_file", "v_file")}
         return self._files[key]
 
-    def _begin(self, a: np.ndarray) -> tuple[int, np.ndarray]:
-        """``(t, a)``: the step within the sample and this step's synaptic input. At ``t = 0``
-        the state is reset, the input current of the next samples read and ``a`` (the previous
-        sample's last spikes through the synapses) dropped."""
+    def _inputs(self, t: int, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
+        """``(a, bias, vth)`` of step ``t`` in the mode's units, the schedule applied."""
+        raise NotImplementedError
+
+    def run_spk(self) -> None:
         t = _sample_step(self)
-        if t == 0:
-            self.u[:] = 0
+        a = self.a_in.recv()
+        names = self.proc_params["state"]
+        if t == 0:          # a new sample: reset the state, drop the previous sample's last spikes
+            for k in names:
+                getattr(self, k)[:] = 0
             self.v[:] = self.proc_params["v"]
             current = self._file("input_file")
             if current is not None:
                 self.bias_mant[:] = current
             a = np.zeros_like(a)
-        return t, a
-
-    def _rows(self, t: int) -> tuple[int, int]:
-        return min(t, self.scale.shape[0] - 1), min(t, self.bias_t.shape[0] - 1)
-
-    def _end(self, t: int, s: np.ndarray) -> None:
-        """Record this step's spikes, and after the sample's last step its voltages."""
+        a, bias, vth = self._inputs(t, a)
+        state = {k: getattr(self, k).astype(self._state_dtype) for k in names}
+        s = self.proc_params["step"](state, a, bias, vth, self.proc_params["constants"])
+        for k in names:
+            getattr(self, k)[:] = state[k]
         spikes, volts = self._file("spike_file"), self._file("v_file")
         if spikes is not None:
             spikes[t] = s
@@ -92,74 +98,76 @@ class _NeuronModel(PyLoihiProcessModel):
             volts[:] = self.v
         self.s_out.send(s)
 
+    def _rows(self, t: int) -> tuple[int, int]:
+        return min(t, self.scale.shape[0] - 1), min(t, self.bias_t.shape[0] - 1)
+
 
 @implements(proc=NetlistNeuron, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
 class PyNetlistNeuronFloat(_NeuronModel):
-    """Floating-point netlist neuron (mantissa units)."""
+    """Floating-point netlist neuron (mantissa units); state Vars float64."""
 
+    _state_dtype = np.float64
+    _state_type = (float, None)         # (type, precision) of the state Vars: neuron_models
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
-    u: np.ndarray = LavaPyType(np.ndarray, float)
-    v: np.ndarray = LavaPyType(np.ndarray, float)
     bias_mant: np.ndarray = LavaPyType(np.ndarray, float)
     bias_exp: np.ndarray = LavaPyType(np.ndarray, float)
     vth: np.ndarray = LavaPyType(np.ndarray, float)
-    i_decay: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    v_decay: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    soft_reset: np.ndarray = LavaPyType(np.ndarray, np.int64)
     scale: np.ndarray = LavaPyType(np.ndarray, float)
     bias_t: np.ndarray = LavaPyType(np.ndarray, float)
     scale_exp: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
-    def run_spk(self) -> None:
-        t, a = self._begin(self.a_in.recv())
+    def _inputs(self, t: int, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         rs, rb = self._rows(t)
         a = scale_float(a.astype(np.float64), self.scale[rs], int(self.scale_exp[0]))
-        bias = self.bias_mant + self.bias_t[rb]
-        u, v, s = lif_float(self.u.astype(np.float64), self.v.astype(np.float64), a, bias,
-                            float(self.vth[0]), int(self.i_decay[0]), int(self.v_decay[0]),
-                            bool(self.soft_reset[0]))
-        self.u[:] = u
-        self.v[:] = v
-        self._end(t, s)
+        return a, self.bias_mant + self.bias_t[rb], float(self.vth[0])
 
 
 @implements(proc=NetlistNeuron, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("bit_accurate_loihi", "fixed_pt")
 class PyNetlistNeuronFixed(_NeuronModel):
-    """Fixed-point netlist neuron, bit-exact with the conventions of Lava's ``PyLifModelBitAcc``."""
+    """Fixed-point netlist neuron, bit-exact with the conventions of Lava's ``PyLifModelBitAcc``:
+    state Vars 24-bit values in int32, handed to the step as int64."""
 
+    _state_dtype = np.int64
+    _state_type = (np.int32, 24)
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
-    u: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    v: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     bias_mant: np.ndarray = LavaPyType(np.ndarray, np.int16, precision=13)
     bias_exp: np.ndarray = LavaPyType(np.ndarray, np.int16, precision=3)
     vth: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
-    i_decay: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
-    v_decay: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
-    soft_reset: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
     scale: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     bias_t: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     scale_exp: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=5)
 
-    def run_spk(self) -> None:
-        t, a = self._begin(self.a_in.recv())
+    def _inputs(self, t: int, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.int64]:
         rs, rb = self._rows(t)
         a = scale_fixed(a.astype(np.int64), self.scale[rs].astype(np.int64), int(self.scale_exp[0]))
         bias_mant = self.bias_mant.astype(np.int64) + self.bias_t[rb].astype(np.int64)
         bias_exp = int(self.bias_exp[0])
         # Lava's scale_bias: left shift for a non-negative exponent, right shift otherwise.
         bias_eff = np.left_shift(bias_mant, bias_exp) if bias_exp >= 0 else np.right_shift(bias_mant, -bias_exp)
-        vth_eff = to_state(np.int64(self.vth[0]))
-        u, v, s = lif_fixed(self.u.astype(np.int64), self.v.astype(np.int64), a, bias_eff, vth_eff,
-                            int(self.i_decay[0]), int(self.v_decay[0]), bool(self.soft_reset[0]))
-        self.u[:] = u
-        self.v[:] = v
-        self._end(t, s)
+        return a, bias_eff, to_state(np.int64(self.vth[0]))
+
+
+def _var_type(dtype: type, precision: Optional[int]) -> LavaPyType:
+    return LavaPyType(np.ndarray, dtype) if precision is None else LavaPyType(np.ndarray, dtype, precision=precision)
+
+
+@lru_cache(maxsize=None)
+def neuron_models(state: tuple[str, ...]) -> dict[str, type]:
+    """The ProcessModels of a :class:`~neurosim.lava.process.NetlistNeuron` whose kind has the
+    state variables ``state``, by tag (``fixed_pt``, ``floating_pt``): the two models above with
+    one Var type per state variable (Lava reads a model's Var types from its class)."""
+    models = {}
+    for lava_tag, base in (("fixed_pt", PyNetlistNeuronFixed), ("floating_pt", PyNetlistNeuronFloat)):
+        name = base.__name__.replace("Neuron", f"Neuron_{'_'.join(state)}_")     # PyNetlistNeuron_u_v_Fixed
+        models[lava_tag] = globals()[name] = type(name, (base,), {"__module__": __name__, "__qualname__": name,
+                                                             **{k: _var_type(*base._state_type) for k in state}})
+    return models
 
 
 class _IdentityModel(PyLoihiProcessModel):

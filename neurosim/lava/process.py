@@ -2,8 +2,10 @@
 batched graphs, an axonal delay line, a spike recorder and a spike source reading a file.
 
 :class:`NetlistNeuron` is any population of the netlist that Lava's own ``LIF`` cannot be
-(``LIF`` resets hard and has no schedule): CUBA or RMP dynamics, hard or soft reset, and the
-per-step schedule of :class:`neurosim.netlist.schema.Schedule`::
+(``LIF`` resets hard and has no schedule): a population of any neuron kind, with the kind's
+state variables as its Vars and the kind's step (:data:`neurosim.lava.neurons.LAVA_NEURONS`)
+as a process parameter, and the per-step schedule of :class:`neurosim.netlist.schema.Schedule`.
+For the LIF kinds (CUBA, RMP; state ``u``, ``v``)::
 
     a'[t] = scale[min(t, T_s-1)] * a_in[t]                    (fixed: rounded half up, >> scale_exp)
     u[t]  = (1 - i_decay/4096) * u[t-1] + a'[t]
@@ -13,7 +15,7 @@ per-step schedule of :class:`neurosim.netlist.schema.Schedule`::
 **Samples back to back.** A run presents one sample every ``period`` Lava steps; ``t`` is the
 step within the sample, ``(time_step - 1) mod period``. At ``t = 0`` the processes that hold
 a sample's state reset it themselves (no ``Var.set``, which Lava sends one value at a time):
-the neuron sets ``u = 0``, ``v = vInit`` and drops that step's ``a_in`` (the synapses' output
+the neuron sets its state to 0 but ``v = vInit`` and drops that step's ``a_in`` (the synapses' output
 of the previous step, the previous sample's last spikes), the delay line forgets the spikes in
 flight. Lava's own ``Dense``/``Conv``/``LIF`` cannot, so the per-sample graph resets those
 through their Vars (:mod:`neurosim.lava.worker`).
@@ -26,7 +28,8 @@ read by its neurons at ``t = 0``; or the spikes of a :class:`SpikeFile`) and the
 their spikes and final voltages into files (Lava's ``Var.get`` moves one value at a time).
 
 Their ProcessModels (``floating_pt`` and ``fixed_pt``) are in :mod:`neurosim.lava.models`; the
-neuron models call the shared step functions of :mod:`neurosim.dynamics.lif`.
+neuron models call the kind's step (for CUBA and RMP the step functions of
+:mod:`neurosim.dynamics.lif`).
 """
 from __future__ import annotations
 
@@ -50,11 +53,15 @@ class NetlistNeuron(AbstractProcess):
         Shape of the population: Lava order, (W, H, C) or (N,), or (B, n) in a batched graph.
     vth : float or int
         Threshold mantissa. ``fixed_pt`` compares against ``vth << 6``.
-    i_decay, v_decay : int
-        Current and voltage decay in units of 1/4096 (``i_decay = 4096``: no current memory,
-        RMP; ``v_decay = 0``: no leak).
-    soft_reset : bool
-        Subtract the threshold after a spike (RMP) instead of setting v to 0 (Lava's LIF).
+    step : callable
+        The kind's step in the run's numeric mode, ``step(state, a, bias, vth, constants) -> s``
+        (:data:`neurosim.lava.neurons.Step`): advances ``state`` in place and returns the spikes.
+    state : tuple(str)
+        The kind's state variables (:attr:`~neurosim.netlist.neurons.base.NeuronKind.state`),
+        one Var each of ``shape``; ``v`` is the membrane voltage.
+    constants : dict
+        The kind's :meth:`~neurosim.netlist.neurons.base.NeuronKind.step_constants` (the LIF
+        kinds: ``i_decay``, ``v_decay`` in units of 1/4096, ``soft_reset``).
     bias_mant : float, int or array
         Bias mantissa per neuron (or scalar). ``fixed_pt``: ``<< bias_exp`` in state units.
     bias_exp : int
@@ -67,7 +74,7 @@ class NetlistNeuron(AbstractProcess):
         ``scale`` holds mantissas of ``2**-scale_exp``.
     v : int or float
         Initial voltage (state units: ``vInit << 6`` in ``fixed_pt``), set again at the start
-        of every sample.
+        of every sample (every other state variable starts at 0).
     period : int
         Steps per sample (see the module docstring).
     input_file : str or None
@@ -80,7 +87,8 @@ class NetlistNeuron(AbstractProcess):
     """
 
     def __init__(self, *, shape: ty.Tuple[int, ...], vth: ty.Union[int, float],
-                 i_decay: int = 4096, v_decay: ty.Union[int, float] = 0, soft_reset: bool = True,
+                 step: ty.Callable[..., np.ndarray], state: ty.Tuple[str, ...] = ("u", "v"),
+                 constants: ty.Optional[ty.Dict[str, ty.Any]] = None,
                  bias_mant: ty.Union[int, float, np.ndarray] = 0,
                  bias_exp: int = 0,
                  scale: ty.Optional[np.ndarray] = None, bias_t: ty.Optional[np.ndarray] = None,
@@ -90,26 +98,34 @@ class NetlistNeuron(AbstractProcess):
                  name: ty.Optional[str] = None,
                  log_config: ty.Optional[LogConfig] = None) -> None:
         shape = tuple(int(s) for s in shape)
+        state = tuple(str(k) for k in state)
+        if "v" not in state or len(set(state)) != len(state):
+            raise ValueError(f"a neuron's state needs 'v' and distinct names, got {state}")
+        clash = set(state) & _NEURON_MEMBERS
+        if clash:
+            raise ValueError(f"state variable names {sorted(clash)} are taken by the process")
         scale = np.ones((1,)) if scale is None else np.asarray(scale)
         bias_t = np.zeros((1,)) if bias_t is None else np.asarray(bias_t)
-        super().__init__(shape=shape, vth=vth, i_decay=i_decay, v_decay=v_decay, soft_reset=soft_reset,
+        super().__init__(shape=shape, vth=vth, step=step, state=state, constants=dict(constants or {}),
                          bias_mant=bias_mant, bias_exp=bias_exp, scale_exp=scale_exp, v=v,
                          period=_period(period), input_file=input_file, spike_file=spike_file,
                          v_file=v_file, name=name, log_config=log_config)
         self.shape = shape
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
-        self.u = Var(shape=shape, init=0)
-        self.v = Var(shape=shape, init=v)
+        for k in state:
+            setattr(self, k, Var(shape=shape, init=v if k == "v" else 0))
         self.bias_mant = Var(shape=shape, init=bias_mant)
         self.bias_exp = Var(shape=(1,), init=bias_exp)
         self.vth = Var(shape=(1,), init=vth)
-        self.i_decay = Var(shape=(1,), init=i_decay)
-        self.v_decay = Var(shape=(1,), init=v_decay)
-        self.soft_reset = Var(shape=(1,), init=int(bool(soft_reset)))
         self.scale = Var(shape=scale.shape, init=scale)
         self.bias_t = Var(shape=bias_t.shape, init=bias_t)
         self.scale_exp = Var(shape=(1,), init=scale_exp)
+
+
+#: Members of :class:`NetlistNeuron` that a state variable may not be named.
+_NEURON_MEMBERS = {"a_in", "s_out", "bias_mant", "bias_exp", "vth", "scale", "bias_t", "scale_exp", "shape",
+                   "name", "proc_params", "vars", "in_ports", "out_ports", "procedure", "model"}
 
 
 class IdentitySynapse(AbstractProcess):

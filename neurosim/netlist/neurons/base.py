@@ -11,7 +11,7 @@ voltage ``vInit``; the rest is the kind's. It tells, with NumPy only:
   HDF5 reader and writer (:mod:`neurosim.netlist.hdf5`), the Lava worker's codec and the Loihi
   quantiser work without per-kind code;
 * its state: :attr:`state`, the variables an executor keeps per neuron (zero at the start of
-  every sample, but ``v = vInit``);
+  every sample, but ``v = vInit``; every kind has ``v``, the voltage readouts read);
 * its dynamics: :attr:`dynamics` names the module of :mod:`neurosim.dynamics` holding its step
   per numeric mode, and :meth:`step_constants` the constants that step takes;
 * its readout: :meth:`readout`, the score of an output neuron after a sample.
