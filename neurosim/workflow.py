@@ -15,7 +15,7 @@ from neurosim.ann.train import TrainConfig, accuracy, load_checkpoint, train
 from neurosim.architectures import digits_cnn
 from neurosim.convert.rmp import convert
 from neurosim.convert import DEFAULT_PERCENTILE, DEFAULT_RULE
-from neurosim.data.dataset import Split, load_dataset
+from neurosim.data.dataset import CLASSES, IMAGE_SHAPES, Split, load_dataset
 from neurosim.errors import NeurosimError
 from neurosim.evaluate import LAVA_ALL, evaluate, write_report
 from neurosim.convert.graph import connections, trace
@@ -130,6 +130,9 @@ def convert_and_measure(model_spec: str, weights: Optional[Path], dataset: str, 
     ``network.net``, ``report.json``, ``report.png``."""
     t0 = time.time()
     model = load_user_model(model_spec, weights, model_args)
+    if dataset in IMAGE_SHAPES:             # before the (for CIFAR-10, ~20 s) load of the files
+        check_takes(model, np.zeros((2, *IMAGE_SHAPES[dataset]), np.float32), np.arange(CLASSES[dataset]),
+                    model_spec, dataset)
     train_split, test_split = load_dataset(dataset, data_dir)
     check_takes(model, test_split.x, test_split.y, model_spec, dataset)
     if weights is None:

@@ -8,7 +8,7 @@ an exception other than :class:`NeurosimError`, or refuses the file with
 :class:`NeurosimError` naming it. Nothing else may escape, nothing may hang (a watchdog
 aborts the process) and no file handle, HDF5 object or temp file may leak.
 
-``NEUROSIM_FUZZ_SCALE=10`` multiplies the number of cases (default: ~2,300 files).
+``NEUROSIM_FUZZ_SCALE=10`` multiplies the number of cases (default: ~1,800 files).
 Run with ``--hypothesis-show-statistics`` to see the outcomes per test.
 """
 from __future__ import annotations
@@ -489,7 +489,7 @@ OPS = ["drop", "dtype", "shape", "reshape", "nonfinite", "value", "huge", "empty
 def test_structured_mutations(bases, work):
     path = work / "mutated.net"
 
-    @fuzz_settings(1300)
+    @fuzz_settings(700)
     @given(base=st.sampled_from(sorted(bases)), ops=st.lists(st.sampled_from(OPS), min_size=1, max_size=3),
            data=st.data())
     def structured_mutations(base, ops, data):

@@ -39,6 +39,11 @@ def _row_major(a: np.ndarray) -> np.ndarray:
 
 _SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 DATASETS = ("digits", "mnist", "fashion-mnist", "nmnist", "cifar10")
+#: The image shape (C, H, W) and the number of classes of each data set, known before its files
+#: are read (a model that cannot take them is refused before a long load).
+IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28),
+                "nmnist": (2, 34, 34), "cifar10": (3, 32, 32)}
+CLASSES = {name: 10 for name in DATASETS}
 DEFAULT_DIRS = {
     "mnist": _SHARED / "mnist",
     "fashion-mnist": _SHARED / "fashion-mnist",
