@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from neurosim.io.atomic import write_text  # noqa: E402
-from neurosim.metrics import constants as C  # noqa: E402
-from neurosim.metrics.workload import activation_bits  # noqa: E402
+from neurosim.metrics.energy import energy  # noqa: E402
+from neurosim.metrics.workload import AnnLayer, Memories, SnnLayer  # noqa: E402
 
 #: The committed results the docs' table is made from.
 DEFAULT = ["benchmarks/results/conversion/mnist_cnn-2000/results.json",
@@ -48,12 +48,16 @@ TOLERANCE = 0.01
 
 
 def priced(synops: float, macs: float, steps: int) -> dict:
-    """The papers' convention for one point: joules and ratios."""
-    snn = synops * C.FP32_ADD_45NM
-    fp32 = macs * C.FP32_MAC_45NM
-    quant = macs * (C.INT8_MULT_45NM + C.INT32_ADD_45NM)
-    return {"snn_j": snn, "fp32_j": fp32, "quant_j": quant, "bits": activation_bits(steps),
-            "snn_over_fp32": snn / fp32, "snn_over_quant": snn / quant, "loihi1_synops_j": synops * C.SYNOP_LOIHI1}
+    """The papers' convention for one point (:func:`neurosim.metrics.energy.energy`, model
+    ``papers45nm``, on the totals: synaptic operations of the SNN, MACs of the ANN), joules and
+    ratios, and the synaptic part of the Loihi 1 model (the only counts the results keep)."""
+    snn = [SnnLayer("net", acs=synops, neuron_updates=0.0, update_mults=0, spikes=0.0)]
+    ann = ([AnnLayer("net", macs=macs, outputs=0)], 0)
+    e = energy(snn, Memories(weights=0, state=0), steps, ann=ann)
+    p = e["papers45nm"]
+    return {"snn_j": p["snn_j"], "fp32_j": p["ann_fp32_j"], "quant_j": p["ann_quantised_j"],
+            "bits": p["ann_quantised_bits"], "snn_over_fp32": p["snn_over_ann_fp32"],
+            "snn_over_quant": p["snn_over_ann_quantised"], "loihi1_synops_j": e["loihi1"]["snn_terms"]["synaptic_acs"]}
 
 
 def conversion_rows(path: Path, r: dict) -> list[dict]:

@@ -54,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 from neurosim.data.dataset import load_dataset  # noqa: E402
 from neurosim.data.encodings import encode, infer_encoding  # noqa: E402
 from neurosim.lava.runner import run_lava  # noqa: E402
+from neurosim.lava.supervisor import descendants, resident_bytes  # noqa: E402
 from neurosim.netlist.hdf5 import load  # noqa: E402
 from neurosim.netlist.schema import Netlist  # noqa: E402
 from neurosim.sim.simulator import Simulator  # noqa: E402
@@ -82,25 +83,7 @@ def samples(net: Netlist, dataset: str, n: int) -> np.ndarray:
 
 def _descendants_rss() -> int:
     """Bytes resident in every process below this one (the Lava worker and its model processes)."""
-    parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/status") as f:
-                fields = dict(line.split(":", 1) for line in f if ":" in line)
-        except OSError:
-            continue
-        parents[int(entry)] = int(fields.get("PPid", "0").strip())
-        rss[int(entry)] = int(fields.get("VmRSS", "0 kB").split()[0]) * 1024
-    me, total = os.getpid(), 0
-    for pid in rss:
-        q = parents.get(pid, 0)
-        while q > 1 and q != me:
-            q = parents.get(q, 0)
-        total += rss[pid] if q == me else 0
-    return total
+    return sum(resident_bytes(p) for p in descendants(os.getpid()))
 
 
 class PeakMemory:

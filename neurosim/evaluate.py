@@ -28,11 +28,6 @@ DEFAULT_SWEEP = (4, 8, 16, 32, 64, 128, 256)
 
 #: The operating point: the smallest T within this much accuracy (1 point) of the ANN's.
 OPERATING_TOLERANCE = 0.01
-#: Samples per run when per-neuron spike counts are kept (:func:`neuron_counts`).
-COUNT_CHUNK = 256
-#: NeuroBench's metrics are measured on the first this many test samples (a second run, of the
-#: reported T, keeping each neuron's count; the first run keeps layer totals only).
-NEUROBENCH_SAMPLES = 1000
 
 LAVA_TAGS = {"fixed": "fixed_pt", "float": "floating_pt"}
 #: ``lava_samples`` naming the whole split.
@@ -173,21 +168,15 @@ def accuracy_energy_table(per_t: dict) -> list[dict]:
     return rows
 
 
-def neuron_counts(net: Netlist, x: np.ndarray, steps: int, mode: str, progress: bool = True
+def neuron_counts(net: Netlist, run: SimResult, x: np.ndarray, steps: int
                   ) -> tuple[list[Optional[np.ndarray]], Optional[np.ndarray]]:
-    """Mean spikes per sample of every neuron over ``steps`` steps (per layer, None for
-    flatten) and of every input of a spike raster (None with an input layer): a run per
-    :data:`COUNT_CHUNK` samples keeping per-neuron counts."""
-    sim = Simulator(net, mode)
-    x = x if net.has_input_layer else x[:, :steps]
-    sums: list[Optional[np.ndarray]] = [None] * len(net.layers)
-    for start in range(0, len(x), COUNT_CHUNK):
-        res = sim.run(x[start:start + COUNT_CHUNK], steps, per_neuron=True, progress=progress)
-        for i in net.neuron_layers:
-            c = res.counts[i].sum(0)
-            sums[i] = c if sums[i] is None else sums[i] + c
-    counts = [None if c is None else c / len(x) for c in sums]
-    inputs = None if net.has_input_layer else x[:, :steps].reshape(len(x), steps, -1).sum((0, 1)) / len(x)
+    """Mean spikes per sample of every neuron in the first ``steps`` steps of ``run`` (a run of
+    the samples ``x`` with ``steps`` among its ``readout_steps``), per layer (None for flatten),
+    and of every input of a spike raster ``x`` (None with an input layer)."""
+    k = run.readout_steps.index(steps)
+    n = len(x)
+    counts = [None if c is None else c[k] / n for c in run.neuron_counts_trace]
+    inputs = None if net.has_input_layer else x[:, :steps].reshape(n, steps, -1).sum((0, 1)) / n
     return counts, inputs
 
 
@@ -236,8 +225,7 @@ def evaluate(net: Netlist, test: Split, steps: int, *, ann_accuracy: Optional[fl
     reported = t_op if at_operating_point and t_op is not None else steps
     at = per_t[str(reported)]
     names = layer_names(net)
-    nb_x = x[:NEUROBENCH_SAMPLES]
-    counts, input_counts = neuron_counts(net, nb_x, reported, mode, progress)
+    counts, input_counts = neuron_counts(net, run, x, reported)
 
     report = {
         "ann_accuracy": ann_accuracy,
@@ -265,7 +253,7 @@ def evaluate(net: Netlist, test: Split, steps: int, *, ann_accuracy: Optional[fl
         "energy_sources": SOURCES,
         "operating_point": _operating_point_entry(t_op, accuracy, ann_accuracy, per_t),
         "accuracy_energy": accuracy_energy_table(per_t),
-        "neurobench": {**neurobench_metrics(net, counts, input_counts, reported), "samples": len(nb_x)},
+        "neurobench": {**neurobench_metrics(net, counts, input_counts, reported), "samples": len(x)},
         "per_timestep": per_t,
         "seconds": {"reference_simulator": t_sim},
         "lava_samples": 0,

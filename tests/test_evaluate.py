@@ -65,7 +65,7 @@ def test_one_run_gives_the_metrics_of_every_swept_T(monkeypatch, spike_input):
     net.meta["ann_macs"] = 999
     calls = _counting_runs(monkeypatch)
     report = ev.evaluate(net, test, 8, sweep=[16, 2, 4, 4], progress=False)
-    assert calls == [16, 8]             # the one run, of the longest T; NeuroBench's per-neuron run of the reported T
+    assert calls == [16]                # the one run, of the longest T (NeuroBench's counts come from it too)
     assert report["sweep"] == [2, 4, 16] and report["timesteps"] == 8
     assert list(report["per_timestep"]) == list(report["accuracy_vs_timesteps"]) == ["2", "4", "8", "16"]
     assert _at_steps(report) == report["per_timestep"]["8"]
@@ -74,8 +74,10 @@ def test_one_run_gives_the_metrics_of_every_swept_T(monkeypatch, spike_input):
         calls.clear()
         alone = ev.evaluate(net, Split(test.name, test.x if net.has_input_layer else test.x[:, :T], test.y), T,
                             sweep=[T], progress=False)
-        assert calls == [T, T]
+        assert calls == [T]
         assert report["per_timestep"][str(T)] == _at_steps(alone), T
+        if T == 8:          # NeuroBench's per-neuron counts at the reported T, read from the longer run
+            assert report["neurobench"] == alone["neurobench"]
         assert report["accuracy_vs_timesteps"][str(T)] == alone["snn_accuracy"]
     # spikes and SynOps grow with T, and something fired
     synops = [report["per_timestep"][t]["synops_per_sample"] for t in ("2", "4", "8", "16")]

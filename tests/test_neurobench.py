@@ -66,9 +66,12 @@ def test_snn_metrics_equal_neurobench_on_the_simulators_spikes():
     net.layers[4].projections[0].synapse.weight[:, :5] = 0
     x = np.random.default_rng(0).random((16, 1, 6, 6)) * 4
     T = 12
-    res = Simulator(net, "fixed").run(x, T, record_spikes=True)
-    counts, inputs = ev.neuron_counts(net, x, T, "fixed", progress=False)
+    res = Simulator(net, "fixed").run(x, T, record_spikes=True, readout_steps=[5, T], per_neuron=False)
+    counts, inputs = ev.neuron_counts(net, res, x, T)
     ours = neurobench_metrics(net, counts, inputs, T)
+    early, _ = ev.neuron_counts(net, res, x, 5)                  # counts at an earlier readout step
+    for i in net.neuron_layers:
+        np.testing.assert_array_equal(early[i] * len(x), res.spikes[i][:, :5].sum((0, 1)))
 
     model = TorchModel(SpikeReplay(net, {i: res.spikes[i] for i in net.neuron_layers}))
     model.register_hooks()
@@ -103,7 +106,7 @@ def test_spike_input_through_flatten_counts_the_input_spikes():
     w = 2.0 * np.arange(-75, 75).reshape(3, 50)                 # one zero weight, in input column 25
     net = Netlist([Flatten((50,)), dense((3,), w, RMP(1 << 16))], input_shape=(2, 5, 5))
     x = (np.random.default_rng(1).random((6, 9, 2, 5, 5)) < 0.4).astype(np.float32)
-    counts, inputs = ev.neuron_counts(net, x, 7, "fixed", progress=False)
+    counts, inputs = ev.neuron_counts(net, Simulator(net, "fixed").run(x[:, :7], 7, readout_steps=[7]), x, 7)
     ours = neurobench_metrics(net, counts, inputs, 7)
     per_input = x[:, :7].reshape(6, 7, 50).sum((0, 1)) / 6
     assert ours["synaptic_operations"]["Effective_ACs"] == pytest.approx(per_input.sum() * 3 - per_input[25])

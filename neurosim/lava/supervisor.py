@@ -55,6 +55,27 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def descendants(pid: int) -> list[int]:
+    """PIDs of every live process below ``pid`` (children, their children, ...)."""
+    parent = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            fields = proc_stat(int(entry.name))
+            if fields and len(fields) > 1 and fields[0] not in ("Z", "X"):
+                parent[int(entry.name)] = int(fields[1])
+    below, frontier = [], [pid]
+    while frontier:
+        frontier = [p for p, q in parent.items() if q in frontier]
+        below += frontier
+    return below
+
+
+def resident_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` (``/proc/<pid>/stat``'s rss pages), 0 when it is gone."""
+    fields = proc_stat(pid)
+    return int(fields[21]) * os.sysconf("SC_PAGE_SIZE") if fields and len(fields) > 21 else 0
+
+
 def mapped_shm(pids: Sequence[int]) -> set[str]:
     """Names of the /dev/shm files mapped by ``pids``."""
     names = set()

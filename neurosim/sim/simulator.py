@@ -65,7 +65,10 @@ class SimResult:
     steps), i.e. what a run of that many steps would have counted (a shorter run is a prefix):
     ``layer_spikes_trace[i]`` / ``synops_trace[i]``: (N, K) int64, the layer's spikes and the
     synaptic events they caused in steps 1..readout_steps[k] (``None`` for ``Flatten``);
-    ``input_spikes_trace`` / ``input_synops_trace``: (N, K), the same for a spike input.
+    ``input_spikes_trace`` / ``input_synops_trace``: (N, K), the same for a spike input;
+    ``neuron_counts_trace[i]``: (K, n) int64, each neuron's spikes in steps 1..readout_steps[k]
+    summed over the samples (what NeuroBench's per-neuron metrics need; kept whatever
+    ``per_neuron``).
     """
     steps: int
     counts: list[Optional[np.ndarray]]
@@ -83,6 +86,7 @@ class SimResult:
     synops_trace: Optional[list[Optional[np.ndarray]]] = None
     input_spikes_trace: Optional[np.ndarray] = None
     input_synops_trace: Optional[np.ndarray] = None
+    neuron_counts_trace: Optional[list[Optional[np.ndarray]]] = None
 
     def accuracy_at(self, labels: np.ndarray) -> dict[int, float]:
         """Accuracy had the run stopped after each of ``readout_steps`` (a shorter run is a
@@ -430,6 +434,9 @@ class Simulator:
                          input_spikes=np.zeros(n_samples, np.int64), input_synops=np.zeros(n_samples, np.int64),
                          layer_spikes_trace=per_step(), synops_trace=per_step(),
                          input_spikes_trace=np.zeros((n_samples, k), np.int64) if k else None,
+                         neuron_counts_trace=[None if isinstance(layer, Flatten) else
+                                              np.zeros((k, int(np.prod(layer.shape))), np.int64)
+                                              for layer in net.layers] if k else None,
                          input_synops_trace=np.zeros((n_samples, k), np.int64) if k else None)
 
     def _workspace(self, plan: _Plan) -> _Workspace:
@@ -542,6 +549,7 @@ class Simulator:
             spikes0, synops0 = c.sum(1), event_synops(c, self.fanouts[i])
         w = len(s_out)
         before = st.counts.copy() if out else None
+        neurons_before = c.sum(0)                                            # over the samples
         v_trace = np.empty((w, m), pop.dtype) if out else self._no_trace[pop.dtype]
         self._scan_window(pop, a, bias0, st, s_out, t0, nb, v_trace)
         if i not in self._columns:
@@ -556,6 +564,8 @@ class Simulator:
         into = slice(picks[at[0] + 1], picks[at[-1] + 1] + 1)                # their trace columns
         res.layer_spikes_trace[i][rows, into] = (spikes0 + np.cumsum(spikes, axis=0)[at]).T
         res.synops_trace[i][rows, into] = (synops0 + np.cumsum(synops.reshape(w, nb), axis=0)[at]).T
+        per_neuron = s_out.reshape(w, nb, n).sum(1, dtype=np.int64)          # (w, n) over the samples
+        res.neuron_counts_trace[i][into] += neurons_before + np.cumsum(per_neuron, axis=0)[at]
         if out:
             total = before + np.cumsum(s_out, axis=0, dtype=np.int64)[at]    # spikes so far per neuron
             readout = pop.neuron.readout(total, v_trace[at], pop.vth).reshape(len(at), nb, n)
