@@ -61,6 +61,8 @@ def parser(recipe: ModuleType) -> argparse.ArgumentParser:
     p.add_argument("--init-from", default=None, metavar="WEIGHTS",
                    help="start from this trained state_dict (a weights.pt) with a fresh schedule of --epochs "
                         "(a warm restart: a second one-cycle); ignored when DIR/ann.pt exists (resume)")
+    p.add_argument("--cutout", type=int, default=cfg.cutout, metavar="N",
+                   help=f"Cutout: zero an N x N square of every training image, 0 for none (recipe: {cfg.cutout})")
     p.add_argument("--lr", type=float, default=cfg.lr)
     p.add_argument("--batch-size", type=int, default=cfg.batch_size)
     p.add_argument("--seed", type=int, default=cfg.seed)
@@ -114,7 +116,8 @@ def run(recipe: ModuleType, argv=None) -> dict:
     except NeurosimError as exc:
         _fail(recipe, exc)
     cfg = dataclasses.replace(recipe.RECIPE, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                              seed=args.seed, device=str(device), autocast=args.autocast)
+                              seed=args.seed, device=str(device), autocast=args.autocast,
+                              cutout=args.cutout)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -12,7 +12,7 @@ import torch.fx as fx
 import torch.nn as nn
 
 from neurosim.ann import qcfs
-from neurosim.ann.train import TrainConfig, crop_flip, load_checkpoint, lr_at, train
+from neurosim.ann.train import TrainConfig, crop_flip, cutout, load_checkpoint, lr_at, train
 from tests.conftest import ROOT
 
 ARCHITECTURES = ["digits_cnn", "mnist_cnn", "cifar_vgg", "cifar_resnet20"]
@@ -208,6 +208,17 @@ def test_lr_schedule_and_augmentation():
     same = crop_flip(x, torch.Generator().manual_seed(0), padding=0)
     for i in range(2):                                   # no padding: identity or a mirror
         assert torch.equal(same[i], x[i]) or torch.equal(same[i], x[i].flip(-1))
+
+
+def test_cutout_zeroes_one_square_per_image_clipped_at_the_edges():
+    x = torch.ones(64, 3, 12, 12)
+    out = cutout(x, torch.Generator().manual_seed(0), 6)
+    holes = out[:, 0] == 0
+    assert torch.equal(holes[:, None].expand_as(out), out == 0)          # the same square in every channel
+    rows, cols = holes.any(2).sum(1), holes.any(1).sum(1)
+    assert torch.equal(holes.sum((1, 2)), rows * cols)                   # a rectangle ...
+    assert rows.max() == cols.max() == 6 and rows.min() < 6             # ... 6 x 6, or cut by an edge
+    assert torch.equal(out, cutout(x, torch.Generator().manual_seed(0), 6))
 
 
 @pytest.mark.parametrize("name", ["cifar_vgg", "mnist_cnn"])

@@ -57,6 +57,7 @@ class TrainConfig:
     augment: str = "none"           # "none" | "crop-flip" (pad + random crop, random h-flip)
     crop_padding: int = 4           # zero padding for "crop-flip"
     label_smoothing: float = 0.0
+    cutout: int = 0                 # side of the square Cutout zeroes per image after the crop (0: off)
     channels_last: bool = False     # NHWC memory format for conv nets (oneDNN's fast path on CPU)
     autocast: str = "none"          # "none" | "bf16" (bfloat16 autocast; fp32 master weights)
     device: str = DEFAULT_DEVICE    # "cpu" | "cuda" | "cuda:N" | "auto" (neurosim.device)
@@ -97,6 +98,24 @@ def crop_flip(xb: torch.Tensor, generator: torch.Generator, padding: int = 4) ->
     cols = torch.where(flip[:, None], cols.flip(1), cols)
     return padded[torch.arange(b)[:, None, None, None], torch.arange(c)[None, :, None, None],
                   rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def cutout(xb: torch.Tensor, generator: torch.Generator, size: int) -> torch.Tensor:
+    """Cutout (DeVries & Taylor 2017, arXiv 1708.04552): zero a ``size`` x ``size`` square per image.
+
+    The square's centre is uniform over the image, so near an edge only part of it falls inside
+    (the paper's rule); centres are drawn from ``generator``, one per image.
+    """
+    b, _, h, w = xb.shape
+    cy = torch.randint(0, h, (b,), generator=generator)
+    cx = torch.randint(0, w, (b,), generator=generator)
+    lo_y, lo_x = cy - size // 2, cx - size // 2
+    rows = torch.arange(h)[None, :]
+    cols = torch.arange(w)[None, :]
+    in_y = (rows >= lo_y[:, None]) & (rows < lo_y[:, None] + size)          # (b, h)
+    in_x = (cols >= lo_x[:, None]) & (cols < lo_x[:, None] + size)          # (b, w)
+    hole = in_y[:, :, None] & in_x[:, None, :]                              # (b, h, w)
+    return xb.masked_fill(hole[:, None], 0.0)
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -230,6 +249,8 @@ def train(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig
             xb, yb = xt[idx], yt[idx]
             if cfg.augment == "crop-flip":
                 xb = crop_flip(xb, gen, cfg.crop_padding)
+            if cfg.cutout > 0:
+                xb = cutout(xb, gen, cfg.cutout)
             xb, yb = xb.to(device), yb.to(device)
             if cfg.channels_last and xb.dim() == 4:
                 xb = xb.contiguous(memory_format=torch.channels_last)
