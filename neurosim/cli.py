@@ -85,13 +85,27 @@ def _lava_samples(text: str) -> Union[int, str]:
     return "all" if text.strip().lower() == "all" else _positive_int(text)
 
 
+#: ``--lava-modes``: Lava's numeric modes by their neurosim names (fixed_pt, floating_pt).
+LAVA_MODES = ("fixed", "float")
+
+
+def _lava_modes(text: str) -> tuple[str, ...]:
+    """``--lava-modes``: a comma-separated subset of ``fixed,float``."""
+    modes = tuple(dict.fromkeys(t.strip().lower() for t in text.split(",") if t.strip()))
+    bad = [m for m in modes if m not in LAVA_MODES]
+    if not modes or bad:
+        raise argparse.ArgumentTypeError(f"expected fixed, float or fixed,float, got {text!r}")
+    return modes
+
+
 def _add_lava_args(p: argparse.ArgumentParser, default_samples: Union[int, str], implied: bool = False,
                    whole_split: bool = True, workers: bool = False) -> None:
     default = None if implied else default_samples
     p.add_argument("--lava-samples", type=_lava_samples if whole_split else _positive_int, default=default,
                    metavar="N|all" if whole_split else "N",
                    help="test samples also run on Lava's CPU simulator (batched graphs) and compared spike for spike "
-                        "with the reference, in both fixed_pt and floating_pt"
+                        "with the reference, in fixed_pt and floating_pt"
+                        + (" (--lava-modes)" if workers else "")
                         + (" (all: the whole test split)" if whole_split else "") + f" (default {default_samples}"
                         + (" with --lava; a number > 0 implies --lava" if implied else "; 0 = skip") + ")")
     p.add_argument("--lava-timeout", type=_positive_float, default=None,
@@ -100,6 +114,9 @@ def _add_lava_args(p: argparse.ArgumentParser, default_samples: Union[int, str],
         p.add_argument("--lava-workers", type=_count, default=1,
                        help="Lava worker processes per mode (fixed_pt and floating_pt run side by side), each on "
                             "its share of the samples' batches (default 1)")
+        p.add_argument("--lava-modes", type=_lava_modes, default=LAVA_MODES, metavar="fixed,float",
+                       help="Lava's numeric modes to check, side by side: fixed (fixed_pt), float (floating_pt) or "
+                            "both (default fixed,float)")
 
 
 def _add_sweep_arg(p: argparse.ArgumentParser) -> None:
@@ -368,7 +385,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
                                  calib_samples=2000 if args.calib_samples is None else args.calib_samples,
                                  limit=args.limit, lava_samples=args.lava_samples, lava_timeout=args.lava_timeout,
                                  model_args=model_args, sweep=args.sweep, device=args.device,
-                                 lava_workers=args.lava_workers)
+                                 lava_workers=args.lava_workers, lava_modes=args.lava_modes)
     print(report_summary(report))
     _print_outputs(report)
     return 0
@@ -399,7 +416,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 0
     report = run_dataset(net, args.netlist, test, steps, encoding=encoding, timing=timing, mode=args.mode,
                          sweep=args.sweep, lava_samples=lava_samples, lava_timeout=args.lava_timeout,
-                         lava_workers=args.lava_workers, out=args.out)
+                         lava_workers=args.lava_workers, lava_modes=args.lava_modes, out=args.out)
     print(f"input                   {encoding}; timing {timing}")
     print(report_summary(report))
     print(f"report   {report['report_paths'][0]}\nplot     {report['report_paths'][1]}")
@@ -414,6 +431,7 @@ def _run_input(args: argparse.Namespace, net, timing: str) -> int:
 
     for flag, given in (("--dataset", args.dataset), ("--encoding", args.encoding), ("--lava", args.lava),
                         ("--lava-samples", args.lava_samples), ("--lava-workers", args.lava_workers != 1),
+                        ("--lava-modes", args.lava_modes != LAVA_MODES),
                         ("--limit", args.limit), ("--sweep", args.sweep)):
         if given:
             raise NeurosimError(f"{flag} applies to data-set runs, not to --input")

@@ -124,7 +124,8 @@ def convert_and_measure(model_spec: str, weights: Optional[Path], dataset: str, 
                         limit: Optional[int] = None,
                         lava_samples: int = 5, lava_timeout: Optional[float] = None, progress: bool = True,
                         model_args: Optional[dict] = None, sweep: Optional[Sequence[int]] = None,
-                        device: str = "cpu", lava_workers: int = 1) -> dict:
+                        device: str = "cpu", lava_workers: int = 1,
+                        lava_modes: Sequence[str] = ("fixed", "float")) -> dict:
     """Convert a user's trained model (``--model`` as in :mod:`neurosim.user_model`, with its
     state_dict) on a named data set and measure it as the main job does; writes
     ``network.net``, ``report.json``, ``report.png``."""
@@ -154,7 +155,7 @@ def convert_and_measure(model_spec: str, weights: Optional[Path], dataset: str, 
     netlist_path = hdf5.save(net, out_dir / NETLIST_NAME)
     report = evaluate(hdf5.load(netlist_path), test_split, steps, ann_accuracy=ann_acc, sweep=sweep,
                       lava_samples=lava_samples, lava_timeout=lava_timeout, progress=progress,
-                      lava_workers=lava_workers)
+                      lava_workers=lava_workers, lava_modes=lava_modes)
     report["netlist"] = str(netlist_path)
     report["seconds"]["total"] = time.time() - t0
     json_path, png_path = write_report(report, out_dir)

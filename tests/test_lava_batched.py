@@ -178,17 +178,20 @@ def _digits_net(tmp_path):
 def test_run_lava_samples_all_on_the_command_line(tmp_path):
     path = _digits_net(tmp_path)
     out = subprocess.run([sys.executable, "-m", "neurosim", "run", str(path), "--limit", "50", "--lava-samples", "all",
-                          "--lava-workers", "2", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
-                         timeout=600)
+                          "--lava-workers", "2", "--lava-modes", "fixed", "--out", str(tmp_path)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     lava = [line for line in out.stdout.splitlines() if "samples/s" in line]
-    assert len(lava) == 2 and all("on 50 samples" in line and "0 spike and 0 voltage mismatches" in line
-                                  for line in lava), out.stdout
+    assert len(lava) == 1 and lava[0].startswith("Lava fixed_pt") and "on 50 samples" in lava[0] \
+        and "0 spike and 0 voltage mismatches" in lava[0], out.stdout
     data = json.loads((tmp_path / "net-report.json").read_text())
     assert data["lava_samples"] == 50 and data["lava_workers"] == 2
-    bad = subprocess.run([sys.executable, "-m", "neurosim", "run", str(path), "--lava-samples", "most"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "expected a whole number, got 'most'" in bad.stderr
+    assert list(data["lava_spike_mismatches"]) == ["fixed_pt"]
+    for flag, value, said in (("--lava-samples", "most", "expected a whole number, got 'most'"),
+                              ("--lava-modes", "fixd", "expected fixed, float or fixed,float, got 'fixd'")):
+        bad = subprocess.run([sys.executable, "-m", "neurosim", "run", str(path), flag, value],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and said in bad.stderr, bad.stderr
 
 
 def _workers_of(parent: int) -> list[int]:

@@ -64,15 +64,16 @@ def dataset_input(net: Netlist, name: Path, dataset: Optional[str] = None, data_
 
 def run_dataset(net: Netlist, name: Path, test: Split, steps: int, *, encoding: str, timing: str,
                 mode: str = "fixed", sweep: Optional[Sequence[int]] = None, lava_samples: Union[int, str] = 0,
-                lava_timeout: Optional[float] = None, lava_workers: int = 1, out: Optional[Path] = None) -> dict:
+                lava_timeout: Optional[float] = None, lava_workers: int = 1,
+                lava_modes: Sequence[str] = ("fixed", "float"), out: Optional[Path] = None) -> dict:
     """Measure ``net`` (read from the file ``name``) on ``test`` as :func:`neurosim.evaluate.evaluate`
-    does (Lava in fixed_pt and floating_pt side by side on ``lava_samples`` samples, or on the
+    does (Lava in ``lava_modes``, default fixed_pt and floating_pt, side by side on ``lava_samples`` samples, or on the
     whole split with ``"all"``, ``lava_workers`` worker processes per mode) and write
     ``<out>/<name's stem>-report.json`` and ``.png`` (``out`` default: :func:`default_out`);
     returns the report, with the ``encoding`` line and the ``timing`` in it and the files
     written in ``report_paths``."""
     report = measure.evaluate(net, test, steps, ann_accuracy=net.meta.get("ann_accuracy"), mode=mode,
-                              sweep=sweep, lava_samples=lava_samples, lava_modes=("fixed", "float"),
+                              sweep=sweep, lava_samples=lava_samples, lava_modes=lava_modes,
                               lava_timeout=lava_timeout, lava_workers=lava_workers)
     report.update({"netlist": str(name), "encoding": encoding, "timing": timing,
                    "ann_test_samples": net.meta.get("ann_test_samples")})
