@@ -3,6 +3,7 @@
 
     .venv/bin/python benchmarks/lava_batched.py                       # digits main job + mnist_bootstrap
     .venv/bin/python benchmarks/lava_batched.py --netlist runs/digits/network.net --rounds 2
+    .venv/bin/python benchmarks/lava_batched.py --nets mainjob,mnist_bootstrap,oxford,mnist_cnn --batches 1,16,64,256
 
 For each net, at the net's own T, in ``fixed_pt`` (``--mode float`` for ``floating_pt``), every
 configuration is one guarded :func:`neurosim.lava.runner.run_lava` (a fresh worker: start-up,
@@ -24,10 +25,12 @@ SynOps of the same samples), the peak resident memory of the Lava processes (the
 model processes, sampled every 0.25 s), and the spike and voltage mismatches of every layer
 against ``Simulator(net, mode).run`` (0 expected). The load average before and after is printed.
 
-Nets: the main job's digits net (``--netlist``, else built once with
-:func:`neurosim.workflow.export_and_measure` into ``--work``), and lava-dl's ``mnist_bootstrap``
-(``../shared/netx-reference``, MNIST test images from ``../shared/datasets/mnist``; skipped when
-absent).
+Nets (``--nets``): the main job's digits net (``mainjob``: ``--netlist``, else built once with
+:func:`neurosim.workflow.export_and_measure` into ``--work``), lava-dl's ``mnist_bootstrap``
+(``../shared/netx-reference``, MNIST test images from ``../shared/datasets/mnist``) and ``oxford``
+(its input raster, windows of T = 64 steps), and the MNIST CNN of ``models/`` (``mnist_cnn``:
+``benchmarks/checkpoints/mnist_cnn`` converted once into ``--work``, channel thresholds and
+theta/2, T = 32); each skipped when its files are absent.
 
 First, the arithmetic of one synapse step, outside Lava (best of 20): the main job's widest
 projection at B = 64 on the spikes the simulator gives at step 30, as Lava's ``Sparse``
@@ -44,13 +47,14 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT)]
 
+from nets import REFERENCE_DIR, make_inputs  # noqa: E402
 from neurosim.data.dataset import load_dataset  # noqa: E402
 from neurosim.data.encodings import encode, infer_encoding  # noqa: E402
 from neurosim.lava.runner import run_lava  # noqa: E402
@@ -59,7 +63,8 @@ from neurosim.netlist.hdf5 import load  # noqa: E402
 from neurosim.netlist.schema import Netlist  # noqa: E402
 from neurosim.sim.simulator import Simulator  # noqa: E402
 
-REFERENCE = ROOT.parent / "shared" / "netx-reference" / "mnist_bootstrap" / "network.net"
+REFERENCE = REFERENCE_DIR / "mnist_bootstrap" / "network.net"
+CHECKPOINTS = ROOT / "benchmarks" / "checkpoints"
 
 
 def mainjob_net(netlist: Optional[Path], work: Path) -> Path:
@@ -72,6 +77,44 @@ def mainjob_net(netlist: Optional[Path], work: Path) -> Path:
         print(f"building the main job's digits net into {path.parent} (about a minute)")
         export_and_measure(path.parent, lava_samples=0, progress=False)
     return path
+
+
+def mnist_cnn_net(work: Path) -> Path:
+    """The MNIST CNN of ``models/`` (``benchmarks/checkpoints/mnist_cnn``) converted once into
+    ``work`` as docs/benchmarks.md's 10,000-image run does (channel thresholds, theta/2, T = 32)."""
+    path = work / "mnist_cnn" / "network.net"
+    if not path.exists():
+        from neurosim.workflow import convert_and_measure
+        print(f"converting the MNIST CNN into {path.parent} (about a minute)")
+        convert_and_measure("neurosim.architectures.mnist_cnn:build", CHECKPOINTS / "mnist_cnn" / "weights.pt",
+                            "mnist", path.parent, steps=32, rule="channel", v_init_half=True, limit=500,
+                            lava_samples=0, progress=False)
+    return path
+
+
+#: The synapse-step comparison uses at most B = this / (the projection's synapses) samples (its
+#: block-diagonal matrix of B copies and Lava's column selection of it must fit in memory).
+MAX_STEP_SYNAPSES = 20_000_000
+#: T of the oxford net here (its raster is 1,889 steps long; netx's test runs it whole).
+OXFORD_STEPS = 64
+
+
+def nets_to_run(names: Sequence[str], netlist: Optional[Path], work: Path) -> dict[str, tuple]:
+    """name -> (netlist path, its T, ``inputs(net, n)``) of the nets that are available."""
+    out = {}
+    for name in names:
+        if name == "mainjob":
+            out[name] = (mainjob_net(netlist, work), None, lambda net, n: samples(net, "digits", n))
+        elif name == "mnist_bootstrap" and REFERENCE.exists():
+            out[name] = (REFERENCE, None, lambda net, n: samples(net, "mnist", n))
+        elif name == "oxford" and (REFERENCE_DIR / "oxford").exists():
+            out[name] = (REFERENCE_DIR / "oxford" / "network.net", OXFORD_STEPS,
+                         lambda net, n: make_inputs("oxford", net, n, OXFORD_STEPS).sim)
+        elif name == "mnist_cnn" and (CHECKPOINTS / "mnist_cnn" / "weights.pt").exists():
+            out[name] = (mnist_cnn_net(work), None, lambda net, n: samples(net, "mnist", n))
+        else:
+            print(f"{name}: not available, skipped")
+    return out
 
 
 def samples(net: Netlist, dataset: str, n: int) -> np.ndarray:
@@ -174,6 +217,8 @@ def synapse_step(net: Netlist, x: np.ndarray, steps: int, batch: int = 64) -> st
                key=lambda ip: net.layers[ip[0]].projections[ip[1]].synapse.fanout(net.in_shape(*ip)).sum())
     m = connection(net.layers[i].projections[p].synapse, net.in_shape(i, p), net.layers[i].shape, "fixed").matrix
     s = spikes[net.resolve(net.inputs(i)[p][0])][:, min(30, steps - 1), :].astype(np.int32)
+    s = s[:max(1, min(len(s), MAX_STEP_SYNAPSES // max(m.nnz, 1)))]     # B copies must fit in memory
+    x = x[:len(s)]
     n_out = m.shape[0]
     ptr, idx, data = m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data.astype(np.int32)
     blocks = sparse.block_diag([m.tocsr()] * len(x), format="csr").astype(np.int32)
@@ -236,25 +281,19 @@ def main(argv=None) -> int:
     p.add_argument("--per-sample", type=int, default=6, help="samples through the per-sample graph (default 6)")
     p.add_argument("--runs", type=int, default=3, help="Lava runs per batched configuration (default 3)")
     p.add_argument("--rounds", type=int, default=1, help="interleaved rounds; medians are reported (default 1)")
-    p.add_argument("--nets", default="mainjob,mnist_bootstrap")
+    p.add_argument("--nets", default="mainjob,mnist_bootstrap",
+                   help="comma-separated: mainjob, mnist_bootstrap, oxford, mnist_cnn (default mainjob,mnist_bootstrap)")
     p.add_argument("--no-netx", action="store_true", help="no stock netx row (lava-dl's own netx, nets it can build)")
     args = p.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",")]
-    nets = {}
-    for name in args.nets.split(","):
-        if name == "mainjob":
-            nets[name] = (load(mainjob_net(args.netlist, args.work)), "digits")
-        elif name == "mnist_bootstrap" and REFERENCE.exists():
-            nets[name] = (load(REFERENCE), "mnist")
-        else:
-            print(f"{name}: not available, skipped")
+    nets = nets_to_run(args.nets.split(","), args.netlist, args.work)
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} cores)")
-    for name, (net, dataset) in nets.items():
-        path = REFERENCE if name == "mnist_bootstrap" else mainjob_net(args.netlist, args.work)
-        steps = int(net.meta.get("timesteps", 64))
+    for name, (path, steps, inputs_of) in nets.items():
+        net = load(path)
+        steps = steps or int(net.meta.get("timesteps", 64))
         configs = {"per-sample": (None, args.per_sample), **{f"B = {b}": (b, b * args.runs) for b in batches}}
-        inputs = {k: samples(net, dataset, count) for k, (_, count) in configs.items()}
-        print(f"{name}: {synapse_step(net, samples(net, dataset, 64), steps)}", flush=True)
+        inputs = {k: inputs_of(net, count) for k, (_, count) in configs.items()}
+        print(f"{name}: {synapse_step(net, inputs_of(net, 64), steps)}", flush=True)
         rows: dict[str, list[dict]] = {k: [] for k in configs}
         for r in range(args.rounds):
             for k, (batch, _) in configs.items():
