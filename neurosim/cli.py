@@ -283,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="where the SLAYER model trains and its own accuracy is measured (under torchrun, cuda is "
                          "each process's LOCAL_RANK GPU, NCCL); the export, the simulator (fixed point and float) "
                          f"and Lava run on the CPU: {DEVICE_HELP}")
-    _add_lava_args(bt, 3, whole_split=False)
+    _add_lava_args(bt, 3, workers=True)
 
     nx = command("export-netx", help="write a netlist so that stock lava-dl netx loads it with the same "
                         "spikes, or say which layer netx cannot express and why",
@@ -458,7 +458,8 @@ def _cmd_train_bntt(args: argparse.Namespace) -> int:
                      data_dir=args.data_dir)
     rank = launch_rank()
     report = train_and_deploy(cfg, args.out, report_limit=args.test_limit, lava_samples=args.lava_samples,
-                              lava_timeout=args.lava_timeout, measure=rank == 0, device=args.device)
+                              lava_timeout=args.lava_timeout, lava_workers=args.lava_workers,
+                              lava_modes=args.lava_modes, measure=rank == 0, device=args.device)
     if rank != 0:
         return 0
     print(bntt_summary(report, args.steps))

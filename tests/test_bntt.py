@@ -218,7 +218,7 @@ def test_train_bntt_command_writes_netlist_and_report(tmp_path, capsys):
 
     out = tmp_path / "cli"
     args = ["train-bntt", "--dataset", "digits", "--arch", "mlp", "--steps", "5", "--epochs", "1", "--limit", "300",
-            "--test-limit", "50", "--lava-samples", "1", "--out", str(out), "--no-progress"]
+            "--test-limit", "50", "--lava-samples", "all", "--out", str(out), "--no-progress"]
     assert main(args) == 0
     report = json.loads((out / "report.json").read_text())
     b = report["bntt"]
@@ -228,6 +228,8 @@ def test_train_bntt_command_writes_netlist_and_report(tmp_path, capsys):
     ce = b["calibrated_exit"]
     assert ce["calibration_samples"] == 300 and 1 <= ce["exit_step"] <= 5
     assert ce["lava_spike_mismatches"] == 0 and ce["lava_steps"] == ce["exit_step"] + 2
+    assert report["lava_samples"] == ce["lava_samples"] == b["early_exit_default"]["lava_samples"] == 50
+    assert ce["lava_accuracy"] == ce["simulator_accuracy"]
     assert (out / "network.net").is_file() and (out / "report.png").is_file()
     printed = capsys.readouterr().out
     assert "fixed netlist" in printed and "calibrated exit" in printed

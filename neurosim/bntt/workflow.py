@@ -31,7 +31,7 @@ from neurosim.bntt.train import NMNIST_DURATION_US, BNTTConfig, Data, load_data,
 from neurosim.data.dataset import Split
 from neurosim.device import DEFAULT_DEVICE
 from neurosim.errors import NeurosimError
-from neurosim.evaluate import evaluate, layer_names, write_report
+from neurosim.evaluate import LAVA_ALL, evaluate, lava_check, layer_names, write_report
 from neurosim.metrics.workload import ann_layers_of_netlist, ann_layers_to_meta, stored_weights
 from neurosim.netlist import hdf5
 from neurosim.netlist.schema import Netlist
@@ -91,8 +91,10 @@ def launch_rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-def train_and_deploy(cfg: BNTTConfig, out_dir: Path, *, report_limit: Optional[int] = 2000, lava_samples: int = 3,
-                     lava_timeout: Optional[float] = None, alphas: Sequence[float] = ALPHAS,
+def train_and_deploy(cfg: BNTTConfig, out_dir: Path, *, report_limit: Optional[int] = 2000,
+                     lava_samples: Union[int, str] = 3, lava_timeout: Optional[float] = None,
+                     lava_workers: int = 1, lava_modes: Sequence[str] = ("fixed", "float"),
+                     alphas: Sequence[float] = ALPHAS,
                      tolerance: float = DEFAULT_TOLERANCE, progress: bool = True, measure: bool = True,
                      device: Union[str, torch.device] = DEFAULT_DEVICE) -> dict:
     """Train (resuming ``out_dir/bntt.pt``) on ``device``, export and measure; ``measure=False``
@@ -125,12 +127,14 @@ def train_and_deploy(cfg: BNTTConfig, out_dir: Path, *, report_limit: Optional[i
     curve = [latency + t for t in range(1, cfg.steps + 1)]
     saved = hdf5.load(path)                            # the netlist as a user reads it back
     report = evaluate(saved, test, run_steps, sweep=curve, lava_samples=lava_samples,
-                      lava_timeout=lava_timeout, progress=progress)
+                      lava_timeout=lava_timeout, progress=progress, lava_workers=lava_workers, lava_modes=lava_modes)
+    n_lava = len(labels) if lava_samples == LAVA_ALL else min(int(lava_samples), len(labels))
     lava_runs: dict[int, dict] = {}                    # Lava check of an exit step, run once per step count
 
     def lava_at(steps: int) -> dict:
         if steps not in lava_runs:
-            lava_runs[steps] = _lava_early_exit(saved, x[:lava_samples], labels[:lava_samples], steps, lava_timeout)
+            exit_test = Split(test.name, np.ascontiguousarray(x[:n_lava, :steps]), labels[:n_lava])
+            lava_runs[steps] = _lava_early_exit(saved, exit_test, steps, lava_timeout, lava_workers, progress)
         return lava_runs[steps]
 
     float_acc = float(np.mean(Simulator(export(model, "float"), "float").run(x, run_steps).predictions == labels))
@@ -146,7 +150,7 @@ def train_and_deploy(cfg: BNTTConfig, out_dir: Path, *, report_limit: Optional[i
         t_exit = exit_step(model, DEFAULT_ALPHA)
         bntt["early_exit_default"] = {"alpha": DEFAULT_ALPHA, "exit_step": t_exit, "lava_steps": t_exit + latency,
                                       "lava_latency_saved": 1 - (t_exit + latency) / (cfg.steps + latency)}
-        if lava_samples > 0:
+        if n_lava > 0:
             bntt["early_exit_default"].update(lava_at(t_exit + latency))
     # the calibrated exit (not the paper's rule): chosen on training samples, measured on the test ones
     cal_spikes, cal_labels = calibration_spikes(data, cfg.steps, cfg.seed)
@@ -159,7 +163,7 @@ def train_and_deploy(cfg: BNTTConfig, out_dir: Path, *, report_limit: Optional[i
                                "accuracy": acc_at[t_cal], "full_accuracy": acc_at[cfg.steps],
                                "latency_saved": 1 - t_cal / cfg.steps, "lava_steps": t_cal + latency,
                                "lava_latency_saved": 1 - (t_cal + latency) / (cfg.steps + latency)}
-    if lava_samples > 0:
+    if n_lava > 0:
         bntt["calibrated_exit"].update(lava_at(t_cal + latency))
     report["bntt"] = bntt
     report["netlist"] = str(path)
@@ -169,18 +173,15 @@ def train_and_deploy(cfg: BNTTConfig, out_dir: Path, *, report_limit: Optional[i
     return report
 
 
-def _lava_early_exit(net: Netlist, x: np.ndarray, y: np.ndarray, steps: int, timeout: Optional[float]) -> dict:
-    """The early-exit run of ``net`` on Lava (fixed_pt) against the simulator, same steps."""
-    from neurosim.evaluate import compare_spikes
-    from neurosim.lava.runner import run_lava
-
-    xs = np.ascontiguousarray(x[:, :steps])
-    ref = Simulator(net, "fixed").run(xs, steps, record_spikes=True)
-    lava = run_lava(net, xs, steps, "fixed", timeout=timeout)
-    cmp = compare_spikes(net, ref, lava)
-    return {"lava_samples": len(x), "lava_spike_mismatches": cmp["mismatches"],
-            "lava_accuracy": float(np.mean(lava.predictions == y)),
-            "simulator_accuracy": float(np.mean(ref.predictions == y))}
+def _lava_early_exit(net: Netlist, test: Split, steps: int, timeout: Optional[float], workers: int,
+                     progress: bool) -> dict:
+    """The early-exit run of ``net`` on Lava (fixed_pt) against the simulator, same steps
+    (:func:`neurosim.evaluate.lava_check`: spikes compared on the samples that fit its budget)."""
+    out = lava_check(net, test, steps, ("fixed",), timeout, workers, progress)
+    tag = "fixed_pt"
+    return {"lava_samples": out["lava_samples"], "lava_spike_samples": out["lava_spike_samples"],
+            "lava_spike_mismatches": out["lava_spike_mismatches"][tag], "lava_accuracy": out["lava_accuracy"][tag],
+            "simulator_accuracy": out["lava_simulator_accuracy"][tag]}
 
 
 def _epoch_line(rec: dict, epochs: int) -> str:
