@@ -163,6 +163,7 @@ def test_view_model_from_a_file_importing_its_sibling_converts_on_digits(user_mo
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads((user_model / "out" / "report.json").read_text())
     assert report["test_samples"] == 20
+    assert ("--rule channel --v-init-half" in out.stdout) == (report["operating_point"]["timesteps"] is None)
     assert "\r" not in out.stderr            # not a terminal: no progress-bar redraws in the log
 
 
