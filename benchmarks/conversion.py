@@ -87,16 +87,18 @@ class Setting:
     fold_pool: bool = True
     align_joins: bool = True
     percentile: float = DEFAULT_PERCENTILE
+    precision: str = "fixed"        # 'float': unrounded weights and thresholds, the simulator's float mode
 
     @property
     def label(self) -> str:
         extra = (("" if self.align_bias else " no-bias-onset") + ("" if self.fold_pool else " pools-as-layers")
                  + ("" if self.align_joins else " joins-unaligned"))
         pct = f" {self.percentile:g}" if self.percentile != DEFAULT_PERCENTILE else ""
-        return f"{self.reset} {self.rule}{pct}{' θ/2' if self.v_init_half else ''}{extra}"
+        prec = " float" if self.precision == "float" else ""
+        return f"{self.reset} {self.rule}{pct}{' θ/2' if self.v_init_half else ''}{extra}{prec}"
 
 
-GRIDS = ("full", "core", "small", "peer", "joins", "papers")
+GRIDS = ("full", "core", "small", "peer", "joins", "papers", "precision")
 
 
 def grid(kind: str, qcfs: bool) -> list[Setting]:
@@ -108,7 +110,9 @@ def grid(kind: str, qcfs: bool) -> list[Setting]:
     best at low T, for the comparison with SpikingJelly on more images; ``joins``: the best setting
     with and without aligned residual joins (issue 18); ``papers``: the best setting with soft and
     with hard reset, and without aligned joins (issue 19's CIFAR-10 table: RMP's soft-vs-hard claim
-    and the joins on one run each, and SpikingJelly's per-channel 99.9th percentile with θ/2). A QCFS-trained model (trained
+    and the joins on one run each, and SpikingJelly's per-channel 99.9th percentile with θ/2);
+    ``precision``: the two soft θ/2 settings of ``papers`` in ``precision='float'`` (no 8-bit
+    weights, no integer state: what the rounding costs). A QCFS-trained model (trained
     thresholds: the rule only sets the input layer and the readout) gets its own four."""
     if qcfs:
         return [Setting("soft", "percentile", True), Setting("soft", "percentile", False),
@@ -117,6 +121,9 @@ def grid(kind: str, qcfs: bool) -> list[Setting]:
         return [Setting("soft", "percentile", True), Setting("soft", "channel", True)]
     if kind == "joins":
         return [Setting("soft", "channel", True), Setting("soft", "channel", True, align_joins=False)]
+    if kind == "precision":
+        return [Setting("soft", "channel", True, precision="float"),
+                Setting("soft", "channel-percentile", True, percentile=99.9, precision="float")]
     if kind == "papers":
         return [Setting("soft", "channel", True), Setting("hard", "channel", True),
                 Setting("soft", "channel", True, align_joins=False),
@@ -194,11 +201,12 @@ def neurosim_row(model, setting: Setting, x_cal, test: Split, steps: list[int], 
     net = convert(model, x_cal, tuple(test.x.shape[1:]), rule=setting.rule, percentile=setting.percentile,
                   reset=setting.reset,
                   v_init_half=setting.v_init_half, align_bias=setting.align_bias, fold_pool=setting.fold_pool,
-                  align_joins=setting.align_joins, snn_steps=SNN_RULE_STEPS, progress=progress)
+                  align_joins=setting.align_joins, snn_steps=SNN_RULE_STEPS, precision=setting.precision,
+                  progress=progress)
     t_conv = time.perf_counter() - t0
     depth = papers_depth(net) if papers_t else 0
     lava = [t + depth for t in steps]
-    res = Simulator(net, "fixed").run(test.x, max(lava), readout_steps=lava, per_neuron=False,
+    res = Simulator(net, setting.precision).run(test.x, max(lava), readout_steps=lava, per_neuron=False,
                                       progress=progress)
     t_sim = time.perf_counter() - t0 - t_conv
     return {"setting": setting.__dict__, "label": setting.label, "layers": len(net.neuron_layers),
