@@ -15,7 +15,7 @@ import neurosim
 
 from neurosim.commands.outputs import RUNS, default_out
 from neurosim.commands.summary import bntt_summary, report_summary
-from neurosim.convert import DEFAULT_PERCENTILE, DEFAULT_RULE, RULES
+from neurosim.convert import CHANNEL_RULES, DEFAULT_PERCENTILE, DEFAULT_RULE, RULES
 from neurosim.data.encodings import ENCODINGS, SPIKE_ENCODINGS
 from neurosim.data.timing import TIMINGS
 from neurosim.device import HELP as DEVICE_HELP
@@ -399,7 +399,7 @@ def _convert_hint(args: argparse.Namespace, report: dict) -> Optional[str]:
     point of the ANN with another one."""
     if (report.get("operating_point") or {}).get("timesteps") is not None or report.get("ann_accuracy") is None:
         return None
-    if args.rule in ("channel", "channel-percentile") and args.v_init_half:
+    if args.rule in CHANNEL_RULES and args.v_init_half:
         return None
     return ("hint: no T within 1 point of the ANN; channel-wise thresholds with every neuron starting at half its "
             "threshold usually need far fewer steps: --rule channel --v-init-half (the MNIST CNN of models/ at "

@@ -316,9 +316,9 @@ def _neuron_params(layer: Union[Input, Population], mode: str, per_neuron: PerNe
         if fixed:
             rows = {k: np.round(r).astype(np.int64) for k, r in rows.items()}
     return dict(vth=int(n.vThMant) if fixed else float(n.vThMant), step=LAVA_NEURONS.of(n).steps[mode],
-                state=tuple(n.state), constants=n.step_constants(), bias_exp=STATE_SHIFT if fixed else 0, scale=rows.get("scale"),
-                bias_t=rows.get("bias"), scale_exp=int(schedule.scale_exp) if "scale" in rows else 0,
-                v=initial_v(n, mode))
+                state=tuple(n.state), constants=n.step_constants(), bias_exp=STATE_SHIFT if fixed else 0,
+                scale=rows.get("scale"), bias_t=rows.get("bias"),
+                scale_exp=int(schedule.scale_exp) if "scale" in rows else 0, v=initial_v(n, mode))
 
 
 def _bias(bias: Union[np.ndarray, float], mode: str) -> np.ndarray:
