@@ -194,6 +194,8 @@ def evaluate(net: Netlist, test: Split, steps: int, *, ann_accuracy: Optional[fl
     The report's top-level metrics are those at ``steps``, or with ``at_operating_point`` at
     the :func:`operating_point` when there is one (the Lava check and NeuroBench's metrics
     too); ``per_timestep`` has them per T, ``accuracy_energy`` the table of accuracy and energy.
+    The Lava run is read after every swept T up to the reported one as well
+    (``lava_at_timesteps``, :func:`lava_check`).
     """
     if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or not 1 <= steps <= MAX_TIMESTEPS:
         raise NeurosimError(f"steps must be a whole number in 1..{MAX_TIMESTEPS}, got {steps!r:.40}")
@@ -264,7 +266,8 @@ def evaluate(net: Netlist, test: Split, steps: int, *, ann_accuracy: Optional[fl
     if n_lava > 0:
         first = Split(test.name, test.x[:n_lava] if net.has_input_layer else test.x[:n_lava, :reported],
                       test.y[:n_lava])
-        report.update(lava_check(net, first, reported, lava_modes, lava_timeout, lava_workers, progress))
+        report.update(lava_check(net, first, reported, lava_modes, lava_timeout, lava_workers, progress,
+                                 readout_steps=[t for t in wanted if t <= reported]))
     return report
 
 
@@ -284,32 +287,50 @@ def _operating_point_entry(t_op: Optional[int], accuracy: dict[int, float], ann_
 
 
 def lava_check(net: Netlist, test: Split, steps: int, modes: Sequence[str] = ("fixed", "float"),
-               timeout: Optional[float] = None, workers: int = 1, progress: bool = True) -> dict:
+               timeout: Optional[float] = None, workers: int = 1, progress: bool = True,
+               readout_steps: Sequence[int] = ()) -> dict:
     """Every sample of ``test`` on Lava's CPU simulator in each of ``modes`` (all modes at once,
     ``workers`` batched worker processes per mode, :func:`neurosim.lava.runner.run_lava_modes`)
     against the reference simulator: Lava's accuracy beside the simulator's on the same samples
     and the samples whose prediction differs; every layer's spikes and final voltages compared
     on the first ``lava_spike_samples`` samples (all that fit :data:`LAVA_SPIKE_BYTES`); Lava's
-    samples per second of wall time (the modes run side by side)."""
+    samples per second of wall time (the modes run side by side).
+
+    ``readout_steps`` (step counts up to ``steps``): the same Lava run read after each of them
+    too (a shorter run is a prefix, so one compiled run answers every T): ``lava_at_timesteps``
+    holds, per T and Lava tag, Lava's and the simulator's accuracy, the predictions that differ,
+    and the spike mismatches of every layer in the first T steps."""
     from neurosim.lava.runner import run_lava_modes
 
     x, n = test.x, len(test)
     per_sample = steps * sum(int(np.prod(net.layers[i].shape)) for i in net.neuron_layers)
     keep = min(n, max(1, LAVA_SPIKE_BYTES // per_sample))
+    read_at = sorted({int(t) for t in readout_steps} | {steps})
     t0 = time.time()
     runs = run_lava_modes(net, x, steps, modes, timeout=timeout, workers=workers, spike_samples=keep,
-                          progress=progress)
+                          progress=progress, readout_steps=read_at)
     wall = time.time() - t0
     out = {"lava_samples": n, "lava_spike_samples": keep, "lava_spike_mismatches": {}, "lava_spikes_compared": {},
            "lava_voltage_mismatches": {}, "lava_mismatches_per_layer": {}, "lava_seconds": {},
            "lava_samples_per_s": {}, "lava_accuracy": {}, "lava_simulator_accuracy": {},
            "lava_prediction_mismatches": {}, "lava_batch": next(iter(runs.values())).batch,
-           "lava_workers": int(workers), "lava_float_note": FLOAT_MISMATCH_NOTE}
+           "lava_workers": int(workers), "lava_float_note": FLOAT_MISMATCH_NOTE,
+           "lava_at_timesteps": {str(t): {} for t in read_at}}
     for mode, lava in runs.items():
         tag = LAVA_TAGS[mode]
         sim = Simulator(net, mode)
-        ref = sim.run(x[:keep], steps, record_spikes=True)
-        predictions = ref.predictions if keep == n else sim.run(x, steps).predictions
+        ref = sim.run(x[:keep], steps, record_spikes=True, readout_steps=read_at)
+        whole = ref if keep == n else sim.run(x, steps, readout_steps=read_at)
+        predictions = whole.predictions
+        sim_at, lava_at = whole.accuracy_at(test.y), lava.accuracy_at(test.y)
+        differ_by_step = np.cumsum(sum(np.count_nonzero(ref.spikes[i] != lava.spikes[i], axis=(0, 2))
+                                       for i in net.neuron_layers))     # spike mismatches in steps 1..t
+        for k, t in enumerate(read_at):
+            differ = np.argmax(whole.readout_trace[:, k], 1) != np.argmax(lava.readout_trace[:, k], 1)
+            out["lava_at_timesteps"][str(t)][tag] = {
+                "accuracy": lava_at[t], "simulator_accuracy": sim_at[t],
+                "prediction_mismatches": int(np.count_nonzero(differ)),
+                "spike_mismatches": int(differ_by_step[t - 1])}
         cmp = compare_spikes(net, ref, lava)
         out["lava_spike_mismatches"][tag] = cmp["mismatches"]
         out["lava_spikes_compared"][tag] = cmp["reference_spikes"]

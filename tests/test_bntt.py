@@ -229,7 +229,7 @@ def test_train_bntt_command_writes_netlist_and_report(tmp_path, capsys):
     assert ce["calibration_samples"] == 300 and 1 <= ce["exit_step"] <= 5
     assert ce["lava_spike_mismatches"] == 0 and ce["lava_steps"] == ce["exit_step"] + 2
     assert report["lava_samples"] == ce["lava_samples"] == b["early_exit_default"]["lava_samples"] == 50
-    assert ce["lava_accuracy"] == ce["simulator_accuracy"]
+    assert ce["lava_accuracy"] == ce["simulator_accuracy"] and ce["lava_prediction_mismatches"] == 0
     assert (out / "network.net").is_file() and (out / "report.png").is_file()
     printed = capsys.readouterr().out
     assert "fixed netlist" in printed and "calibrated exit" in printed

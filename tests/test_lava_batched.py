@@ -27,6 +27,7 @@ import torch
 from neurosim import evaluate as ev
 from neurosim.commands.summary import lava_lines
 from neurosim.data.dataset import Split
+from neurosim.errors import NeurosimError
 from neurosim.lava.runner import run_lava, run_lava_modes
 from neurosim.lava.supervisor import group_members, mapped_shm, proc_stat
 from neurosim.lava.synapses import connection
@@ -126,11 +127,17 @@ def _samples(n: int, seed: int = 0) -> np.ndarray:
 def test_batches_workers_and_both_modes_equal_the_simulator(workers):
     """7 samples in runs of 3 (the last one short), both modes side by side, on 1 or 2
     workers per mode: every spike and final voltage of the first 5 samples, and the readout of
-    all 7, equal the simulator's (float: integer weights, exact)."""
+    all 7 after each of the readout steps (one run read at several T), equal the simulator's
+    (float: integer weights, exact)."""
     net, x = feature_net(), _samples(7)
-    runs = run_lava_modes(net, x, T, ("fixed", "float"), batch=3, workers=workers, spike_samples=5, progress=False)
+    early = [1, 4, 5, T - 1]
+    runs = run_lava_modes(net, x, T, ("fixed", "float"), batch=3, workers=workers, spike_samples=5, progress=False,
+                          readout_steps=early)
     for mode, res in runs.items():
-        ref = Simulator(net, mode).run(x, T, record_spikes=True)
+        ref = Simulator(net, mode).run(x, T, record_spikes=True, readout_steps=early + [T])
+        assert res.readout_steps == ref.readout_steps == (*early, T)
+        np.testing.assert_array_equal(res.readout_trace, ref.readout_trace, err_msg=f"{mode} readout trace")
+        assert len(set(np.argmax(res.readout_trace, 2).ravel())) > 1
         spikes = 0
         for i in net.neuron_layers:
             assert res.spikes[i].shape == (5, T, int(np.prod(net.layers[i].shape)))
@@ -149,6 +156,8 @@ def test_one_sample_per_batch_equals_the_per_sample_graph():
     net, x = feature_net(seed=3), _samples(3, seed=2)
     one = run_lava(net, x, T, "fixed", batch=1, progress=False)
     per_sample = run_lava(net, x, T, "fixed", batch=None, progress=False)
+    with pytest.raises(NeurosimError, match="readout_steps .* need the batched graph"):
+        run_lava(net, x, T, "fixed", batch=None, readout_steps=[2], progress=False)
     for i in net.neuron_layers:
         np.testing.assert_array_equal(one.spikes[i], per_sample.spikes[i])
         np.testing.assert_array_equal(one.v[i], per_sample.v[i])
@@ -166,9 +175,17 @@ def test_lava_check_of_the_whole_split_reports_accuracy_beside_the_simulators():
         assert report["lava_accuracy"][tag] == report["lava_simulator_accuracy"][tag]
         assert report["lava_samples_per_s"][tag] > 0
     assert report["lava_simulator_accuracy"]["fixed_pt"] == report["snn_accuracy"]
+    at = report["lava_at_timesteps"]                    # the same Lava run read at every swept T
+    assert list(at) == list(report["accuracy_vs_timesteps"]) and len(at) > 2
+    for t, per_tag in at.items():
+        assert per_tag["fixed_pt"]["simulator_accuracy"] == report["accuracy_vs_timesteps"][t]
+        for tag, row in per_tag.items():
+            assert row["accuracy"] == row["simulator_accuracy"], (t, tag)
+            assert row["prediction_mismatches"] == row["spike_mismatches"] == 0, (t, tag)
     lines = lava_lines(report)
     assert lines[0].startswith("Lava fixed_pt           accuracy") and "on 9 samples" in lines[0]
     assert "0 spike and 0 voltage mismatches" in lines[0] and "samples/s" in lines[0]
+    assert lines[1].startswith("  read at T = ") and lines[1].endswith("0 predictions differ from the simulator's")
 
 
 def _digits_net(tmp_path):

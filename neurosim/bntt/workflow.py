@@ -31,10 +31,9 @@ from neurosim.bntt.train import NMNIST_DURATION_US, BNTTConfig, Data, load_data,
 from neurosim.data.dataset import Split
 from neurosim.device import DEFAULT_DEVICE
 from neurosim.errors import NeurosimError
-from neurosim.evaluate import LAVA_ALL, evaluate, lava_check, layer_names, write_report
+from neurosim.evaluate import LAVA_ALL, evaluate, layer_names, write_report
 from neurosim.metrics.workload import ann_layers_of_netlist, ann_layers_to_meta, stored_weights
 from neurosim.netlist import hdf5
-from neurosim.netlist.schema import Netlist
 from neurosim.sim.simulator import Simulator
 
 NETLIST_NAME = "network.net"
@@ -129,14 +128,6 @@ def train_and_deploy(cfg: BNTTConfig, out_dir: Path, *, report_limit: Optional[i
     report = evaluate(saved, test, run_steps, sweep=curve, lava_samples=lava_samples,
                       lava_timeout=lava_timeout, progress=progress, lava_workers=lava_workers, lava_modes=lava_modes)
     n_lava = len(labels) if lava_samples == LAVA_ALL else min(int(lava_samples), len(labels))
-    lava_runs: dict[int, dict] = {}                    # Lava check of an exit step, run once per step count
-
-    def lava_at(steps: int) -> dict:
-        if steps not in lava_runs:
-            exit_test = Split(test.name, np.ascontiguousarray(x[:n_lava, :steps]), labels[:n_lava])
-            lava_runs[steps] = _lava_early_exit(saved, exit_test, steps, lava_timeout, lava_workers, progress)
-        return lava_runs[steps]
-
     float_acc = float(np.mean(Simulator(export(model, "float"), "float").run(x, run_steps).predictions == labels))
     acc_at = {t - latency: a for t, a in ((int(k), v) for k, v in report["accuracy_vs_timesteps"].items())
               if t - latency >= 1}
@@ -151,7 +142,7 @@ def train_and_deploy(cfg: BNTTConfig, out_dir: Path, *, report_limit: Optional[i
         bntt["early_exit_default"] = {"alpha": DEFAULT_ALPHA, "exit_step": t_exit, "lava_steps": t_exit + latency,
                                       "lava_latency_saved": 1 - (t_exit + latency) / (cfg.steps + latency)}
         if n_lava > 0:
-            bntt["early_exit_default"].update(lava_at(t_exit + latency))
+            bntt["early_exit_default"].update(_lava_early_exit(report, t_exit + latency))
     # the calibrated exit (not the paper's rule): chosen on training samples, measured on the test ones
     cal_spikes, cal_labels = calibration_spikes(data, cfg.steps, cfg.seed)
     cal = Simulator(saved, "fixed").run(netlist_input(cal_spikes, model.signed_input, latency), run_steps,
@@ -164,7 +155,7 @@ def train_and_deploy(cfg: BNTTConfig, out_dir: Path, *, report_limit: Optional[i
                                "latency_saved": 1 - t_cal / cfg.steps, "lava_steps": t_cal + latency,
                                "lava_latency_saved": 1 - (t_cal + latency) / (cfg.steps + latency)}
     if n_lava > 0:
-        bntt["calibrated_exit"].update(lava_at(t_cal + latency))
+        bntt["calibrated_exit"].update(_lava_early_exit(report, t_cal + latency))
     report["bntt"] = bntt
     report["netlist"] = str(path)
     report["seconds"].update({"train": t_train, "total": time.time() - t0})
@@ -173,15 +164,17 @@ def train_and_deploy(cfg: BNTTConfig, out_dir: Path, *, report_limit: Optional[i
     return report
 
 
-def _lava_early_exit(net: Netlist, test: Split, steps: int, timeout: Optional[float], workers: int,
-                     progress: bool) -> dict:
-    """The early-exit run of ``net`` on Lava (fixed_pt) against the simulator, same steps
-    (:func:`neurosim.evaluate.lava_check`: spikes compared on the samples that fit its budget)."""
-    out = lava_check(net, test, steps, ("fixed",), timeout, workers, progress)
-    tag = "fixed_pt"
-    return {"lava_samples": out["lava_samples"], "lava_spike_samples": out["lava_spike_samples"],
-            "lava_spike_mismatches": out["lava_spike_mismatches"][tag], "lava_accuracy": out["lava_accuracy"][tag],
-            "simulator_accuracy": out["lava_simulator_accuracy"][tag]}
+def _lava_early_exit(report: dict, steps: int) -> dict:
+    """The Lava check had the run stopped after ``steps`` steps (``fixed_pt``, or the first mode
+    checked): the report's Lava run read there (:func:`neurosim.evaluate.lava_check`, its
+    ``lava_at_timesteps``; spikes compared in the first ``steps`` steps of every layer)."""
+    at = report["lava_at_timesteps"][str(steps)]
+    tag = "fixed_pt" if "fixed_pt" in at else next(iter(at))
+    return {"lava_mode": tag, "lava_samples": report["lava_samples"],
+            "lava_spike_samples": report["lava_spike_samples"],
+            "lava_spike_mismatches": at[tag]["spike_mismatches"], "lava_accuracy": at[tag]["accuracy"],
+            "simulator_accuracy": at[tag]["simulator_accuracy"],
+            "lava_prediction_mismatches": at[tag]["prediction_mismatches"]}
 
 
 def _epoch_line(rec: dict, epochs: int) -> str:

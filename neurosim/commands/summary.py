@@ -58,7 +58,8 @@ def bntt_summary(report: dict, steps: int) -> str:
 
 def lava_lines(report: dict) -> list[str]:
     """The Lava check of ``report`` as printed lines, one per Lava tag: accuracy beside the
-    simulator's on the same samples, the spike and voltage check, samples per second."""
+    simulator's on the same samples, the spike and voltage check, samples per second; then, when
+    the run was read at several T, Lava's accuracy at each."""
     lines = []
     for tag, mism in report.get("lava_spike_mismatches", {}).items():
         n, keep = report["lava_samples"], report.get("lava_spike_samples", report["lava_samples"])
@@ -72,6 +73,11 @@ def lava_lines(report: dict) -> list[str]:
         if tag in report.get("lava_samples_per_s", {}):
             line += f"; {report['lava_samples_per_s'][tag]:.1f} samples/s"
         lines.append(line)
+        at = report.get("lava_at_timesteps", {})
+        if len(at) > 1:             # the same run read at every swept T
+            lines.append(f"  read at T = {', '.join(at)}: Lava " + " / ".join(
+                f"{100 * at[t][tag]['accuracy']:.2f}" for t in at) + " %, "
+                f"{sum(at[t][tag]['prediction_mismatches'] for t in at)} predictions differ from the simulator's")
     return lines
 
 

@@ -61,7 +61,8 @@ from lava.proc.lif.process import LIF
 from neurosim.dynamics.lif import to_state
 from neurosim.errors import NeurosimError
 from neurosim.lava.layout import (
-    TAGS, check_int16, check_netlist, from_lava, from_lava_steps, lava_shape, to_lava, to_lava_time,
+    TAGS, check_int16, check_netlist, check_readout_steps, from_lava, from_lava_steps, lava_shape, to_lava,
+    to_lava_time,
 )
 from neurosim.lava.models import (
     PyDelayLineFixed, PyDelayLineFloat, PyIdentitySynapseFixed, PyIdentitySynapseFloat, PySparseSynapseFixed,
@@ -110,6 +111,9 @@ class _Graph:
         if steps < 1:
             raise NeurosimError(f"steps must be at least 1, got {steps}")
         self.net, self.mode, self.steps = net, mode, int(steps)
+        #: The steps after which the output layer's voltage is read (the readout of a run of
+        #: that many steps: a shorter run is a prefix); the per-sample graph reads the last only.
+        self.readout_steps: tuple[int, ...] = (self.steps,)
         self.neurons: list[Optional[AbstractProcess]] = []
         #: per layer, one synapse process per projection (empty for input and flatten layers)
         self.synapses: list[list[AbstractProcess]] = []
@@ -155,8 +159,10 @@ class _Graph:
         raise NotImplementedError
 
     def read(self, i: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(spikes (size, steps, n) bool, v (size, n))`` of neuron layer ``i`` after a unit of
-        ``size`` samples, neurons in (C, H, W) order, v in state units (int64 ``fixed``)."""
+        """``(spikes (size, steps, n) bool, v (size, R, n))`` of neuron layer ``i`` after a unit
+        of ``size`` samples, neurons in (C, H, W) order, v in state units (int64 ``fixed``):
+        the voltage after each of :attr:`readout_steps` (R of them) for the output layer, after
+        the last step (R = 1) for the others."""
         raise NotImplementedError
 
     def roles(self, i: int) -> list[tuple[str, AbstractProcess]]:
@@ -235,7 +241,7 @@ class LavaGraph(_Graph):
 
     def read(self, i: int, size: int) -> tuple[np.ndarray, np.ndarray]:
         spikes = from_lava_steps(np.load(self.spike_files[i], mmap_mode="r"))[None]
-        return spikes, self._state(from_lava(self.neurons[i].v.get()))[None]
+        return spikes, self._state(from_lava(self.neurons[i].v.get()))[None, None]
 
     def input_bias(self, x: np.ndarray, raw_current: bool = False) -> np.ndarray:
         """The input neurons' ``bias_mant`` for one sample ``x`` (shape of the input layer),
@@ -248,12 +254,16 @@ class BatchedGraph(_Graph):
     """The batched graph of :func:`build_batched_graph`: :attr:`samples` samples per run,
     through files in ``folder``: ``input.npy`` (the input layer's current (B, n), or spikes
     (steps, B, n_in)), and per recorded layer ``spikes_<i>.npy`` (steps, B, n) and
-    ``v_<i>.npy`` (B, n), written by its neurons."""
+    ``v_<i>.npy`` (R, B, n), written by its neurons (R: the output layer's
+    :attr:`readout_steps`, 1 for the others)."""
 
-    def __init__(self, net: Netlist, mode: str, steps: int, batch: int, folder: Path) -> None:
+    def __init__(self, net: Netlist, mode: str, steps: int, batch: int, folder: Path,
+                 readout_steps: Optional[Sequence[int]] = None) -> None:
         super().__init__(net, mode, steps)
         if batch < 1:
             raise NeurosimError(f"batch must be at least 1, got {batch}")
+        if readout_steps is not None:
+            self.readout_steps = check_readout_steps(readout_steps, self.steps)
         self.samples = int(batch)
         self.folder = Path(folder)
         self.input_file = self.folder / "input.npy"
@@ -278,7 +288,8 @@ class BatchedGraph(_Graph):
 
     def read(self, i: int, size: int) -> tuple[np.ndarray, np.ndarray]:
         spikes = np.load(self.spike_files[i], mmap_mode="r")[:, :size].transpose(1, 0, 2)
-        return np.ascontiguousarray(spikes), self._state(np.load(self.v_files[i], mmap_mode="r")[:size])
+        v = np.load(self.v_files[i], mmap_mode="r")[:, :size].transpose(1, 0, 2)
+        return np.ascontiguousarray(spikes), self._state(v)
 
 
 # ----------------------------------------------------------------------------- neurons
@@ -437,18 +448,21 @@ def build_graph(net: Netlist, mode: str, steps: int, first_sample: Optional[np.n
 
 def build_batched_graph(net: Netlist, mode: str, steps: int, batch: int, check: bool = True,
                         record: Optional[Sequence[int]] = None,
-                        record_dir: Optional[PathLike] = None) -> BatchedGraph:
+                        record_dir: Optional[PathLike] = None,
+                        readout_steps: Optional[Sequence[int]] = None) -> BatchedGraph:
     """Create and connect the processes of the batched graph of ``net`` for ``mode``: ``batch``
     samples per run of ``steps`` steps, every process shaped (batch, n) (see the module
     docstring). Samples are presented with :meth:`BatchedGraph.load` before each run; the
     neuron layers in ``record`` (default: all) write their spikes and final voltages into
-    ``record_dir`` (a temporary folder when None), where ``input.npy`` lives too.
+    ``record_dir`` (a temporary folder when None), where ``input.npy`` lives too; the output
+    layer also its voltages after each of ``readout_steps`` (default: ``steps`` only), so that
+    one run of ``steps`` steps gives the readout of every shorter run of those step counts.
     ``check=False`` skips :func:`~neurosim.lava.layout.check_netlist` (done by the caller).
     """
     if check:
         check_netlist(net, mode)
     folder = Path(record_dir if record_dir is not None else tempfile.mkdtemp(prefix="neurosim-batch-"))
-    g = BatchedGraph(net=net, mode=mode, steps=steps, batch=batch, folder=folder)
+    g = BatchedGraph(net=net, mode=mode, steps=steps, batch=batch, folder=folder, readout_steps=readout_steps)
     fixed = mode == "fixed"
     ports: dict[int, object] = {}       # neuron layer (or INPUT) -> its s_out
     if not net.has_input_layer:
@@ -461,11 +475,13 @@ def build_batched_graph(net: Netlist, mode: str, steps: int, batch: int, check: 
             g.neurons.append(None), g.synapses.append([])
             continue
         n = int(np.prod(layer.shape))
-        files = {}
+        files, v_steps = {}, None
         if record is None or i in record:
             files["spike_file"] = g.spike_files[i] = _npy(folder / f"spikes_{i}.npy", bool, (g.steps, g.samples, n))
+            rows = g.readout_steps if i == net.output_layer else (g.steps,)
             files["v_file"] = g.v_files[i] = _npy(folder / f"v_{i}.npy", np.int32 if fixed else np.float64,
-                                                   (g.samples, n))
+                                                   (len(rows), g.samples, n))
+            v_steps = tuple(t - 1 for t in rows)
         per_neuron = partial(_per_neuron_flat, shape=layer.shape)
         if isinstance(layer, Input):
             files["input_file"] = _npy(g.input_file, np.int64 if fixed else np.float64, (g.samples, n))
@@ -473,7 +489,7 @@ def build_batched_graph(net: Netlist, mode: str, steps: int, batch: int, check: 
         else:
             bias = _layer_bias(layer, per_neuron)
         neuron = g._own(NetlistNeuron(shape=(g.samples, n), bias_mant=_bias(bias, mode), period=g.steps,
-                                      **{k: str(v) for k, v in files.items()},
+                                      v_steps=v_steps, **{k: str(v) for k, v in files.items()},
                                       **_neuron_params(layer, mode, per_neuron)))
         syns = []
         for p, (src, kind) in enumerate(net.inputs(i) if isinstance(layer, Population) else []):

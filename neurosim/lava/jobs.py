@@ -40,16 +40,19 @@ JOB, INPUT, NET_ARRAYS, RESULT, ERROR, PROGRESS, INFO, LOG = (
 def write_job(jobdir: Path, net: Netlist, x: np.ndarray, *, mode: str, steps: int, raw_current: bool,
               record: Optional[list[int]], graph_hook: Optional[str], sys_path: Sequence[str],
               netlist_path: Optional[Path] = None, batch: int = 0,
-              spike_samples: Optional[int] = None, offset: int = 0) -> None:
+              spike_samples: Optional[int] = None, offset: int = 0,
+              readout_steps: Optional[Sequence[int]] = None) -> None:
     """Write the job: ``net`` goes as ``netlist_path`` when given (the file it was loaded from),
     else encoded exactly (:func:`~neurosim.lava.netcodec.encode_net`). ``batch``: samples per
     Lava run (0: the per-sample graph); ``spike_samples``: the first samples whose spikes and
     voltages come back (None: all); ``offset``: the number of ``x[0]`` among all the samples
-    of the caller (for messages)."""
+    of the caller (for messages); ``readout_steps``: the step counts whose readout the batched
+    graph also reads (None: ``steps`` only)."""
     job = {"mode": mode, "steps": int(steps), "progress": False, "raw_current": bool(raw_current),
            "record": record, "batch": int(batch), "offset": int(offset),
            "spike_samples": None if spike_samples is None else int(spike_samples),
-           "graph_hook": graph_hook, "sys_path": [str(p) for p in sys_path]}
+           "graph_hook": graph_hook, "sys_path": [str(p) for p in sys_path],
+           "readout_steps": None if readout_steps is None else [int(t) for t in readout_steps]}
     if netlist_path is not None:
         job["netlist_path"] = str(netlist_path)
     else:

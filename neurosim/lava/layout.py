@@ -5,6 +5,8 @@ Lava's processes take) and ``lava-fixed`` (also ``fixed``, and biases in Lava's 
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from neurosim.errors import NeurosimError
@@ -101,6 +103,18 @@ def _lava_fixed(net: Netlist) -> None:
 
 register("lava", _lava)
 register("lava-fixed", _lava_fixed, requires=("fixed", "lava"))
+
+
+def check_readout_steps(readout_steps: Sequence[int], steps: int) -> tuple[int, ...]:
+    """``readout_steps`` as ascending distinct step counts in 1..``steps``, ``steps`` among
+    them, or a :class:`NeurosimError` naming the argument."""
+    try:
+        values = sorted({int(t) for t in readout_steps} | {int(steps)})
+    except (TypeError, ValueError):
+        raise NeurosimError(f"readout_steps must be a list of step counts, got {readout_steps!r:.80}") from None
+    if values[0] < 1 or values[-1] > steps:
+        raise NeurosimError(f"readout_steps must lie in 1..{steps} (the run's steps), got {values}")
+    return tuple(values)
 
 
 def check_input(net: Netlist, x: np.ndarray, steps: int, mode: str, raw_current: bool = False) -> None:

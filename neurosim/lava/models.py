@@ -62,6 +62,7 @@ class _NeuronModel(PyLoihiProcessModel):
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
         self._files: Optional[dict] = None
+        self._rows_of_v: Optional[dict[int, int]] = None
 
     def _file(self, key: str) -> Optional[np.ndarray]:
         """The memory-mapped ``.npy`` of proc param ``key`` (opened on first use), or None."""
@@ -73,6 +74,12 @@ class _NeuronModel(PyLoihiProcessModel):
     def _inputs(self, t: int, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
         """``(a, bias, vth)`` of step ``t`` in the mode's units, the schedule applied."""
         raise NotImplementedError
+
+    def _v_rows(self) -> dict[int, int]:
+        """Step within the sample -> row of ``v_file`` written after it (``v_steps``)."""
+        if self._rows_of_v is None:
+            self._rows_of_v = {t: k for k, t in enumerate(self.proc_params["v_steps"])}
+        return self._rows_of_v
 
     def run_spk(self) -> None:
         t = _sample_step(self)
@@ -94,8 +101,9 @@ class _NeuronModel(PyLoihiProcessModel):
         spikes, volts = self._file("spike_file"), self._file("v_file")
         if spikes is not None:
             spikes[t] = s
-        if volts is not None and t == self.proc_params["period"] - 1:
-            volts[:] = self.v
+        row = self._v_rows().get(t) if volts is not None else None
+        if row is not None:
+            volts[row] = self.v
         self.s_out.send(s)
 
     def _rows(self, t: int) -> tuple[int, int]:

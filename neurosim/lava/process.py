@@ -82,8 +82,12 @@ class NetlistNeuron(AbstractProcess):
         (the input layer of a batched graph).
     spike_file, v_file : str or None
         ``.npy`` files that exist before the run: the spikes of every step go into row ``t`` of
-        ``spike_file`` (bool, (period, *shape)), the voltage after the sample's last step into
-        ``v_file`` (``shape``; int32 state units ``fixed_pt``, float64 ``floating_pt``).
+        ``spike_file`` (bool, (period, *shape)), the voltage after step ``v_steps[k]`` of the
+        sample into row ``k`` of ``v_file`` ((len(v_steps), *shape); int32 state units
+        ``fixed_pt``, float64 ``floating_pt``).
+    v_steps : tuple(int) or None
+        The steps within a sample (0-based, ascending) after which ``v_file`` is written;
+        default ``(period - 1,)``, the sample's last step.
     """
 
     def __init__(self, *, shape: ty.Tuple[int, ...], vth: ty.Union[int, float],
@@ -94,7 +98,7 @@ class NetlistNeuron(AbstractProcess):
                  scale: ty.Optional[np.ndarray] = None, bias_t: ty.Optional[np.ndarray] = None,
                  scale_exp: int = 0, v: ty.Union[int, float] = 0, period: int,
                  input_file: ty.Optional[str] = None, spike_file: ty.Optional[str] = None,
-                 v_file: ty.Optional[str] = None,
+                 v_file: ty.Optional[str] = None, v_steps: ty.Optional[ty.Sequence[int]] = None,
                  name: ty.Optional[str] = None,
                  log_config: ty.Optional[LogConfig] = None) -> None:
         shape = tuple(int(s) for s in shape)
@@ -106,10 +110,14 @@ class NetlistNeuron(AbstractProcess):
             raise ValueError(f"state variable names {sorted(clash)} are taken by the process")
         scale = np.ones((1,)) if scale is None else np.asarray(scale)
         bias_t = np.zeros((1,)) if bias_t is None else np.asarray(bias_t)
+        period = _period(period)
+        v_steps = (period - 1,) if v_steps is None else tuple(int(t) for t in v_steps)
+        if not v_steps or list(v_steps) != sorted(set(v_steps)) or not 0 <= v_steps[0] <= v_steps[-1] < period:
+            raise ValueError(f"v_steps must be ascending distinct steps in 0..{period - 1}, got {v_steps}")
         super().__init__(shape=shape, vth=vth, step=step, state=state, constants=dict(constants or {}),
                          bias_mant=bias_mant, bias_exp=bias_exp, scale_exp=scale_exp, v=v,
-                         period=_period(period), input_file=input_file, spike_file=spike_file,
-                         v_file=v_file, name=name, log_config=log_config)
+                         period=period, input_file=input_file, spike_file=spike_file,
+                         v_file=v_file, v_steps=v_steps, name=name, log_config=log_config)
         self.shape = shape
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)

@@ -36,7 +36,7 @@ import numpy as np
 
 from neurosim.errors import LavaRunError, NeurosimError
 from neurosim.lava import jobs
-from neurosim.lava.layout import TAGS, check_input, check_netlist
+from neurosim.lava.layout import TAGS, check_input, check_netlist, check_readout_steps
 from neurosim.lava.lifetime import terminate_raises
 from neurosim.lava.supervisor import POLL_S, Supervised
 from neurosim.lava.timelimit import estimate_timeout
@@ -58,7 +58,9 @@ class LavaResult:
     ``spikes[i]`` (K, T, n) bool, ``v[i]`` (K, n) final voltage (state units), ``counts[i]``
     (K, n), ``step_counts[i]`` (T,) of the first K samples (``spike_samples`` of
     :func:`run_lava`, default all N); ``readout`` (N, n_out) = output-layer ``counts * vth + v``
-    of every sample (as the simulator's, vth in state units in ``fixed`` mode).
+    of every sample (as the simulator's, vth in state units in ``fixed`` mode);
+    ``readout_trace`` (N, R, n_out): the same after each of ``readout_steps`` (R step counts,
+    the last ``steps``): the readout a run of that many steps gives (a shorter run is a prefix).
     ``timing`` (seconds): import_s, build_s, compile_s (compile and start the runtime),
     first_run_s (the first unit: a sample, or a batch), run_s (the others), io_s (loading
     samples and reading results between runs), stop_s, total_s (worker), wall_s (parent,
@@ -71,15 +73,17 @@ class LavaResult:
     """
 
     def __init__(self, steps: int, mode: str, spikes: list, v: list, counts: list,
-                 readout: np.ndarray, timing: Optional[dict] = None,
+                 readout_trace: np.ndarray, readout_steps: Sequence[int], timing: Optional[dict] = None,
                  models: Optional[dict] = None, batch: Optional[int] = None) -> None:
         self.steps, self.mode, self.batch = steps, mode, batch
+        self.readout_steps: tuple[int, ...] = tuple(int(t) for t in readout_steps)
         self.spikes: list[Optional[np.ndarray]] = spikes
         self.v: list[Optional[np.ndarray]] = v
         self.counts: list[Optional[np.ndarray]] = counts
         self.step_counts: list[Optional[np.ndarray]] = [
             None if s is None else s.sum((0, 2), dtype=np.int64) for s in spikes]
-        self.readout = readout
+        self.readout_trace = readout_trace
+        self.readout = readout_trace[:, -1]
         self.timing = dict(timing or {})
         self.models = dict(models or {})
 
@@ -88,12 +92,19 @@ class LavaResult:
         """The predicted class of every sample: the readout's argmax."""
         return np.argmax(self.readout, axis=1)
 
+    def accuracy_at(self, labels: np.ndarray) -> dict[int, float]:
+        """Accuracy had the run stopped after each of ``readout_steps``, as ``{T: accuracy}``
+        (as :meth:`neurosim.sim.simulator.SimResult.accuracy_at`)."""
+        hits = np.argmax(self.readout_trace, axis=2) == np.asarray(labels)[:, None]
+        return {t: float(a) for t, a in zip(self.readout_steps, hits.mean(0))}
+
 
 def run_lava(net: Union[Netlist, PathLike], x: np.ndarray, steps: int, mode: str = "fixed",
              timeout: Optional[float] = None, progress: bool = True, raw_current: bool = False,
              record: Optional[Sequence[int]] = None, graph_hook: Optional[str] = None,
              sys_path: Sequence[str] = (), batch: Optional[int] = DEFAULT_BATCH,
-             spike_samples: Optional[int] = None, workers: int = 1) -> LavaResult:
+             spike_samples: Optional[int] = None, workers: int = 1,
+             readout_steps: Optional[Sequence[int]] = None) -> LavaResult:
     """Run every sample of ``x`` for ``steps`` steps through ``net`` on Lava's CPU simulator.
 
     ``net`` is a :class:`Netlist` or the path of a netlist file; ``mode`` is ``'fixed'``
@@ -110,6 +121,9 @@ def run_lava(net: Union[Netlist, PathLike], x: np.ndarray, steps: int, mode: str
     ``record``: the neuron layers whose spikes, counts and v are read (default: all; the
     output layer always); others come back as ``None``. ``spike_samples``: only the first so
     many samples' spikes, counts and v come back (default: all); ``readout`` covers every sample.
+    ``readout_steps``: step counts up to ``steps`` whose readout the same run also gives
+    (``readout_trace``; a run of T steps compiled once answers every shorter T; the batched
+    graph only).
     ``timeout`` (s) limits each worker (default: :func:`estimate_timeout`, scaled by the
     workers per core).
     ``graph_hook`` (``'module:function'``, importable in the worker with ``sys_path``
@@ -122,14 +136,15 @@ def run_lava(net: Union[Netlist, PathLike], x: np.ndarray, steps: int, mode: str
     """
     return run_lava_modes(net, x, steps, (mode,), timeout=timeout, progress=progress, raw_current=raw_current,
                           record=record, graph_hook=graph_hook, sys_path=sys_path, batch=batch,
-                          spike_samples=spike_samples, workers=workers)[mode]
+                          spike_samples=spike_samples, workers=workers, readout_steps=readout_steps)[mode]
 
 
 def run_lava_modes(net: Union[Netlist, PathLike], x: np.ndarray, steps: int, modes: Sequence[str],
                    *, timeout: Optional[float] = None, progress: bool = True, raw_current: bool = False,
                    record: Optional[Sequence[int]] = None, graph_hook: Optional[str] = None,
                    sys_path: Sequence[str] = (), batch: Optional[int] = DEFAULT_BATCH,
-                   spike_samples: Optional[int] = None, workers: int = 1) -> dict[str, LavaResult]:
+                   spike_samples: Optional[int] = None, workers: int = 1,
+                   readout_steps: Optional[Sequence[int]] = None) -> dict[str, LavaResult]:
     """:func:`run_lava` in every mode of ``modes`` at once (``workers`` worker processes per
     mode, all supervised together, one progress bar); returns mode -> :class:`LavaResult`."""
     from neurosim.netlist.hdf5 import load
@@ -156,6 +171,10 @@ def run_lava_modes(net: Union[Netlist, PathLike], x: np.ndarray, steps: int, mod
         raise NeurosimError(f"workers must be a number >= 1, got {workers!r}")
     if spike_samples is not None and int(spike_samples) < 0:
         raise NeurosimError(f"spike_samples must be >= 0, got {spike_samples}")
+    readout_steps = check_readout_steps((steps,) if readout_steps is None else readout_steps, steps)
+    if batch is None and readout_steps != (steps,):
+        raise NeurosimError(f"readout_steps {list(readout_steps)} need the batched graph: the per-sample graph "
+                            f"(batch=None) reads the readout after the last step only")
     batch = None if batch is None else min(int(batch), -(-len(x) // int(workers)))   # every worker has a share
     keep = len(x) if spike_samples is None else min(int(spike_samples), len(x))
     shares = _shares(len(x), batch or 1, int(workers))
@@ -171,13 +190,14 @@ def run_lava_modes(net: Union[Netlist, PathLike], x: np.ndarray, steps: int, mod
                 jobs.write_job(run.jobdir, net, x[share], mode=mode, steps=steps, raw_current=raw_current,
                                record=record, graph_hook=graph_hook, sys_path=sys_path, netlist_path=netlist_path,
                                batch=min(batch, n) if batch else 0,
-                               spike_samples=min(n, max(0, keep - share.start)), offset=share.start)
+                               spike_samples=min(n, max(0, keep - share.start)), offset=share.start,
+                               readout_steps=readout_steps)
         tags = "+".join(TAGS[m] for m in modes)
         t0 = time.perf_counter()
         _supervise(runs, len(x), progress, f"lava ({tags}, T={steps})", several_modes=len(modes) > 1)
         wall = time.perf_counter() - t0
-        return {mode: _result([r for r in runs if r.mode == mode], net, mode, steps, len(x), wall, batch)
-                for mode in modes}
+        return {mode: _result([r for r in runs if r.mode == mode], net, mode, steps, len(x), wall, batch,
+                              readout_steps) for mode in modes}
     finally:
         for run in runs:
             shutil.rmtree(run.jobdir, ignore_errors=True)
@@ -265,7 +285,7 @@ def _supervise(runs: list[_Run], n_samples: int, progress: bool, desc: str, seve
 
 
 def _result(runs: list[_Run], net: Netlist, mode: str, steps: int, n: int, wall: float,
-            batch: Optional[int]) -> LavaResult:
+            batch: Optional[int], readout_steps: tuple[int, ...]) -> LavaResult:
     """The :class:`LavaResult` of one mode's finished workers, their samples in order (``wall``:
     the parent's seconds). ``timing`` holds each key's largest value over the workers (the
     critical path) and ``workers``."""
@@ -289,5 +309,5 @@ def _result(runs: list[_Run], net: Netlist, mode: str, steps: int, n: int, wall:
             timing[key] = max(timing.get(key, value), value)
     timing.update(wall_s=wall, samples_per_s=n / wall, workers=len(runs))
     return LavaResult(steps=steps, mode=mode, spikes=joined(0), v=joined(1), counts=joined(2),
-                      readout=out_counts * vth + out_v, timing=timing, models=parts[0][4].get("models", {}),
-                      batch=batch)
+                      readout_trace=out_counts * vth + out_v, readout_steps=readout_steps, timing=timing,
+                      models=parts[0][4].get("models", {}), batch=batch)

@@ -43,7 +43,8 @@ def run_samples(graph, x: np.ndarray, stage: Optional[Stage] = None, progress: b
     :meth:`~neurosim.lava.builder.LavaGraph.units`, load, run, read. Returns, per recorded
     neuron layer ``i``, ``spikes_<i>`` (K, T, n) bool, ``v_<i>`` (K, n) and ``counts_<i>``
     (K, n) of the first ``K = spike_samples`` samples (default all), and ``readout_counts``,
-    ``readout_v`` (N, n_out) of the output layer for every sample; neurons in (C, H, W) order,
+    ``readout_v`` (N, R, n_out): the output layer's spike counts and voltage after each of
+    the graph's R ``readout_steps``, for every sample; neurons in (C, H, W) order,
     v in state units; plus ``timing`` and ``models`` (the chosen ProcessModels). ``stage``
     names samples ``offset`` higher (their numbers among the caller's samples).
     The runtime is always stopped; ``on_error(exc)`` is called before stopping it when a
@@ -61,8 +62,9 @@ def run_samples(graph, x: np.ndarray, stage: Optional[Stage] = None, progress: b
     state = np.int64 if fixed else np.float64
     spikes = {i: np.zeros((keep, steps, sizes[i]), dtype=bool) for i in recorded}
     vs = {i: np.zeros((keep, sizes[i]), dtype=state) for i in recorded}
-    readout_counts = np.zeros((n_samples, sizes[out_layer]), dtype=np.int64)
-    readout_v = np.zeros((n_samples, sizes[out_layer]), dtype=state)
+    rows = np.asarray(graph.readout_steps) - 1           # the output layer's readout steps, 0-based
+    readout_counts = np.zeros((n_samples, len(rows), sizes[out_layer]), dtype=np.int64)
+    readout_v = np.zeros((n_samples, len(rows), sizes[out_layer]), dtype=state)
     run_cfg = graph.run_cfg()
     starter = graph.starter
     timing = {"compile_s": 0.0, "first_run_s": 0.0, "run_s": 0.0, "io_s": 0.0}
@@ -89,12 +91,12 @@ def run_samples(graph, x: np.ndarray, stage: Optional[Stage] = None, progress: b
                     continue
                 s, v = graph.read(i, size)
                 if i == out_layer:
-                    readout_counts[unit] = s.sum(1, dtype=np.int64)
+                    readout_counts[unit] = s.cumsum(1, dtype=np.int64)[:, rows]
                     readout_v[unit] = v
                 if unit.start < keep:
-                    rows = slice(unit.start, min(unit.stop, keep))
-                    spikes[i][rows] = s[:rows.stop - rows.start]
-                    vs[i][rows] = v[:rows.stop - rows.start]
+                    kept = slice(unit.start, min(unit.stop, keep))
+                    spikes[i][kept] = s[:kept.stop - kept.start]
+                    vs[i][kept] = v[:kept.stop - kept.start, -1]
             t3 = time.perf_counter()
             timing["first_run_s" if k == 0 else "run_s"] += t2 - t1
             timing["io_s"] += (t1 - t0) + (t3 - t2)
@@ -161,7 +163,8 @@ def main(jobdir: str) -> int:
         common = dict(check=False,            # read_job checked the netlist for this mode
                       record=job.get("record"), record_dir=jobdir)
         if job.get("batch"):
-            graph = build_batched_graph(net, job["mode"], int(job["steps"]), int(job["batch"]), **common)
+            graph = build_batched_graph(net, job["mode"], int(job["steps"]), int(job["batch"]),
+                                        readout_steps=job.get("readout_steps"), **common)
         else:
             graph = build_graph(net, job["mode"], int(job["steps"]), first_sample=x[0], raw_current=raw_current,
                                 **common)
