@@ -62,6 +62,7 @@ from neurosim.ann.train import accuracy  # noqa: E402
 from neurosim.convert import DEFAULT_PERCENTILE, RULES  # noqa: E402
 from neurosim.convert.rmp import convert  # noqa: E402
 from neurosim.data.dataset import Split, load_dataset  # noqa: E402
+from neurosim.device import device_arg, resolve_device  # noqa: E402
 from neurosim.errors import NeurosimError  # noqa: E402
 from neurosim.evaluate import papers_depth  # noqa: E402
 from neurosim.io.atomic import write_json, write_png, write_text  # noqa: E402
@@ -194,19 +195,21 @@ def summary(curve: dict, ann: float) -> dict:
 
 
 def neurosim_row(model, setting: Setting, x_cal, test: Split, steps: list[int], progress: bool,
-                 papers_t: bool = False) -> dict:
+                 papers_t: bool = False, device: str = "cpu") -> dict:
     """One setting: convert, run once, read every T. ``papers_t``: ``steps`` are the papers' T
-    (every layer integrates T steps), read after ``T + D`` Lava steps (D: the readout's depth)."""
+    (every layer integrates T steps), read after ``T + D`` Lava steps (D: the readout's depth).
+    ``device``: where calibration and a ``precision='float'`` net's synaptic maps compute."""
     t0 = time.perf_counter()
     net = convert(model, x_cal, tuple(test.x.shape[1:]), rule=setting.rule, percentile=setting.percentile,
                   reset=setting.reset,
                   v_init_half=setting.v_init_half, align_bias=setting.align_bias, fold_pool=setting.fold_pool,
                   align_joins=setting.align_joins, snn_steps=SNN_RULE_STEPS, precision=setting.precision,
-                  progress=progress)
+                  progress=progress, device=device)
     t_conv = time.perf_counter() - t0
     depth = papers_depth(net) if papers_t else 0
     lava = [t + depth for t in steps]
-    res = Simulator(net, setting.precision).run(test.x, max(lava), readout_steps=lava, per_neuron=False,
+    sim_device = device if setting.precision == "float" else "cpu"      # fixed point: CPU kernels
+    res = Simulator(net, setting.precision, device=sim_device).run(test.x, max(lava), readout_steps=lava, per_neuron=False,
                                       progress=progress)
     t_sim = time.perf_counter() - t0 - t_conv
     return {"setting": setting.__dict__, "label": setting.label, "layers": len(net.neuron_layers),
@@ -503,8 +506,15 @@ def main(argv=None) -> int:
                    "end; alone (without --models) only that")
     p.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results/conversion-<time>); "
                    "settings already in its results.json (same --steps and --test-limit) are kept, not rerun")
+    p.add_argument("--device", type=device_arg, default="cpu",
+                   help="where calibration and the float-precision settings' synaptic maps compute (fixed point "
+                        "is CPU code): cpu, cuda, cuda:N or auto")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
+    try:
+        resolve_device(args.device)             # no GPU for --device cuda: one line, before any work
+    except NeurosimError as exc:
+        p.error(str(exc))
     progress = not args.no_progress
     peer_venv = None if args.no_spikingjelly else _peer_venv(args.peer_venv)
     steps = sorted({int(s) for s in args.steps.split(",")})
@@ -554,7 +564,7 @@ def main(argv=None) -> int:
                     m["rows"].append(done[setting.label])
                     m["ann_macs"] = done[setting.label]["ann_macs"]
                     continue
-                row = neurosim_row(model, setting, x_cal, test, steps, progress, args.papers_t)
+                row = neurosim_row(model, setting, x_cal, test, steps, progress, args.papers_t, args.device)
                 row["summary"] = summary({int(t): v for t, v in row["curve"].items()}, ann)
                 m["ann_macs"] = row["ann_macs"]
                 m["rows"].append(row)

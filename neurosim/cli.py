@@ -20,6 +20,7 @@ from neurosim.data.encodings import ENCODINGS, SPIKE_ENCODINGS
 from neurosim.data.timing import TIMINGS
 from neurosim.device import HELP as DEVICE_HELP
 from neurosim.device import device_arg
+from neurosim.dynamics import MODES
 from neurosim.errors import NeurosimError
 from neurosim.data.npy_input import LAYOUTS, TIME_AXES
 from neurosim.netlist.schema import MAX_TIMESTEPS
@@ -85,14 +86,10 @@ def _lava_samples(text: str) -> Union[int, str]:
     return "all" if text.strip().lower() == "all" else _positive_int(text)
 
 
-#: ``--lava-modes``: Lava's numeric modes by their neurosim names (fixed_pt, floating_pt).
-LAVA_MODES = ("fixed", "float")
-
-
 def _lava_modes(text: str) -> tuple[str, ...]:
     """``--lava-modes``: a comma-separated subset of ``fixed,float``."""
     modes = tuple(dict.fromkeys(t.strip().lower() for t in text.split(",") if t.strip()))
-    bad = [m for m in modes if m not in LAVA_MODES]
+    bad = [m for m in modes if m not in MODES]
     if not modes or bad:
         raise argparse.ArgumentTypeError(f"expected fixed, float or fixed,float, got {text!r}")
     return modes
@@ -114,7 +111,7 @@ def _add_lava_args(p: argparse.ArgumentParser, default_samples: Union[int, str],
         p.add_argument("--lava-workers", type=_count, default=1,
                        help="Lava worker processes per mode (fixed_pt and floating_pt run side by side), each on "
                             "its share of the samples' batches (default 1)")
-        p.add_argument("--lava-modes", type=_lava_modes, default=LAVA_MODES, metavar="fixed,float",
+        p.add_argument("--lava-modes", type=_lava_modes, default=MODES, metavar="fixed,float",
                        help="Lava's numeric modes to check, side by side: fixed (fixed_pt), float (floating_pt) or "
                             "both (default fixed,float)")
 
@@ -223,7 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", default=None, help="folder with the idx files for mnist/fashion-mnist")
     run.add_argument("--steps", type=_steps, default=None,
                      help=f"time steps T, 1..{MAX_TIMESTEPS} (default: the netlist's metadata, else 64)")
-    run.add_argument("--mode", choices=("fixed", "float"), default="fixed", help="numeric mode (fixed)")
+    run.add_argument("--mode", choices=MODES, default="fixed", help="numeric mode (fixed)")
+    run.add_argument("--device", type=device_arg, default="cpu",
+                     help="where --mode float computes its synaptic maps (the neurons, and all of --mode fixed, "
+                          f"are CPU kernels): {DEVICE_HELP}")
     run.add_argument("--limit", type=_count, default=None, help="use only the first N test samples")
     run.add_argument("--lava", action="store_true", help="also run on Lava (see --lava-samples)")
     run.add_argument("--out", type=Path, default=None, help="folder for NET-report.json/png "
@@ -406,6 +406,16 @@ def _convert_hint(args: argparse.Namespace, report: dict) -> Optional[str]:
             "T = 32: 80.4 % with the defaults, 99.4 % with these; docs/conversion.md)")
 
 
+def _check_run_device(args: argparse.Namespace) -> None:
+    """``run --device``: one that torch sees, and a GPU only for ``--mode float``."""
+    if args.device == "cpu":
+        return
+    from neurosim.device import resolve_device
+    if resolve_device(args.device).type != "cpu" and args.mode == "fixed":
+        raise NeurosimError(f"--device {args.device}: --mode fixed runs on the CPU (its kernels are CPU code); "
+                            "add --mode float for a GPU")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from neurosim.commands.run import dataset_input, loihi2_accuracy, run_dataset
     from neurosim.data.timing import apply_timing
@@ -417,6 +427,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.input is not None:
             raise NeurosimError("--backend loihi2 runs --dataset samples; --input runs use the CPU simulator")
     lava_samples = (5 if args.lava else 0) if args.lava_samples is None else args.lava_samples
+    _check_run_device(args)            # before any data is loaded
     net, timing = apply_timing(hdf5.load(args.netlist), args.timing)
     if args.input is not None:
         return _run_input(args, net, timing)
@@ -431,7 +442,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 0
     report = run_dataset(net, args.netlist, test, steps, encoding=encoding, timing=timing, mode=args.mode,
                          sweep=args.sweep, lava_samples=lava_samples, lava_timeout=args.lava_timeout,
-                         lava_workers=args.lava_workers, lava_modes=args.lava_modes, out=args.out)
+                         lava_workers=args.lava_workers, lava_modes=args.lava_modes, out=args.out,
+                         device=args.device)
     print(f"input                   {encoding}; timing {timing}")
     print(report_summary(report))
     print(f"report   {report['report_paths'][0]}\nplot     {report['report_paths'][1]}")
@@ -446,12 +458,12 @@ def _run_input(args: argparse.Namespace, net, timing: str) -> int:
 
     for flag, given in (("--dataset", args.dataset), ("--encoding", args.encoding), ("--lava", args.lava),
                         ("--lava-samples", args.lava_samples), ("--lava-workers", args.lava_workers != 1),
-                        ("--lava-modes", args.lava_modes != LAVA_MODES),
+                        ("--lava-modes", args.lava_modes != MODES),
                         ("--limit", args.limit), ("--sweep", args.sweep)):
         if given:
             raise NeurosimError(f"{flag} applies to data-set runs, not to --input")
     run = run_array(net, args.input, mode=args.mode, steps=args.steps, time_axis=args.time_axis, layout=args.layout,
-                    raw_current=args.raw_current, record_spikes=args.save_spikes is not None)
+                    raw_current=args.raw_current, record_spikes=args.save_spikes is not None, device=args.device)
     res = run.result
     print(f"{args.input}: {run.samples} sample(s), {run.steps} steps, {args.mode} mode, timing {timing}")
     for i in net.neuron_layers:

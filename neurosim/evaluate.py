@@ -13,6 +13,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from neurosim.data.dataset import Split
+from neurosim.dynamics import MODES
 from neurosim.errors import NeurosimError
 from neurosim.io.atomic import write_json, write_png
 from neurosim.metrics.constants import STATE_BITS, WEIGHT_BITS
@@ -182,9 +183,10 @@ def neuron_counts(net: Netlist, run: SimResult, x: np.ndarray, steps: int
 
 def evaluate(net: Netlist, test: Split, steps: int, *, ann_accuracy: Optional[float] = None,
              sweep: Optional[Sequence[int]] = None,
-             lava_samples: Union[int, str] = 0, lava_modes: Sequence[str] = ("fixed", "float"),
+             lava_samples: Union[int, str] = 0, lava_modes: Sequence[str] = MODES,
              lava_timeout: Optional[float] = None, mode: str = "fixed",
-             progress: bool = True, lava_workers: int = 1, at_operating_point: bool = False) -> dict:
+             progress: bool = True, lava_workers: int = 1, at_operating_point: bool = False,
+             device: str = "cpu") -> dict:
     """Run ``net`` on ``test`` (reference simulator, whole split; Lava on the first
     ``lava_samples`` samples, or on the whole split with :data:`LAVA_ALL`, see :func:`lava_check`).
 
@@ -195,7 +197,8 @@ def evaluate(net: Netlist, test: Split, steps: int, *, ann_accuracy: Optional[fl
     the :func:`operating_point` when there is one (the Lava check and NeuroBench's metrics
     too); ``per_timestep`` has them per T, ``accuracy_energy`` the table of accuracy and energy.
     The Lava run is read after every swept T up to the reported one as well
-    (``lava_at_timesteps``, :func:`lava_check`).
+    (``lava_at_timesteps``, :func:`lava_check`). ``device``: where the simulator's float mode
+    computes its synaptic maps (:class:`~neurosim.sim.simulator.Simulator`).
     """
     if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or not 1 <= steps <= MAX_TIMESTEPS:
         raise NeurosimError(f"steps must be a whole number in 1..{MAX_TIMESTEPS}, got {steps!r:.40}")
@@ -211,7 +214,7 @@ def evaluate(net: Netlist, test: Split, steps: int, *, ann_accuracy: Optional[fl
         x = x[:, :longest]
 
     t0 = time.time()
-    sim = Simulator(net, mode)
+    sim = Simulator(net, mode, device=device)
     run = sim.run(x, longest, readout_steps=wanted, per_neuron=False, progress=progress)
     t_sim = time.time() - t0
 
@@ -286,7 +289,7 @@ def _operating_point_entry(t_op: Optional[int], accuracy: dict[int, float], ann_
     return {**entry, **row, "accuracy_loss": ann_accuracy - accuracy[t_op]}
 
 
-def lava_check(net: Netlist, test: Split, steps: int, modes: Sequence[str] = ("fixed", "float"),
+def lava_check(net: Netlist, test: Split, steps: int, modes: Sequence[str] = MODES,
                timeout: Optional[float] = None, workers: int = 1, progress: bool = True,
                readout_steps: Sequence[int] = ()) -> dict:
     """Every sample of ``test`` on Lava's CPU simulator in each of ``modes`` (all modes at once,

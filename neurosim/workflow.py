@@ -16,6 +16,7 @@ from neurosim.architectures import digits_cnn
 from neurosim.convert.rmp import convert
 from neurosim.convert import DEFAULT_PERCENTILE, DEFAULT_RULE
 from neurosim.data.dataset import CLASSES, IMAGE_SHAPES, Split, load_dataset
+from neurosim.dynamics import MODES
 from neurosim.errors import NeurosimError
 from neurosim.evaluate import LAVA_ALL, evaluate, write_report
 from neurosim.convert.graph import connections, trace
@@ -125,7 +126,7 @@ def convert_and_measure(model_spec: str, weights: Optional[Path], dataset: str, 
                         lava_samples: int = 5, lava_timeout: Optional[float] = None, progress: bool = True,
                         model_args: Optional[dict] = None, sweep: Optional[Sequence[int]] = None,
                         device: str = "cpu", lava_workers: int = 1,
-                        lava_modes: Sequence[str] = ("fixed", "float")) -> dict:
+                        lava_modes: Sequence[str] = MODES) -> dict:
     """Convert a user's trained model (``--model`` as in :mod:`neurosim.user_model`, with its
     state_dict) on a named data set and measure it as the main job does; writes
     ``network.net``, ``report.json``, ``report.png``."""

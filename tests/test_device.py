@@ -86,3 +86,37 @@ def test_calibration_on_the_cpu_device_is_the_default():
     if not torch.cuda.is_available():
         with pytest.raises(NeurosimError, match="no CUDA device"):
             stream(forward, x, {0: "max"}, progress=False, device="cuda")
+
+
+def test_simulator_float_maps_on_a_device_give_the_cpus_currents():
+    """The simulator's float mode computes its synaptic maps on ``device`` (here the offload
+    path run on the CPU: the dense torch operation, no event kernels) with the CPU's currents;
+    fixed point stays CPU code."""
+    from neurosim.netlist.synapses import Conv, Dense
+    from neurosim.sim.simulator import Simulator
+    from neurosim.sim.synapse import Synapse
+    from tests.test_lava_batched import _samples, feature_net
+
+    rng = np.random.default_rng(1)
+    for kind, shape in ((Conv(rng.integers(-4, 5, (6, 3, 3, 3)).astype(float), padding=(1, 1)), (3, 8, 8)),
+                        (Dense(rng.normal(size=(40, 50))), (50,))):
+        s = torch.as_tensor(rng.random((7, *shape)) < 0.1, dtype=torch.float32)
+        here, there = Synapse(kind, shape, False), Synapse(kind, shape, False, torch.device("cpu"))
+        assert there.device is not None and not there.fills_out
+        torch.testing.assert_close(there(s, spikes=int(s.sum())), here(s, spikes=int(s.sum())), rtol=1e-12, atol=0)
+    net = feature_net()
+    assert Simulator(net, "float", device="cpu").run(_samples(3), 6).readout.shape == (3, 5)
+    with pytest.raises(NeurosimError, match=r"^--device cuda: "):
+        Simulator(net, "fixed", device="cuda")
+
+
+@no_gpu
+def test_run_device_is_checked_before_the_netlist_is_read(tmp_path, capsys):
+    from neurosim.cli import main
+
+    missing = str(tmp_path / "none.net")
+    for mode in ("fixed", "float"):
+        assert main(["run", missing, "--mode", mode, "--device", "cuda"]) == 2
+        assert "--device cuda: no CUDA device" in capsys.readouterr().err
+    assert main(["run", missing, "--device", "auto"]) == 2          # auto is the CPU here: fine for fixed
+    assert "none.net" in capsys.readouterr().err

@@ -38,13 +38,13 @@ import torch
 from neurosim.bntt.network import BNTTNet
 from neurosim.convert.graph import Stage, connections
 from neurosim.convert.rmp import fold_pool
+from neurosim.dynamics import MODES
 from neurosim.errors import NeurosimError
 from neurosim.netlist.quantize import bias_mantissas, even_mantissas, integer_scale, scale_mantissas, weight_gain
 from neurosim.netlist.schema import VTH_MAX, Flatten, Netlist, Population, Projection, Schedule
 from neurosim.netlist.neurons import RMP
 from neurosim.netlist.synapses import Conv, Dense
 
-MODES = ("fixed", "float")
 #: Largest threshold mantissa of a fixed-point layer (keeps the 24-bit state far from overflow).
 THRESHOLD_MAX = 1 << 12
 #: Floor of a layer's largest weight magnitude for its gain: an all-zero layer keeps zero weights.

@@ -30,6 +30,7 @@ from neurosim.bntt.fold import export, netlist_input
 from neurosim.bntt.train import NMNIST_DURATION_US, BNTTConfig, Data, load_data, process_device, train_bntt
 from neurosim.data.dataset import Split
 from neurosim.device import DEFAULT_DEVICE
+from neurosim.dynamics import MODES
 from neurosim.errors import NeurosimError
 from neurosim.evaluate import LAVA_ALL, evaluate, layer_names, write_report
 from neurosim.metrics.workload import ann_layers_of_netlist, ann_layers_to_meta, stored_weights
@@ -92,7 +93,7 @@ def launch_rank() -> int:
 
 def train_and_deploy(cfg: BNTTConfig, out_dir: Path, *, report_limit: Optional[int] = 2000,
                      lava_samples: Union[int, str] = 3, lava_timeout: Optional[float] = None,
-                     lava_workers: int = 1, lava_modes: Sequence[str] = ("fixed", "float"),
+                     lava_workers: int = 1, lava_modes: Sequence[str] = MODES,
                      alphas: Sequence[float] = ALPHAS,
                      tolerance: float = DEFAULT_TOLERANCE, progress: bool = True, measure: bool = True,
                      device: Union[str, torch.device] = DEFAULT_DEVICE) -> dict:

@@ -13,6 +13,7 @@ from neurosim.commands.outputs import default_out
 from neurosim.data.dataset import Split, load_dataset
 from neurosim.data.encodings import ENCODINGS, encode, infer_encoding, rate_spikes
 from neurosim.data.npy_input import load_npy, samples_from_array
+from neurosim.dynamics import MODES
 from neurosim.errors import NeurosimError
 from neurosim import evaluate as measure
 from neurosim.loihi2.backend import run_loihi2
@@ -65,16 +66,17 @@ def dataset_input(net: Netlist, name: Path, dataset: Optional[str] = None, data_
 def run_dataset(net: Netlist, name: Path, test: Split, steps: int, *, encoding: str, timing: str,
                 mode: str = "fixed", sweep: Optional[Sequence[int]] = None, lava_samples: Union[int, str] = 0,
                 lava_timeout: Optional[float] = None, lava_workers: int = 1,
-                lava_modes: Sequence[str] = ("fixed", "float"), out: Optional[Path] = None) -> dict:
+                lava_modes: Sequence[str] = MODES, out: Optional[Path] = None, device: str = "cpu") -> dict:
     """Measure ``net`` (read from the file ``name``) on ``test`` as :func:`neurosim.evaluate.evaluate`
     does (Lava in ``lava_modes``, default fixed_pt and floating_pt, side by side on ``lava_samples`` samples, or on the
     whole split with ``"all"``, ``lava_workers`` worker processes per mode) and write
-    ``<out>/<name's stem>-report.json`` and ``.png`` (``out`` default: :func:`default_out`);
+    ``<out>/<name's stem>-report.json`` and ``.png`` (``out`` default: :func:`default_out`;
+    ``device``: where float mode's synaptic maps compute, :class:`~neurosim.sim.simulator.Simulator`);
     returns the report, with the ``encoding`` line and the ``timing`` in it and the files
     written in ``report_paths``."""
     report = measure.evaluate(net, test, steps, ann_accuracy=net.meta.get("ann_accuracy"), mode=mode,
                               sweep=sweep, lava_samples=lava_samples, lava_modes=lava_modes,
-                              lava_timeout=lava_timeout, lava_workers=lava_workers)
+                              lava_timeout=lava_timeout, lava_workers=lava_workers, device=device)
     report.update({"netlist": str(name), "encoding": encoding, "timing": timing,
                    "ann_test_samples": net.meta.get("ann_test_samples")})
     json_path, png_path = measure.write_report(report, out or default_out(name), stem=f"{Path(name).stem}-report")
@@ -98,12 +100,13 @@ class ArrayRun:
 
 def run_array(net: Netlist, path: Path, *, mode: str = "fixed", steps: Optional[int] = None,
               time_axis: str = "first", layout: str = "chw", raw_current: bool = False,
-              record_spikes: bool = False) -> ArrayRun:
+              record_spikes: bool = False, device: str = "cpu") -> ArrayRun:
     """The ``.npy`` array at ``path`` through the simulator (:mod:`neurosim.data.npy_input` says
     which shapes it takes); ``steps`` defaults to the netlist's metadata (else 64) for a net with
     an input layer and to the array's time axis for a spike-input net. ``raw_current``: the
     array holds the input neurons' bias current in mantissas. ``record_spikes`` keeps every
-    layer's spikes (for :func:`neurosim.data.npy_input.save_run`)."""
+    layer's spikes (for :func:`neurosim.data.npy_input.save_run`). ``device``: where float
+    mode's synaptic maps compute."""
     if raw_current and not net.has_input_layer:
         raise NeurosimError("--raw-current needs a net with an 'input' layer; this one takes spikes")
     steps = steps or (int(net.meta.get("timesteps", 64)) if net.has_input_layer else None)
@@ -111,5 +114,5 @@ def run_array(net: Netlist, path: Path, *, mode: str = "fixed", steps: Optional[
                                   steps=steps, source=str(path))
     if len(x) == 0:
         raise NeurosimError(f"{path}: holds no samples (array of {len(x)} samples); nothing to run")
-    res = Simulator(net, mode).run(x, steps, raw_current=raw_current, record_spikes=record_spikes)
+    res = Simulator(net, mode, device=device).run(x, steps, raw_current=raw_current, record_spikes=record_spikes)
     return ArrayRun(len(x), steps, res)

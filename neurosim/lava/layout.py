@@ -9,11 +9,11 @@ from typing import Sequence
 
 import numpy as np
 
+from neurosim.dynamics import MODES
 from neurosim.errors import NeurosimError
 from neurosim.netlist.schema import Flatten, Netlist, Population
 from neurosim.netlist.validate import ValidationError, register, validate
 
-MODES = ("fixed", "float")
 #: Lava tag selected per mode.
 TAGS = {"fixed": "fixed_pt", "float": "floating_pt"}
 #: Lava's fixed-point models keep bias_mant in int16 arrays; larger values would wrap silently.

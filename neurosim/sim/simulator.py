@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from neurosim.device import DEFAULT_DEVICE, resolve_device
+from neurosim.dynamics import MODES
 from neurosim.dynamics.lif import scale_fixed, scale_float, to_state
 from neurosim.errors import NeurosimError
 from neurosim.netlist.schema import DECAY_UNITY, INPUT, Flatten, Input, Netlist, Population
@@ -35,7 +37,6 @@ from neurosim.sim.neurons import NEURONS
 from neurosim.sim.synapse import Synapse
 from neurosim.sim.synapse_maps import MAPS
 
-MODES = ("fixed", "float")
 #: Default bound on the spike buffers of a chunk and window (all layers together).
 WORKSPACE_BYTES = 1 << 25
 #: A window whose schedule rows change at most this often is scanned run by run with one
@@ -311,13 +312,20 @@ class Simulator:
     """Run a :class:`Netlist` on batches in ``fixed`` (Lava ``fixed_pt``) or ``float`` mode.
 
     A simulator reuses its buffers from run to run: run one at a time per instance (use one
-    instance per thread).
+    instance per thread). ``device`` (cpu, cuda, cuda:N, auto; :mod:`neurosim.device`): where
+    the synaptic maps of ``float`` mode compute (:mod:`neurosim.sim.synapse`); the neurons, and
+    everything of ``fixed`` mode, are CPU kernels.
     """
 
-    def __init__(self, net: Netlist, mode: str = "fixed", workspace_bytes: int = WORKSPACE_BYTES) -> None:
+    def __init__(self, net: Netlist, mode: str = "fixed", workspace_bytes: int = WORKSPACE_BYTES,
+                 device: Union[str, torch.device] = DEFAULT_DEVICE) -> None:
         if mode not in MODES:
             raise NeurosimError(f"mode must be one of {MODES}, got '{mode}'")
         self.net, self.mode, self.fixed = net, mode, mode == "fixed"
+        self.device = resolve_device(device)
+        if self.fixed and self.device.type != "cpu":
+            raise NeurosimError(f"--device {device}: the fixed-point simulator runs on the CPU (its kernels are "
+                                "CPU code); use --mode float for a GPU, or --device cpu")
         validate(net, "fixed" if self.fixed else "schema")      # 'fixed' needs 'schema' too
         self.workspace_bytes = workspace_bytes
         self._ws: Optional[_Workspace] = None
@@ -342,7 +350,8 @@ class Simulator:
                 for p, ((src, kind), proj) in enumerate(zip(net.inputs(i), layer.projections)):
                     if (why := MAPS.refusal(kind)):
                         raise NeurosimError(f"layer {i}" + (f" projection {p}" if p else "") + f": {why}")
-                    syns.append(Synapse(kind, net.in_shape(i, p), self.fixed))
+                    syns.append(Synapse(kind, net.in_shape(i, p), self.fixed,
+                                        None if self.device.type == "cpu" else self.device))
                     srcs.append(net.resolve(src))
                     delays.append(int(proj.delay))
                     self.history[srcs[-1]] = max(self.history.get(srcs[-1], 1), delays[-1])

@@ -15,6 +15,11 @@ sparse input takes an event-driven path where there is one: that of
 A kind whose map is a sum pool followed by a smaller map (a conv with a folded average pool:
 :meth:`~neurosim.sim.synapse_maps.SynapseMap.pool_split`) is computed that way: the same
 integers with fewer multiplications.
+
+On a GPU (``device``, float mode only: the fixed-point arithmetic stays CPU code), the weights
+live on the device and every window's spikes go there through the map's dense torch operation
+(no event-driven path: those are CPU kernels); the currents come back to the CPU, where the
+neurons' kernels run.
 """
 from __future__ import annotations
 
@@ -45,8 +50,14 @@ def signed_wrap(x: torch.Tensor, bits: int) -> torch.Tensor:
 class Synapse:
     """The prepared weights of one projection and the map from its input spikes to its current."""
 
-    def __init__(self, kind: SynapseKind, in_shape: Shape, fixed: bool) -> None:
+    def __init__(self, kind: SynapseKind, in_shape: Shape, fixed: bool,
+                 device: Optional[torch.device] = None) -> None:
         self.kind, self.in_shape, self.fixed = kind, tuple(in_shape), fixed
+        #: the device the map computes on through its dense torch operation (module docstring),
+        #: or None: the CPU, with the event-driven paths
+        self.device = device
+        if self.device is not None and fixed:
+            raise ValueError("the fixed-point synapse computes on the CPU")
         self.map = synapse_map(kind)
         self.out_shape = tuple(kind.out_shape(self.in_shape))
         w, self.weight_exp = kind.fixed_weight() if fixed else (np.asarray(kind.weight, dtype=np.float64), 0)
@@ -62,6 +73,7 @@ class Synapse:
         exact32 = np.array_equal(w, np.round(w)) and rows.max() < 2 ** 24
         self.dtype = torch.float32 if exact32 else torch.float64
         self.weight = torch.as_tensor(w, dtype=self.dtype)
+        on_cpu = self.device is None
         #: Largest possible |current| of one step (0/1 spikes): the sum of |w| of a row.
         self.bound = float(rows.max()) * 2.0 ** self.weight_exp
         bits = kind.wrap_bits if fixed else None
@@ -69,18 +81,20 @@ class Synapse:
         self.wrap_bits = bits
         #: (in, out) weights for the event-driven path: exact float32 only, because it sums in
         #: another order than the GEMM
-        self.weight_t = (np.ascontiguousarray(self.weight.numpy().T) if kind.events
+        self.weight_t = (np.ascontiguousarray(self.weight.numpy().T) if on_cpu and kind.events
                          and self.dtype == torch.float32 and len(w) >= EVENT_MIN_OUTPUTS else None)
         #: the map's weights for its event-driven path (exact float32 only, as above), or None
         self.event_weight = (self.map.event_weight(np.asarray(w, dtype=np.float32), self.in_shape)
-                             if self.dtype == torch.float32 and not kind.events else None)
+                             if on_cpu and self.dtype == torch.float32 and not kind.events else None)
         #: whether ``__call__`` may write into an ``out`` buffer (an event-driven path; torch's
         #: conv cannot)
-        self.fills_out = kind.events or self.event_weight is not None
+        self.fills_out = on_cpu and (kind.events or self.event_weight is not None)
         #: a folded average pool computed as pool then conv (module docstring), or None
         split = self.map.pool_split(w, self.in_shape)
         self.pool = split[0] if split else None
-        self.pooled_weight = torch.as_tensor(split[1], dtype=self.dtype) if split else None
+        self.pooled_weight = torch.as_tensor(split[1], dtype=self.dtype, device=device) if split else None
+        if not on_cpu:
+            self.weight = self.weight.to(self.device)
 
     def __call__(self, s: torch.Tensor, spikes: Optional[int] = None,
                  out: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -106,6 +120,8 @@ class Synapse:
     def _linear(self, s: torch.Tensor, spikes: Optional[int] = None,
                 out: Optional[torch.Tensor] = None) -> torch.Tensor:
         weight = self.weight
+        if self.device is not None:
+            return self._on_device(s)
         if self.kind.events:
             s = s.reshape(s.shape[0], weight.shape[1])
             if out is not None:
@@ -123,6 +139,17 @@ class Synapse:
         if self.pool:
             return self.map.pooled_linear(s, self.pooled_weight, self.pool)
         return self.map.linear(s, weight)
+
+    def _on_device(self, s: torch.Tensor) -> torch.Tensor:
+        """The map's dense torch operation on :attr:`device`; the current back on the CPU."""
+        s = s.to(self.device, non_blocking=True)
+        if self.kind.events:
+            a = s.reshape(s.shape[0], self.weight.shape[1]) @ self.weight.T
+        elif self.pool:
+            a = self.map.pooled_linear(s, self.pooled_weight, self.pool)
+        else:
+            a = self.map.linear(s, self.weight)
+        return a.cpu()
 
     def fanout(self) -> np.ndarray:
         """Number of synapses leaving each input neuron (borders included), shape ``in_shape``
