@@ -181,6 +181,13 @@ def neuron_counts(net: Netlist, run: SimResult, x: np.ndarray, steps: int
     return counts, inputs
 
 
+def membrane_updates(run: SimResult, steps: int) -> float:
+    """NeuroBench's membrane updates per sample in the first ``steps`` steps of ``run`` (a run
+    with ``membrane_updates=True`` and ``steps`` among its ``readout_steps``), all layers."""
+    k = run.readout_steps.index(steps)
+    return sum(int(u[k]) for u in run.membrane_updates_trace if u is not None) / len(run.readout)
+
+
 def evaluate(net: Netlist, test: Split, steps: int, *, ann_accuracy: Optional[float] = None,
              sweep: Optional[Sequence[int]] = None,
              lava_samples: Union[int, str] = 0, lava_modes: Sequence[str] = MODES,
@@ -215,7 +222,7 @@ def evaluate(net: Netlist, test: Split, steps: int, *, ann_accuracy: Optional[fl
 
     t0 = time.time()
     sim = Simulator(net, mode, device=device)
-    run = sim.run(x, longest, readout_steps=wanted, per_neuron=False, progress=progress)
+    run = sim.run(x, longest, readout_steps=wanted, per_neuron=False, progress=progress, membrane_updates=True)
     t_sim = time.time() - t0
 
     accuracy = run.accuracy_at(test.y)
@@ -258,7 +265,8 @@ def evaluate(net: Netlist, test: Split, steps: int, *, ann_accuracy: Optional[fl
         "energy_sources": SOURCES,
         "operating_point": _operating_point_entry(t_op, accuracy, ann_accuracy, per_t),
         "accuracy_energy": accuracy_energy_table(per_t),
-        "neurobench": {**neurobench_metrics(net, counts, input_counts, reported), "samples": len(x)},
+        "neurobench": {**neurobench_metrics(net, counts, input_counts, reported, membrane_updates(run, reported)),
+                       "samples": len(x)},
         "per_timestep": per_t,
         "seconds": {"reference_simulator": t_sim},
         "lava_samples": 0,

@@ -46,10 +46,11 @@ class ALIF(NeuronKind):
         return {"beta": float(self.beta)}
 
 
-def alif_scan(fixed, c, a, bias, vth, may_wrap, state, s_out, counts, v_trace) -> None:
+def alif_scan(fixed, c, a, bias, vth, may_wrap, state, s_out, counts, v_trace, v_changed) -> None:
     """The simulator's scan (``float`` mode)."""
     v, th = state["v"], state["th"]
     for t in range(len(s_out)):
+        before = v.copy()
         v += (a[0] if len(a) == 1 else a[t]) + (bias[0] if len(bias) == 1 else bias[t])
         thr = vth + th
         s = v > thr
@@ -60,6 +61,8 @@ def alif_scan(fixed, c, a, bias, vth, may_wrap, state, s_out, counts, v_trace) -
         counts += s.astype(counts.dtype)
         if len(v_trace):
             v_trace[t] = v
+        if len(v_changed):
+            v_changed[t] = v != before
 
 
 def alif_step_float(state: dict, a, bias, vth, c: dict) -> np.ndarray:

@@ -80,14 +80,17 @@ def test_compiled_kernel_equals_the_numpy_step(fixed, soft, per_step_bias):
         u = np.zeros(m, dtype); v = np.zeros(m, dtype)
         counts = np.zeros(m, np.int64)
         s_k = np.empty((steps, m), np.float32); trace = np.empty((steps, m), dtype)
+        changed = np.empty((steps, m), np.uint8)
         kernels.scan(fixed, a, bias, vth, i_decay, v_decay,
-                     soft, True, u, v, s_k, counts, trace)
+                     soft, True, u, v, s_k, counts, trace, changed)
         step = lif_fixed if fixed else lif_float
         uu = np.zeros(m, dtype); vv = np.zeros(m, dtype)
         for t in range(steps):
+            before = vv
             uu, vv, ss = step(uu, vv, a[t].astype(dtype), bias[t % len(bias)], vth, i_decay, v_decay, soft)
             np.testing.assert_array_equal(s_k[t], ss, err_msg=f"step {t}")
             np.testing.assert_array_equal(trace[t], vv, err_msg=f"step {t}")
+            np.testing.assert_array_equal(changed[t], vv != before, err_msg=f"step {t}")
         np.testing.assert_array_equal(u, uu)
         np.testing.assert_array_equal(counts, s_k.sum(0))
         assert 0 < counts.sum() < steps * m

@@ -21,7 +21,7 @@ from tests.conftest import small_conv_net
 
 nb = pytest.importorskip("neurobench", reason="neurobench is not installed (scripts/setup.sh installs it)")
 from neurobench.metrics.static import ConnectionSparsity, Footprint  # noqa: E402
-from neurobench.metrics.workload import ActivationSparsity, SynapticOperations  # noqa: E402
+from neurobench.metrics.workload import ActivationSparsity, MembraneUpdates, SynapticOperations  # noqa: E402
 from neurobench.models import TorchModel  # noqa: E402
 
 
@@ -66,9 +66,10 @@ def test_snn_metrics_equal_neurobench_on_the_simulators_spikes():
     net.layers[4].projections[0].synapse.weight[:, :5] = 0
     x = np.random.default_rng(0).random((16, 1, 6, 6)) * 4
     T = 12
-    res = Simulator(net, "fixed").run(x, T, record_spikes=True, readout_steps=[5, T], per_neuron=False)
+    res = Simulator(net, "fixed").run(x, T, record_spikes=True, readout_steps=[5, T], per_neuron=False,
+                                      membrane_updates=True)
     counts, inputs = ev.neuron_counts(net, res, x, T)
-    ours = neurobench_metrics(net, counts, inputs, T)
+    ours = neurobench_metrics(net, counts, inputs, T, ev.membrane_updates(res, T))
     early, _ = ev.neuron_counts(net, res, x, 5)                  # counts at an earlier readout step
     for i in net.neuron_layers:
         np.testing.assert_array_equal(early[i] * len(x), res.spikes[i][:, :5].sum((0, 1)))
@@ -89,6 +90,35 @@ def test_snn_metrics_equal_neurobench_on_the_simulators_spikes():
     model.cleanup_hooks()
 
 
+class _MembraneHook:
+    """What NeuroBench's ``MembraneUpdates`` reads of an activation hook: the layer, and the
+    membrane potential before and after each step."""
+
+    def __init__(self, v_steps: list[np.ndarray]) -> None:
+        self.layer = nn.Identity()
+        self.pre_fire_mem_potential = [torch.as_tensor(v) for v in [np.zeros_like(v_steps[0])] + v_steps[:-1]]
+        self.post_fire_mem_potential = [torch.as_tensor(v) for v in v_steps]
+
+
+@pytest.mark.parametrize("mode", ["fixed", "float"])
+def test_membrane_updates_equal_neurobench_on_the_simulators_potentials(mode):
+    """NeuroBench's ``MembraneUpdates`` on every layer's potential after each step (from runs
+    of 1..T steps: a shorter run is a prefix) equals the simulator's count in one run; a net
+    with leak-free RMP layers, whose potential stays put on silent steps, so it is below the
+    neurons x T a time-stepped core updates."""
+    from tests.test_lava_batched import _samples, feature_net
+
+    net, x, T = feature_net(), _samples(9), 12
+    res = Simulator(net, mode).run(x, T, readout_steps=[4, T], per_neuron=False, membrane_updates=True)
+    v = {i: [Simulator(net, mode).run(x, t).v[i] for t in range(1, T + 1)] for i in net.neuron_layers}
+    for steps in (4, T):
+        model = type("Hooked", (), {"activation_hooks": [_MembraneHook(v[i][:steps]) for i in net.neuron_layers]})
+        theirs = MembraneUpdates()(model, None, (torch.zeros(len(x)),))
+        ours = ev.membrane_updates(res, steps)
+        assert ours == theirs
+        assert 0 < ours < sum(int(np.prod(net.layers[i].shape)) for i in net.neuron_layers) * steps
+
+
 def test_ann_macs_priced_by_the_energy_model_equal_neurobench_dense():
     torch.manual_seed(0)
     ann = digits_cnn.build().eval()
@@ -107,7 +137,7 @@ def test_spike_input_through_flatten_counts_the_input_spikes():
     net = Netlist([Flatten((50,)), dense((3,), w, RMP(1 << 16))], input_shape=(2, 5, 5))
     x = (np.random.default_rng(1).random((6, 9, 2, 5, 5)) < 0.4).astype(np.float32)
     counts, inputs = ev.neuron_counts(net, Simulator(net, "fixed").run(x[:, :7], 7, readout_steps=[7]), x, 7)
-    ours = neurobench_metrics(net, counts, inputs, 7)
+    ours = neurobench_metrics(net, counts, inputs, 7, 0.0)
     per_input = x[:, :7].reshape(6, 7, 50).sum((0, 1)) / 6
     assert ours["synaptic_operations"]["Effective_ACs"] == pytest.approx(per_input.sum() * 3 - per_input[25])
     assert ours["synaptic_operations"]["Dense"] == 150 * 7

@@ -15,9 +15,9 @@ connection layers there, so they count in none of these):
   step (x T), ``Effective_ACs`` = each spike times its fan-out through non-zero weights (the
   operand is binary), ``Effective_MACs`` = operations with a non-binary operand: none in a
   netlist (every synapse carries spikes; images enter as the input neurons' bias current);
-- ``membrane_updates``: NeuroBench counts the neuron-steps whose membrane potential changed
-  (every neuron in the first step); the simulator keeps no potentials per step, so neurosim
-  reports neurons x T, what a time-stepped core updates: an upper bound of NeuroBench's count.
+- ``membrane_updates``: the neuron-steps whose membrane potential changed, every neuron in
+  the first step (the simulator's ``membrane_updates_trace``); a time-stepped core updates
+  every neuron every step (neurons x T, what the energy model prices), an upper bound of it.
 
 All per sample (NeuroBench divides by the samples). ``tests/test_neurobench.py`` checks them
 against the ``neurobench`` package on the simulator's own spikes.
@@ -89,10 +89,11 @@ def connection_sparsity(net: Netlist) -> float:
 
 
 def neurobench_metrics(net: Netlist, counts: list[Optional[np.ndarray]], input_counts: Optional[np.ndarray],
-                       steps: int) -> dict:
+                       steps: int, membrane_updates: float) -> dict:
     """NeuroBench's metrics per sample of ``net`` run ``steps`` steps; ``counts[i]``: (n,) mean
     spikes per sample of each neuron of layer ``i`` (None for flatten), ``input_counts`` the
-    same for a spike input (None with an input layer)."""
+    same for a spike input (None with an input layer), ``membrane_updates`` the mean membrane
+    updates per sample (:func:`neurosim.evaluate.membrane_updates`)."""
     dense = effective = 0.0
     for i, p, proj in connection_projections(net):
         src = net.resolve(net.source_of(i, proj.source))          # through flatten layers
@@ -105,4 +106,4 @@ def neurobench_metrics(net: Netlist, counts: list[Optional[np.ndarray]], input_c
     return {"footprint": footprint(net), "connection_sparsity": connection_sparsity(net),
             "activation_sparsity": 1.0 - spikes / (neurons * steps),
             "synaptic_operations": {"Effective_MACs": 0.0, "Effective_ACs": effective, "Dense": dense},
-            "membrane_updates": neurons * steps, "timesteps": steps}
+            "membrane_updates": float(membrane_updates), "timesteps": steps}

@@ -60,7 +60,7 @@ def _make_kernel(current: Callable, voltage: Callable, cast: Callable, state: ty
     of the step functions on them vanish and the inner loops vectorise (about 4x faster than
     one kernel taking them as arguments, measured on the IF neurons of a converted net).
     """
-    def kernel(a, bias, vth, i_decay, v_decay, u, v, s_out, counts, v_trace, lo, hi):
+    def kernel(a, bias, vth, i_decay, v_decay, u, v, s_out, counts, v_trace, v_changed, lo, hi):
         """Advance neurons ``lo:hi`` over ``W = s_out.shape[0]`` steps, in place.
 
         ``a``: (W, M) synaptic input of each step, or (1, M) when it is the same at every step
@@ -68,7 +68,8 @@ def _make_kernel(current: Callable, voltage: Callable, cast: Callable, state: ty
         when constant, and ``vth``: in the mode's state units; ``i_decay``, ``v_decay``: the
         decays (ignored where the kernel is specialised to 4096 / 0); ``u``, ``v`` (M,):
         state, updated; ``s_out`` (W, M): spikes written as 0/1; ``counts`` (M,): spikes
-        added; ``v_trace``: (W, M) gets v after every step, or has 0 rows to skip that.
+        added; ``v_trace``: (W, M) gets v after every step, ``v_changed`` (W, M) 1 where the
+        step changed v (else 0); either has 0 rows to skip that.
         """
         if len(dynamics_source) == 0:           # never true: ties the cache entry to lif.py's text
             return
@@ -78,6 +79,7 @@ def _make_kernel(current: Callable, voltage: Callable, cast: Callable, state: ty
         const = a.shape[0] == 1
         const_bias = bias.shape[0] == 1
         trace = v_trace.shape[0] > 0
+        track = v_changed.shape[0] > 0
         # the block's state lives in local buffers: loops over them vectorise, loops over
         # slices of the callers' arrays do not (LLVM cannot rule out aliasing)
         ub = np.empty(BLOCK, state)
@@ -85,6 +87,7 @@ def _make_kernel(current: Callable, voltage: Callable, cast: Callable, state: ty
         sb = np.empty(BLOCK, np.uint8)
         cb = np.empty(BLOCK, counts.dtype)
         bb = np.empty(BLOCK, bias.dtype)
+        chb = np.empty(BLOCK, np.uint8)
         for b0 in range(lo, hi, BLOCK):
             n = min(BLOCK, hi - b0)
             ub[:n] = u[b0:b0 + n]
@@ -97,10 +100,20 @@ def _make_kernel(current: Callable, voltage: Callable, cast: Callable, state: ty
                     bb[:n] = bias[t, b0:b0 + n]
                 for k in range(n):
                     ub[k] = current(ub[k], cast(ab[k]), i_dec, may_wrap)
-                for k in range(n):
-                    vk, sk = voltage(vb[k], ub[k], bb[k], vth, v_dec, soft_reset)
-                    vb[k] = vk
-                    sb[k] = sk
+                if track:
+                    for k in range(n):
+                        vk, sk = voltage(vb[k], ub[k], bb[k], vth, v_dec, soft_reset)
+                        chb[k] = vk != vb[k]
+                        vb[k] = vk
+                        sb[k] = sk
+                    ct = v_changed[t, b0:b0 + n]
+                    for k in range(n):
+                        ct[k] = chb[k]
+                else:
+                    for k in range(n):
+                        vk, sk = voltage(vb[k], ub[k], bb[k], vth, v_dec, soft_reset)
+                        vb[k] = vk
+                        sb[k] = sk
                 st = s_out[t, b0:b0 + n]
                 for k in range(n):
                     st[k] = sb[k]
@@ -254,9 +267,9 @@ def parallel(kernel: Callable, args: tuple, m: int, work: int, align: int = 1) -
 
 def scan(fixed: bool, a: np.ndarray, bias: np.ndarray, vth, i_decay: int, v_decay: int,
          soft_reset: bool, may_wrap: bool, u: np.ndarray, v: np.ndarray, s_out: np.ndarray,
-         counts: np.ndarray, v_trace: np.ndarray) -> None:
+         counts: np.ndarray, v_trace: np.ndarray, v_changed: np.ndarray) -> None:
     """Run the mode's scan kernel (:func:`scan_kernel`) on all columns, cut among threads in
     whole blocks."""
     kernel = scan_kernel(bool(fixed), i_decay == DECAY_UNITY, v_decay == 0, bool(soft_reset), bool(may_wrap))
-    args = (a, bias, vth, int(i_decay), int(v_decay), u, v, s_out, counts, v_trace)
+    args = (a, bias, vth, int(i_decay), int(v_decay), u, v, s_out, counts, v_trace, v_changed)
     parallel(kernel, args, u.shape[0], u.shape[0] * s_out.shape[0], BLOCK)

@@ -69,7 +69,11 @@ class SimResult:
     ``input_spikes_trace`` / ``input_synops_trace``: (N, K), the same for a spike input;
     ``neuron_counts_trace[i]``: (K, n) int64, each neuron's spikes in steps 1..readout_steps[k]
     summed over the samples (what NeuroBench's per-neuron metrics need; kept whatever
-    ``per_neuron``).
+    ``per_neuron``);
+    ``membrane_updates_trace[i]``: (K,) int64, only with ``membrane_updates``: NeuroBench's
+    membrane updates of the layer in steps 1..readout_steps[k], summed over the samples: every
+    neuron at step 1, then each neuron-step whose voltage (after the step, reset included)
+    differs from the step before.
     """
     steps: int
     counts: list[Optional[np.ndarray]]
@@ -88,6 +92,7 @@ class SimResult:
     input_spikes_trace: Optional[np.ndarray] = None
     input_synops_trace: Optional[np.ndarray] = None
     neuron_counts_trace: Optional[list[Optional[np.ndarray]]] = None
+    membrane_updates_trace: Optional[list[Optional[np.ndarray]]] = None
 
     def accuracy_at(self, labels: np.ndarray) -> dict[int, float]:
         """Accuracy had the run stopped after each of ``readout_steps`` (a shorter run is a
@@ -127,6 +132,22 @@ def _step_columns(fanout: np.ndarray) -> tuple[torch.Tensor, list[int]]:
     digits = max(1, -(-int(fanout.max(initial=0)).bit_length() // b))
     rows = [np.ones(n, np.int64)] + [(fanout >> (b * j)) & ((1 << b) - 1) for j in range(digits)]
     return torch.from_numpy(np.stack(rows).astype(np.float32)), [b * j for j in range(digits)]
+
+
+
+def _count_updates(changed: np.ndarray, t0: int, picks: dict[int, int], so_far: int, into: np.ndarray) -> int:
+    """NeuroBench's membrane updates of one layer over a window starting at step ``t0``: every
+    neuron at the first step of the run, then each neuron-step that changed its voltage
+    (``changed`` (w, m), the scan's ``v_changed``). Adds the running count at each readout step
+    of the window (``picks``: position after the step -> column of ``into``); returns the count
+    after the window."""
+    per_step = np.count_nonzero(changed, axis=1).astype(np.int64)
+    if t0 == 0:
+        per_step[0] = changed.shape[1]
+    total = so_far + np.cumsum(per_step)
+    for pos, col in picks.items():
+        into[col] += total[pos - 1]
+    return int(total[-1])
 
 
 def _cut(w: int, ends) -> list[tuple[int, int]]:
@@ -205,10 +226,11 @@ class _Population:
         return a, bias
 
     def scan(self, a: np.ndarray, bias: np.ndarray, state: dict[str, np.ndarray], s_out: np.ndarray,
-             counts: np.ndarray, v_trace: np.ndarray) -> None:
+             counts: np.ndarray, v_trace: np.ndarray, v_changed: np.ndarray) -> None:
         """Advance every neuron over the window, its ``state`` arrays in place (the kind's scan,
         :data:`neurosim.sim.neurons.NEURONS`)."""
-        self.scan_kind(self.fixed, self.constants, a, bias, self.vth, self.may_wrap, state, s_out, counts, v_trace)
+        self.scan_kind(self.fixed, self.constants, a, bias, self.vth, self.may_wrap, state, s_out, counts, v_trace,
+                       v_changed)
 
 
 class _SpikeBuffer:
@@ -331,6 +353,8 @@ class Simulator:
         self._ws: Optional[_Workspace] = None
         #: the kernels' ``v_trace`` argument with no rows (no voltage trace is kept)
         self._no_trace = {dt: np.empty((0, 0), dt) for dt in (np.int64, np.float64)}
+        #: the kernels' ``v_changed`` argument with no rows (membrane updates are not counted)
+        self._no_changes = np.empty((0, 0), np.uint8)
         #: per layer, made when first needed: :func:`_step_columns` of its fan-outs
         self._columns: dict[int, tuple[torch.Tensor, list[int]]] = {}
         self.fanouts = fanouts(net)
@@ -382,7 +406,8 @@ class Simulator:
         return _Plan(chunk, window)
 
     def run(self, x: np.ndarray, steps: int, record_spikes: bool = False, progress: bool = False,
-            raw_current: bool = False, readout_steps: Sequence[int] = (), per_neuron: bool = True) -> SimResult:
+            raw_current: bool = False, readout_steps: Sequence[int] = (), per_neuron: bool = True,
+            membrane_updates: bool = False) -> SimResult:
         """Run ``steps`` steps per sample.
 
         Nets with an ``input`` layer take ``x`` (N, *input_shape), presented as the constant
@@ -396,13 +421,21 @@ class Simulator:
         (which replaces the window's spike count), no per-step work.
         ``per_neuron=False`` keeps per-neuron counts and voltages of the output layer only, so
         memory does not grow with the net's size times the batch.
+        ``membrane_updates`` (needs ``readout_steps``) counts NeuroBench's membrane updates up
+        to each readout step (``membrane_updates_trace``): the kernels mark each neuron-step
+        that changed its voltage (1 byte per neuron-step of a window, one layer at a time).
         """
         x = np.asarray(x)
         self.net.check_samples(x, steps)
         readout_steps = tuple(sorted({int(t) for t in readout_steps}))
         if readout_steps and not 1 <= readout_steps[0] <= readout_steps[-1] <= steps:
             raise NeurosimError(f"readout_steps must lie in 1..{steps}, got {readout_steps[0]}..{readout_steps[-1]}")
+        if membrane_updates and not readout_steps:
+            raise NeurosimError("membrane_updates are counted up to readout_steps: name at least one")
         res = self._allocate(len(x), steps, record_spikes, readout_steps, per_neuron)
+        if membrane_updates:
+            res.membrane_updates_trace = [None if c is None else np.zeros(len(readout_steps), np.int64)
+                                          for c in res.layer_spikes]
         plan = self.plan(len(x), steps)
         ws = self._workspace(plan)
         with tqdm(total=len(x), desc=f"simulate ({self.mode}, T={steps})", disable=not shown(progress),
@@ -477,6 +510,7 @@ class Simulator:
             uniform = self.input_fanout.min() == self.input_fanout.max()           # e.g. a dense layer
             in_counts = None if uniform else np.zeros(nb * int(np.prod(net.input_shape)), np.float32)
         buffers = [st.out for st in states if st is not None] + ([source] if source is not None else [])
+        updates = [0] * len(states) if res.membrane_updates_trace is not None else None   # so far, per layer
         for t0 in range(0, steps, window):
             w = min(window, steps - t0)
             # readout steps that end in this window: {position in the window after the step: column}
@@ -503,12 +537,15 @@ class Simulator:
                 else:
                     a = self._current(i, states, source, st, w, nb, m)
                 s_out = st.out.fill(w)
+                changed = self._no_changes if updates is None else np.empty((w, m), np.uint8)
                 if not picks:
-                    self._scan_window(pop, a, biases[i], st, s_out, t0, nb, self._no_trace[pop.dtype])
+                    self._scan_window(pop, a, biases[i], st, s_out, t0, nb, self._no_trace[pop.dtype], changed)
                     res.step_counts[i][t0:t0 + w] += st.out.count(w)
                 else:
                     res.step_counts[i][t0:t0 + w] += self._scan_and_read(i, a, biases[i], st, s_out, res, rows, t0,
-                                                                         nb, picks)
+                                                                         nb, picks, changed)
+                if updates is not None:
+                    updates[i] = _count_updates(changed, t0, picks, updates[i], res.membrane_updates_trace[i])
                 if res.spikes is not None:
                     res.spikes[i][rows, t0:t0 + w] = s_out.reshape(w, nb, m // nb).transpose(1, 0, 2) > 0
             for buf in buffers:
@@ -533,21 +570,25 @@ class Simulator:
 
     @staticmethod
     def _scan_window(pop: _Population, a: np.ndarray, bias0: np.ndarray, st: _LayerState, s_out: np.ndarray,
-                     t0: int, nb: int, v_trace: np.ndarray) -> None:
+                     t0: int, nb: int, v_trace: np.ndarray, changed: np.ndarray) -> None:
         """Scan one layer over the window's steps ``s_out`` (its spikes written there), run by run
-        of its schedule; ``v_trace`` (w, m) gets the voltage after every step, or has no rows."""
+        of its schedule; ``v_trace`` (w, m) gets the voltage after every step, ``changed`` (w, m)
+        whether the step changed it; either may have no rows."""
         for lo, hi in pop.segments(t0, len(s_out)):
             a_run, bias = pop.scheduled(a if len(a) == 1 else a[lo:hi], bias0, t0 + lo, nb)
-            pop.scan(a_run, bias, st.state, s_out[lo:hi], st.counts, v_trace[lo:hi] if len(v_trace) else v_trace)
+            pop.scan(a_run, bias, st.state, s_out[lo:hi], st.counts, v_trace[lo:hi] if len(v_trace) else v_trace,
+                     changed[lo:hi] if len(changed) else changed)
 
     def _scan_and_read(self, i: int, a: np.ndarray, bias0: np.ndarray, st: _LayerState, s_out: np.ndarray,
-                       res: SimResult, rows: slice, t0: int, nb: int, picks: dict[int, int]) -> np.ndarray:
+                       res: SimResult, rows: slice, t0: int, nb: int, picks: dict[int, int],
+                       changed: np.ndarray) -> np.ndarray:
         """Scan layer ``i`` over a window in which readout steps end (``picks``: position in
         the window after the step -> trace column), then fill those trace columns from
         per-step totals: per step and sample, the spikes and synaptic events (float32
         matrix-vector products with :func:`_step_columns`' rows, exact; they replace the
         window's count), added to the counts before the window. The output layer's readout
-        comes from its voltage after every step. Returns the window's spikes per step."""
+        comes from its voltage after every step. ``changed``: as :meth:`_scan_window`. Returns
+        the window's spikes per step."""
         pop, out = self.pops[i], i == self.net.output_layer
         m = st.counts.shape[0]
         n = m // nb
@@ -560,7 +601,7 @@ class Simulator:
         before = st.counts.copy() if out else None
         neurons_before = c.sum(0)                                            # over the samples
         v_trace = np.empty((w, m), pop.dtype) if out else self._no_trace[pop.dtype]
-        self._scan_window(pop, a, bias0, st, s_out, t0, nb, v_trace)
+        self._scan_window(pop, a, bias0, st, s_out, t0, nb, v_trace, changed)
         if i not in self._columns:
             self._columns[i] = _step_columns(self.fanouts[i])
         matrix, shifts = self._columns[i]       # torch's products: its thread pool, not a second (BLAS) one
