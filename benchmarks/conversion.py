@@ -64,11 +64,10 @@ from neurosim.convert.rmp import convert  # noqa: E402
 from neurosim.data.dataset import Split, load_dataset  # noqa: E402
 from neurosim.device import device_arg, resolve_device  # noqa: E402
 from neurosim.errors import NeurosimError  # noqa: E402
-from neurosim.evaluate import papers_depth  # noqa: E402
+from neurosim.evaluate import accuracy_energy_table, ann_workload, metrics_at, papers_depth  # noqa: E402
 from neurosim.io.atomic import write_json, write_png, write_text  # noqa: E402
-from neurosim.metrics.energy import energy  # noqa: E402
-from neurosim.metrics.workload import AnnLayer, Memories, SnnLayer  # noqa: E402
 from neurosim.sim.simulator import Simulator  # noqa: E402
+from neurosim.workflow import ann_layers_meta  # noqa: E402
 
 STEPS = (4, 8, 16, 32, 64, 128, 256, 512)
 CALIB_SAMPLES = 2000
@@ -162,22 +161,28 @@ def load_model(folder: Path) -> tuple[torch.nn.Module, dict, object]:
 
 # ----------------------------------------------------------------------------- measuring
 
-def curve_metrics(net, res, labels: np.ndarray, steps: list[int], ann_macs: int, depth: int = 0) -> dict:
+def curve_metrics(net, res, labels: np.ndarray, steps: list[int], depth: int = 0) -> dict:
     """Accuracy, spikes, SynOps and energy per sample after each T of ``steps`` (one run; the
-    run's exact per-readout counts), keyed by ``T - depth`` (``depth``: see ``--papers-t``)."""
+    run's exact per-readout counts), keyed by ``T - depth`` (``depth``: see ``--papers-t``).
+    Energy as every report prices it (:func:`neurosim.evaluate.metrics_at`: each layer, every
+    energy model, the ANN of the netlist's ``ann_layers`` in fp32 and quantised): ``energy``
+    holds each model's SNN and ANN joules and ratios, ``snn_j_45nm`` / ``ann_j_45nm`` the papers'
+    convention, ``snn_j_loihi`` Loihi 1."""
     acc = res.accuracy_at(labels)
     neurons = int(sum(np.prod(net.layers[i].shape) for i in net.neuron_layers))
+    ann = ann_workload(net, neurons)
     out = {}
     for k, T in enumerate(res.readout_steps):
         if T not in steps:
             continue
-        spikes = float(sum(res.layer_spikes_trace[i][:, k].mean() for i in net.neuron_layers))
-        synops = float(res.synops_per_sample_trace[:, k].mean())
-        e = energy([SnnLayer("all", synops, neurons * T, 0, spikes)], Memories(0, 0), T,
-                   ([AnnLayer("all", ann_macs, 0)], 0))
-        out[T - depth] = {"accuracy": acc[T], "lava_steps": T, "spikes": spikes, "synops": synops,
+        m = metrics_at(net, res, T, k, ann, neurons)
+        e = m["energy"]
+        priced = accuracy_energy_table({str(T): {"accuracy": acc[T], "energy": e}})[0]
+        out[T - depth] = {"accuracy": acc[T], "lava_steps": T, "spikes": m["spikes_per_sample"],
+                          "synops": m["synops_per_sample"],
                           "snn_j_45nm": e["papers45nm"]["snn_j"], "ann_j_45nm": e["papers45nm"]["ann_fp32_j"],
-                          "snn_j_loihi": e["loihi1"]["snn_j"]}
+                          "snn_j_loihi": e["loihi1"]["snn_j"],
+                          "energy": {model: priced[model] for model in e}}
     return out
 
 
@@ -205,17 +210,18 @@ def neurosim_row(model, setting: Setting, x_cal, test: Split, steps: list[int], 
                   v_init_half=setting.v_init_half, align_bias=setting.align_bias, fold_pool=setting.fold_pool,
                   align_joins=setting.align_joins, snn_steps=SNN_RULE_STEPS, precision=setting.precision,
                   progress=progress, device=device)
+    net.meta["ann_layers"] = ann_layers_meta(model, tuple(test.x.shape[1:]))      # the ANN the energy compares
     t_conv = time.perf_counter() - t0
     depth = papers_depth(net) if papers_t else 0
     lava = [t + depth for t in steps]
     sim_device = device if setting.precision == "float" else "cpu"      # fixed point: CPU kernels
-    res = Simulator(net, setting.precision, device=sim_device).run(test.x, max(lava), readout_steps=lava, per_neuron=False,
-                                      progress=progress)
+    res = Simulator(net, setting.precision, device=sim_device).run(test.x, max(lava), readout_steps=lava,
+                                                                   per_neuron=False, progress=progress)
     t_sim = time.perf_counter() - t0 - t_conv
     return {"setting": setting.__dict__, "label": setting.label, "layers": len(net.neuron_layers),
             "depth": max(net.depths()), "readout_depth": papers_depth(net), "papers_t": papers_t,
             "ann_macs": int(net.meta["ann_macs"]),
-            "curve": curve_metrics(net, res, test.y, lava, int(net.meta["ann_macs"]), depth),
+            "curve": curve_metrics(net, res, test.y, lava, depth),
             "seconds": {"convert": t_conv, "simulate": t_sim}}
 
 

@@ -11,8 +11,10 @@ and prices them with :mod:`neurosim.metrics.energy`'s ``papers45nm`` model (Horo
 SNN ``ACs x 0.9 pJ``, fp32 ANN ``MACs x 4.6 pJ``, quantised ANN ``MACs x (0.2 + 0.1) pJ``,
 8-bit weights and ``ceil(log2(T+1))``-bit activations) and Loihi 1's synaptic events
 (``x 23.6 pJ``; its neuron updates need the neuron counts, which these files do not keep).
-These results count events only, so ``deployed45nm`` (memory traffic per layer) is not
-derivable from them: a fresh ``neurosim convert``/``run`` report has it.
+Results made before 2026-12-07 count events only, so ``deployed45nm`` (memory traffic per
+layer) is not derivable from them (``–``); newer ``conversion.py`` rows and ``bntt.py`` runs
+keep every model's joules as the reports price them (``energy``), and their ``deployed45nm``
+ratios fill the last columns.
 
 For each conversion model the operating point is the smallest T whose accuracy is within 1
 point of the ANN's on the same images, for the setting that reaches it with the fewest
@@ -60,6 +62,15 @@ def priced(synops: float, macs: float, steps: int) -> dict:
             "snn_over_quant": p["snn_over_ann_quantised"], "loihi1_synops_j": e["loihi1"]["snn_terms"]["synaptic_acs"]}
 
 
+def deployed(energy_models: dict) -> dict:
+    """The ``deployed45nm`` SNN/ANN ratios of a point whose result kept every model's energy
+    (``{}`` when it did not)."""
+    d = energy_models.get("deployed45nm")
+    if not d or "snn_over_ann_fp32" not in d:
+        return {}
+    return {"deployed_over_fp32": d["snn_over_ann_fp32"], "deployed_over_quant": d["snn_over_ann_quantised"]}
+
+
 def conversion_rows(path: Path, r: dict) -> list[dict]:
     out = []
     papers = bool(r.get("papers_t"))
@@ -75,7 +86,7 @@ def conversion_rows(path: Path, r: dict) -> list[dict]:
             cand = {"net": name, "source": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
                     "images": m["test_images"], "ann": ann, "setting": row["label"], "T": T,
                     "t_kind": "papers' T" if papers else "Lava T", "acc": c["accuracy"],
-                    **priced(c["synops"], m["ann_macs"], T)}
+                    **priced(c["synops"], m["ann_macs"], T), **deployed(c.get("energy", {}))}
             if best is None or cand["snn_j"] < best["snn_j"]:
                 best = cand
         if best is None:
@@ -95,23 +106,27 @@ def bntt_rows(path: Path, r: dict) -> list[dict]:
                     "source": str(path.relative_to(ROOT)), "images": r.get("test_limit"), "ann": None,
                     "setting": f"trained T = {T}", "T": T, "t_kind": "trained T",
                     "acc": run["bntt"]["fixed_netlist_accuracy"],
-                    **priced(run["synops_per_sample"], run["ann_macs_per_sample"], T)})
+                    **priced(run["synops_per_sample"], run["ann_macs_per_sample"], T),
+                    **deployed(run.get("energy", {}))})
     return out
 
 
 def table(rows: list[dict]) -> str:
     lines = ["| net | test images | ANN % | setting | T at the operating point | SNN % | SNN µJ | "
-             "SNN / fp32 ANN | SNN / quantised ANN (bits) | Loihi 1 synaptic µJ | beats the quantised ANN |",
-             "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---|"]
+             "SNN / fp32 ANN | SNN / quantised ANN (bits) | Loihi 1 synaptic µJ | beats the quantised ANN | "
+             "deployed45nm SNN / fp32 ANN | deployed45nm SNN / quantised ANN |",
+             "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---|---:|---:|"]
     for r in rows:
         ann = "–" if r["ann"] is None else f"{100 * r['ann']:.2f}"
         if r["T"] is None:
-            lines.append(f"| {r['net']} | {r['images']} | {ann} | {r['setting']} | – | – | – | – | – | – | – |")
+            lines.append(f"| {r['net']} | {r['images']} | {ann} | {r['setting']} | – | – | – | – | – | – | – | – | – |")
             continue
         lines.append(f"| {r['net']} | {r['images']} | {ann} | {r['setting']} | {r['T']} ({r['t_kind']}) | "
                      f"{100 * r['acc']:.2f} | {1e6 * r['snn_j']:.3g} | {r['snn_over_fp32']:.2f} | "
                      f"{r['snn_over_quant']:.1f} ({r['bits']}) | {1e6 * r['loihi1_synops_j']:.3g} | "
-                     f"{'yes' if r['snn_over_quant'] < 1 else 'no'} |")
+                     f"{'yes' if r['snn_over_quant'] < 1 else 'no'} | "
+                     + " | ".join(f"{r[k]:.2f}" if k in r else "–" for k in ("deployed_over_fp32", "deployed_over_quant"))
+                     + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -127,7 +127,7 @@ def ann_workload(net: Netlist, neurons: int) -> Optional[tuple[list[AnnLayer], i
     return None if macs is None else ([AnnLayer("all layers", float(macs), neurons)], stored_weights(net))
 
 
-def _metrics_at(net: Netlist, res: SimResult, T: int, k: int, ann, neurons: int) -> dict:
+def metrics_at(net: Netlist, res: SimResult, T: int, k: int, ann, neurons: int) -> dict:
     """Spikes, SynOps and energy per sample (means over the batch) of the first ``T`` steps,
     from column ``k`` of the run's traces (``res.readout_steps[k] == T``)."""
     names = layer_names(net)
@@ -231,7 +231,7 @@ def evaluate(net: Netlist, test: Split, steps: int, *, ann_accuracy: Optional[fl
     neurons = int(sum(np.prod(net.layers[i].shape) for i in net.neuron_layers))
     ann = ann_workload(net, neurons)
     col = {T: k for k, T in enumerate(run.readout_steps)}
-    per_t = {str(T): {"accuracy": accuracy[T], **_metrics_at(net, run, T, col[T], ann, neurons)}
+    per_t = {str(T): {"accuracy": accuracy[T], **metrics_at(net, run, T, col[T], ann, neurons)}
              for T in wanted}
     t_op = operating_point(accuracy, ann_accuracy)
     reported = t_op if at_operating_point and t_op is not None else steps
