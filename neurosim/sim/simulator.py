@@ -134,7 +134,6 @@ def _step_columns(fanout: np.ndarray) -> tuple[torch.Tensor, list[int]]:
     return torch.from_numpy(np.stack(rows).astype(np.float32)), [b * j for j in range(digits)]
 
 
-
 def _count_updates(changed: np.ndarray, t0: int, picks: dict[int, int], so_far: int, into: np.ndarray) -> int:
     """NeuroBench's membrane updates of one layer over a window starting at step ``t0``: every
     neuron at the first step of the run, then each neuron-step that changed its voltage
