@@ -62,7 +62,8 @@ class _NeuronModel(PyLoihiProcessModel):
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
         self._files: Optional[dict] = None
-        self._rows_of_v: Optional[dict[int, int]] = None
+        #: step within the sample -> row of ``v_file`` written after it (``v_steps``)
+        self._v_rows = {t: k for k, t in enumerate(proc_params["v_steps"])}
 
     def _file(self, key: str) -> Optional[np.ndarray]:
         """The memory-mapped ``.npy`` of proc param ``key`` (opened on first use), or None."""
@@ -74,12 +75,6 @@ class _NeuronModel(PyLoihiProcessModel):
     def _inputs(self, t: int, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
         """``(a, bias, vth)`` of step ``t`` in the mode's units, the schedule applied."""
         raise NotImplementedError
-
-    def _v_rows(self) -> dict[int, int]:
-        """Step within the sample -> row of ``v_file`` written after it (``v_steps``)."""
-        if self._rows_of_v is None:
-            self._rows_of_v = {t: k for k, t in enumerate(self.proc_params["v_steps"])}
-        return self._rows_of_v
 
     def run_spk(self) -> None:
         t = _sample_step(self)
@@ -101,7 +96,7 @@ class _NeuronModel(PyLoihiProcessModel):
         spikes, volts = self._file("spike_file"), self._file("v_file")
         if spikes is not None:
             spikes[t] = s
-        row = self._v_rows().get(t) if volts is not None else None
+        row = self._v_rows.get(t) if volts is not None else None
         if row is not None:
             volts[row] = self.v
         self.s_out.send(s)

@@ -109,7 +109,10 @@ class Synapse:
         The values are exact; the dtype is the cheapest that holds them: the float sums
         themselves unless the fixed-point synapse must shift or wrap them (then int64).
         """
-        a = self._linear(s.to(self.dtype), spikes, out)
+        if self.device is None:
+            a = self._linear(s.to(self.dtype), spikes, out)
+        else:                   # no event-driven path there (weight_t, event_weight are None)
+            a = self._linear(s.to(self.device, self.dtype, non_blocking=True)).cpu()
         if not self.fixed:
             return a
         if self.weight_exp:
@@ -120,8 +123,6 @@ class Synapse:
     def _linear(self, s: torch.Tensor, spikes: Optional[int] = None,
                 out: Optional[torch.Tensor] = None) -> torch.Tensor:
         weight = self.weight
-        if self.device is not None:
-            return self._on_device(s)
         if self.kind.events:
             s = s.reshape(s.shape[0], weight.shape[1])
             if out is not None:
@@ -139,17 +140,6 @@ class Synapse:
         if self.pool:
             return self.map.pooled_linear(s, self.pooled_weight, self.pool)
         return self.map.linear(s, weight)
-
-    def _on_device(self, s: torch.Tensor) -> torch.Tensor:
-        """The map's dense torch operation on :attr:`device`; the current back on the CPU."""
-        s = s.to(self.device, non_blocking=True)
-        if self.kind.events:
-            a = s.reshape(s.shape[0], self.weight.shape[1]) @ self.weight.T
-        elif self.pool:
-            a = self.map.pooled_linear(s, self.pooled_weight, self.pool)
-        else:
-            a = self.map.linear(s, self.weight)
-        return a.cpu()
 
     def fanout(self) -> np.ndarray:
         """Number of synapses leaving each input neuron (borders included), shape ``in_shape``
