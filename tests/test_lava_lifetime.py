@@ -5,8 +5,9 @@ group is running (worker + Lava's model processes, /dev/shm channels mapped):
 
 * SIGTERM: the command stops the group, unlinks the shared memory and exits with code 143
   and one line on stderr;
-* SIGKILL (no clean-up can run in the parent): the worker notices that its parent died and
-  kills its own group, unlinking the shared memory and the job folder.
+* SIGKILL (no clean-up can run in the parent): the worker's guardian (a process of the worker's
+  group) notices that the parent died and kills the group, unlinking the shared memory and the
+  job folder.
 
 Either way, within 3 s no process of the group is alive and no segment it held is left.
 The supervision itself (:class:`neurosim.lava.supervisor.Supervised`) is checked on small
@@ -28,7 +29,7 @@ import numpy as np
 import pytest
 
 from neurosim.lava.supervisor import (
-    EXIT_GRACE_S, EXITED, HUNG, TIMED_OUT, Supervised, group_members, mapped_shm, proc_stat,
+    EXIT_GRACE_S, EXITED, HUNG, TIMED_OUT, Supervised, alive, group_members, mapped_shm, proc_stat,
 )
 from neurosim.netlist import hdf5
 from neurosim.netlist import Flatten, Input, Netlist, RMP, conv, dense, pool
@@ -188,3 +189,59 @@ def test_supervised_child_endings_and_clean_up(tmp_path):
     assert (ending, code) == (HUNG, -signal.SIGKILL) and EXIT_GRACE_S < elapsed < EXIT_GRACE_S + 10
     leaked = (tmp_path / "log").read_text().split()[0].lstrip("/")
     assert removed >= 1 and not os.path.exists(f"/dev/shm/{leaked}")
+
+
+#: A worker: starts its guardian (``watch_parent``), leaks a /dev/shm segment, starts a
+#: grandchild, prints the guardian's pid and the segment's name, then hangs (``hang``) or exits.
+GUARDED_WORKER = """
+import subprocess, sys, time
+from multiprocessing import shared_memory
+from neurosim.lava.lifetime import watch_parent
+guardian = watch_parent(sys.argv[1])
+shm = shared_memory.SharedMemory(create=True, size=4096)
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+print(guardian.pid, shm.name, flush=True)
+if sys.argv[2] == "hang":
+    time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("ending", ["parent killed", "worker exits"])
+def test_guardian_stops_the_worker_group_when_the_parent_dies(tmp_path, ending):
+    """The worker's guardian (a process of its own, neurosim.lava.guardian): when the parent
+    is SIGKILLed, the worker's group, the segment it held and the job folder are gone within
+    3 s; when the worker ends first, the guardian just exits."""
+    from neurosim.lava.lifetime import PARENT_ENV
+    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    jobdir = tmp_path / "job"
+    jobdir.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **{PARENT_ENV: str(parent.pid)})
+    worker = subprocess.Popen([sys.executable, "-c", GUARDED_WORKER, str(jobdir),
+                               "hang" if ending == "parent killed" else "exit"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        guardian, segment = worker.stdout.readline().split()
+        assert len(group_members(worker.pid)) >= 3 and os.path.exists(f"/dev/shm/{segment}")
+        if ending == "parent killed":
+            t_kill = time.monotonic()
+            parent.kill()
+            while group_members(worker.pid) or os.path.exists(f"/dev/shm/{segment}") or jobdir.exists():
+                assert time.monotonic() - t_kill < GONE_S, "the guardian did not stop the worker group"
+                time.sleep(0.02)
+            assert worker.wait(timeout=5) == -signal.SIGKILL
+            assert f"parent {parent.pid} died" in worker.stderr.read()
+        else:
+            assert worker.wait(timeout=30) == 0
+            deadline = time.monotonic() + GONE_S
+            while alive(int(guardian)):
+                assert time.monotonic() < deadline, "the guardian outlived its worker"
+                time.sleep(0.02)
+            assert jobdir.exists()                 # the parent lives: its clean-up, not the guardian's
+    finally:
+        for proc in (parent, worker):
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        for pid in group_members(worker.pid):
+            os.kill(pid, signal.SIGKILL)

@@ -5,31 +5,28 @@
   (:meth:`neurosim.lava.supervisor.Supervised.stop`: kill the worker's process group, unlink
   its ``/dev/shm`` segments) runs before the process exits. ``Terminated`` is a ``SystemExit`` (code 128 + signal number): uncaught, the process
   exits quietly with that code; the ``neurosim`` command prints one line.
-* In the worker (``python -m neurosim.lava.worker``): :func:`watch_parent` starts a daemon
-  thread that notices the parent died (SIGKILL, a crash: nothing ran its clean-up) and then
-  kills the worker's own process group (Lava's model processes) and unlinks the shared memory
-  the group held, within ~0.2 s plus the kill.
+* In the worker (``python -m neurosim.lava.worker``): :func:`watch_parent` starts its guardian,
+  a small process of the worker's group (:mod:`neurosim.lava.guardian`) that notices the parent
+  died (SIGKILL, a crash: nothing ran its clean-up) as it happens and then kills the group (the
+  worker and Lava's model processes) and unlinks the shared memory the group held.
 
-Only the standard library is imported here, and :mod:`neurosim.lava.supervisor` (which imports
-no more): the ``neurosim`` command imports this module.
+Only the standard library is imported here, and the guardian's module (which imports no more):
+the ``neurosim`` command imports this module.
 """
 from __future__ import annotations
 
 import os
-import shutil
 import signal
+import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Callable, Optional, Union
 
-from neurosim.lava.supervisor import alive, group_members, mapped_shm, remove_shm, shm_snapshot
+from neurosim.lava.guardian import READY
 
 #: Environment variable through which the runner tells the worker its pid.
 PARENT_ENV = "NEUROSIM_LAVA_PARENT"
-#: How often the worker checks that its parent is alive (s).
-WATCH_S = 0.2
 
 
 class Terminated(SystemExit):
@@ -77,58 +74,24 @@ def terminate_raises(signals=(signal.SIGTERM, signal.SIGHUP)) -> Callable[[], No
     return restore
 
 
-def watch_parent(jobdir: Union[str, Path, None] = None) -> Optional[threading.Thread]:
-    """In the worker, first thing: when the parent named by ``$NEUROSIM_LAVA_PARENT`` dies, kill
-    this process group (the worker leads it: ``start_new_session``), unlink the /dev/shm
-    segments it held and remove ``jobdir``. Does nothing (returns None) without the variable
-    or when this process does not lead its own group (killing the group would hit others)."""
+def watch_parent(jobdir: Union[str, Path, None] = None) -> Optional[subprocess.Popen]:
+    """In the worker, first thing: start its guardian (:mod:`neurosim.lava.guardian`), which,
+    when the parent named by ``$NEUROSIM_LAVA_PARENT`` dies, kills this process group (the
+    worker leads it: ``start_new_session``), unlinks the /dev/shm segments it held and removes
+    ``jobdir``; returns once the guardian watches. Does nothing (returns None) without the
+    variable or when this process does not lead its own group (killing the group would hit
+    others)."""
     try:
         parent = int(os.environ[PARENT_ENV])
     except (KeyError, ValueError):
         return None
-    pgid = os.getpgid(0)
-    if pgid != os.getpid():
+    if os.getpgid(0) != os.getpid():
         return None
-    shm_before = shm_snapshot()
-    ppid = os.getppid()          # != parent: the parent is gone already, or a wrapper between us
-
-    def parent_alive() -> bool:
-        if os.getppid() != ppid:                    # re-parented: the parent died
-            return False
-        return ppid == parent or alive(parent)
-
-    def watch() -> None:
-        while parent_alive():
-            time.sleep(WATCH_S)
-        print(f"neurosim lava worker: parent {parent} died; stopping the Lava processes",
-              file=sys.stderr, flush=True)
-        _stop_own_group(pgid, shm_before, jobdir)
-
-    thread = threading.Thread(target=watch, name="neurosim-parent-watch", daemon=True)
-    thread.start()
-    return thread
-
-
-def _stop_own_group(pgid: int, shm_before: set[str], jobdir: Union[str, Path, None]) -> None:
-    """Kill the other processes of this group, unlink the /dev/shm segments the group held
-    (new since ``shm_before``), remove ``jobdir``, then SIGKILL the whole group, this
-    process included (and anything forked meanwhile)."""
-    me = os.getpid()
-    held: set[str] = set()
-    try:
-        for _ in range(40):
-            others = [p for p in group_members(pgid) if p != me]
-            held |= mapped_shm(others + [me])
-            if not others:
-                break
-            for pid in others:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            time.sleep(0.02)
-        remove_shm(shm_before, held)
-        if jobdir is not None:
-            shutil.rmtree(jobdir, ignore_errors=True)
-    finally:
-        os.killpg(pgid, signal.SIGKILL)
+    guardian = subprocess.Popen([sys.executable, "-m", "neurosim.lava.guardian", str(parent), str(jobdir or "")],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    with guardian.stdout:
+        ready = guardian.stdout.readline().decode(errors="replace").strip()
+    if ready != READY:
+        print(f"neurosim lava worker: its guardian did not start (exit code {guardian.wait()}); "
+              "if the parent is killed, Lava's processes may outlive it", file=sys.stderr, flush=True)
+    return guardian

@@ -14,8 +14,8 @@ sample through it. The batched graph (job ``batch`` > 0)::
 
 and writes the results into the job folder. Progress goes there too (stage and sample) and, as a
 tqdm bar, to stderr. On an error it reports it (message, sample, traceback) before stopping the
-runtime; ``stop()`` always runs. When the parent dies, the worker stops its own process group
-(:func:`neurosim.lava.lifetime.watch_parent`).
+runtime; ``stop()`` always runs. When the parent dies, the worker's guardian stops its process
+group (:func:`neurosim.lava.lifetime.watch_parent`).
 """
 from __future__ import annotations
 
@@ -147,7 +147,7 @@ def _process_errors(proc) -> list[str]:
 def main(jobdir: str) -> int:
     """Run the job in ``jobdir``; 0 when its results are written, 1 after an error was reported."""
     jobdir = Path(jobdir)
-    watch_parent(jobdir)      # the parent dies (even by SIGKILL): stop this group, free /dev/shm
+    watch_parent(jobdir)      # the parent dies (even by SIGKILL): its guardian stops this group, frees /dev/shm
     stage = Stage(jobdir / PROGRESS)
     t_start = time.perf_counter()
     try:
