@@ -70,6 +70,16 @@ def _sweep(text: str) -> list[int]:
     return sorted(set(values))
 
 
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not value >= 0:                  # NaN too
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -137,8 +147,8 @@ def _add_convert_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--data-dir", default=None, help="where the data set's files are (default ../shared/datasets)")
     p.add_argument("--reset", choices=("soft", "hard"), default="soft", help="neuron reset (default soft: RMP)")
     p.add_argument("--v-init-half", action=argparse.BooleanOptionalAction, default=None,
-                   help="start every neuron at half its threshold (default: on for a model trained with "
-                        "QCFS activations, whose trained thresholds are used, off otherwise)")
+                   help="start every neuron at half its threshold (default: on for the main job and for a model "
+                        "trained with QCFS activations, whose trained thresholds are used; off otherwise)")
     p.add_argument("--alpha", type=float, default=1.0, help="global scale of every threshold (default 1)")
     p.add_argument("--no-fold-pool", action="store_true", help="keep average pooling as spiking layers")
     p.add_argument("--bias-onset", action=argparse.BooleanOptionalAction, default=True,
@@ -188,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE,
                     help=f"percentile for --rule percentile and channel-percentile (default {DEFAULT_PERCENTILE}; "
                          "SpikingJelly's channel-wise recipe uses 99.9)")
+    ex.add_argument("--activity-l1", type=_nonnegative_float, default=None,
+                    help="weight of the L1 penalty on the ANN's ReLU outputs while training (fewer spikes after "
+                         "conversion; default 3e-4, the recipe's; 0: off)")
+    ex.add_argument("--seed", type=_positive_int, default=None,
+                    help="seed of the ANN's initial weights and sample order (default 0, the recipe's)")
     ex.add_argument("--retrain", action="store_true", help="ignore an existing checkpoint and train afresh")
     _add_lava_args(ex, "all")
     _add_convert_args(ex, required=False)
@@ -357,7 +372,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if given:
         raise NeurosimError(f"{', '.join(given)} need(s) --model FILE.py:NAME (the main job trains its own CNN "
                             "on the embedded digits)")
-    report = export_and_measure(args.out, steps=args.steps or None, epochs=args.epochs, rule=args.rule,
+    report = export_and_measure(args.out, steps=args.steps or None, epochs=args.epochs,
+                                activity_l1=args.activity_l1, seed=args.seed, rule=args.rule,
                                 percentile=args.percentile, lava_samples=args.lava_samples,
                                 lava_timeout=args.lava_timeout, retrain=args.retrain, reset=args.reset,
                                 v_init_half=args.v_init_half, alpha=args.alpha, fold_pool=not args.no_fold_pool,

@@ -11,7 +11,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
-from neurosim.ann.train import TrainConfig, accuracy, load_checkpoint, train
+from neurosim.ann.train import TrainConfig, accuracy, load_checkpoint, recipe, train
 from neurosim.architectures import digits_cnn
 from neurosim.convert.rmp import convert
 from neurosim.convert import DEFAULT_PERCENTILE, DEFAULT_RULE
@@ -27,11 +27,14 @@ from neurosim.user_model import check_takes, load_user_model
 NETLIST_NAME = "network.net"
 CHECKPOINT_NAME = "ann.pt"
 #: The main job's training recipe for :mod:`neurosim.architectures.digits_cnn`, and its time steps.
-DIGITS_RECIPE = TrainConfig(epochs=60, batch_size=64, lr=2e-3, weight_decay=1e-4, seed=0)
+#: The activity penalty (:class:`~neurosim.ann.train.ActivityL1`) makes the converted SNN cheaper
+#: than its ANN at the operating point (docs/energy.md, "The main job").
+DIGITS_RECIPE = TrainConfig(epochs=60, batch_size=64, lr=2e-3, weight_decay=1e-4, seed=0, activity_l1=3e-4)
 DIGITS_STEPS = 64
 
 
 def export_and_measure(out_dir: Path, steps: Optional[int] = None, epochs: Optional[int] = None,
+                       activity_l1: Optional[float] = None, seed: Optional[int] = None,
                        rule: str = DEFAULT_RULE, percentile: float = DEFAULT_PERCENTILE,
                        lava_samples: Union[int, str] = LAVA_ALL,
                        lava_timeout: Optional[float] = None, retrain: bool = False,
@@ -45,10 +48,17 @@ def export_and_measure(out_dir: Path, steps: Optional[int] = None, epochs: Optio
 
     The conversion options are :func:`neurosim.convert.rmp.convert`'s; ``calib_samples``
     (default: all 1,437 training images) picks the calibration images as ``convert`` does,
-    ``limit`` measures on the first test images only."""
+    ``limit`` measures on the first test images only; ``v_init_half=None``: on (θ/2, the main job's
+    setting; docs/energy.md, "The main job"). ``epochs``, ``activity_l1`` and ``seed`` replace the
+    recipe's (:data:`DIGITS_RECIPE`); a checkpoint trained with another recipe is refused
+    (``retrain`` replaces it)."""
     t0 = time.time()
     steps = steps or DIGITS_STEPS
     cfg = DIGITS_RECIPE if epochs is None else replace(DIGITS_RECIPE, epochs=epochs)
+    if activity_l1 is not None:
+        cfg = replace(cfg, activity_l1=activity_l1)
+    if seed is not None:
+        cfg = replace(cfg, seed=seed)
     if cfg.epochs < 1:
         raise NeurosimError(f"--epochs must be at least 1, got {cfg.epochs}")
     out_dir = Path(out_dir)
@@ -58,10 +68,13 @@ def export_and_measure(out_dir: Path, steps: Optional[int] = None, epochs: Optio
     ckpt = out_dir / CHECKPOINT_NAME
     if retrain and ckpt.exists():
         ckpt.unlink()
+    stored = load_checkpoint(ckpt) if ckpt.exists() else None
+    if stored is not None:
+        check_checkpoint(ckpt, stored, cfg)
     torch.manual_seed(cfg.seed)          # the initial weights depend on the seed alone
     model = digits_cnn.build()
-    if ckpt.exists() and int(load_checkpoint(ckpt)["epoch"]) >= cfg.epochs:
-        model.load_state_dict(load_checkpoint(ckpt)["model"])
+    if stored is not None and int(stored["epoch"]) >= cfg.epochs:
+        model.load_state_dict(stored["model"])
         print(f"ANN: loaded trained checkpoint {ckpt}")
     else:
         train(model, train_split.x, train_split.y, cfg, checkpoint=ckpt, progress=progress)
@@ -73,7 +86,7 @@ def export_and_measure(out_dir: Path, steps: Optional[int] = None, epochs: Optio
 
     calib = calibration_images(train_split.x, calib_samples)
     net = convert(model, calib, digits_cnn.INPUT_SHAPE, rule=rule, percentile=percentile, reset=reset,
-                  v_init_half=v_init_half, alpha=alpha, fold_pool=fold_pool, align_bias=align_bias,
+                  v_init_half=True if v_init_half is None else v_init_half, alpha=alpha, fold_pool=fold_pool, align_bias=align_bias,
                   align_joins=align_joins, readout_reset=readout_reset, snn_steps=steps, progress=progress)
     net.meta.update({"dataset": "digits", "timesteps": steps, "ann_accuracy": ann_acc,
                      "ann_test_samples": len(test_split), "calibration_samples": len(calib),
@@ -89,6 +102,27 @@ def export_and_measure(out_dir: Path, steps: Optional[int] = None, epochs: Optio
     json_path, png_path = write_report(report, out_dir)
     report["report_paths"] = [str(json_path), str(png_path)]
     return report
+
+
+def check_checkpoint(path: Path, ckpt: dict, cfg: TrainConfig) -> None:
+    """Refuse the checkpoint ``ckpt`` (read from ``path``) unless it holds the main job's CNN
+    trained with ``cfg``'s recipe (:func:`~neurosim.ann.train.recipe`: every field but the
+    epochs and the device)."""
+    try:
+        digits_cnn.build().load_state_dict(ckpt["model"])
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        raise NeurosimError(f"{path}: does not fit this model ({str(exc).splitlines()[0][:200]}); "
+                            "--retrain trains afresh (replacing it), or --out another folder") from None
+    have, want = ckpt.get("recipe"), recipe(cfg)
+    if have == want:
+        return
+    if not isinstance(have, dict):
+        why = "it records no recipe (written before checkpoints did)"
+    else:
+        why = "its recipe differs in " + ", ".join(f"{k} ({have.get(k)!r}, now {want[k]!r})"
+                                                   for k in want if have.get(k) != want[k])
+    raise NeurosimError(f"{path}: not trained with the main job's recipe: {why}; "
+                        "--retrain trains afresh (replacing it), or --out another folder")
 
 
 def ann_layers_meta(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict:

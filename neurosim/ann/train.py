@@ -6,7 +6,8 @@ killed and resumed gives the same weights as one that never stopped.
 
 Optional, all off by default (the original behaviour: Adam, constant learning rate, no
 augmentation): SGD with momentum, a per-step cosine or one-cycle schedule with linear warm-up,
-random crop + horizontal flip (for CIFAR), label smoothing, channels-last memory and bfloat16
+random crop + horizontal flip (for CIFAR), label smoothing, an L1 penalty on the ReLU
+activations (:class:`ActivityL1`: fewer spikes after conversion), channels-last memory and bfloat16
 autocast (CPU speed: docs/conversion.md measures both), evaluation after every epoch, a
 per-batch progress bar, and ``until=`` to stop after a given epoch (a long run done in
 pieces). The learning rate is a pure function of the step, the augmentation draws come from
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -58,6 +59,7 @@ class TrainConfig:
     crop_padding: int = 4           # zero padding for "crop-flip"
     label_smoothing: float = 0.0
     cutout: int = 0                 # side of the square Cutout zeroes per image after the crop (0: off)
+    activity_l1: float = 0.0        # weight of the L1 penalty on every nn.ReLU's output (ActivityL1; 0: off)
     channels_last: bool = False     # NHWC memory format for conv nets (oneDNN's fast path on CPU)
     autocast: str = "none"          # "none" | "bf16" (bfloat16 autocast; fp32 master weights)
     device: str = DEFAULT_DEVICE    # "cpu" | "cuda" | "cuda:N" | "auto" (neurosim.device)
@@ -67,6 +69,50 @@ OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "onecycle")
 AUTOCASTS = ("none", "bf16")
 AUGMENTS = ("none", "crop-flip")
+
+
+#: TrainConfig fields that do not change what is trained (a checkpoint's recipe may differ in them).
+NOT_RECIPE = ("epochs", "device")
+
+
+def recipe(cfg: TrainConfig) -> dict:
+    """What a checkpoint records of ``cfg`` (key ``"recipe"``): every field but :data:`NOT_RECIPE`."""
+    return {k: v for k, v in asdict(cfg).items() if k not in NOT_RECIPE}
+
+
+class ActivityL1:
+    """The activity penalty ``weight x sum_units |a| / batch`` over the outputs ``a`` of every
+    ``nn.ReLU`` module of ``model`` in the last forward pass.
+
+    An ANN trained with it converts to an SNN with fewer spikes, hence fewer synaptic events,
+    at the same accuracy (Sorbaro, Liu, Bortone & Sheik, "Optimizing the energy consumption of
+    spiking neural networks for neuromorphic applications", Front. Neurosci. 14:662, 2020): a
+    converted neuron's spike count is about its ANN activation over its threshold, times T.
+    ReLUs written as functions (``F.relu``) are not seen; a model with no ``nn.ReLU`` is refused.
+    """
+
+    def __init__(self, model: torch.nn.Module, weight: float) -> None:
+        relus = [m for m in model.modules() if isinstance(m, torch.nn.ReLU)]
+        if not relus:
+            raise NeurosimError(f"activity_l1 penalises the outputs of nn.ReLU modules, and "
+                                f"{type(model).__name__} has none (a ReLU written as F.relu is not seen)")
+        self.weight = float(weight)
+        self.outputs: list[torch.Tensor] = []
+        self.hooks = [m.register_forward_hook(self._keep) for m in relus]
+
+    def _keep(self, module: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        if module.training:             # not the evaluations between epochs
+            self.outputs.append(output)
+
+    def take(self, batch: int) -> torch.Tensor:
+        """The penalty of the activations kept since the last call (then forgotten)."""
+        total = sum((a.float().abs().sum() for a in self.outputs), torch.zeros(()))
+        self.outputs.clear()
+        return self.weight * total / batch
+
+    def remove(self) -> None:
+        for hook in self.hooks:
+            hook.remove()
 
 
 def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
@@ -203,6 +249,8 @@ def train(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig
         raise NeurosimError(f"unknown schedule '{cfg.schedule}' (known: {', '.join(SCHEDULES)})")
     if cfg.augment not in AUGMENTS:
         raise NeurosimError(f"unknown augmentation '{cfg.augment}' (known: {', '.join(AUGMENTS)})")
+    if not cfg.activity_l1 >= 0:
+        raise NeurosimError(f"activity_l1 must be a number >= 0, got {cfg.activity_l1!r}")
     device = resolve_device(cfg.device)
     amp = autocast(device, cfg.autocast)
     torch.manual_seed(cfg.seed)
@@ -231,54 +279,62 @@ def train(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig
     xt, yt = torch.as_tensor(x), torch.as_tensor(y)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     steps_per_epoch = (len(xt) + cfg.batch_size - 1) // cfg.batch_size
+    activity = ActivityL1(model, cfg.activity_l1) if cfg.activity_l1 > 0 else None
     bar = tqdm(range(start, stop), desc="train ANN", unit="epoch", disable=not shown(progress),
                initial=start, total=cfg.epochs)
-    for epoch in bar:
-        t0, c0 = time.perf_counter(), time.process_time()
-        model.train()
-        gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
-        order = torch.randperm(len(xt), generator=gen)
-        # summed on the device (no wait for the GPU per batch); float64 sums of float32 losses:
-        # the same IEEE operations, so the same bits, as summing Python floats
-        total = torch.zeros((), dtype=torch.float64, device=device)
-        correct = torch.zeros((), dtype=torch.int64, device=device)
-        batches = tqdm(range(0, len(order), cfg.batch_size), desc=f"epoch {epoch + 1}", unit="batch",
-                       leave=False, disable=not shown(progress) or steps_per_epoch < 50)
-        for k, i in enumerate(batches):
-            idx = order[i:i + cfg.batch_size]
-            xb, yb = xt[idx], yt[idx]
-            if cfg.augment == "crop-flip":
-                xb = crop_flip(xb, gen, cfg.crop_padding)
-            if cfg.cutout > 0:
-                xb = cutout(xb, gen, cfg.cutout)
-            xb, yb = xb.to(device), yb.to(device)
-            if cfg.channels_last and xb.dim() == 4:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            if cfg.schedule != "constant" or cfg.warmup_epochs > 0:
-                lr = lr_at(cfg, epoch * steps_per_epoch + k, steps_per_epoch)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-            optimizer.zero_grad()
-            with amp:
-                out = model(xb).float()
-            loss = loss_fn(out, yb)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach().double() * len(idx)
-            correct += (out.argmax(1) == yb).sum()
-        record = {"epoch": epoch + 1, "loss": float(total) / len(order), "train_acc": int(correct) / len(order),
-                  "lr": float(optimizer.param_groups[0]["lr"]), "seconds": time.perf_counter() - t0,
-                  "cpu_seconds": time.process_time() - c0, "device": str(device)}
-        if eval_data is not None:
-            record["test_acc"] = accuracy(model, eval_data[0], eval_data[1])
-        history.append(record)
-        bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k in ("loss", "train_acc", "test_acc")})
-        if checkpoint is not None:
-            rng = {"rng": torch.get_rng_state(), **({"cuda_rng": torch.cuda.get_rng_state(device)}
-                                                      if device.type == "cuda" else {})}
-            save_checkpoint(Path(checkpoint), model, optimizer, epoch + 1, extra={**rng, "history": history})
-        if on_epoch is not None:
-            on_epoch(record)
+    try:
+        for epoch in bar:
+            t0, c0 = time.perf_counter(), time.process_time()
+            model.train()
+            gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+            order = torch.randperm(len(xt), generator=gen)
+            # summed on the device (no wait for the GPU per batch); float64 sums of float32 losses:
+            # the same IEEE operations, so the same bits, as summing Python floats
+            total = torch.zeros((), dtype=torch.float64, device=device)
+            correct = torch.zeros((), dtype=torch.int64, device=device)
+            batches = tqdm(range(0, len(order), cfg.batch_size), desc=f"epoch {epoch + 1}", unit="batch",
+                           leave=False, disable=not shown(progress) or steps_per_epoch < 50)
+            for k, i in enumerate(batches):
+                idx = order[i:i + cfg.batch_size]
+                xb, yb = xt[idx], yt[idx]
+                if cfg.augment == "crop-flip":
+                    xb = crop_flip(xb, gen, cfg.crop_padding)
+                if cfg.cutout > 0:
+                    xb = cutout(xb, gen, cfg.cutout)
+                xb, yb = xb.to(device), yb.to(device)
+                if cfg.channels_last and xb.dim() == 4:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                if cfg.schedule != "constant" or cfg.warmup_epochs > 0:
+                    lr = lr_at(cfg, epoch * steps_per_epoch + k, steps_per_epoch)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                optimizer.zero_grad()
+                with amp:
+                    out = model(xb).float()
+                loss = loss_fn(out, yb)
+                if activity is not None:
+                    loss = loss + activity.take(len(idx))
+                loss.backward()
+                optimizer.step()
+                total += loss.detach().double() * len(idx)
+                correct += (out.argmax(1) == yb).sum()
+            record = {"epoch": epoch + 1, "loss": float(total) / len(order), "train_acc": int(correct) / len(order),
+                      "lr": float(optimizer.param_groups[0]["lr"]), "seconds": time.perf_counter() - t0,
+                      "cpu_seconds": time.process_time() - c0, "device": str(device)}
+            if eval_data is not None:
+                record["test_acc"] = accuracy(model, eval_data[0], eval_data[1])
+            history.append(record)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k in ("loss", "train_acc", "test_acc")})
+            if checkpoint is not None:
+                rng = {"rng": torch.get_rng_state(), **({"cuda_rng": torch.cuda.get_rng_state(device)}
+                                                          if device.type == "cuda" else {})}
+                save_checkpoint(Path(checkpoint), model, optimizer, epoch + 1,
+                                extra={**rng, "history": history, "recipe": recipe(cfg)})
+            if on_epoch is not None:
+                on_epoch(record)
+    finally:
+        if activity is not None:
+            activity.remove()
     model.eval()
     if cfg.channels_last:
         model.to(memory_format=torch.contiguous_format)     # the converter reads plain tensors
