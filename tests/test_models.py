@@ -88,12 +88,20 @@ def test_no_maxpool_and_shortcuts_in_resnet20():
     assert len(adds) == 9
 
 
-def test_committed_resnet20_weights_load():
-    """benchmarks/checkpoints/cifar_resnet20/weights.pt fits the library's ResNet-20 key for key."""
-    from neurosim.architectures.cifar_resnet20 import build
-    weights = torch.load(ROOT / "benchmarks/checkpoints/cifar_resnet20/weights.pt", map_location="cpu",
+@pytest.mark.parametrize("folder, levels", [("cifar_resnet20", None), ("cifar_resnet20_cutout", None),
+                                           ("cifar_resnet20_qcfs4", 4)])
+def test_committed_resnet20_weights_load(folder, levels):
+    """benchmarks/checkpoints/<folder>/weights.pt fits the recipe's ResNet-20 (its QCFS twin:
+    with QCFS activations of ``levels`` levels) key for key, as result.json says."""
+    import json
+
+    from models.recipe import build_model
+    result = json.loads((ROOT / "benchmarks/checkpoints" / folder / "result.json").read_text())
+    assert result.get("qcfs_levels") == levels
+    weights = torch.load(ROOT / "benchmarks/checkpoints" / folder / "weights.pt", map_location="cpu",
                          weights_only=True)
-    build().load_state_dict(weights, strict=True)
+    model = build_model(importlib.import_module(result["recipe"]), result["width"], levels)
+    model.load_state_dict(weights, strict=True)
 
 
 @pytest.mark.parametrize("name", RECIPES)
