@@ -22,22 +22,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import neurosim  # noqa: E402,F401  (before torch: passive OpenMP waiting)
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.conversion import load_model  # noqa: E402
+from neurosim.ann.train import accuracy  # noqa: E402
 from neurosim.data.dataset import load_dataset  # noqa: E402
 from neurosim.io.atomic import write_text  # noqa: E402
 
 
-def rounded_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int | None,
-                     batch: int = 500) -> float:
+def rounded_accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, steps: int | None) -> float:
     """Top-1 accuracy of ``model`` on ``x`` rounded to multiples of ``1/steps`` (as given: None)."""
-    xq = x if steps is None else torch.floor(x * steps + 0.5) / steps
-    correct = 0
-    with torch.no_grad():
-        for i in range(0, len(x), batch):
-            correct += int((model(xq[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
-    return correct / len(x)
+    return accuracy(model, x if steps is None else np.floor(x * steps + 0.5) / steps, y)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,8 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     model, result, _ = load_model(args.run)
     _, test = load_dataset(result.get("dataset", "cifar10"), data_dir=args.data_dir)
-    x = torch.as_tensor(test.x[:args.test_limit])
-    y = torch.as_tensor(test.y[:args.test_limit])
+    x, y = test.x[:args.test_limit], test.y[:args.test_limit]
     if float(x.min()) < 0 or float(x.max()) > 1:
         raise SystemExit(f"{args.run}: its test images are not in [0, 1] (an input layer rate-codes them so)")
     steps = [int(t) for t in args.steps.split(",") if t]

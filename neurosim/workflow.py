@@ -68,13 +68,12 @@ def export_and_measure(out_dir: Path, steps: Optional[int] = None, epochs: Optio
     ckpt = out_dir / CHECKPOINT_NAME
     if retrain and ckpt.exists():
         ckpt.unlink()
-    stored = load_checkpoint(ckpt) if ckpt.exists() else None
-    if stored is not None:
-        check_checkpoint(ckpt, stored, cfg)
     torch.manual_seed(cfg.seed)          # the initial weights depend on the seed alone
     model = digits_cnn.build()
+    stored = load_checkpoint(ckpt) if ckpt.exists() else None
+    if stored is not None:
+        adopt_checkpoint(ckpt, stored, cfg, model)
     if stored is not None and int(stored["epoch"]) >= cfg.epochs:
-        model.load_state_dict(stored["model"])
         print(f"ANN: loaded trained checkpoint {ckpt}")
     else:
         train(model, train_split.x, train_split.y, cfg, checkpoint=ckpt, progress=progress)
@@ -104,12 +103,13 @@ def export_and_measure(out_dir: Path, steps: Optional[int] = None, epochs: Optio
     return report
 
 
-def check_checkpoint(path: Path, ckpt: dict, cfg: TrainConfig) -> None:
-    """Refuse the checkpoint ``ckpt`` (read from ``path``) unless it holds the main job's CNN
-    trained with ``cfg``'s recipe (:func:`~neurosim.ann.train.recipe`: every field but the
-    epochs and the device)."""
+def adopt_checkpoint(path: Path, ckpt: dict, cfg: TrainConfig, model: torch.nn.Module) -> None:
+    """Load the weights of the checkpoint ``ckpt`` (read from ``path``) into the main job's CNN
+    ``model``; refuse it unless they fit and were trained with ``cfg``'s recipe
+    (:func:`~neurosim.ann.train.recipe`: every field but the epochs and the device). An
+    unfinished checkpoint's training then resumes from it (:func:`~neurosim.ann.train.train`)."""
     try:
-        digits_cnn.build().load_state_dict(ckpt["model"])
+        model.load_state_dict(ckpt["model"])
     except (RuntimeError, KeyError, ValueError, TypeError) as exc:
         raise NeurosimError(f"{path}: does not fit this model ({str(exc).splitlines()[0][:200]}); "
                             "--retrain trains afresh (replacing it), or --out another folder") from None

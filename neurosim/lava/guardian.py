@@ -62,7 +62,7 @@ def parent_died(parent: int, worker: int) -> bool:
     return parent in ended or not alive(parent)
 
 
-def stop_group(pgid: int, shm_before: set[str], jobdir: Optional[str]) -> None:
+def stop_own_group(pgid: int, shm_before: set[str], jobdir: Optional[str]) -> None:
     """Kill the other processes of the group ``pgid``, unlink the /dev/shm segments they held
     (new since ``shm_before``), remove ``jobdir``, then SIGKILL the whole group, this process
     included (and anything forked meanwhile)."""
@@ -98,7 +98,7 @@ def main(argv: list[str]) -> int:
         return 0
     print(f"neurosim lava guardian: parent {parent} died; stopping the worker {worker} and its Lava processes",
           file=sys.stderr, flush=True)
-    stop_group(pgid, shm_before, jobdir)
+    stop_own_group(pgid, shm_before, jobdir)
     return 0
 
 
