@@ -28,12 +28,13 @@ from neurosim.errors import LavaRunError, NeurosimError
 from neurosim.lava.layout import from_lava, from_lava_steps, lava_shape, to_lava, to_lava_time
 from neurosim.lava.netcodec import decode_net, encode_net
 from neurosim.lava.runner import run_lava
-from neurosim.lava.supervisor import group_members, mapped_shm
+from neurosim.lava.supervisor import group_members
 from neurosim.netlist.hdf5 import save
 from neurosim.netlist import CUBA, RMP, Flatten, Input, Netlist, conv, dense, pool
 from neurosim.netlist.neurons import NETX_DENSE_WITHOUT_NEURON
 from neurosim.sim.simulator import Simulator
 from tests.conftest import assert_same_layer, small_conv_net
+from tests.test_lava_lifetime import orphan_shm
 
 ROOT = Path(__file__).resolve().parents[1]
 T = 12          # steps per sample
@@ -213,13 +214,6 @@ def attach_hanging(graph) -> None:
     _attach(graph, "hang")
 
 
-def _orphan_shm(before: set[str]) -> set[str]:
-    """New /dev/shm files that no live process maps."""
-    new = set(os.listdir("/dev/shm")) - before
-    in_use = mapped_shm([int(e.name) for e in os.scandir("/proc") if e.name.isdigit()])
-    return {n for n in new if n not in in_use}
-
-
 @pytest.mark.parametrize("fault, batch, where", [("raising", None, "sample 1 of 4"),
                                                  ("raising", 2, "samples 2-3 of 4"),
                                                  ("hanging", 2, "samples 2-3 of 4")])
@@ -242,7 +236,7 @@ def test_failing_process_model_raises_lava_run_error(fault, batch, where):
     else:
         assert "timed out" in msg and "--lava-timeout" in msg      # the option a user has, not the API's name
     assert group_members(info.value.worker_pid) == []      # nothing of the worker is alive
-    assert _orphan_shm(before) == set()
+    assert orphan_shm(before) == set()
 
 
 # ----------------------------------------------------------------------------- no Lava run
