@@ -1,24 +1,24 @@
 #!/usr/bin/env python
-"""SNN/ANN energy at the operating point of stored benchmark results, in the papers' convention (issue 21).
+"""SNN/ANN energy at the operating point of stored benchmark results, every energy model (issue 21).
 
-    .venv/bin/python benchmarks/energy_table.py                     # the committed results below
+    .venv/bin/python benchmarks/energy_table.py --out benchmarks/results/energy-table.md   # the DEFAULT results
     .venv/bin/python benchmarks/energy_table.py benchmarks/results/conversion/mnist_cnn-2000/results.json ...
 
 Reads the ``results.json`` of ``benchmarks/conversion.py`` (per model and setting: accuracy,
-synaptic events and spikes per sample at every T, the ANN's MACs and accuracy on the same
-images) and of ``benchmarks/bntt.py`` (per trained T: synaptic events, the same net's MACs),
-and prices them with :mod:`neurosim.metrics.energy`'s ``papers45nm`` model (Horowitz 2014:
-SNN ``ACs x 0.9 pJ``, fp32 ANN ``MACs x 4.6 pJ``, quantised ANN ``MACs x (0.2 + 0.1) pJ``,
-8-bit weights and ``ceil(log2(T+1))``-bit activations) and Loihi 1's synaptic events
-(``x 23.6 pJ``; its neuron updates need the neuron counts, which these files do not keep).
-Results made before 2026-12-07 count events only, so ``deployed45nm`` (memory traffic per
-layer) is not derivable from them (``–``); newer ``conversion.py`` rows and ``bntt.py`` runs
-keep every model's joules as the reports price them (``energy``), and their ``deployed45nm``
-ratios fill the last columns.
+synaptic events and, since 2026-12-07, every energy model's joules at every T; the ANN's MACs
+and accuracy on the same images) and of ``benchmarks/bntt.py`` (per trained T: the same, against
+the same net run as an ANN), and tabulates, per net, the SNN's energy and its ratio to the fp32
+and the quantised ANN (8-bit weights, ``ceil(log2(T+1))``-bit activations) in each model of
+:mod:`neurosim.metrics.energy`: ``papers45nm`` (Horowitz 2014 operations only), ``deployed45nm``
+(the deployed arithmetic with SRAM traffic) and ``loihi1`` (Davies et al. 2018; no ANN runs
+there, so no ratio). The DEFAULT results are made by ``benchmarks/energy_nets.sh``.
+Results made before the energy rows existed count events only: their ``papers45nm`` figures
+are priced here from the events (the model's synaptic term is all there is), the other models
+are ``–``.
 
 For each conversion model the operating point is the smallest T whose accuracy is within 1
-point of the ANN's on the same images, for the setting that reaches it with the fewest
-synaptic events there; a BNTT net has no ANN twin trained, so its row is at its trained T.
+point of the ANN's on the same images, for the setting that reaches it with the least
+``papers45nm`` energy there; a BNTT net has no ANN twin trained, so its row is at its trained T.
 Writes the markdown table to ``--out`` (default: print only).
 """
 from __future__ import annotations
@@ -33,48 +33,50 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from neurosim.io.atomic import write_text  # noqa: E402
-from neurosim.metrics.energy import energy  # noqa: E402
+from neurosim.metrics.energy import MODELS, energy  # noqa: E402
 from neurosim.metrics.workload import AnnLayer, Memories, SnnLayer  # noqa: E402
 
-#: The committed results the docs' table is made from.
-DEFAULT = ["benchmarks/results/conversion/mnist_cnn-2000/results.json",
-           "benchmarks/results/conversion/fashion_cnn-2000/results.json",
-           "benchmarks/results/conversion/cifar_vgg-1000/results.json",
-           "benchmarks/results/conversion-joins-resnet20/results.json",
-           "benchmarks/results/conversion-papers-resnet20/results.json",
+#: The committed results the docs' table is made from (``benchmarks/energy_nets.sh``, and the
+#: ResNet-20 twins' conversion grids of docs/conversion.md).
+DEFAULT = ["benchmarks/results/energy-nets/mnist_cnn/results.json",
+           "benchmarks/results/energy-nets/fashion_cnn/results.json",
+           "benchmarks/results/energy-nets/cifar_vgg/results.json",
+           "benchmarks/results/energy-nets/cifar_resnet20/results.json",
            "benchmarks/results/conversion-papers-resnet20-cutout/results.json",
-           "benchmarks/results/bntt-digits/results.json",
-           "benchmarks/results/bntt/fashion-full/results.json",
-           "benchmarks/results/bntt/nmnist/results.json",
-           "benchmarks/results/bntt/cifar-vgg9/results.json"]
+           "benchmarks/results/conversion-papers-resnet20-qcfs4/results.json",
+           "benchmarks/results/energy-nets/bntt-digits/results.json",
+           "benchmarks/results/energy-nets/bntt-fashion/results.json",
+           "benchmarks/results/energy-nets/bntt-nmnist/results.json",
+           "benchmarks/results/energy-nets/bntt-cifar-vgg9/results.json"]
 TOLERANCE = 0.01
 
 
-def priced(synops: float, macs: float, steps: int) -> dict:
-    """The papers' convention for one point (:func:`neurosim.metrics.energy.energy`, model
-    ``papers45nm``, on the totals: synaptic operations of the SNN, MACs of the ANN), joules and
-    ratios, and the synaptic part of the Loihi 1 model (the only counts the results keep)."""
+def from_events(synops: float, macs: float, steps: int) -> dict:
+    """The ``papers45nm`` figures of a point stored before the energy rows (events and MACs only),
+    in the layout of a stored ``energy`` entry."""
     snn = [SnnLayer("net", acs=synops, neuron_updates=0.0, update_mults=0, spikes=0.0)]
-    ann = ([AnnLayer("net", macs=macs, outputs=0)], 0)
-    e = energy(snn, Memories(weights=0, state=0), steps, ann=ann)
-    p = e["papers45nm"]
-    return {"snn_j": p["snn_j"], "fp32_j": p["ann_fp32_j"], "quant_j": p["ann_quantised_j"],
-            "bits": p["ann_quantised_bits"], "snn_over_fp32": p["snn_over_ann_fp32"],
-            "snn_over_quant": p["snn_over_ann_quantised"], "loihi1_synops_j": e["loihi1"]["snn_terms"]["synaptic_acs"]}
+    return {"papers45nm": energy(snn, Memories(weights=0, state=0), steps,
+                                 ann=([AnnLayer("net", macs=macs, outputs=0)], 0))["papers45nm"]}
 
 
-def deployed(energy_models: dict) -> dict:
-    """The ``deployed45nm`` SNN/ANN ratios of a point whose result kept every model's energy
-    (``{}`` when it did not)."""
-    d = energy_models.get("deployed45nm")
-    if not d or "snn_over_ann_fp32" not in d:
-        return {}
-    return {"deployed_over_fp32": d["snn_over_ann_fp32"], "deployed_over_quant": d["snn_over_ann_quantised"]}
+def point(stored: Optional[dict], synops: float, macs: float, steps: int) -> dict:
+    """The joules and ratios of one operating point, per energy model: its ``stored`` energy
+    entry, or :func:`from_events` for a result stored before the energy models (no entry, or
+    the older ``cmos45nm`` / ``loihi`` keys); models it lacks are left out."""
+    energy_models = stored if stored and "papers45nm" in stored else from_events(synops, macs, steps)
+    out = {}
+    for model in MODELS:
+        e = energy_models.get(model)
+        if e:
+            out[model] = {k: e[k] for k in ("snn_j", "snn_over_ann_fp32", "snn_over_ann_quantised",
+                                            "ann_quantised_bits") if k in e}
+    return out
 
 
 def conversion_rows(path: Path, r: dict) -> list[dict]:
     out = []
     papers = bool(r.get("papers_t"))
+    source = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
     for name, m in r["models"].items():
         ann = m["ann_accuracy"]
         best: Optional[dict] = None
@@ -84,14 +86,14 @@ def conversion_rows(path: Path, r: dict) -> list[dict]:
             if not within:
                 continue
             T, c = min(within)
-            cand = {"net": name, "source": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
+            cand = {"net": name, "source": source,
                     "images": m["test_images"], "ann": ann, "setting": row["label"], "T": T,
                     "t_kind": "papers' T" if papers else "Lava T", "acc": c["accuracy"],
-                    **priced(c["synops"], m["ann_macs"], T), **deployed(c.get("energy", {}))}
-            if best is None or cand["snn_j"] < best["snn_j"]:
+                    "energy": point(c.get("energy"), c["synops"], m["ann_macs"], T)}
+            if best is None or cand["energy"]["papers45nm"]["snn_j"] < best["energy"]["papers45nm"]["snn_j"]:
                 best = cand
         if best is None:
-            best = {"net": name, "source": str(path), "images": m["test_images"], "ann": ann,
+            best = {"net": name, "source": source, "images": m["test_images"], "ann": ann,
                     "setting": "none within 1 point", "T": None}
         out.append(best)
     return out
@@ -107,27 +109,36 @@ def bntt_rows(path: Path, r: dict) -> list[dict]:
                     "source": str(path.relative_to(ROOT)), "images": r.get("test_limit"), "ann": None,
                     "setting": f"trained T = {T}", "T": T, "t_kind": "trained T",
                     "acc": run["bntt"]["fixed_netlist_accuracy"],
-                    **priced(run["synops_per_sample"], run["ann_macs_per_sample"], T),
-                    **deployed(run.get("energy", {}))})
+                    "energy": point(run.get("energy"), run["synops_per_sample"], run["ann_macs_per_sample"], T)})
     return out
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| net | test images | ANN % | setting | T at the operating point | SNN % | SNN µJ | "
-             "SNN / fp32 ANN | SNN / quantised ANN (bits) | Loihi 1 synaptic µJ | beats the quantised ANN | "
-             "deployed45nm SNN / fp32 ANN | deployed45nm SNN / quantised ANN |",
-             "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---|---:|---:|"]
+    """Per net: accuracy at the operating point and, per energy model, the SNN's µJ per inference
+    and its ratio to the fp32 and to the quantised ANN (its activation bits); the last column
+    names the models in which the SNN costs less than the quantised ANN."""
+    lines = ["| net | test images | ANN % | setting | T at the operating point | SNN % | "
+             "papers45nm µJ | / fp32 ANN | / quantised ANN (bits) | deployed45nm µJ | / fp32 ANN | / quantised ANN | "
+             "loihi1 µJ | beats the quantised ANN in |",
+             "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         ann = "–" if r["ann"] is None else f"{100 * r['ann']:.2f}"
         if r["T"] is None:
-            lines.append(f"| {r['net']} | {r['images']} | {ann} | {r['setting']} | – | – | – | – | – | – | – | – | – |")
+            lines.append(f"| {r['net']} | {r['images']} | {ann} | {r['setting']} | – |" + " – |" * 9)
             continue
+        e = r["energy"]
+        cells = []
+        for model in ("papers45nm", "deployed45nm"):
+            m = e.get(model, {})
+            cells += [f"{1e6 * m['snn_j']:.3g}" if "snn_j" in m else "–",
+                      f"{m['snn_over_ann_fp32']:.2f}" if "snn_over_ann_fp32" in m else "–",
+                      f"{m['snn_over_ann_quantised']:.1f}" if "snn_over_ann_quantised" in m else "–"]
+        cells[2] += f" ({e['papers45nm']['ann_quantised_bits']})"
+        cells.append(f"{1e6 * e['loihi1']['snn_j']:.3g}" if "loihi1" in e else "–")
+        beats = [model for model, m in e.items() if m.get("snn_over_ann_quantised", 2.0) < 1.0]
+        cells.append(", ".join(beats) or "none")
         lines.append(f"| {r['net']} | {r['images']} | {ann} | {r['setting']} | {r['T']} ({r['t_kind']}) | "
-                     f"{100 * r['acc']:.2f} | {1e6 * r['snn_j']:.3g} | {r['snn_over_fp32']:.2f} | "
-                     f"{r['snn_over_quant']:.1f} ({r['bits']}) | {1e6 * r['loihi1_synops_j']:.3g} | "
-                     f"{'yes' if r['snn_over_quant'] < 1 else 'no'} | "
-                     + " | ".join(f"{r[k]:.2f}" if k in r else "–" for k in ("deployed_over_fp32", "deployed_over_quant"))
-                     + " |")
+                     f"{100 * r['acc']:.2f} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

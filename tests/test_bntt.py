@@ -17,6 +17,8 @@ from neurosim.bntt.network import BNTTNet
 from neurosim.bntt.neuron import SURROGATE_SCALE, lif_scan
 from neurosim.bntt.norm import TimeNorm
 from neurosim.bntt.train import BNTTConfig, train_bntt
+from neurosim.metrics.workload import ann_layers_from_meta
+from neurosim.netlist import hdf5
 from neurosim.sim.simulator import Simulator
 
 T = 6
@@ -231,6 +233,10 @@ def test_train_bntt_command_writes_netlist_and_report(tmp_path, capsys):
     assert report["lava_samples"] == ce["lava_samples"] == b["early_exit_default"]["lava_samples"] == 50
     assert ce["lava_accuracy"] == ce["simulator_accuracy"] and ce["lava_prediction_mismatches"] == 0
     assert (out / "network.net").is_file() and (out / "report.png").is_file()
+    # the ANN the energy model prices is the folded model's (64 analog inputs, not the signed
+    # input's 128 channels): its rows' MACs are the export's ann_macs
+    rows, _ = ann_layers_from_meta(hdf5.load(out / "network.net").meta)
+    assert sum(r.macs for r in rows) == report["ann_macs_per_sample"] == 64 * 128 + 128 * 10
     printed = capsys.readouterr().out
     assert "fixed netlist" in printed and "calibrated exit" in printed
     assert "SNN accuracy (T=5+2)" in printed and "5 steps of input spikes, then 2" in printed

@@ -16,7 +16,7 @@ operation                   energy      used for
 SRAM 8 KB, 64-bit read      10 pJ       memories of at most 8 KB
 SRAM 32 KB, 64-bit read     20 pJ       memories of at most 32 KB
 SRAM 1 MB, 64-bit read      100 pJ      memories of at most 1 MB
-DRAM, 64-bit read           1.3-2.6 nJ  larger memories (the low end, 1.3 nJ)
+DRAM, 64-bit read           1.3-2.6 nJ  (not used: memories are on chip, larger ones 1 MB banks)
 ==========================  ==========  ===========================================
 
 Horowitz gives no 24-bit add (Lava's fixed-point accumulators and potentials are 24 bits):
@@ -40,7 +40,6 @@ from __future__ import annotations
 from neurosim.netlist.schema import STATE_BITS  # noqa: F401  (u and v: signed 24 bits, Lava fixed_pt)
 
 PJ = 1e-12
-NJ = 1e-9
 
 HOROWITZ_2014 = "M. Horowitz, ISSCC 2014, 45 nm 0.9 V energy table"
 DAVIES_2018 = "M. Davies et al., IEEE Micro 38(1), 2018, Table 1 (Loihi 1, 14 nm)"
@@ -55,7 +54,6 @@ FP32_MAC_45NM = FP32_ADD_45NM + FP32_MULT_45NM          # 4.6 pJ
 
 # --- 45 nm memory, per 64-bit access (Horowitz 2014): (capacity in bytes, joules)
 SRAM_64BIT_45NM = ((8 * 1024, 10 * PJ), (32 * 1024, 20 * PJ), (1024 * 1024, 100 * PJ))
-DRAM_64BIT_45NM = 1.3 * NJ                               # the low end of 1.3-2.6 nJ
 WORD_BITS_45NM = 64
 
 # --- Loihi 1 (Davies et al. 2018, Table 1)

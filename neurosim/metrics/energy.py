@@ -18,8 +18,10 @@ its own number, per layer and in total (joules):
     (32 or b bits) after 2 adds (bias, ReLU compare), the quantised one also rescaled (one
     32-bit multiply). A ``bits``-bit access of a memory of M bits costs
     ``E_64(M) x bits / 64``, ``E_64`` Horowitz's 64-bit read of the smallest SRAM that holds
-    the memory (8 KB, 32 KB, 1 MB; beyond, DRAM). Spike routing is not priced (no published
-    45 nm figure per spike).
+    the memory (8 KB, 32 KB, 1 MB); a larger memory is banks of 1 MB SRAM, an access reading
+    one bank. Memory is on chip for both nets (as on a neuromorphic chip, whose cores hold
+    every weight and potential in SRAM): no DRAM traffic is priced, for either. Spike
+    routing is not priced (no published 45 nm figure per spike).
 ``loihi1`` -- Loihi 1 as published (Davies et al. 2018): 23.6 pJ per synaptic event (its
     weight read and accumulation included), 81 pJ per neuron update of a neuron that fires in
     that step and 52 pJ otherwise, 1.7 pJ per spike (within a tile: a lower bound, mesh hops
@@ -44,7 +46,8 @@ SOURCES = {
     "papers45nm": C.HOROWITZ_2014 + ": fp32 add 0.9 pJ, fp32 mult 3.7 pJ (MAC 4.6 pJ); int8 mult 0.2 pJ, "
                   "int32 add 0.1 pJ (quantised ANN)",
     "deployed45nm": C.HOROWITZ_2014 + ": int32 add 0.1 pJ, int8 mult 0.2 pJ, int32 mult 3.1 pJ, fp32 add 0.9 / "
-                    "mult 3.7 pJ; SRAM 64-bit read 10 pJ (8 KB), 20 pJ (32 KB), 100 pJ (1 MB), DRAM 1.3 nJ",
+                    "mult 3.7 pJ; SRAM 64-bit read 10 pJ (8 KB), 20 pJ (32 KB), 100 pJ (1 MB; larger memories "
+                    "are 1 MB banks)",
     "loihi1": C.DAVIES_2018 + ": synaptic spike op 23.6 pJ, neuron update 81 pJ active / 52 pJ inactive, "
               "within-tile spike 1.7 pJ",
     "loihi2": "not modelled: Intel has published no per-operation energies for Loihi 2",
@@ -60,9 +63,10 @@ Terms = dict[str, float]
 
 def access(bits: float, memory_bits: float) -> float:
     """Joules of one ``bits``-bit access to a memory of ``memory_bits`` bits (45 nm):
-    ``E_64 x bits / 64`` with ``E_64`` the 64-bit read of the smallest SRAM that holds it."""
+    ``E_64 x bits / 64`` with ``E_64`` the 64-bit read of the smallest SRAM that holds it, or of
+    the largest (1 MB) for a memory too large for one: it is built of such banks."""
     size = memory_bits / 8
-    e64 = next((e for cap, e in C.SRAM_64BIT_45NM if size <= cap), C.DRAM_64BIT_45NM)
+    e64 = next((e for cap, e in C.SRAM_64BIT_45NM if size <= cap), C.SRAM_64BIT_45NM[-1][1])
     return e64 * bits / C.WORD_BITS_45NM
 
 
