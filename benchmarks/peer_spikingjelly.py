@@ -37,7 +37,9 @@ Each recipe of ``--recipes`` converts a fresh copy of the ANN with SpikingJelly 
   ReLU module's name) instead of calibrated.
 
 The converted net runs in SpikingJelly's single-step mode, as its examples evaluate: one call
-per time step on a batch of images (the image is the input current at every step), the output
+per time step on a batch of images (the image is the input current at every step; with
+``--input-coding if-spikes`` the image's spikes from IF input neurons, as neurosim's ``Input`` layer
+makes them, so the two converters can be compared with the same input coding), the output
 summed over steps; T is the papers' T (every layer integrates T steps). One run of the largest
 T per batch, the accuracy read after every T of ``--steps``. Writes ``--out`` (JSON): versions,
 threads, load average, the ANN's accuracy on the test images (ReLU; a QCFS-trained model's
@@ -207,35 +209,60 @@ def ann_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return hits / len(x)
 
 
+class SpikeInput:
+    """The image coded as neurosim's ``Input`` layer codes it: integrate-and-fire neurons driven
+    by the pixel as a constant current, threshold ``theta`` (the calibration images' maximum,
+    where neurosim's rules put the input layer's threshold), initial potential ``theta / 2``,
+    soft reset; each spike carries ``theta``. With ``--input-coding if-spikes`` the converted
+    net gets these spikes instead of the image (SpikingJelly's own input: the image as the
+    first layer's current at every step)."""
+
+    def __init__(self, x: torch.Tensor, theta: float) -> None:
+        self.x, self.theta = x, theta
+        self.v = torch.full_like(x, theta / 2)
+
+    def step(self) -> torch.Tensor:
+        self.v = self.v + self.x
+        spikes = (self.v >= self.theta).to(self.x.dtype)
+        self.v = self.v - spikes * self.theta
+        return spikes * self.theta
+
+
 @torch.no_grad()
-def snn_curve(snn: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: list[int], batch: int) -> dict[int, float]:
+def snn_curve(snn: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: list[int], batch: int,
+              spike_theta: float | None = None) -> dict[int, float]:
     """Accuracy after each T of ``steps``: one run of ``max(steps)`` single steps per batch,
-    the output summed from step 1."""
+    the output summed from step 1; the image at every step, or with ``spike_theta`` its
+    :class:`SpikeInput` spikes."""
     hits = {t: 0 for t in steps}
     for s in range(0, len(x), batch):
         xb, yb = x[s:s + batch], y[s:s + batch]
         functional.reset_net(snn)
+        coded = None if spike_theta is None else SpikeInput(xb, spike_theta)
         out: torch.Tensor | int = 0
         for t in range(1, max(steps) + 1):
-            out = out + snn(xb)
+            out = out + snn(xb if coded is None else coded.step())
             if t in hits:
                 hits[t] += int((out.argmax(1) == yb).sum())
     return {t: hits[t] / len(x) for t in steps}
 
 
 def run_recipe(name: str, model: nn.Module, thresholds: dict[str, float], x_cal: torch.Tensor, ltb_passes: int,
-               x: torch.Tensor, y: torch.Tensor, steps: list[int], batch: int) -> dict:
+               x: torch.Tensor, y: torch.Tensor, steps: list[int], batch: int, spike_input: bool = False) -> dict:
     """Convert a copy of ``model`` with recipe ``name`` calibrated on ``x_cal`` (``ltb_passes`` times
-    over for local threshold balancing, once for the others), run it, time both."""
+    over for local threshold balancing, once for the others), run it (on the image, or with
+    ``spike_input`` on its :class:`SpikeInput` spikes), time both."""
     label, api, _ = RECIPES[name]
     calib = Batches(x_cal, CALIB_BATCH, ltb_passes if name == "ltb" else 1)
     t0 = time.perf_counter()
     snn = ann2snn.Converter(make_recipe(name, calib, thresholds), device="cpu").convert(
         copy.deepcopy(model)).eval()
     t_conv = time.perf_counter() - t0
-    curve = snn_curve(snn, x, y, steps, batch)
+    curve = snn_curve(snn, x, y, steps, batch, float(x_cal.max()) if spike_input else None)
     t_sim = time.perf_counter() - t0 - t_conv
-    return {"recipe": name, "label": label, "api": f"spikingjelly.activation_based.ann2snn.{api}",
+    if spike_input:
+        label += ", IF-spike input"
+    return {"recipe": name, "label": label, "input_coding": "if-spikes" if spike_input else "analog", "api": f"spikingjelly.activation_based.ann2snn.{api}",
             "curve": {str(t): {"accuracy": a} for t, a in curve.items()},
             "seconds": {"convert": t_conv, "simulate": t_sim}, "samples_per_s": len(x) / t_sim}
 
@@ -260,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="passes over the calibration images for local threshold balancing, which grows its "
                         f"thresholds with every batch (default: as many as make {CALIB_SEEN:,} images, the calibration "
                         "set of SpikingJelly's ImageNet LTB example; the other recipes: one pass)")
+    p.add_argument("--input-coding", choices=("analog", "if-spikes"), default="analog",
+                   help="analog: the image is the first layer's current at every step (SpikingJelly's way, "
+                        "the default); if-spikes: the image coded by IF neurons first, as neurosim's Input layer "
+                        "codes it (what the input coding costs)")
     p.add_argument("--batch", type=int, default=TEST_BATCH, help=f"test images per run (default {TEST_BATCH})")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--out", type=Path, required=True, help="result JSON")
@@ -292,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
            "batch": args.batch, "qcfs_thresholds": thresholds, "ann_accuracy": ann_accuracy(model, x, y), "rows": []}
     for name in names:
         try:
-            row = run_recipe(name, model, thresholds, x_cal, ltb_passes, x, y, steps, args.batch)
+            row = run_recipe(name, model, thresholds, x_cal, ltb_passes, x, y, steps, args.batch,
+                             args.input_coding == "if-spikes")
         except PeerError as exc:
             fail(str(exc))
         out["rows"].append(row)
