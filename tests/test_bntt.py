@@ -124,6 +124,25 @@ def test_float_netlist_equals_the_slayer_model(norm, layers):
         np.testing.assert_array_equal(window.reshape(len(window), -1).sum(1), rec["spikes"][k].numpy())
 
 
+def test_the_ann_the_energy_model_prices_is_the_trained_net():
+    """Its rows are the trained layers on their pooled inputs (the export's ``ann_macs``), the
+    image's 144 values read once (not the signed input's 288 channels) and the trained weights;
+    the netlist's own connections (signed input, pools folded into larger kernels) are more."""
+    from neurosim.metrics.workload import ann_layers_from_meta
+
+    torch.manual_seed(2)
+    net = BNTTNet((1, 12, 12), CNN, 5, T)
+    nl = export(net, "fixed")
+    rows, weights = ann_layers_from_meta(nl.meta)
+    assert [r.name for r in rows] == ["input", "1:conv", "2:conv", "3:dense", "4:dense"]
+    assert rows[0].outputs == 144 and [r.outputs for r in rows[1:]] == [4 * 12 * 12, 6 * 6 * 6, 12, 5]
+    assert sum(r.macs for r in rows) == nl.meta["ann_macs"]
+    assert weights == sum(syn.weight.numel() for syn in net.synapses)
+    netlist_connections = sum(float(p.synapse.fanout(nl.in_shape(i, k)).sum()) for i in nl.neuron_layers
+                              for k, p in enumerate(nl.layers[i].projections))
+    assert netlist_connections > 2 * nl.meta["ann_macs"]
+
+
 def test_fixed_netlist_on_lava_equals_simulator_spike_for_spike():
     from neurosim.lava.runner import run_lava
 

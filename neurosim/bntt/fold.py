@@ -40,6 +40,7 @@ from neurosim.convert.graph import Stage, connections
 from neurosim.convert.rmp import fold_pool
 from neurosim.dynamics import MODES
 from neurosim.errors import NeurosimError
+from neurosim.metrics.workload import AnnLayer, ann_layers_to_meta
 from neurosim.netlist.quantize import bias_mantissas, even_mantissas, integer_scale, scale_mantissas, weight_gain
 from neurosim.netlist.schema import VTH_MAX, Flatten, Netlist, Population, Projection, Schedule
 from neurosim.netlist.neurons import RMP
@@ -64,6 +65,7 @@ class Folded:
     bias: Optional[np.ndarray] = None
     output: bool = False
     macs: int = 0                 # multiply-accumulates of the same layer in an ANN (per step)
+    ann_weights: int = 0          # its weights in the ANN (the trained layer's, before the split and folding)
 
 
 def fold(net: BNTTNet) -> list[Folded]:
@@ -107,7 +109,8 @@ def fold(net: BNTTNet) -> list[Folded]:
             shape = (weight.shape[0], oh, ow)
         else:
             shape = (weight.shape[0],)
-        f = Folded(kind, weight, shape, stride, padding, output=layer.kind == "output", macs=macs)
+        f = Folded(kind, weight, shape, stride, padding, output=layer.kind == "output", macs=macs,
+                   ann_weights=int(syn.weight.numel()))
         if layer.kind != "output" and net.norms[layer.index].mode != "none":
             s, b = net.norms[layer.index].scale_bias(net.norms[layer.index].steps)
             f.scale, f.bias = s.detach().double().numpy(), b.detach().double().numpy()
@@ -186,9 +189,19 @@ def export(net: BNTTNet, mode: str = "fixed") -> Netlist:
     out = Netlist(layers=layers, input_shape=tuple(int(s) for s in in_shape), meta={
         "trained_by": "neurosim.bntt", "mode": mode, "bntt": net.config(), "timesteps": net.steps,
         "latency": len(folded), "thresholds": scales,
-        "ann_macs": int(sum(f.macs for f in folded))})          # the same net as an ANN, one step
+        "ann_macs": int(sum(f.macs for f in folded)),           # the same net as an ANN, one step
+        "ann_layers": ann_layers_to_meta(ann_layers(net, folded), sum(f.ann_weights for f in folded))})
     out.check()
     return out
+
+
+def ann_layers(net: BNTTNet, folded: list[Folded]) -> list[AnnLayer]:
+    """The trained net run as an ANN, the energy model's rows: its input (the image's values,
+    each read once: the signed input's two channels per value are one), then every layer's
+    MACs on its pooled input (:attr:`Folded.macs`, not the netlist's connections, whose folded
+    pools have larger kernels) and its outputs."""
+    return [AnnLayer("input", 0.0, int(np.prod(net.input_shape)))] + \
+        [AnnLayer(f"{d}:{f.kind}", float(f.macs), int(np.prod(f.shape))) for d, f in enumerate(folded, start=1)]
 
 
 def netlist_input(spikes: torch.Tensor, signed: bool, latency: int) -> np.ndarray:

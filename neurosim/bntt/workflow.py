@@ -32,8 +32,7 @@ from neurosim.data.dataset import Split
 from neurosim.device import DEFAULT_DEVICE
 from neurosim.dynamics import MODES
 from neurosim.errors import NeurosimError
-from neurosim.evaluate import LAVA_ALL, evaluate, layer_names, write_report
-from neurosim.metrics.workload import ann_layers_of_netlist, ann_layers_to_meta
+from neurosim.evaluate import LAVA_ALL, evaluate, write_report
 from neurosim.netlist import hdf5
 from neurosim.sim.simulator import Simulator
 
@@ -115,8 +114,6 @@ def train_and_deploy(cfg: BNTTConfig, out_dir: Path, *, report_limit: Optional[i
     model_acc = model_accuracy(model, spikes, labels, dev)
     net = export(model, "fixed")
     latency = int(net.meta["latency"])
-    net.meta["ann_layers"] = ann_layers_to_meta(*ann_layers_of_netlist(net, layer_names(net),
-                                                                      2 if model.signed_input else 1))
     net.meta.update({"dataset": cfg.dataset, "input": "signed Poisson spikes as 2C channels"
                      if model.signed_input else "binned events",
                      META_KEY: event_encoding(NMNIST_DURATION_US, cfg.steps, latency) if data.events

@@ -22,7 +22,7 @@ from typing import Optional
 
 import numpy as np
 
-from neurosim.netlist.schema import INPUT, Input, Netlist, Population
+from neurosim.netlist.schema import Netlist, Population
 
 
 @dataclass(frozen=True)
@@ -78,32 +78,6 @@ def snn_memories(net: Netlist, weight_bits: int, state_bits: int) -> Memories:
     """The SNN's weight memory and its state memory: an accumulator and a potential per neuron."""
     neurons = sum(neurons_of(net, i) for i in net.neuron_layers)
     return Memories(weights=stored_weights(net) * weight_bits, state=2 * neurons * state_bits)
-
-
-def ann_layers_of_netlist(net: Netlist, names: list[str], input_copies: int = 1) -> tuple[list[AnnLayer], int]:
-    """The netlist run as an ANN, one step: each population's connections (its MACs) and its
-    neurons (its outputs), after the input (its values as outputs); and the ANN's stored weights.
-    Right for a net whose synapses are its ANN's (BNTT's); a converted net folds pools into
-    synapses, so the workflow records the ANN's own stages instead.
-
-    ``input_copies``: the input channels that carry one analog value. A signed spike input
-    carries ``x`` as two channels (``x > 0`` and ``x < 0``, weights ``W`` and ``-W``): 2. The
-    ANN reads each value once, so the input's outputs, the MACs of the projections from the input
-    and their stored weights are divided by it."""
-    net_input = 0 if net.has_input_layer else INPUT
-    rows = [] if net.has_input_layer else [AnnLayer("input", 0.0, int(np.prod(net.input_shape)) // input_copies)]
-    weights = 0
-    for i, layer in enumerate(net.layers):
-        if isinstance(layer, Input):
-            rows.append(AnnLayer(names[i], 0.0, neurons_of(net, i) // input_copies))
-        elif isinstance(layer, Population):
-            macs = 0.0
-            for k, p in enumerate(layer.projections):
-                copies = input_copies if net.resolve(net.source_of(i, p.source)) == net_input else 1
-                macs += float(p.synapse.fanout(net.in_shape(i, k)).sum()) / copies
-                weights += int(np.size(p.synapse.weight)) // copies
-            rows.append(AnnLayer(names[i], macs, neurons_of(net, i)))
-    return rows, weights
 
 
 def ann_layers_to_meta(rows: list[AnnLayer], weights: int) -> dict:
