@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Issue 21: the benchmark nets re-run with every energy model kept (deployed45nm included), for
-# benchmarks/energy_table.py. Two halves that can run side by side, one core each:
+# benchmarks/energy_table.py. Each part can run beside another, one core each:
 #
-#     OMP_NUM_THREADS=1 bash benchmarks/energy_nets.sh conversion   # ~1 h on one core
-#     OMP_NUM_THREADS=1 bash benchmarks/energy_nets.sh bntt         # ~1.5 h on one core
+#     OMP_NUM_THREADS=1 bash benchmarks/energy_nets.sh mnist_cnn      # one conversion net (or all: conversion)
+#     OMP_NUM_THREADS=1 bash benchmarks/energy_nets.sh bntt           # BNTT's four nets
 #
 # Results go to benchmarks/results/energy-nets/<net>/ (results.json, report.md, plots). The
-# conversion half converts the committed MNIST CNN and ResNet-20 checkpoints and retrains the
-# Fashion-MNIST CNN (3 epochs) and CIFAR-10 VGG (1 epoch) as docs/conversion.md did; the BNTT
-# half retrains BNTT's nets (BNTT norm only) with the commands of docs/bntt.md. Each step is
+# conversion nets are the committed MNIST CNN and ResNet-20 checkpoints and the Fashion-MNIST
+# CNN (3 epochs) and CIFAR-10 VGG (1 epoch) retrained as docs/conversion.md trained them, each
+# with the two theta/2 settings of the `peer` grid up to a T past its operating point; BNTT's
+# nets are retrained (BNTT norm only) with the commands of docs/bntt.md. Each step is
 # resumable: a finished model or setting is kept, not redone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,21 +17,20 @@ PY=${PY:-.venv/bin/python}
 OUT=benchmarks/results/energy-nets
 RUNS=runs/energy-nets
 
-conversion() {
+prepare() {
     mkdir -p "$RUNS"
     for ckpt in mnist_cnn cifar_resnet20; do
         [ -f "$RUNS/$ckpt/weights.pt" ] || { mkdir -p "$RUNS/$ckpt" && cp benchmarks/checkpoints/$ckpt/{weights.pt,result.json} "$RUNS/$ckpt/"; }
     done
     [ -f "$RUNS/fashion_cnn/weights.pt" ] || $PY -m models.fashion_cnn --epochs 3 --out "$RUNS/fashion_cnn"
     [ -f "$RUNS/cifar_vgg/weights.pt" ] || $PY -m models.cifar_vgg --epochs 1 --out "$RUNS/cifar_vgg"
-    $PY benchmarks/conversion.py --runs "$RUNS" --models mnist_cnn --grid peer --no-spikingjelly \
-        --test-limit 2000 --steps 8,16,32,64,128,256 --out "$OUT/mnist_cnn" --no-progress
-    $PY benchmarks/conversion.py --runs "$RUNS" --models fashion_cnn --grid peer --no-spikingjelly \
-        --test-limit 2000 --steps 8,16,32,64,128,256 --out "$OUT/fashion_cnn" --no-progress
-    $PY benchmarks/conversion.py --runs "$RUNS" --models cifar_vgg --grid peer --no-spikingjelly \
-        --test-limit 1000 --steps 16,32,64,128,256 --out "$OUT/cifar_vgg" --no-progress
-    $PY benchmarks/conversion.py --runs "$RUNS" --models cifar_resnet20 --grid peer --no-spikingjelly --papers-t \
-        --test-limit 2000 --steps 16,32,64,128,256 --out "$OUT/cifar_resnet20" --no-progress
+}
+
+# convert NET TEST_IMAGES STEPS [--papers-t]
+convert() {
+    prepare
+    $PY benchmarks/conversion.py --runs "$RUNS" --models "$1" --grid peer --no-spikingjelly --test-limit "$2" \
+        --steps "$3" ${4:-} --out "$OUT/$1" --no-progress
 }
 
 bntt() {
@@ -45,8 +45,11 @@ bntt() {
 }
 
 case "${1:-}" in
-    conversion) conversion ;;
+    mnist_cnn) convert mnist_cnn 2000 8,16,32,64,128,256 ;;
+    fashion_cnn) convert fashion_cnn 2000 8,16,32,64 ;;
+    cifar_vgg) convert cifar_vgg 1000 16,32,64,128 ;;
+    cifar_resnet20) convert cifar_resnet20 2000 16,32,64,128 --papers-t ;;
+    conversion) for net in mnist_cnn fashion_cnn cifar_vgg cifar_resnet20; do "$0" "$net"; done ;;
     bntt) bntt ;;
-    all) conversion; bntt ;;
-    *) echo "usage: $0 conversion|bntt|all" >&2; exit 2 ;;
+    *) echo "usage: $0 mnist_cnn|fashion_cnn|cifar_vgg|cifar_resnet20|conversion|bntt" >&2; exit 2 ;;
 esac
