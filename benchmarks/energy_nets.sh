@@ -10,7 +10,8 @@
 # CNN (3 epochs) and CIFAR-10 VGG (1 epoch) retrained as docs/conversion.md trained them, each
 # with the two theta/2 settings of the `peer` grid up to a T past its operating point; BNTT's
 # nets are retrained (BNTT norm only) with the commands of docs/bntt.md. Each step is
-# resumable: a finished model or setting is kept, not redone.
+# resumable: a finished model or setting is kept, not redone (so a committed results.json is
+# reprinted, not re-measured: delete it, or the net's folder, to measure afresh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -49,7 +50,7 @@ case "${1:-}" in
     fashion_cnn) convert fashion_cnn 2000 8,16,32,64 ;;
     cifar_vgg) convert cifar_vgg 1000 16,32,64,128 ;;
     cifar_resnet20) convert cifar_resnet20 2000 16,32,64,128 --papers-t ;;
-    conversion) for net in mnist_cnn fashion_cnn cifar_vgg cifar_resnet20; do "$0" "$net"; done ;;
+    conversion) for net in mnist_cnn fashion_cnn cifar_vgg cifar_resnet20; do bash "$0" "$net"; done ;;
     bntt) bntt ;;
     *) echo "usage: $0 mnist_cnn|fashion_cnn|cifar_vgg|cifar_resnet20|conversion|bntt" >&2; exit 2 ;;
 esac

@@ -77,8 +77,9 @@ def conversion_rows(path: Path, r: dict) -> list[dict]:
     out = []
     papers = bool(r.get("papers_t"))
     source = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-    for name, m in r["models"].items():
+    for model, m in r["models"].items():
         ann = m["ann_accuracy"]
+        name = f"{model} ({m['epochs']} epoch{'s' * (m['epochs'] != 1)})" if "epochs" in m else model
         best: Optional[dict] = None
         for row in m["rows"]:
             within = [(int(T), c) for T, c in row["curve"].items()        # (peer rows count no events)
