@@ -32,6 +32,7 @@ from typing import Optional
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from neurosim.evaluate import operating_point  # noqa: E402
 from neurosim.io.atomic import write_text  # noqa: E402
 from neurosim.metrics.energy import MODELS, energy  # noqa: E402
 from neurosim.metrics.workload import AnnLayer, Memories, SnnLayer  # noqa: E402
@@ -48,7 +49,6 @@ DEFAULT = ["benchmarks/results/energy-nets/mnist_cnn/results.json",
            "benchmarks/results/energy-nets/bntt-fashion/results.json",
            "benchmarks/results/energy-nets/bntt-nmnist/results.json",
            "benchmarks/results/energy-nets/bntt-cifar-vgg9/results.json"]
-TOLERANCE = 0.01
 
 
 def from_events(synops: float, macs: float, steps: int) -> dict:
@@ -73,41 +73,39 @@ def point(stored: Optional[dict], synops: float, macs: float, steps: int) -> dic
     return out
 
 
-def conversion_rows(path: Path, r: dict) -> list[dict]:
+def conversion_rows(r: dict) -> list[dict]:
     out = []
     papers = bool(r.get("papers_t"))
-    source = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
     for model, m in r["models"].items():
         ann = m["ann_accuracy"]
         name = f"{model} ({m['epochs']} epoch{'s' * (m['epochs'] != 1)})" if "epochs" in m else model
         best: Optional[dict] = None
         for row in m["rows"]:
-            within = [(int(T), c) for T, c in row["curve"].items()        # (peer rows count no events)
-                      if "synops" in c and c["accuracy"] >= ann - TOLERANCE - 1e-12]
-            if not within:
+            curve = {int(T): c for T, c in row["curve"].items() if "synops" in c}   # (peer rows count no events)
+            T = operating_point({t: c["accuracy"] for t, c in curve.items()}, ann)
+            if T is None:
                 continue
-            T, c = min(within)
-            cand = {"net": name, "source": source,
-                    "images": m["test_images"], "ann": ann, "setting": row["label"], "T": T,
+            c = curve[T]
+            cand = {"net": name, "images": m["test_images"], "ann": ann, "setting": row["label"], "T": T,
                     "t_kind": "papers' T" if papers else "Lava T", "acc": c["accuracy"],
                     "energy": point(c.get("energy"), c["synops"], m["ann_macs"], T)}
             if best is None or cand["energy"]["papers45nm"]["snn_j"] < best["energy"]["papers45nm"]["snn_j"]:
                 best = cand
         if best is None:
-            best = {"net": name, "source": source, "images": m["test_images"], "ann": ann,
+            best = {"net": name, "images": m["test_images"], "ann": ann,
                     "setting": "none within 1 point", "T": None}
         out.append(best)
     return out
 
 
-def bntt_rows(path: Path, r: dict) -> list[dict]:
+def bntt_rows(r: dict) -> list[dict]:
     out = []
-    for key, run in r["runs"].items():
+    for run in r["runs"].values():
         if run.get("norm", "bntt") != "bntt":
             continue
         T = int(run["steps"])
         out.append({"net": f"BNTT {r.get('dataset')} {r.get('arch')} x{r.get('width', 1)}",
-                    "source": str(path.relative_to(ROOT)), "images": r.get("test_limit"), "ann": None,
+                    "images": r.get("test_limit"), "ann": None,
                     "setting": f"trained T = {T}", "T": T, "t_kind": "trained T",
                     "acc": run["bntt"]["fixed_netlist_accuracy"],
                     "energy": point(run.get("energy"), run["synops_per_sample"], run["ann_macs_per_sample"], T)})
@@ -155,7 +153,7 @@ def main(argv=None) -> int:
             print(f"{path}: not found, skipped", file=sys.stderr)
             continue
         r = json.loads(path.read_text())
-        rows += conversion_rows(path, r) if "models" in r else bntt_rows(path, r)
+        rows += conversion_rows(r) if "models" in r else bntt_rows(r)
     text = table(rows)
     print(text)
     if args.out:

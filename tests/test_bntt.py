@@ -128,8 +128,6 @@ def test_the_ann_the_energy_model_prices_is_the_trained_net():
     """Its rows are the trained layers on their pooled inputs (the export's ``ann_macs``), the
     image's 144 values read once (not the signed input's 288 channels) and the trained weights;
     the netlist's own connections (signed input, pools folded into larger kernels) are more."""
-    from neurosim.metrics.workload import ann_layers_from_meta
-
     torch.manual_seed(2)
     net = BNTTNet((1, 12, 12), CNN, 5, T)
     nl = export(net, "fixed")
