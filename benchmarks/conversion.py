@@ -88,6 +88,7 @@ class Setting:
     align_joins: bool = True
     percentile: float = DEFAULT_PERCENTILE
     precision: str = "fixed"        # 'float': unrounded weights and thresholds, the simulator's float mode
+    input_coding: str = "spikes"    # 'analog': the first conv on the host (convert's input_coding)
 
     @property
     def label(self) -> str:
@@ -95,10 +96,11 @@ class Setting:
                  + ("" if self.align_joins else " joins-unaligned"))
         pct = f" {self.percentile:g}" if self.percentile != DEFAULT_PERCENTILE else ""
         prec = " float" if self.precision == "float" else ""
-        return f"{self.reset} {self.rule}{pct}{' θ/2' if self.v_init_half else ''}{extra}{prec}"
+        coding = " analog-input" if self.input_coding == "analog" else ""
+        return f"{self.reset} {self.rule}{pct}{' θ/2' if self.v_init_half else ''}{extra}{prec}{coding}"
 
 
-GRIDS = ("full", "core", "small", "peer", "joins", "papers", "precision")
+GRIDS = ("full", "core", "small", "peer", "joins", "papers", "precision", "analog")
 
 
 def grid(kind: str, qcfs: bool) -> list[Setting]:
@@ -112,8 +114,13 @@ def grid(kind: str, qcfs: bool) -> list[Setting]:
     with hard reset, and without aligned joins (issue 19's CIFAR-10 table: RMP's soft-vs-hard claim
     and the joins on one run each, and SpikingJelly's per-channel 99.9th percentile with θ/2);
     ``precision``: the two soft θ/2 settings of ``papers`` in ``precision='float'`` (no 8-bit
-    weights, no integer state: what the rounding costs). A QCFS-trained model (trained
-    thresholds: the rule only sets the input layer and the readout) gets its own four."""
+    weights, no integer state: what the rounding costs); ``analog``: the soft θ/2 settings of
+    ``papers`` with the first conv computed on the host (``input_coding='analog'``: the image as
+    the papers and SpikingJelly present it). A QCFS-trained model (trained thresholds: the rule
+    only sets the input layer and the readout) gets its own four, or with ``analog`` its first
+    with analog input."""
+    if qcfs and kind == "analog":
+        return [Setting("soft", "percentile", True, input_coding="analog")]
     if qcfs:
         return [Setting("soft", "percentile", True), Setting("soft", "percentile", False),
                 Setting("hard", "percentile", True), Setting("soft", "percentile", True, align_bias=False)]
@@ -121,6 +128,9 @@ def grid(kind: str, qcfs: bool) -> list[Setting]:
         return [Setting("soft", "percentile", True), Setting("soft", "channel", True)]
     if kind == "joins":
         return [Setting("soft", "channel", True), Setting("soft", "channel", True, align_joins=False)]
+    if kind == "analog":
+        return [Setting("soft", "channel", True, input_coding="analog"),
+                Setting("soft", "channel-percentile", True, percentile=99.9, input_coding="analog")]
     if kind == "precision":
         return [Setting("soft", "channel", True, precision="float"),
                 Setting("soft", "channel-percentile", True, percentile=99.9, precision="float")]
@@ -209,7 +219,7 @@ def neurosim_row(model, setting: Setting, x_cal, test: Split, steps: list[int], 
                   reset=setting.reset,
                   v_init_half=setting.v_init_half, align_bias=setting.align_bias, fold_pool=setting.fold_pool,
                   align_joins=setting.align_joins, snn_steps=SNN_RULE_STEPS, precision=setting.precision,
-                  progress=progress, device=device)
+                  progress=progress, device=device, input_coding=setting.input_coding)
     net.meta["ann_layers"] = ann_layers_meta(model, tuple(test.x.shape[1:]))      # the ANN the energy compares
     t_conv = time.perf_counter() - t0
     depth = papers_depth(net) if papers_t else 0

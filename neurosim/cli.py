@@ -158,6 +158,11 @@ def _add_convert_args(p: argparse.ArgumentParser, required: bool) -> None:
                    help="delay the projections into each residual join so that all its branches arrive at the "
                         "same step (default on; --no-align-joins keeps Lava's one step per projection, where a "
                         "shortcut arrives early: docs/netlist.md)")
+    p.add_argument("--input-coding", choices=("spikes", "analog"), default="spikes",
+                   help="how the SNN takes the image: spikes (default) of IF input neurons driven by the pixels; "
+                        "analog: the first conv or dense layer is computed on the host and drives the first "
+                        "layer's neurons every step, as the RMP and QCFS papers do (Lava and the simulator run it; "
+                        "stock netx, NIR and Loihi 2 take spikes only: docs/conversion.md)")
     p.add_argument("--readout-reset", choices=("soft", "hard"), default=None,
                    help="the output layer's reset (default soft: the readout integrates, count x threshold + v "
                         "is its summed current); hard: a spiking layer like the others, which stock lava-dl netx "
@@ -378,7 +383,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
                                 lava_timeout=args.lava_timeout, retrain=args.retrain, reset=args.reset,
                                 v_init_half=args.v_init_half, alpha=args.alpha, fold_pool=not args.no_fold_pool,
                                 align_bias=args.bias_onset, align_joins=args.align_joins,
-                                readout_reset=args.readout_reset,
+                                readout_reset=args.readout_reset, input_coding=args.input_coding,
                                 calib_samples=args.calib_samples, limit=args.limit, sweep=args.sweep)
     print(report_summary(report))
     _print_outputs(report)
@@ -397,7 +402,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
                                  steps=args.steps, reset=args.reset, rule=args.rule, percentile=args.percentile,
                                  v_init_half=args.v_init_half, alpha=args.alpha, fold_pool=not args.no_fold_pool,
                                  align_bias=args.bias_onset, align_joins=args.align_joins,
-                                 readout_reset=args.readout_reset,
+                                 readout_reset=args.readout_reset, input_coding=args.input_coding,
                                  calib_samples=2000 if args.calib_samples is None else args.calib_samples,
                                  limit=args.limit, lava_samples=args.lava_samples, lava_timeout=args.lava_timeout,
                                  model_args=model_args, sweep=args.sweep, device=args.device,

@@ -6,6 +6,7 @@ check). One simulation of the longest T gives the metrics at every T of the swee
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -19,7 +20,7 @@ from neurosim.io.atomic import write_json, write_png
 from neurosim.metrics.constants import STATE_BITS, WEIGHT_BITS
 from neurosim.metrics.energy import LABELS, MODELS, SOURCES, energy
 from neurosim.metrics.neurobench import neurobench_metrics
-from neurosim.metrics.workload import (AnnLayer, SnnLayer, ann_layers_from_meta, neurons_of, snn_memories,
+from neurosim.metrics.workload import (AnnLayer, SnnLayer, ann_layers_from_meta, host_macs, neurons_of, snn_memories,
                                        stored_weights, update_mults)
 from neurosim.netlist.schema import MAX_TIMESTEPS, Netlist
 from neurosim.sim.simulator import SimResult, Simulator
@@ -138,6 +139,8 @@ def metrics_at(net: Netlist, res: SimResult, T: int, k: int, ann, neurons: int) 
                      spikes_layer[names[i]]) for i in net.neuron_layers]
     if not net.has_input_layer:
         rows.insert(0, SnnLayer("input", synops_layer["input"], 0.0, 0, 0.0))
+    elif (macs := host_macs(net)):
+        rows[0] = dataclasses.replace(rows[0], host_macs=float(macs))
     spikes = float(sum(spikes_layer.values()))
     synops = float(res.synops_per_sample_trace[:, k].mean())
     return {"spikes_per_sample": spikes, "spikes_per_sample_per_layer": spikes_layer,

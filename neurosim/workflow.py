@@ -40,7 +40,7 @@ def export_and_measure(out_dir: Path, steps: Optional[int] = None, epochs: Optio
                        lava_timeout: Optional[float] = None, retrain: bool = False,
                        progress: bool = True, *, reset: str = "soft", v_init_half: Optional[bool] = None,
                        alpha: float = 1.0, fold_pool: bool = True, align_bias: bool = True,
-                       align_joins: bool = True, readout_reset: Optional[str] = None,
+                       align_joins: bool = True, readout_reset: Optional[str] = None, input_coding: str = "spikes",
                        calib_samples: Optional[int] = None,
                        limit: Optional[int] = None,
                        sweep: Optional[Sequence[int]] = None) -> dict:
@@ -86,7 +86,8 @@ def export_and_measure(out_dir: Path, steps: Optional[int] = None, epochs: Optio
     calib = calibration_images(train_split.x, calib_samples)
     net = convert(model, calib, digits_cnn.INPUT_SHAPE, rule=rule, percentile=percentile, reset=reset,
                   v_init_half=True if v_init_half is None else v_init_half, alpha=alpha, fold_pool=fold_pool, align_bias=align_bias,
-                  align_joins=align_joins, readout_reset=readout_reset, snn_steps=steps, progress=progress)
+                  align_joins=align_joins, readout_reset=readout_reset, snn_steps=steps, progress=progress,
+                  input_coding=input_coding)
     net.meta.update({"dataset": "digits", "timesteps": steps, "ann_accuracy": ann_acc,
                      "ann_test_samples": len(test_split), "calibration_samples": len(calib),
                      "ann_layers": ann_layers_meta(model, digits_cnn.INPUT_SHAPE)})
@@ -155,7 +156,7 @@ def convert_and_measure(model_spec: str, weights: Optional[Path], dataset: str, 
                         rule: str = DEFAULT_RULE, percentile: float = DEFAULT_PERCENTILE,
                         v_init_half: Optional[bool] = None, alpha: float = 1.0, fold_pool: bool = True,
                         align_bias: bool = True, align_joins: bool = True, readout_reset: Optional[str] = None,
-                        calib_samples: int = 2000,
+                        input_coding: str = "spikes", calib_samples: int = 2000,
                         limit: Optional[int] = None,
                         lava_samples: int = 5, lava_timeout: Optional[float] = None, progress: bool = True,
                         model_args: Optional[dict] = None, sweep: Optional[Sequence[int]] = None,
@@ -181,7 +182,7 @@ def convert_and_measure(model_spec: str, weights: Optional[Path], dataset: str, 
     net = convert(model, calib, tuple(test_split.x.shape[1:]), rule=rule, percentile=percentile, reset=reset,
                   v_init_half=v_init_half, alpha=alpha, fold_pool=fold_pool, align_bias=align_bias,
                   align_joins=align_joins, readout_reset=readout_reset, snn_steps=steps, progress=progress,
-                  device=device)
+                  device=device, input_coding=input_coding)
     net.meta.update({"dataset": dataset, "timesteps": steps, "ann_accuracy": ann_acc,
                      "ann_test_samples": len(test_split), "calibration_samples": len(calib), "model": model_spec,
                      "ann_layers": ann_layers_meta(model, tuple(test_split.x.shape[1:]))})

@@ -31,6 +31,7 @@ from neurosim.netlist.synapses import KINDS, Conv, Dense, Identity, Pool
 from neurosim.netlist.validate import ValidationError, validate
 from neurosim.sim.neurons import NEURONS
 from neurosim.sim.simulator import Simulator
+from neurosim.netlist.host import HOST
 from neurosim.netlist.kinds import KindTable
 from neurosim.netlist.synapses.base import SynapseKind
 from neurosim.sim.synapse_maps import MAPS, SynapseMap, synapse_map
@@ -38,7 +39,8 @@ from neurosim.sim.synapse_maps import MAPS, SynapseMap, synapse_map
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Every executor's table of synapse kinds.
-TABLES: dict[str, KindTable] = {"sim": MAPS, "lava": LAVA, "loihi2": FORMATS, "netx": NETX, "neurobench": NEUROBENCH}
+TABLES: dict[str, KindTable] = {"sim": MAPS, "lava": LAVA, "loihi2": FORMATS, "netx": NETX, "neurobench": NEUROBENCH,
+                                "host": HOST}
 #: Every executor's or format's table of neuron kinds.
 NEURON_TABLES: dict[str, KindTable] = {"sim": NEURONS, "lava": LAVA_NEURONS, "loihi2": LOIHI2_NEURONS,
                                        "netx": NETX_NEURONS, "nir": NIR_NEURONS}

@@ -38,8 +38,12 @@ def describe(net: Netlist, name: Path) -> str:
         extra = ""
         if not isinstance(layer, Flatten):
             extra = neuron_text(layer.neuron)
-        if isinstance(layer, Input):
+        if isinstance(layer, Input) and layer.synapse is None:
             extra += f"  input current = {layer.weight:g} * x + {layer.bias:g}"
+        elif isinstance(layer, Input):
+            bias = f"{layer.bias:g}" if np.ndim(layer.bias) == 0 else "bias[c]"
+            extra += (f"  analog input: current = {layer.weight:g} * synapse(x) + {bias}, x {tuple(layer.sample_shape)}, "
+                      f"host synapse {synapse_text(layer.synapse)}")
         if isinstance(layer, Population):
             extra += "  " + " + ".join(f"{synapse_text(kind)} from {'input' if src < 0 else src}"
                                        for src, kind in net.inputs(i))

@@ -41,7 +41,7 @@ from neurosim.convert.graph import Stage, StageGraph, trace
 from neurosim.convert.threshold_balancing import DEFAULT_PERCENTILE, DEFAULT_RULE, check_rule, layer_rules, stream
 from neurosim.errors import NeurosimError
 from neurosim.netlist.quantize import (
-    bias_mantissas, even_mantissas, input_scale, integer_scale, mantissa8, threshold_mantissa,
+    BIAS_MANT_MAX, bias_mantissas, even_mantissas, input_scale, integer_scale, mantissa8, threshold_mantissa,
 )
 from neurosim.netlist.schema import RESETS, Flatten, Input, Netlist, Population, Projection
 from neurosim.netlist.neurons import RMP
@@ -296,6 +296,59 @@ def qcfs_limit_agreement(g: StageGraph, x: np.ndarray, batch_size: int = 256) ->
     return same / max(1, len(x))
 
 
+# ----------------------------------------------------------------------------- analog input
+
+#: How the converted net takes the image (:func:`convert`'s ``input_coding``).
+INPUT_CODINGS = ("spikes", "analog")
+
+
+def _analog_first_layer(plan: _Plan, inp: int, input_shape: tuple[int, ...]) -> int:
+    """The population the image feeds, for an analog input layer: it must be the only one, fed
+    by the image alone through one conv or dense synapse, and not the readout."""
+    users = [i for i, ts in plan.terms.items() if any(t.src == inp for t in ts)]
+    why = None
+    if len(users) != 1:
+        why = f"the image feeds {len(users)} layers"
+    elif len(plan.terms[users[0]]) != 1:
+        why = "the first layer adds the image to another branch (a join)"
+    elif plan.synapses[users[0]][0].kind not in ("conv", "dense"):
+        kind = plan.synapses[users[0]][0].kind
+        why = f"the image reaches the first layer through a '{kind}', not a conv or dense layer"
+    elif users[0] == plan.output:
+        why = "the first layer is the readout"
+    if why:
+        raise NeurosimError(f"input_coding 'analog' computes the first conv or dense layer on the host, and {why}; "
+                            "use input_coding 'spikes'")
+    return users[0]
+
+
+def _analog_input(plan: _Plan, first: int, lam: np.ndarray, x_calib: np.ndarray, input_shape: tuple[int, ...],
+                  exact: bool, batch_size: int, neuron) -> Input:
+    """Population ``first`` as an analog input layer: its synapse normalised by its threshold
+    ``lam`` (the image enters as itself, not as spikes standing for a threshold) and, in fixed
+    point, scaled by the layer's ``sigma`` (8-bit weights, threshold ``sigma``), lowered where
+    needed so that the current stays within the bias mantissa on the calibration images."""
+    st = plan.g.stages
+    syn = _normalise(plan.synapses[first][0], np.ones(int(input_shape[0])), lam, input_shape, st[first].shape)
+    bias = plan.bias(first) / lam
+    sigma = 1.0
+    if not exact:
+        peak = 0.0
+        with torch.no_grad():
+            for s in range(0, len(x_calib), batch_size):
+                xb = torch.as_tensor(x_calib[s:s + batch_size], dtype=torch.float32)
+                pre = plan.current(first, {plan.terms[first][0].src: xb}).double().numpy()
+                per_channel = lam.reshape(-1, *([1] * (pre.ndim - 2)))
+                peak = max(peak, float(np.abs(pre / per_channel).max(initial=0.0)))
+        sigma = _sigma([syn], bias)
+        if peak > 0:
+            sigma = max(1, min(sigma, math.floor(BIAS_MANT_MAX / peak)))
+    b = bias * sigma if exact else bias_mantissas(bias * sigma)
+    return Input(shape=tuple(st[first].shape), neuron=neuron(sigma), weight=1.0,
+                 bias=b if np.any(b) else 0.0, synapse=_to_netlist_synapse(syn, sigma, exact),
+                 sample_shape=tuple(input_shape))
+
+
 # ----------------------------------------------------------------------------- convert
 
 def calibration_array(data: Union[np.ndarray, torch.Tensor, Iterable], limit: Optional[int] = None) -> np.ndarray:
@@ -330,7 +383,7 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
             snn_steps: int = snn_balancing.DEFAULT_STEPS, snn_samples: int = snn_balancing.DEFAULT_SAMPLES,
             align_bias: bool = True, precision: str = "fixed", batch_size: int = 256,
             progress: bool = True, readout_reset: Optional[str] = None, align_joins: bool = True,
-            device: str = "cpu") -> Netlist:
+            device: str = "cpu", input_coding: str = "spikes") -> Netlist:
     """Convert ``model`` to an RMP netlist balanced on ``x_calib`` (N, *input_shape): an array, a
     tensor or a DataLoader (:func:`calibration_array`).
 
@@ -361,6 +414,15 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
     passes of the max, percentile and channel rules compute; the thresholds do not depend on it
     (the SNN rule and the QCFS agreement check run on the CPU).
 
+    ``input_coding``: ``spikes`` (default) makes the image a layer of IF neurons driven by the
+    pixels (threshold: the calibration images' maximum), whose spikes reach the first conv or
+    dense layer as every other layer's do; ``analog`` computes that first layer on the host
+    instead (:mod:`neurosim.netlist.host`): an analog input layer whose neurons are the first
+    layer's, driven by ``W x + b`` every step, as the RMP and QCFS papers and SpikingJelly
+    present the image. It needs the image to feed exactly one conv or dense layer; its 8-bit
+    weights and integer current (``fixed``) keep the current within Loihi's 13-bit bias on the
+    calibration images. Stock netx, NIR and Loihi 2 take spiking input only.
+
     For stock lava-dl netx (:func:`neurosim.netlist.netx_compat.save_netx`) convert with
     ``reset='hard', readout_reset='hard', align_bias=False`` (and ``v_init_half=False`` for a
     QCFS model) in fixed precision: a chain of dense/conv layers (pooling folded) passes; a
@@ -374,6 +436,8 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
     mode: the conversion before any rounding, which is what quantisation is measured against.
     """
     check_rule(rule, percentile)
+    if input_coding not in INPUT_CODINGS:
+        raise NeurosimError(f"input_coding must be one of {INPUT_CODINGS}, got {input_coding!r}")
     if precision not in ("fixed", "float"):
         raise NeurosimError(f"precision must be 'fixed' or 'float', got {precision!r}")
     exact = precision == "float"
@@ -430,12 +494,17 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
         return RMP(vThMant=vth, reset=readout_reset if readout else reset,
                    vInit=(vth / 2 if exact else vth // 2) if v_init_half else 0)
 
-    in_vth = float(lam[inp][0]) if exact else max(1, threshold_mantissa(lam[inp][0] * in_scale))
-    layers: list = [Input(shape=input_shape, neuron=neuron(in_vth), weight=float(in_scale), bias=0.0)]
-    index = {inp: 0}                 # stage -> layer
+    if input_coding == "analog":
+        first = _analog_first_layer(plan, inp, input_shape)
+        layers: list = [_analog_input(plan, first, lam[first], x_calib, input_shape, exact, batch_size, neuron)]
+        index = {first: 0}           # stage -> layer (the image itself is no layer)
+    else:
+        in_vth = float(lam[inp][0]) if exact else max(1, threshold_mantissa(lam[inp][0] * in_scale))
+        layers = [Input(shape=input_shape, neuron=neuron(in_vth), weight=float(in_scale), bias=0.0)]
+        index = {inp: 0}
     flat_of: dict[int, int] = {}     # layer -> its flatten layer
     for i in pops:
-        if i == inp:
+        if i in index or i == inp:
             continue
         norm = [_normalise(syn, lam[t.src], lam[i], st[t.src].shape, st[i].shape)
                 for t, syn in zip(plan.terms[i], plan.synapses[i])]
@@ -464,12 +533,13 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
         "alpha": alpha, "reset": reset, "readout_reset": readout_reset, "v_init_half": bool(v_init_half),
         "fold_pool": bool(fold_pool), "align_joins": bool(align_joins),
         "trained_thresholds": len(trained), "align_bias": bool(align_bias), "precision": precision,
+        "input_coding": input_coding,
         **({"qcfs_limit_agreement": limit_agreement} if trained else {}),
         **({"snn_steps": int(snn_steps), "snn_samples": int(min(len(x_calib), max(1, snn_samples)))}
            if rule == "snn" else {}),
         "ann_macs": g.macs(),             # the ANN's own (folded pools add synapses to the SNN only)
-        "thresholds": [float(np.max(lam[i])) for i in pops],
-        "layer_names": [st[i].name for i in pops]})
+        "thresholds": [float(np.max(lam[i])) for i in pops if i in index],
+        "layer_names": [st[i].name for i in pops if i in index]})
     if align_joins:
         net = align_delays(net)
     if align_bias:

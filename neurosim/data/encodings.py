@@ -114,7 +114,7 @@ def encode(name: str, images: np.ndarray, net: Netlist) -> np.ndarray:
     if not net.has_input_layer:
         raise NeurosimError(f"encoding '{name}' drives an 'input' layer; this netlist takes spikes "
                             f"{tuple(net.input_shape)} per step: pass them with --input FILE.npy")
-    shape = tuple(net.layers[0].shape)
+    shape = tuple(net.sample_shape)
     per_sample = tuple(images.shape[1:])
     if per_sample != shape:
         if int(np.prod(per_sample)) != int(np.prod(shape)):

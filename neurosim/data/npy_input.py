@@ -33,7 +33,7 @@ MAX_VALUES = 1 << 28
 
 
 def _expected(net: Netlist, time_axis: str, layout: str) -> str:
-    shape = tuple(net.layers[0].shape) if net.has_input_layer else tuple(net.input_shape)
+    shape = tuple(net.sample_shape)
     s = ", ".join(map(str, shape[::-1] if layout == "whc" else shape))
     if net.has_input_layer:
         return f"({s}) or (N, {s})"
@@ -67,7 +67,7 @@ def samples_from_array(arr: np.ndarray, net: Netlist, *, time_axis: str = "first
     shape expected."""
     if time_axis not in TIME_AXES or layout not in LAYOUTS:
         raise NeurosimError(f"time axis must be one of {TIME_AXES} and layout one of {LAYOUTS}")
-    shape = tuple(net.layers[0].shape) if net.has_input_layer else tuple(net.input_shape)
+    shape = tuple(net.sample_shape)
     file_shape = shape[::-1] if layout == "whc" else shape
     k = len(shape)
 

@@ -262,7 +262,7 @@ def to_nir(net: Netlist, dt: float = DT, consumer: str = "snntorch"):
                             "consumer 'nir'")
     validate(net, "schema")
     depths = net.depths()
-    in_shape = tuple(net.layers[0].shape) if net.has_input_layer else tuple(net.input_shape)
+    in_shape = tuple(net.sample_shape)
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(in_shape)})}
     edges: list[tuple[str, str]] = []
     for i, layer in enumerate(net.layers):
@@ -278,6 +278,9 @@ def to_nir(net: Netlist, dt: float = DT, consumer: str = "snntorch"):
         meta = {"layer": i, "neuron": n.type_name, "reset": n.reset, "v_init": float(n.vInit),
                 **NIR_NEURONS.of(n)(n)}
         if isinstance(layer, Input):
+            if layer.synapse is not None:
+                raise NeurosimError(f"layer {i}: an analog input layer (a host '{layer.synapse.type_name}' "
+                                    "synapse) has no NIR export yet; convert with --input-coding spikes")
             bias = None if layer.bias == 0 else np.full(shape, float(layer.bias))
             tail = "input"
             if snn and n.i_decay != DECAY_UNITY:

@@ -95,7 +95,8 @@ def _lava(net: Netlist) -> None:
 
 
 def _lava_fixed(net: Netlist) -> None:
-    """Profile ``lava-fixed`` (after ``fixed`` and ``lava``): every bias fits Lava's int16 ``bias_mant``."""
+    """Profile ``lava-fixed`` (after ``fixed`` and ``lava``): every bias fits Lava's int16
+    ``bias_mant`` (an analog input layer's current is checked per sample: :func:`check_input`)."""
     for i, layer in enumerate(net.layers):
         if isinstance(layer, Population) and layer.bias is not None:
             check_int16(np.asarray(layer.bias), "bias", i)
@@ -120,7 +121,7 @@ def check_readout_steps(readout_steps: Sequence[int], steps: int) -> tuple[int, 
 def check_input(net: Netlist, x: np.ndarray, steps: int, mode: str, raw_current: bool = False) -> None:
     """Refuse samples ``x`` the backend cannot present to ``net`` (shape, values, and Lava's
     int16 input current)."""
-    net.check_samples(x, steps)
+    net.check_samples(x, steps, raw_current)
     if len(x) == 0:
         raise NeurosimError("no input samples (N = 0)")
     if net.has_input_layer and mode == "fixed":

@@ -40,6 +40,7 @@ from typing import Optional
 
 import numpy as np
 
+from neurosim.errors import NeurosimError
 from neurosim.loihi2.synapses import loihi2_problem
 from neurosim.netlist.quantize import (
     BIAS_MANT_MAX, WEIGHT_MANT_MAX, bias_mantissas, even_mantissas, threshold_mantissa, weight_gain,
@@ -79,6 +80,10 @@ def layer_problems(net: Netlist, i: int) -> list[str]:
         return []
     out = _neuron_problems(layer.neuron)
     if isinstance(layer, Input):
+        if layer.synapse is not None:
+            return out + [f"an analog input layer (a host '{layer.synapse.type_name}' synapse): the Loihi 2 "
+                          "report and quantiser take images as input neurons' bias "
+                          "(convert with --input-coding spikes)"]
         if abs(layer.weight) + abs(layer.bias) > BIAS_MANT_MAX:
             out.append(f"input current weight * x + bias exceeds the bias mantissa's +-{BIAS_MANT_MAX} for x in [0, 1]")
         return out
@@ -208,6 +213,9 @@ def scale_plan(net: Netlist, force: bool = False) -> dict[int, LayerScale]:
     left as it is (every ``lam`` 1, ``why`` empty) unless ``force``; otherwise every layer is
     scaled and rounded (module docstring), including layers that fitted on their own: a float
     net's input layer of threshold 1 *fits*, but rounds its current to a few levels."""
+    if net.has_input_layer and net.layers[0].synapse is not None:
+        raise NeurosimError("layer 0: an analog input layer (a host synapse) cannot be quantised for Loihi 2 "
+                            "(Loihi 2 takes the image as input neurons' bias); convert with --input-coding spikes")
     report = fit_report(net)
     keep = not report and not force
     plan = {}

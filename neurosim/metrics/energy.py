@@ -71,22 +71,34 @@ def access(bits: float, memory_bits: float) -> float:
 
 
 def _snn_terms(model: str, row: SnnLayer, mem: Memories) -> Terms:
+    host = _host_terms(model, row, mem) if row.host_macs else {}
     if model == "papers45nm":
-        return {"synaptic_acs": row.acs * C.FP32_ADD_45NM}
+        return {"synaptic_acs": row.acs * C.FP32_ADD_45NM, **host}
     if model == "deployed45nm":
         state = access(C.STATE_BITS, mem.state)
-        return {"synaptic_acs": row.acs * C.INT32_ADD_45NM,
+        return {**host, "synaptic_acs": row.acs * C.INT32_ADD_45NM,
                 "neuron_updates": (row.neuron_updates * (2 * C.INT32_ADD_45NM + row.update_mults * C.INT32_MULT_45NM)
                                    + row.spikes * C.INT32_ADD_45NM),
                 "weight_reads": row.acs * access(C.WEIGHT_BITS, mem.weights),
                 "accumulator_reads_writes": row.acs * 2 * state,
                 "potential_reads_writes": row.neuron_updates * 3 * state}
     if model == "loihi1":
-        return {"synaptic_acs": row.acs * C.SYNOP_LOIHI1,
+        return {**host, "synaptic_acs": row.acs * C.SYNOP_LOIHI1,
                 "neuron_updates": (row.spikes * C.NEURON_ACTIVE_LOIHI1
                                    + (row.neuron_updates - row.spikes) * C.NEURON_INACTIVE_LOIHI1),
                 "spike_routing": row.spikes * C.SPIKE_WITHIN_TILE_LOIHI1}
     raise ValueError(f"energy model must be one of {', '.join(MODELS)}, got {model!r}")
+
+
+def _host_terms(model: str, row: SnnLayer, mem: Memories) -> Terms:
+    """An analog input layer's host multiply-accumulates (once per sample): an fp32 MAC each
+    in the papers' convention (as they price a first layer fed with analog values), else an
+    8-bit multiply and a 32-bit add with its weight read (45 nm, in every other model: the
+    host is not the neuromorphic chip)."""
+    if model == "papers45nm":
+        return {"host_macs": row.host_macs * C.FP32_MAC_45NM}
+    return {"host_macs": row.host_macs * (C.INT8_MULT_45NM + C.INT32_ADD_45NM
+                                          + access(C.WEIGHT_BITS, mem.weights))}
 
 
 def _ann_terms(model: str, row: AnnLayer, weights: int, outputs: int, bits: Optional[int]) -> Terms:

@@ -12,7 +12,9 @@ its *input*: the simulator counts events by the layer whose spikes cause them.
 neurosim's nets take images as the input neurons' bias current (docs/netlist.md, "Input, and
 what SynOps count"): every synapse of a netlist carries spikes, so an SNN's synaptic operations
 are all accumulates (ACs); the pixels' analog values enter as one add per input neuron and
-step, which is that layer's neuron update.
+step, which is that layer's neuron update. An *analog* input layer (an ``Input`` with a host
+synapse: :mod:`neurosim.netlist.host`) costs its synapse's multiply-accumulates once per
+sample, on the host (:func:`host_macs`): the image is constant, so its current is too.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ class SnnLayer:
     neuron_updates: float   #: neurons x T
     update_mults: int       #: multiplies per neuron update (leak, current decay, BNTT scale)
     spikes: float           #: spikes it sends
+    host_macs: float = 0.0  #: an analog input layer: the host's multiply-accumulates (once per sample)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,15 @@ def stored_weights(net: Netlist) -> int:
         if isinstance(layer, Population):
             total += sum(int(np.size(p.synapse.weight)) for p in layer.projections)
     return total
+
+
+def host_macs(net: Netlist) -> int:
+    """Multiply-accumulates of an analog input layer's host synapse per sample (its connections),
+    0 for a net without one."""
+    if not net.has_input_layer or net.layers[0].synapse is None:
+        return 0
+    layer = net.layers[0]
+    return int(layer.synapse.fanout(tuple(layer.sample_shape)).sum())
 
 
 def neurons_of(net: Netlist, i: int) -> int:

@@ -96,7 +96,12 @@ def _write_layer(g: h5py.Group, layer: Layer) -> None:
     g.create_dataset("shape", data=np.asarray(layer.shape, dtype=np.int64))
     if isinstance(layer, Input):
         g.create_dataset("weight", data=np.float32(layer.weight))
-        g.create_dataset("bias", data=np.float32(layer.bias))
+        g.create_dataset("bias", data=np.asarray(layer.bias, dtype=np.float32))
+        if layer.synapse is not None:          # an analog input layer: its host synapse
+            sub = g.create_group("synapse")
+            write_string(sub, "type", layer.synapse.type_name, vector=True)
+            sub.create_dataset("inShape", data=np.asarray(layer.sample_shape, dtype=np.int64))
+            layer.synapse.write(sub)
     elif isinstance(layer, Flatten):
         _write_source(g, layer.source)
         return
@@ -594,8 +599,10 @@ def _read_layer(r: _Reader, g: h5py.Group, i: int, net: Netlist, offset: int) ->
     if kind in ("dense", "flatten") and len(shape) == 3 and sorted(shape)[:2] == [1, 1]:
         shape = (math.prod(shape),)   # SLAYER writes (N, 1, 1) / (1, 1, N) for vectors
     if kind == "input":
-        return Input(shape=shape, neuron=_read_neuron(r, g, i), weight=r.scalar(g, "weight", i, default=1.0),
-                     bias=r.scalar(g, "bias", i, default=0.0))
+        if r.group(g, "synapse", i) is None:
+            return Input(shape=shape, neuron=_read_neuron(r, g, i), weight=r.scalar(g, "weight", i, default=1.0),
+                         bias=r.scalar(g, "bias", i, default=0.0))
+        return _read_analog_input(r, g, i, shape)
     key = "source"
     src = _read_source(r, g, i, net, key, offset)
     stored_source = None if r.get(g, key, i) is None else src
@@ -627,6 +634,21 @@ def _read_layer(r: _Reader, g: h5py.Group, i: int, net: Netlist, offset: int) ->
               else NETX_DENSE_WITHOUT_NEURON)
     return _fold_weight_exp(r, g, i, Population(shape=shape, neuron=neuron, projections=projections, bias=bias,
                                                 schedule=_read_schedule(r, g, i)))
+
+
+def _read_analog_input(r: _Reader, g: h5py.Group, i: int, shape: tuple[int, ...]) -> Input:
+    """An input layer with a host synapse (``synapse/type``, ``synapse/inShape`` and the kind's
+    keys below ``synapse/``) and a bias of one number or one per channel."""
+    kind = r.string(g, "synapse/type", i).strip().lower()
+    if kind not in KINDS:
+        raise r.error(f"unknown synapse type '{kind}' (known: {', '.join(KINDS)})", i, "synapse/type")
+    sample_shape = _shape(r, g, "synapse/inShape", i)
+    syn = KINDS[kind].read(Keys(r, g, i, "synapse/"), sample_shape, shape)
+    stored = r.array(g, "bias", i, required=False, ndim=(0, 1), max_size=MAX_NEURONS)
+    bias = _read_bias(r, g, i, shape[0]) if stored is not None and stored.ndim == 1 else \
+        (0.0 if stored is None else float(stored))
+    return Input(shape=shape, neuron=_read_neuron(r, g, i), weight=r.scalar(g, "weight", i, default=1.0),
+                 bias=bias, synapse=syn, sample_shape=sample_shape)
 
 
 def _read_delay(r: _Reader, g: h5py.Group, i: int, prefix: str) -> int:

@@ -86,6 +86,7 @@ CONVERT_OPTIONS = {
     "onset": ("align_bias=False", "neurosim convert --no-bias-onset"),
     "fold": ("fold_pool=True", "neurosim convert without --no-fold-pool"),
     "fixed": ("precision='fixed'", "what neurosim convert writes"),
+    "analog": ("input_coding='spikes'", "neurosim convert --input-coding spikes"),
 }
 _FLAG = "neurosim convert --"
 #: Why no convert option helps, by cause.
@@ -139,6 +140,9 @@ def _refusal(net: Netlist, i: int) -> Optional[tuple[str, str]]:
             return (f"flatten of layer {net.source_of(i, layer.source)}, not of the layer before (netx is a chain)",
                     "chain")
         return None
+    if isinstance(layer, Input) and layer.synapse is not None:
+        return (f"an analog input layer (a host '{layer.synapse.type_name}' synapse computes the image's current); "
+                "netx's input layer applies only a scalar weight and bias", "analog")
     why = _neuron_refusal(layer.neuron)
     if why and why[1] == "reset" and i == net.output_layer and not isinstance(layer, Input):
         why = (why[0], "readout")

@@ -47,7 +47,10 @@ Han et al. 2020) softly; either takes the other reset as a parameter. Both are t
 
 Input: either an ``Input`` layer (layer 0) driven by the sample as a constant current
 ``b = weight * x + bias`` per neuron (SLAYER's ``Input`` transform, rounded to an integer in
-``fixed`` mode), or, without one, a 0/1 spike raster of shape ``(T, *input_shape)`` that
+``fixed`` mode) or, for an *analog* input layer, ``b = weight * synapse(x) + bias[c]`` with a
+conv or dense synapse the host computes once per sample (:mod:`neurosim.netlist.host`; the
+image enters as the first population's current, as in the RMP and QCFS papers), or, without
+an input layer, a 0/1 spike raster of shape ``(T, *input_shape)`` that
 reaches its projections like a layer's spikes (source ``INPUT = -1``).
 """
 from __future__ import annotations
@@ -102,20 +105,41 @@ Shape = tuple[int, ...]
 
 @dataclass
 class Input:
-    """Input neurons driven by the sample: ``b = weight * x + bias`` (per neuron, constant in time).
+    """Input neurons driven by the sample with a constant current (per neuron, every step)::
 
-    ``shape`` is (C, H, W) or (N,). No projection; only layer 0 may be an input layer.
+        b = weight * x + bias                       (no synapse: one neuron per value of x)
+        b[c, ...] = weight * synapse(x)[c, ...] + bias[c]     (an analog input layer)
+
+    ``shape`` is the neurons' (C, H, W) or (N,); only layer 0 may be an input layer. Without a
+    ``synapse`` the sample ``x`` has ``shape`` and ``bias`` is one number. With one (a conv or
+    dense kind, computed by the host: :mod:`neurosim.netlist.host`) the sample has
+    ``sample_shape``, the synapse maps it to ``shape``, and ``bias`` is one number or one per
+    channel (C,). The ``fixed`` mode rounds ``b`` to an integer.
     """
     shape: Shape
     neuron: Neuron
     weight: float = 1.0
-    bias: float = 0.0
+    bias: Union[float, np.ndarray] = 0.0
+    synapse: Optional["SynapseKind"] = None
+    sample_shape: Optional[Shape] = None
 
     type_name = "input"
 
+    @property
+    def samples(self) -> Shape:
+        """The shape of one sample ``x``."""
+        return tuple(self.shape if self.synapse is None else self.sample_shape)
+
     def current(self, x: np.ndarray, fixed: bool) -> np.ndarray:
-        """Bias current (mantissa units) for a batch ``x`` of shape (N, *shape)."""
-        b = self.weight * np.asarray(x, dtype=np.float64) + self.bias
+        """Bias current (mantissa units) for a batch ``x`` of shape (N, *samples): (N, *shape)."""
+        x = np.asarray(x, dtype=np.float64)
+        bias = np.asarray(self.bias, dtype=np.float64)
+        if self.synapse is not None:
+            from neurosim.netlist.host import HOST
+
+            x = HOST.of(self.synapse)(self.synapse, x).reshape(len(x), *self.shape)
+            bias = bias.reshape(-1, *([1] * (len(self.shape) - 1))) if bias.ndim else bias
+        b = self.weight * x + bias
         return np.rint(b) if fixed else b
 
 
@@ -290,13 +314,24 @@ class Netlist:
     def has_input_layer(self) -> bool:
         return bool(self.layers) and isinstance(self.layers[0], Input)
 
-    def check_samples(self, x: np.ndarray, steps: int) -> None:
+    @property
+    def sample_shape(self) -> Shape:
+        """The shape of one sample: an input layer's :attr:`Input.samples` (no time axis), or
+        the spike input's ``input_shape`` (per step)."""
+        return self.layers[0].samples if self.has_input_layer else tuple(self.input_shape)
+
+    def check_samples(self, x: np.ndarray, steps: int, raw_current: bool = False) -> None:
         """Refuse a batch ``x`` this net cannot take, naming what is wrong: with an input layer
-        (N, *input layer shape) of finite numbers; without one, spikes (N, steps, *input_shape)
-        that are all 0 or 1 (the synapses take binary events)."""
+        (N, *sample shape) of finite numbers (``raw_current``: the input neurons' current,
+        (N, *input layer shape)); without one, spikes (N, steps, *input_shape) that are all 0
+        or 1 (the synapses take binary events)."""
         if steps < 1:
             raise NeurosimError(f"steps must be at least 1, got {steps}")
-        expect = tuple(self.layers[0].shape) if self.has_input_layer else (steps, *self.input_shape)
+        if self.has_input_layer:
+            layer = self.layers[0]
+            expect = tuple(layer.shape) if raw_current else layer.samples
+        else:
+            expect = (steps, *self.input_shape)
         if x.ndim != len(expect) + 1 or tuple(x.shape[1:]) != expect:
             raise NeurosimError(f"input has shape {tuple(x.shape[1:])} per sample, the netlist expects {expect}"
                                 + ("" if self.has_input_layer else " (time steps first)"))

@@ -351,6 +351,36 @@ def _schedule(sch: Any, i: int, channels: int) -> None:
         raise ValidationError(why, i, "schedule/scaleExp")
 
 
+def _host_synapse(layer: Input, i: int) -> None:
+    """An analog input layer: its sample shape, a synapse kind the host computes
+    (:data:`neurosim.netlist.host.HOST`) whose arrays and rules hold and which maps the sample
+    to the layer's shape, and a bias of one number or one per channel."""
+    from neurosim.netlist.host import HOST
+
+    syn = layer.synapse
+    if not isinstance(syn, SynapseKind):
+        raise ValidationError(f"synapse {type(syn).__name__} is not a synapse kind", i, "synapse/type")
+    if (why := HOST.refusal(syn)):
+        raise ValidationError(why, i, "synapse/type")
+    if layer.sample_shape is None or (why := shape_problem(layer.sample_shape)):
+        raise ValidationError(f"sample shape: {why or 'missing (the shape of the image the synapse takes)'}", i,
+                              "synapse/inShape")
+    for key, a in syn.arrays().items():
+        _values(a, i, f"synapse/{key}")
+    if (found := syn.rules()) is not None:
+        raise ValidationError(found[1], i, f"synapse/{found[0]}")
+    try:
+        out = tuple(syn.out_shape(tuple(layer.sample_shape)))
+    except ValueError as exc:
+        raise ValidationError(str(exc), i, "synapse/weight") from None
+    if out != tuple(layer.shape):
+        raise ValidationError(f"{syn.type_name} of {tuple(layer.sample_shape)} gives {out}, the layer's shape is "
+                              f"{tuple(layer.shape)}", i, "shape")
+    if np.shape(layer.bias) not in ((), (int(layer.shape[0]),)):
+        raise ValidationError(f"bias has shape {np.shape(layer.bias)}, expected one number or "
+                              f"({int(layer.shape[0])},)", i, "bias")
+
+
 def check_layer(net: Netlist, i: int) -> None:
     """The schema's rules on layer ``i`` of ``net`` (layers ``0 .. i-1`` passed them): its
     kind and shape, sources, delays, synapses, bias, schedule and neuron."""
@@ -359,8 +389,15 @@ def check_layer(net: Netlist, i: int) -> None:
         if i > 0:
             raise ValidationError("an 'input' layer may only be layer 0", i, "type")
         _shape(layer, i)
-        for key in ("weight", "bias"):
-            _values(getattr(layer, key), i, key)
+        _values(layer.weight, i, "weight")
+        if np.ndim(layer.weight) != 0:
+            raise ValidationError(f"weight has shape {np.shape(layer.weight)}, expected one number", i, "weight")
+        if layer.synapse is not None:
+            _host_synapse(layer, i)
+        elif np.ndim(layer.bias) != 0:
+            raise ValidationError(f"bias has shape {np.shape(layer.bias)}, expected one number (a per-channel "
+                                  "bias needs a host synapse)", i, "bias")
+        _values(layer.bias, i, "bias")
         _neuron(layer.neuron, i)
         return
     if isinstance(layer, Flatten):
@@ -388,6 +425,8 @@ def total_values(net: Netlist) -> int:
     """The values of all arrays of ``net`` (synapse arrays, biases, schedules)."""
     total = 0
     for layer in net.layers:
+        if isinstance(layer, Input) and isinstance(layer.synapse, SynapseKind):
+            total += sum(int(np.size(a)) for a in layer.synapse.arrays().values()) + int(np.size(layer.bias))
         if isinstance(layer, Population):
             arrays = [a for p in layer.projections if isinstance(p.synapse, SynapseKind)
                       for a in p.synapse.arrays().values()]
@@ -433,6 +472,8 @@ def _fixed(net: Netlist) -> None:
         if isinstance(layer, Flatten):
             continue
         items = {f"neuron/{p.name}": getattr(layer.neuron, p.name) for p in layer.neuron.params if p.voltage}
+        if isinstance(layer, Input) and layer.synapse is not None:
+            items.update({f"synapse/{k}": v for k, v in layer.synapse.arrays().items()})
         if isinstance(layer, Population):
             for p, proj in enumerate(layer.projections):
                 prefix = "" if p == 0 else f"projection/{p}/"

@@ -425,7 +425,7 @@ class Simulator:
         that changed its voltage (1 byte per neuron-step of a window, one layer at a time).
         """
         x = np.asarray(x)
-        self.net.check_samples(x, steps)
+        self.net.check_samples(x, steps, raw_current)
         readout_steps = tuple(sorted({int(t) for t in readout_steps}))
         if readout_steps and not 1 <= readout_steps[0] <= readout_steps[-1] <= steps:
             raise NeurosimError(f"readout_steps must lie in 1..{steps}, got {readout_steps[0]}..{readout_steps[-1]}")
