@@ -13,6 +13,7 @@ sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
 
 from neurosim.netlist import CUBA, RMP, Flatten, Input, Netlist, conv, dense, pool  # noqa: E402
+from neurosim.netlist.synapses import Conv  # noqa: E402
 
 
 def small_conv_net(seed: int = 0, neuron=RMP) -> Netlist:
@@ -26,6 +27,18 @@ def small_conv_net(seed: int = 0, neuron=RMP) -> Netlist:
         pool((4, 3, 3), np.full((2, 2), 2.0), mk(5)),
         Flatten((36,)),
         dense((5,), 2 * rng.integers(-60, 60, (5, 36)).astype(float), mk(90), bias=rng.integers(-3, 3, 5).astype(float)),
+    ])
+
+
+def analog_net(seed: int = 0, per_channel: bool = True) -> Netlist:
+    """Image (2, 6, 6) -> host conv 3x3 pad 1 (4) as the input layer -> flatten -> dense (5)."""
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-60, 80, (4, 2, 3, 3)).astype(float)
+    bias = rng.integers(-20, 30, 4).astype(float) if per_channel else 7.0
+    return Netlist([
+        Input((4, 6, 6), RMP(150), 1.0, bias, Conv(w, (1, 1), (1, 1)), (2, 6, 6)),
+        Flatten((144,)),
+        dense((5,), 2 * rng.integers(-30, 40, (5, 144)).astype(float), RMP(200)),
     ])
 
 

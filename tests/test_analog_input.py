@@ -22,26 +22,14 @@ from neurosim.evaluate import evaluate
 from neurosim.interop.nir_io import to_nir
 from neurosim.lava.runner import run_lava
 from neurosim.loihi2.quantize import quantize
-from neurosim.netlist import RMP, Flatten, Input, Netlist, dense, hdf5
+from neurosim.netlist import hdf5
 from neurosim.netlist.host import HOST
 from neurosim.netlist.netx_compat import to_netx
 from neurosim.netlist.quantize import BIAS_MANT_MAX
 from neurosim.netlist.synapses import Conv, Dense, Pool
 from neurosim.netlist.validate import ValidationError
 from neurosim.sim.simulator import Simulator
-from tests.conftest import assert_same_layer
-
-
-def analog_net(seed: int = 0, per_channel: bool = True) -> Netlist:
-    """Image (2, 6, 6) -> host conv 3x3 pad 1 (4) as the input layer -> flatten -> dense (5)."""
-    rng = np.random.default_rng(seed)
-    w = rng.integers(-60, 80, (4, 2, 3, 3)).astype(float)
-    bias = rng.integers(-20, 30, 4).astype(float) if per_channel else 7.0
-    return Netlist([
-        Input((4, 6, 6), RMP(150), 1.0, bias, Conv(w, (1, 1), (1, 1)), (2, 6, 6)),
-        Flatten((144,)),
-        dense((5,), 2 * rng.integers(-30, 40, (5, 144)).astype(float), RMP(200)),
-    ])
+from tests.conftest import analog_net, assert_same_layer
 
 
 GEOMETRIES = [dict(stride=(1, 1), padding=(0, 0)), dict(stride=(2, 1), padding=(1, 2)),

@@ -34,7 +34,7 @@ from neurosim.metrics.synops import ann_macs, synops_per_layer
 from neurosim.netlist import hdf5
 from neurosim.netlist import CUBA, Flatten, Input, Netlist, RMP, conv, dense, pool
 from neurosim.sim.simulator import Simulator
-from tests.conftest import ROOT, SHARED, small_conv_net
+from tests.conftest import ROOT, SHARED, analog_net, small_conv_net
 from tests.dag_nets import random_dag
 
 SCALE = float(os.environ.get("NEUROSIM_FUZZ_SCALE", "1"))
@@ -83,7 +83,8 @@ def spike_input_net() -> Netlist:
 BASES = {"conv_rmp": lambda: small_conv_net(), "conv_cuba": lambda: small_conv_net(neuron=CUBA),
          "dense_cuba": cuba_dense_net, "grouped": grouped_net, "spike_input": spike_input_net,
          # netlist v2: residual joins (extra projections, sources), schedules, both resets
-         "dag_current": lambda: random_dag(1)[0], "dag_spikes": lambda: random_dag(6)[0]}
+         "dag_current": lambda: random_dag(1)[0], "dag_spikes": lambda: random_dag(6)[0],
+         "analog_input": analog_net}      # an input layer with a host conv and a per-channel bias
 
 
 @pytest.fixture(scope="module")
@@ -154,8 +155,8 @@ def _check_file(path: Path) -> str:
                                                 and 0 <= meta["ann_accuracy"] <= 1)
     rng = np.random.default_rng(0)
     if isinstance(net.layers[0], Input):
-        assert math.prod(net.layers[0].shape) <= 1 << 24
-        x = rng.random((1, *net.layers[0].shape))                       # constant input current
+        assert math.prod(net.layers[0].shape) <= 1 << 24 and math.prod(net.sample_shape) <= 1 << 24
+        x = rng.random((1, *net.sample_shape))                          # constant input current
     else:
         assert net.input_shape is not None and math.prod(net.input_shape) <= 1 << 24
         x = (rng.random((1, 3, *net.input_shape)) < 0.5).astype(float)  # input spikes, time first
@@ -489,7 +490,7 @@ OPS = ["drop", "dtype", "shape", "reshape", "nonfinite", "value", "huge", "empty
 def test_structured_mutations(bases, work):
     path = work / "mutated.net"
 
-    @fuzz_settings(700)
+    @fuzz_settings(400)
     @given(base=st.sampled_from(sorted(bases)), ops=st.lists(st.sampled_from(OPS), min_size=1, max_size=3),
            data=st.data())
     def structured_mutations(base, ops, data):
@@ -525,7 +526,7 @@ def test_truncated_files(bases, work):
 def test_flipped_bytes(bases, work):
     path = work / "flipped.net"
 
-    @fuzz_settings(750)
+    @fuzz_settings(400)
     @given(base=st.sampled_from(sorted(bases)), data=st.data(),
            how=st.sampled_from(["flip", "flip", "zero_range", "random_range", "duplicate_range"]))
     def flipped_bytes(base, data, how):

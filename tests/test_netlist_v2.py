@@ -222,7 +222,7 @@ def test_random_dags_do_not_depend_on_chunks_and_windows(seed, mode):
 
 # ----------------------------------------------------------------------------- Lava
 
-@settings(max_examples=20, deadline=None, derandomize=True,
+@settings(max_examples=10, deadline=None, derandomize=True,      # ~2 s each; tests/test_delays.py adds more DAGs
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2 ** 31 - 1), mode=st.sampled_from(["fixed", "float"]))
 def test_random_dags_on_lava_equal_the_simulator(seed, mode):

@@ -34,24 +34,22 @@ def dense_on_host(syn: Dense, x: np.ndarray) -> np.ndarray:
 
 
 def conv_on_host(syn: Conv, x: np.ndarray) -> np.ndarray:
-    """PyTorch's cross-correlation (:mod:`neurosim.netlist.synapses.conv`) as one matrix
-    product per group over the image's patches (im2col)."""
+    """PyTorch's cross-correlation (:mod:`neurosim.netlist.synapses.conv`), one kernel tap at a
+    time: ``a[:, o] += weight[o, c, i, j] * x_padded[:, c, y*sy + i*dy, x*sx + j*dx]`` for
+    each tap ``(i, j)`` and group (memory: the output and one strided view of the input)."""
     w = np.asarray(syn.weight, dtype=np.float64)
     out_c, in_g, kh, kw = w.shape
     (py, px), (sy, sx), (dy, dx), g = syn.padding, syn.stride, syn.dilation, int(syn.groups)
     oh, ow = syn.out_shape(x.shape[1:])[1:]
     xp = np.pad(x, ((0, 0), (0, 0), (py, py), (px, px)))
-    n = len(x)
-    # patches[n, c, i, j, y, x] = xp[n, c, y*sy + i*dy, x*sx + j*dx]
-    ys = (np.arange(oh) * sy)[None, :] + (np.arange(kh) * dy)[:, None]          # (kh, oh)
-    xs = (np.arange(ow) * sx)[None, :] + (np.arange(kw) * dx)[:, None]          # (kw, ow)
-    patches = xp[:, :, ys[:, None, :, None], xs[None, :, None, :]]             # (n, C, kh, kw, oh, ow)
-    out = np.empty((n, out_c, oh, ow), dtype=np.float64)
+    out = np.zeros((len(x), out_c, oh, ow), dtype=np.float64)
     og = out_c // g
     for k in range(g):
-        cols = patches[:, k * in_g:(k + 1) * in_g].reshape(n, in_g * kh * kw, oh * ow)
-        out[:, k * og:(k + 1) * og] = np.einsum("ok,nkp->nop", w[k * og:(k + 1) * og].reshape(og, -1),
-                                                cols, optimize=True).reshape(n, og, oh, ow)
+        src, dst = xp[:, k * in_g:(k + 1) * in_g], out[:, k * og:(k + 1) * og]
+        for i in range(kh):
+            for j in range(kw):
+                view = src[:, :, i * dy:i * dy + (oh - 1) * sy + 1:sy, j * dx:j * dx + (ow - 1) * sx + 1:sx]
+                dst += np.einsum("oc,nchw->nohw", w[k * og:(k + 1) * og, :, i, j], view)
     return out
 
 
