@@ -116,7 +116,8 @@ def grid(kind: str, qcfs: bool) -> list[Setting]:
     ``precision``: the two soft θ/2 settings of ``papers`` in ``precision='float'`` (no 8-bit
     weights, no integer state: what the rounding costs); ``analog``: the soft θ/2 settings of
     ``papers`` with the first conv computed on the host (``input_coding='analog'``: the image as
-    the papers and SpikingJelly present it). A QCFS-trained model (trained thresholds: the rule
+    the papers and SpikingJelly present it), and the second of them in ``precision='float'``.
+    A QCFS-trained model (trained thresholds: the rule
     only sets the input layer and the readout) gets its own four, or with ``analog`` its first
     with analog input."""
     if qcfs and kind == "analog":
@@ -130,7 +131,8 @@ def grid(kind: str, qcfs: bool) -> list[Setting]:
         return [Setting("soft", "channel", True), Setting("soft", "channel", True, align_joins=False)]
     if kind == "analog":
         return [Setting("soft", "channel", True, input_coding="analog"),
-                Setting("soft", "channel-percentile", True, percentile=99.9, input_coding="analog")]
+                Setting("soft", "channel-percentile", True, percentile=99.9, input_coding="analog"),
+                Setting("soft", "channel-percentile", True, percentile=99.9, precision="float", input_coding="analog")]
     if kind == "precision":
         return [Setting("soft", "channel", True, precision="float"),
                 Setting("soft", "channel-percentile", True, percentile=99.9, precision="float")]

@@ -302,7 +302,7 @@ def qcfs_limit_agreement(g: StageGraph, x: np.ndarray, batch_size: int = 256) ->
 INPUT_CODINGS = ("spikes", "analog")
 
 
-def _analog_first_layer(plan: _Plan, inp: int, input_shape: tuple[int, ...]) -> int:
+def _analog_first_layer(plan: _Plan, inp: int) -> int:
     """The population the image feeds, for an analog input layer: it must be the only one, fed
     by the image alone through one conv or dense synapse, and not the readout."""
     users = [i for i, ts in plan.terms.items() if any(t.src == inp for t in ts)]
@@ -495,7 +495,7 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
                    vInit=(vth / 2 if exact else vth // 2) if v_init_half else 0)
 
     if input_coding == "analog":
-        first = _analog_first_layer(plan, inp, input_shape)
+        first = _analog_first_layer(plan, inp)
         layers: list = [_analog_input(plan, first, lam[first], x_calib, input_shape, exact, batch_size, neuron)]
         index = {first: 0}           # stage -> layer (the image itself is no layer)
     else:
