@@ -116,7 +116,8 @@ def grid(kind: str, qcfs: bool) -> list[Setting]:
     ``precision``: the two soft θ/2 settings of ``papers`` in ``precision='float'`` (no 8-bit
     weights, no integer state: what the rounding costs); ``analog``: the soft θ/2 settings of
     ``papers`` with the first conv computed on the host (``input_coding='analog'``: the image as
-    the papers and SpikingJelly present it), and the second of them in ``precision='float'``.
+    the papers and SpikingJelly present it), and the second of them without aligned joins and in
+    ``precision='float'``.
     A QCFS-trained model (trained thresholds: the rule
     only sets the input layer and the readout) gets its own four, or with ``analog`` its first
     with analog input."""
@@ -132,6 +133,7 @@ def grid(kind: str, qcfs: bool) -> list[Setting]:
     if kind == "analog":
         return [Setting("soft", "channel", True, input_coding="analog"),
                 Setting("soft", "channel-percentile", True, percentile=99.9, input_coding="analog"),
+                Setting("soft", "channel-percentile", True, percentile=99.9, align_joins=False, input_coding="analog"),
                 Setting("soft", "channel-percentile", True, percentile=99.9, precision="float", input_coding="analog")]
     if kind == "precision":
         return [Setting("soft", "channel", True, precision="float"),
