@@ -41,6 +41,7 @@ from neurosim.netlist.schema import (
     INPUT, MAX_ABS_VALUE, MAX_DELAY, MAX_LAYERS, MAX_META_BYTES, MAX_NAME_BYTES, MAX_NEURONS, MAX_SYNAPSES,
     MAX_TIMESTEPS, MAX_TOTAL_VALUES, SCALE_EXP_MAX, Flatten, Input, Netlist, Population, Schedule,
 )
+from neurosim.netlist.host import HOST
 from neurosim.netlist.neurons import KINDS as NEURON_KINDS
 from neurosim.netlist.synapses.base import SynapseKind
 
@@ -355,8 +356,6 @@ def _host_synapse(layer: Input, i: int) -> None:
     """An analog input layer: its sample shape, a synapse kind the host computes
     (:data:`neurosim.netlist.host.HOST`) whose arrays and rules hold and which maps the sample
     to the layer's shape, and a bias of one number or one per channel."""
-    from neurosim.netlist.host import HOST
-
     syn = layer.synapse
     if not isinstance(syn, SynapseKind):
         raise ValidationError(f"synapse {type(syn).__name__} is not a synapse kind", i, "synapse/type")
