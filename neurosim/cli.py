@@ -15,7 +15,7 @@ import neurosim
 
 from neurosim.commands.outputs import RUNS, default_out
 from neurosim.commands.summary import bntt_summary, report_summary
-from neurosim.convert import CHANNEL_RULES, DEFAULT_PERCENTILE, DEFAULT_RULE, RULES
+from neurosim.convert import CHANNEL_RULES, DEFAULT_PERCENTILE, DEFAULT_RULE, INPUT_CODINGS, RULES
 from neurosim.data.encodings import ENCODINGS, SPIKE_ENCODINGS
 from neurosim.data.timing import TIMINGS
 from neurosim.device import HELP as DEVICE_HELP
@@ -158,7 +158,7 @@ def _add_convert_args(p: argparse.ArgumentParser, required: bool) -> None:
                    help="delay the projections into each residual join so that all its branches arrive at the "
                         "same step (default on; --no-align-joins keeps Lava's one step per projection, where a "
                         "shortcut arrives early: docs/netlist.md)")
-    p.add_argument("--input-coding", choices=("spikes", "analog"), default="spikes",
+    p.add_argument("--input-coding", choices=INPUT_CODINGS, default=INPUT_CODINGS[0],
                    help="how the SNN takes the image: spikes (default) of IF input neurons driven by the pixels; "
                         "analog: the first conv or dense layer is computed on the host and drives the first "
                         "layer's neurons every step, as the RMP and QCFS papers do (Lava and the simulator run it; "

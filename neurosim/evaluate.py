@@ -6,7 +6,6 @@ check). One simulation of the longest T gives the metrics at every T of the swee
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -135,12 +134,11 @@ def metrics_at(net: Netlist, res: SimResult, T: int, k: int, ann, neurons: int) 
     spikes_layer = {names[i]: float(res.layer_spikes_trace[i][:, k].mean()) for i in net.neuron_layers}
     synops_layer = {**({} if net.has_input_layer else {"input": float(res.input_synops_trace[:, k].mean())}),
                     **{names[i]: float(res.synops_trace[i][:, k].mean()) for i in net.neuron_layers}}
+    on_host = float(host_macs(net))                 # an analog input layer's (layer 0), else 0
     rows = [SnnLayer(names[i], synops_layer[names[i]], neurons_of(net, i) * T, update_mults(net.layers[i]),
-                     spikes_layer[names[i]]) for i in net.neuron_layers]
+                     spikes_layer[names[i]], on_host if i == 0 else 0.0) for i in net.neuron_layers]
     if not net.has_input_layer:
         rows.insert(0, SnnLayer("input", synops_layer["input"], 0.0, 0, 0.0))
-    elif (macs := host_macs(net)):
-        rows[0] = dataclasses.replace(rows[0], host_macs=float(macs))
     spikes = float(sum(spikes_layer.values()))
     synops = float(res.synops_per_sample_trace[:, k].mean())
     return {"spikes_per_sample": spikes, "spikes_per_sample_per_layer": spikes_layer,

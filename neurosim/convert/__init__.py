@@ -10,3 +10,6 @@ DEFAULT_RULE = "percentile"
 CHANNEL_RULES = ("channel", "channel-percentile")
 #: The one default percentile of the ``percentile`` and ``channel-percentile`` rules (library and command line).
 DEFAULT_PERCENTILE = 99.99
+#: How a converted net takes the image (:func:`.rmp.convert`'s ``input_coding``; the first is the default):
+#: spikes of IF input neurons, or the first conv or dense layer computed on the host (an analog input layer).
+INPUT_CODINGS = ("spikes", "analog")

@@ -36,7 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from neurosim.convert import snn_balancing
+from neurosim.convert import INPUT_CODINGS, snn_balancing
 from neurosim.convert.graph import Stage, StageGraph, trace
 from neurosim.convert.threshold_balancing import DEFAULT_PERCENTILE, DEFAULT_RULE, check_rule, layer_rules, stream
 from neurosim.errors import NeurosimError
@@ -298,10 +298,6 @@ def qcfs_limit_agreement(g: StageGraph, x: np.ndarray, batch_size: int = 256) ->
 
 # ----------------------------------------------------------------------------- analog input
 
-#: How the converted net takes the image (:func:`convert`'s ``input_coding``).
-INPUT_CODINGS = ("spikes", "analog")
-
-
 def _analog_first_layer(plan: _Plan, inp: int) -> int:
     """The population the image feeds, for an analog input layer: it must be the only one, fed
     by the image alone through one conv or dense synapse, and not the readout."""
@@ -485,8 +481,6 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
         lam = {**stream(forward, x_calib, rules, percentile, batch_size, progress, device=device), **trained}
     lam = {i: _channel_vec(v, st[i].shape[0]) * float(alpha) for i, v in lam.items()}
 
-    in_max = float(np.abs(x_calib).max()) or 1.0
-    in_scale = 1.0 if exact else input_scale(in_max)
 
     def neuron(vth: float, readout: bool = False) -> RMP:
         # the readout integrates by default: soft reset keeps count * vth + v equal to the summed current
@@ -499,6 +493,7 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
         layers: list = [_analog_input(plan, first, lam[first], x_calib, input_shape, exact, batch_size, neuron)]
         index = {first: 0}           # stage -> layer (the image itself is no layer)
     else:
+        in_scale = 1.0 if exact else input_scale(float(np.abs(x_calib).max()) or 1.0)
         in_vth = float(lam[inp][0]) if exact else max(1, threshold_mantissa(lam[inp][0] * in_scale))
         layers = [Input(shape=input_shape, neuron=neuron(in_vth), weight=float(in_scale), bias=0.0)]
         index = {inp: 0}

@@ -644,9 +644,8 @@ def _read_analog_input(r: _Reader, g: h5py.Group, i: int, shape: tuple[int, ...]
         raise r.error(f"unknown synapse type '{kind}' (known: {', '.join(KINDS)})", i, "synapse/type")
     sample_shape = _shape(r, g, "synapse/inShape", i)
     syn = KINDS[kind].read(Keys(r, g, i, "synapse/"), sample_shape, shape)
-    stored = r.array(g, "bias", i, required=False, ndim=(0, 1), max_size=MAX_NEURONS)
-    bias = _read_bias(r, g, i, shape[0]) if stored is not None and stored.ndim == 1 else \
-        (0.0 if stored is None else float(stored))
+    stored = _read_bias(r, g, i, shape[0], broadcast=False)
+    bias = 0.0 if stored is None else float(stored) if stored.ndim == 0 else stored
     return Input(shape=shape, neuron=_read_neuron(r, g, i), weight=r.scalar(g, "weight", i, default=1.0),
                  bias=bias, synapse=syn, sample_shape=sample_shape)
 
@@ -685,14 +684,16 @@ def _read_schedule(r: _Reader, g: h5py.Group, i: int) -> Optional[Schedule]:
                     scale_exp=_num(r.scalar(g, "schedule/scaleExp", i, default=0)))
 
 
-def _read_bias(r: _Reader, g: h5py.Group, i: int, n: int) -> Optional[np.ndarray]:
+def _read_bias(r: _Reader, g: h5py.Group, i: int, n: int, broadcast: bool = True) -> Optional[np.ndarray]:
+    """``bias``: one value (``()`` or ``(1,)``) or ``(n,)``; one value is spread over the ``n``
+    channels, or with ``broadcast=False`` a scalar stays a 0-d array (an input layer's)."""
     def check(s: tuple[int, ...]) -> None:
         if s not in ((), (1,), (n,)):
             raise r.error(f"expected ({n},) values, found {s}", i, "bias")
 
     bias = r.array(g, "bias", i, required=False, ndim=(0, 1), max_size=MAX_NEURONS, check_shape=check)
-    if bias is None:
-        return None
+    if bias is None or (bias.ndim == 0 and not broadcast):
+        return bias
     if bias.size == 1:
         return np.full(n, bias.reshape(-1)[0])
     return bias
