@@ -26,6 +26,7 @@ ROOT = HERE.parent
 sys.path[:0] = [str(ROOT)]
 
 from neurosim.bntt.train import BNTTConfig  # noqa: E402
+from neurosim.data.augment import AUGMENTS  # noqa: E402
 from neurosim.bntt.workflow import train_and_deploy  # noqa: E402
 from neurosim.io.atomic import write_json, write_png, write_text  # noqa: E402
 
@@ -94,6 +95,8 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--augment", choices=AUGMENTS, default="none",
+                   help="training augmentation: crop-flip is the official code's (default none)")
     p.add_argument("--limit", type=int, default=None, help="first N training samples")
     p.add_argument("--test-limit", type=int, default=1000)
     p.add_argument("--lava-samples", type=int, default=2)
@@ -103,13 +106,13 @@ def main(argv=None) -> int:
     out = args.out or HERE / "results" / f"bntt-{args.dataset}-{_dt.datetime.now():%Y-%m-%d_%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
     results = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "dataset": args.dataset,
-               "arch": args.arch, "width": args.width, "epochs": args.epochs, "limit": args.limit,
+               "arch": args.arch, "width": args.width, "epochs": args.epochs, "augment": args.augment, "limit": args.limit,
                "test_limit": args.test_limit, "runs": {}}
     for T in (int(t) for t in args.steps.split(",")):
         for norm in args.norms.split(","):
             cfg = BNTTConfig(dataset=args.dataset, arch=args.arch, width=args.width, steps=T, epochs=args.epochs,
                              batch_size=args.batch_size, lr=args.lr, norm=norm, limit=args.limit,
-                             test_limit=args.test_limit, data_dir=args.data_dir)
+                             test_limit=args.test_limit, data_dir=args.data_dir, augment=args.augment)
             print(f"== T={T} norm={norm}", flush=True)
             rep = train_and_deploy(cfg, out / f"T{T}-{norm}", report_limit=args.test_limit,
                                    lava_samples=args.lava_samples if norm == "bntt" else 0,

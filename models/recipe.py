@@ -73,8 +73,10 @@ def parser(recipe: ModuleType) -> argparse.ArgumentParser:
                    help="where the model trains and is evaluated after every epoch (the final test accuracy, "
                         f"weights.pt and ann.pt are computed and written on the CPU): {DEVICE_HELP}")
     p.add_argument("--autocast", choices=AUTOCASTS, default=cfg.autocast,
-                   help=f"bfloat16 autocast on the CPU or the GPU, or none (recipe: {cfg.autocast}; a GPU "
-                        "without bfloat16, compute capability below 8.0, needs none)")
+                   help=f"bfloat16 autocast on the CPU or the GPU, none, or auto: bf16 where the GPU or the CPU "
+                        f"computes it natively (AVX512-BF16 or AMX), else none (recipe: {cfg.autocast}; emulated "
+                        "bfloat16 is slower than float32; a GPU without bfloat16, compute capability below 8.0, "
+                        "needs none). A run resumed on another CPU may change precision under auto")
     return p
 
 

@@ -16,6 +16,7 @@ import neurosim
 from neurosim.commands.outputs import RUNS, default_out
 from neurosim.commands.summary import bntt_summary, report_summary
 from neurosim.convert import CHANNEL_RULES, DEFAULT_PERCENTILE, DEFAULT_RULE, INPUT_CODINGS, RULES
+from neurosim.data.augment import AUGMENTS
 from neurosim.data.encodings import ENCODINGS, SPIKE_ENCODINGS
 from neurosim.data.timing import TIMINGS
 from neurosim.device import HELP as DEVICE_HELP
@@ -293,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--reset", choices=("soft", "hard"), default="soft", help="neuron reset (default soft, the paper's)")
     bt.add_argument("--leak", type=_positive_float, default=0.95, help="membrane leak factor lambda (default 0.95)")
     bt.add_argument("--lr", type=_positive_float, default=0.1, help="SGD learning rate (default 0.1)")
+    bt.add_argument("--augment", choices=AUGMENTS, default="none",
+                    help="training augmentation of images: crop-flip is the official BNTT code's random crop of the "
+                         "4-pixel padded image and horizontal flip (default none)")
     bt.add_argument("--batch-size", type=_positive_int, default=64, help="global batch size (default 64)")
     bt.add_argument("--seed", type=_positive_int, default=0)
     bt.add_argument("--limit", type=_count, default=None, help="train on the first N samples")
@@ -503,7 +507,7 @@ def _cmd_train_bntt(args: argparse.Namespace) -> int:
     cfg = BNTTConfig(dataset=args.dataset, arch=args.arch, steps=args.steps, epochs=max(1, args.epochs),
                      batch_size=max(1, args.batch_size), lr=args.lr, norm=args.norm, leak=args.leak, reset=args.reset,
                      width=args.width, seed=args.seed, limit=args.limit, test_limit=args.test_limit,
-                     data_dir=args.data_dir)
+                     data_dir=args.data_dir, augment=args.augment)
     rank = launch_rank()
     report = train_and_deploy(cfg, args.out, report_limit=args.test_limit, lava_samples=args.lava_samples,
                               lava_timeout=args.lava_timeout, lava_workers=args.lava_workers,

@@ -63,6 +63,19 @@ def resolve_device(name: Union[str, "torch.device"] = DEFAULT_DEVICE) -> "torch.
     return device
 
 
+def cpu_has_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU computes bfloat16 natively (the ``avx512_bf16`` or ``amx_bf16`` flag of
+    Linux's ``/proc/cpuinfo``). Without it, oneDNN emulates bfloat16 and autocast is slower than
+    float32 (measured: an Intel Xeon with AVX-512 but no BF16, ResNet-20 batch 128 on 2 threads,
+    427 img/s in float32 against 242 with bfloat16 autocast). False where the file is absent."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def to_cpu(obj: Any) -> Any:
     """``obj`` with every tensor in it (dicts, lists, tuples, nested) on the CPU, for a checkpoint
     that loads anywhere; CPU tensors are the same objects (no copy)."""

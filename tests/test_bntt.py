@@ -158,9 +158,10 @@ def test_fixed_netlist_on_lava_equals_simulator_spike_for_spike():
         np.testing.assert_array_equal(lava.v[i], ref.v[i], err_msg=f"layer {i}")
 
 
-def test_killed_run_resumes_to_the_identical_result(tmp_path):
+@pytest.mark.parametrize("augment", ["none", "crop-flip"])
+def test_killed_run_resumes_to_the_identical_result(tmp_path, augment):
     cfg = BNTTConfig(dataset="digits", arch="mlp", steps=4, epochs=2, batch_size=64, lr=0.1, limit=400,
-                     test_limit=100)
+                     test_limit=100, augment=augment, crop_padding=1)
     whole, first = train_bntt(cfg, tmp_path / "a", progress=False)
     train_bntt(cfg, tmp_path / "b", progress=False, until=1)          # "killed" after epoch 1
     resumed, state = train_bntt(cfg, tmp_path / "b", progress=False, device="cpu")   # --device cpu: the default
@@ -172,6 +173,37 @@ def test_killed_run_resumes_to_the_identical_result(tmp_path):
     saved = torch.load(tmp_path / "b" / "bntt.pt", weights_only=False)       # loads without map_location
     tensors = [*saved["model"].values(), *(t for s in saved["optimizer"]["state"].values() for t in s.values())]
     assert tensors and all(t.device.type == "cpu" for t in tensors)
+
+
+def test_crop_flip_changes_the_training_images_and_an_older_checkpoint_resumes(tmp_path):
+    from neurosim.bntt.train import load_data
+    from neurosim.errors import NeurosimError
+
+    cfg = BNTTConfig(dataset="digits", arch="mlp", steps=4, epochs=2, batch_size=64, limit=256, test_limit=64,
+                     augment="crop-flip", crop_padding=1)
+    data = load_data(cfg)
+    x = data.x[:64]
+    plain = data.spikes(x, 50, torch.Generator().manual_seed(0))
+    moved = data.spikes(x, 50, torch.Generator().manual_seed(0), "crop-flip", 1)
+    assert plain.shape == moved.shape and not torch.equal(plain, moved)
+    # the same rates up to a shift or a mirror: every image keeps its number of nonzero pixels or loses an edge
+    assert (moved.abs().sum() - plain.abs().sum()).abs() / plain.abs().sum() < 0.2
+    # a checkpoint written before the option existed resumes as --augment none
+    plain_cfg = BNTTConfig(**{**cfg.__dict__, "augment": "none", "crop_padding": 4})      # the defaults then
+    train_bntt(plain_cfg, tmp_path / "old", progress=False, until=1)
+    ckpt = tmp_path / "old" / "bntt.pt"
+    state = torch.load(ckpt, weights_only=False)
+    for key in ("augment", "crop_padding"):
+        del state["config"][key]
+    torch.save(state, ckpt)
+    _, resumed = train_bntt(plain_cfg, tmp_path / "old", progress=False)
+    assert resumed["epoch"] == 2
+    with pytest.raises(NeurosimError, match="was trained with other settings"):
+        train_bntt(cfg, tmp_path / "old", progress=False)
+    with pytest.raises(NeurosimError, match="augmentation 'crop-flip' is for images"):
+        load_data(BNTTConfig(dataset="nmnist", augment="crop-flip"))
+    with pytest.raises(NeurosimError, match="unknown augmentation 'mixup'"):
+        load_data(BNTTConfig(dataset="digits", augment="mixup"))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")

@@ -12,7 +12,8 @@ import torch.fx as fx
 import torch.nn as nn
 
 from neurosim.ann import qcfs
-from neurosim.ann.train import TrainConfig, crop_flip, cutout, load_checkpoint, lr_at, train
+from neurosim.ann.train import TrainConfig, load_checkpoint, lr_at, train
+from neurosim.data.augment import crop_flip, cutout
 from tests.conftest import ROOT
 
 ARCHITECTURES = ["digits_cnn", "mnist_cnn", "cifar_vgg", "cifar_resnet20"]

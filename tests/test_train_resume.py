@@ -51,3 +51,29 @@ def test_device_cpu_is_the_default_bit_for_bit_and_checkpoints_hold_cpu_tensors(
     ckpt = load_checkpoint(tmp_path / "cpu.pt")
     tensors = [*ckpt["model"].values(), *(t for s in ckpt["optimizer"]["state"].values() for t in s.values())]
     assert tensors and all(t.device.type == "cpu" for t in tensors)
+
+
+def test_autocast_auto_is_bf16_only_where_the_cpu_computes_it_natively(tmp_path, monkeypatch):
+    import pytest
+
+    import neurosim.ann.train as train_mod
+    from neurosim.device import cpu_has_bf16
+    from neurosim.errors import NeurosimError
+
+    native, emulated = tmp_path / "native", tmp_path / "emulated"
+    native.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_tile\n\n")
+    emulated.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512bw avx512_vnni\n\n")
+    assert cpu_has_bf16(str(native)) and not cpu_has_bf16(str(emulated))
+    assert not cpu_has_bf16(str(tmp_path / "absent"))                  # no /proc: float32
+    cpu = torch.device("cpu")
+    assert train_mod.resolve_autocast(cpu, "bf16") == "bf16" and train_mod.resolve_autocast(cpu, "none") == "none"
+    for flag, want in ((True, "bf16"), (False, "none")):
+        monkeypatch.setattr(train_mod, "cpu_has_bf16", lambda flag=flag: flag)
+        assert train_mod.resolve_autocast(cpu, "auto") == want
+        tr, _ = load_digits_split()
+        history: list[dict] = []
+        train(_model(), tr.x[:64], tr.y[:64], TrainConfig(epochs=1, autocast="auto"), progress=False,
+              on_epoch=history.append)
+        assert history[0]["autocast"] == want                          # the record says what ran
+    with pytest.raises(NeurosimError, match="unknown autocast 'fp16'"):
+        train_mod.resolve_autocast(cpu, "fp16")

@@ -37,7 +37,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from neurosim.device import DEFAULT_DEVICE, resolve_device, to_cpu
+from neurosim.data.augment import AUGMENTS, crop_flip, cutout
+from neurosim.device import DEFAULT_DEVICE, cpu_has_bf16, resolve_device, to_cpu
 from neurosim.errors import NeurosimError
 from neurosim.io.atomic import atomic_path
 from neurosim.progress import shown
@@ -61,14 +62,14 @@ class TrainConfig:
     cutout: int = 0                 # side of the square Cutout zeroes per image after the crop (0: off)
     activity_l1: float = 0.0        # weight of the L1 penalty on every nn.ReLU's output (ActivityL1; 0: off)
     channels_last: bool = False     # NHWC memory format for conv nets (oneDNN's fast path on CPU)
-    autocast: str = "none"          # "none" | "bf16" (bfloat16 autocast; fp32 master weights)
+    autocast: str = "none"          # "none" | "bf16" | "auto" (bfloat16 autocast; fp32 master weights)
     device: str = DEFAULT_DEVICE    # "cpu" | "cuda" | "cuda:N" | "auto" (neurosim.device)
 
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "onecycle")
-AUTOCASTS = ("none", "bf16")
-AUGMENTS = ("none", "crop-flip")
+#: ``auto``: bf16 where the device computes bfloat16 natively (:func:`resolve_autocast`), else none.
+AUTOCASTS = ("none", "bf16", "auto")
 
 
 #: TrainConfig fields that do not change what is trained (a checkpoint's recipe may differ in them).
@@ -129,41 +130,6 @@ def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     return cfg.lr
 
 
-def crop_flip(xb: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
-    """Random crop of the zero-padded batch back to its size, and random horizontal flip.
-
-    One offset and one flip per image, drawn from ``generator`` (vectorised gather).
-    """
-    b, c, h, w = xb.shape
-    padded = torch.nn.functional.pad(xb, (padding, padding, padding, padding))
-    oy = torch.randint(0, 2 * padding + 1, (b,), generator=generator)
-    ox = torch.randint(0, 2 * padding + 1, (b,), generator=generator)
-    flip = torch.rand(b, generator=generator) < 0.5
-    rows = oy[:, None] + torch.arange(h)
-    cols = ox[:, None] + torch.arange(w)
-    cols = torch.where(flip[:, None], cols.flip(1), cols)
-    return padded[torch.arange(b)[:, None, None, None], torch.arange(c)[None, :, None, None],
-                  rows[:, None, :, None], cols[:, None, None, :]]
-
-
-def cutout(xb: torch.Tensor, generator: torch.Generator, size: int) -> torch.Tensor:
-    """Cutout (DeVries & Taylor 2017, arXiv 1708.04552): zero a ``size`` x ``size`` square per image.
-
-    The square's centre is uniform over the image, so near an edge only part of it falls inside
-    (the paper's rule); centres are drawn from ``generator``, one per image.
-    """
-    b, _, h, w = xb.shape
-    cy = torch.randint(0, h, (b,), generator=generator)
-    cx = torch.randint(0, w, (b,), generator=generator)
-    lo_y, lo_x = cy - size // 2, cx - size // 2
-    rows = torch.arange(h)[None, :]
-    cols = torch.arange(w)[None, :]
-    in_y = (rows >= lo_y[:, None]) & (rows < lo_y[:, None] + size)          # (b, h)
-    in_x = (cols >= lo_x[:, None]) & (cols < lo_x[:, None] + size)          # (b, w)
-    hole = in_y[:, :, None] & in_x[:, None, :]                              # (b, h, w)
-    return xb.masked_fill(hole[:, None], 0.0)
-
-
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """The optimizer ``cfg`` names, over all parameters of ``model``."""
     if cfg.optimizer == "adam":
@@ -217,11 +183,23 @@ def accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch_size: i
     return correct / len(x)
 
 
-def autocast(device: torch.device, mode: str) -> torch.autocast:
-    """The autocast context of ``mode`` ("none" | "bf16") on ``device``: bfloat16 on the CPU and
-    on CUDA alike (see the module docstring); a GPU without bfloat16 is refused."""
+def resolve_autocast(device: torch.device, mode: str) -> str:
+    """``mode`` with ``auto`` made concrete: ``bf16`` on a GPU with bfloat16 and on a CPU that
+    computes it natively (:func:`neurosim.device.cpu_has_bf16`), else ``none`` (an emulated
+    bfloat16 is slower than float32)."""
     if mode not in AUTOCASTS:
         raise NeurosimError(f"unknown autocast '{mode}' (known: {', '.join(AUTOCASTS)})")
+    if mode != "auto":
+        return mode
+    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_bf16()
+    return "bf16" if native else "none"
+
+
+def autocast(device: torch.device, mode: str) -> torch.autocast:
+    """The autocast context of ``mode`` ("none" | "bf16" | "auto", :func:`resolve_autocast`) on
+    ``device``: bfloat16 on the CPU and on CUDA alike (see the module docstring); a GPU without
+    bfloat16 is refused."""
+    mode = resolve_autocast(device, mode)
     if mode == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         major, minor = torch.cuda.get_device_capability(device)
         raise NeurosimError(f"autocast bf16: {torch.cuda.get_device_name(device)} (compute capability "
@@ -240,7 +218,7 @@ def train(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig
     ``eval_data=(x, y)`` measures test accuracy after every epoch; ``until=k`` stops once
     ``k`` epochs are done (the schedule still spans ``cfg.epochs``), so a long run can be done
     in pieces. ``on_epoch`` gets each epoch's record ``{epoch, loss, train_acc, test_acc,
-    lr, seconds, cpu_seconds, device}`` (times: training only, without the
+    lr, seconds, cpu_seconds, device, autocast}`` (times: training only, without the
     evaluation); the records also go into the checkpoint under ``"history"``.
     The model trains on ``cfg.device`` and comes back in eval mode on the CPU, in contiguous
     memory (what the converter and ``torch.save`` read).
@@ -252,7 +230,8 @@ def train(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig
     if not cfg.activity_l1 >= 0:
         raise NeurosimError(f"activity_l1 must be a number >= 0, got {cfg.activity_l1!r}")
     device = resolve_device(cfg.device)
-    amp = autocast(device, cfg.autocast)
+    amp_mode = resolve_autocast(device, cfg.autocast)
+    amp = autocast(device, amp_mode)
     torch.manual_seed(cfg.seed)
     model.to(device)
     if cfg.channels_last:
@@ -320,7 +299,8 @@ def train(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig
                 correct += (out.argmax(1) == yb).sum()
             record = {"epoch": epoch + 1, "loss": float(total) / len(order), "train_acc": int(correct) / len(order),
                       "lr": float(optimizer.param_groups[0]["lr"]), "seconds": time.perf_counter() - t0,
-                      "cpu_seconds": time.process_time() - c0, "device": str(device)}
+                      "cpu_seconds": time.process_time() - c0, "device": str(device),
+                      "autocast": amp_mode}
             if eval_data is not None:
                 record["test_acc"] = accuracy(model, eval_data[0], eval_data[1])
             history.append(record)

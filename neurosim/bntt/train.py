@@ -4,7 +4,8 @@ Recipe (the official ``train.py`` where the issue is silent): SGD with momentum 
 decay 1e-4, learning rate divided by 10 at 50 %, 70 % and 90 % of the epochs, cross-entropy
 on the mean output over T. Images are normalised with the training set's per-channel mean and
 standard deviation, then Poisson-coded every step (:mod:`neurosim.bntt.encoding`); N-MNIST
-events are binned into T frames.
+events are binned into T frames. ``augment='crop-flip'`` adds the official code's training
+augmentation (random crop of the 4-pixel zero-padded image, horizontal flip); the default is none.
 
 Determinism and resuming: the sample order of epoch ``e`` is a permutation drawn from a
 generator seeded with ``(seed, e)`` and the Poisson spikes of batch ``b`` from ``(seed, e, b)``;
@@ -41,6 +42,7 @@ from tqdm.auto import tqdm
 
 from neurosim.bntt.encoding import TEST_STREAM, channel_stats, normalise, poisson, seeded_generator
 from neurosim.bntt.network import DEFAULT_LEAK, BNTTNet
+from neurosim.data.augment import AUGMENTS, crop_flip
 from neurosim.device import DEFAULT_DEVICE, resolve_device, to_cpu
 from neurosim.errors import NeurosimError
 from neurosim.io.atomic import atomic_path
@@ -71,6 +73,10 @@ class BNTTConfig:
     limit: Optional[int] = None
     test_limit: Optional[int] = None
     data_dir: Optional[str] = None
+    #: ``crop-flip``: a random 32 x 32 crop of the 4-pixel zero-padded image and a horizontal flip
+    #: (the official code's torchvision transforms, applied before normalisation); images only.
+    augment: str = "none"
+    crop_padding: int = 4
 
 
 @dataclass
@@ -85,12 +91,17 @@ class Data:
     std: Optional[np.ndarray] = None
     input_shape: tuple = field(default_factory=tuple)
 
-    def spikes(self, x: np.ndarray, steps: int, generator: torch.Generator) -> torch.Tensor:
-        """Network input (N, C, H, W, T) for the rows ``x``."""
+    def spikes(self, x: np.ndarray, steps: int, generator: torch.Generator, augment: str = "none",
+               padding: int = 4) -> torch.Tensor:
+        """Network input (N, C, H, W, T) for the rows ``x``; ``augment='crop-flip'`` first crops
+        and flips the images (:func:`neurosim.data.augment.crop_flip`, zero padding in [0, 1]
+        pixel space, as torchvision pads before ``Normalize``), drawing from ``generator``."""
         if self.events:
             return torch.as_tensor(x[..., :steps], dtype=torch.float32)
-        xn = normalise(torch.as_tensor(x, dtype=torch.float32), self.mean, self.std)
-        return poisson(xn, steps, generator)
+        xb = torch.as_tensor(x, dtype=torch.float32)
+        if augment == "crop-flip":
+            xb = crop_flip(xb, generator, padding)
+        return poisson(normalise(xb, self.mean, self.std), steps, generator)
 
 
 def load_data(cfg: BNTTConfig) -> Data:
@@ -99,6 +110,11 @@ def load_data(cfg: BNTTConfig) -> Data:
 
     if cfg.dataset not in DATASETS:
         raise NeurosimError(f"unknown data set '{cfg.dataset}' for BNTT training (known: {', '.join(DATASETS)})")
+    if cfg.augment not in AUGMENTS:
+        raise NeurosimError(f"unknown augmentation '{cfg.augment}' (known: {', '.join(AUGMENTS)})")
+    if cfg.augment != "none" and cfg.dataset == "nmnist":
+        raise NeurosimError(f"augmentation '{cfg.augment}' is for images; N-MNIST events are binned as recorded "
+                            "(use --augment none)")
     if cfg.dataset == "nmnist":
         from neurosim.data.dataset import DEFAULT_DIRS
         from neurosim.data.nmnist import bin_events, load_nmnist
@@ -189,8 +205,10 @@ def train_bntt(cfg: BNTTConfig, out_dir: Path, progress: bool = True, until: Opt
     state = {"epoch": 0, "history": []}
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if state.get("config", {}) and {k: v for k, v in state["config"].items() if k not in ("epochs",)} != \
-                {k: v for k, v in _jsonable(cfg).items() if k not in ("epochs",)}:
+        # a checkpoint written before a setting existed trained with that setting's default
+        saved = {**_jsonable(BNTTConfig()), **state.get("config", {})}
+        if state.get("config", {}) and {k: v for k, v in saved.items() if k != "epochs"} != \
+                {k: v for k, v in _jsonable(cfg).items() if k != "epochs"}:
             raise NeurosimError(f"{ckpt_path} was trained with other settings ({state['config']}); "
                                 "use another --out or delete it")
         model.load_state_dict(state["model"])
@@ -218,7 +236,8 @@ def train_bntt(cfg: BNTTConfig, out_dir: Path, progress: bool = True, until: Opt
                    unit="batch", leave=False)
         for b, s in enumerate(bar):
             idx = np.sort(order[s:s + cfg.batch_size][rank::world][:per_rank])
-            spikes = data.spikes(data.x[idx], cfg.steps, seeded_generator(cfg.seed, epoch, b, rank)).to(dev)
+            spikes = data.spikes(data.x[idx], cfg.steps, seeded_generator(cfg.seed, epoch, b, rank),
+                                 cfg.augment, cfg.crop_padding).to(dev)
             y = torch.as_tensor(data.y[idx]).to(dev)
             logits = runner(spikes)
             loss = F.cross_entropy(logits, y)
