@@ -7,6 +7,9 @@
     # 2. benchmark every trained model found under runs/bench
     .venv/bin/python benchmarks/conversion.py --runs runs/bench --test-limit 1000
     .venv/bin/python benchmarks/conversion.py --speed --out benchmarks/results/conversion/speed   # samples/s
+    # 3. samples/s of neurosim's simulator against SpikingJelly 2.0 (its venv), interleaved rounds
+    .venv/bin/python benchmarks/conversion.py --runs runs/bench --speed --speed-model cifar_resnet20_cutout \
+        --speed-batch 256 --speed-steps 32 --papers-t --out benchmarks/results/conversion-speed-resnet20
 
 For each trained model (``<runs>/<name>/weights.pt`` + ``result.json`` written by
 ``python -m models.<recipe>``) and each conversion setting of the grid (reset soft | hard,
@@ -45,9 +48,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -89,6 +92,7 @@ class Setting:
     percentile: float = DEFAULT_PERCENTILE
     precision: str = "fixed"        # 'float': unrounded weights and thresholds, the simulator's float mode
     input_coding: str = "spikes"    # 'analog': the first conv on the host (convert's input_coding)
+    bias_correction: Optional[int] = None   # convert's bias_correction: the T the hidden biases are corrected at
 
     @property
     def label(self) -> str:
@@ -97,10 +101,13 @@ class Setting:
         pct = f" {self.percentile:g}" if self.percentile != DEFAULT_PERCENTILE else ""
         prec = " float" if self.precision == "float" else ""
         coding = " analog-input" if self.input_coding == "analog" else ""
-        return f"{self.reset} {self.rule}{pct}{' θ/2' if self.v_init_half else ''}{extra}{prec}{coding}"
+        corrected = f" bias-corrected T={self.bias_correction}" if self.bias_correction else ""
+        return f"{self.reset} {self.rule}{pct}{' θ/2' if self.v_init_half else ''}{extra}{prec}{coding}{corrected}"
 
 
-GRIDS = ("full", "core", "small", "peer", "joins", "papers", "precision", "analog")
+GRIDS = ("full", "core", "small", "peer", "joins", "papers", "precision", "analog", "corrected")
+#: The T the ``corrected`` grid corrects the biases at (one row each).
+CORRECTION_STEPS = (8, 32, 128)
 
 
 def grid(kind: str, qcfs: bool) -> list[Setting]:
@@ -117,12 +124,17 @@ def grid(kind: str, qcfs: bool) -> list[Setting]:
     weights, no integer state: what the rounding costs); ``analog``: the soft θ/2 settings of
     ``papers`` with the first conv computed on the host (``input_coding='analog'``: the image as
     the papers and SpikingJelly present it), and the second of them without aligned joins and in
-    ``precision='float'``.
+    ``precision='float'``; ``corrected``: the best analog setting with its hidden biases corrected
+    at each T of :data:`CORRECTION_STEPS` (``bias_correction``, SNN calibration).
     A QCFS-trained model (trained thresholds: the rule
     only sets the input layer and the readout) gets its own four, or with ``analog`` its first
-    with analog input."""
+    with analog input, with ``corrected`` that one corrected at each T."""
     if qcfs and kind == "analog":
         return [Setting("soft", "percentile", True, input_coding="analog")]
+    if kind == "corrected":
+        best = (Setting("soft", "percentile", True, input_coding="analog") if qcfs else
+                Setting("soft", "channel-percentile", True, percentile=99.9, input_coding="analog"))
+        return [replace(best, bias_correction=t) for t in CORRECTION_STEPS]
     if qcfs:
         return [Setting("soft", "percentile", True), Setting("soft", "percentile", False),
                 Setting("hard", "percentile", True), Setting("soft", "percentile", True, align_bias=False)]
@@ -223,7 +235,8 @@ def neurosim_row(model, setting: Setting, x_cal, test: Split, steps: list[int], 
                   reset=setting.reset,
                   v_init_half=setting.v_init_half, align_bias=setting.align_bias, fold_pool=setting.fold_pool,
                   align_joins=setting.align_joins, snn_steps=SNN_RULE_STEPS, precision=setting.precision,
-                  progress=progress, device=device, input_coding=setting.input_coding)
+                  progress=progress, device=device, input_coding=setting.input_coding,
+                  bias_correction=setting.bias_correction)
     net.meta["ann_layers"] = ann_layers_meta(model, tuple(test.x.shape[1:]))      # the ANN the energy compares
     t_conv = time.perf_counter() - t0
     depth = papers_depth(net) if papers_t else 0
@@ -297,11 +310,12 @@ class PeerFailed(Exception):
 
 
 def peer_rows(recipe, width: float, weights: Path, x_cal: np.ndarray, test: Split, steps: list[int],
-              venv: Path, timeout: float) -> dict:
+              venv: Path, timeout: float, recipes: Optional[list[str]] = None) -> dict:
     """SpikingJelly 2.0's recipes on the same checkpoint and images: ``benchmarks/peer_spikingjelly.py``
     run by the peer virtualenv's Python (``venv``) in a subprocess, given the architecture's file
     (``recipe.build``'s), ``width``, ``weights`` and an ``.npz`` of ``x_cal`` and the test images. Returns
-    its JSON, each row labelled ``spikingjelly <version> <recipe>`` and marked ``peer``; raises
+    its JSON, each row labelled ``spikingjelly <version> <recipe>`` and marked ``peer`` (``recipes``: the
+    peer's ``--recipes``, by default its own choice); raises
     :class:`PeerFailed` on a non-zero exit or after ``timeout`` seconds (the subprocess is killed)."""
     with tempfile.TemporaryDirectory(prefix="neurosim-peer-") as tmp:
         data, answer = Path(tmp) / "images.npz", Path(tmp) / "peer.json"
@@ -309,7 +323,8 @@ def peer_rows(recipe, width: float, weights: Path, x_cal: np.ndarray, test: Spli
                  y_test=np.asarray(test.y, np.int64))
         cmd = [str(venv / "bin" / "python"), str(PEER_SCRIPT), "--arch", inspect.getsourcefile(recipe.build),
                "--width", str(width), "--weights", str(weights), "--data", str(data),
-               "--steps", ",".join(map(str, steps)), "--threads", str(torch.get_num_threads()), "--out", str(answer)]
+               "--steps", ",".join(map(str, steps)), "--threads", str(torch.get_num_threads()), "--out", str(answer),
+               *(["--recipes", ",".join(recipes)] if recipes else [])]
         try:
             proc = subprocess.run(cmd, timeout=timeout, stderr=subprocess.PIPE, text=True)
         except subprocess.TimeoutExpired:
@@ -339,58 +354,99 @@ def _peer_venv(arg: Optional[str]) -> Optional[Path]:
 
 # ----------------------------------------------------------------------------- speed
 
-def speed(runs: Path, batch: int = 500, steps: int = 64, repeats: int = 5) -> dict:
-    """Samples/s on the MNIST CNN: neurosim's simulator (fixed, float; pools folded and as
-    layers) and SpikingJelly, batch ``batch``, T ``steps``, the machine's threads (torch and
-    numba both use them). The executors take turns, ``repeats`` rounds of one timed run each,
-    so a change of the machine's speed during the measurement hits all of them alike; reported:
-    the best and the median of each, and per round the ratio of neurosim's default netlist
-    (fixed, pools folded) to SpikingJelly (its median, min and max)."""
-    model, result, recipe = load_model(runs / "mnist_cnn")
+#: The setting timed by ``--speed``: the conversion SpikingJelly 2.0's ``rate-channel-half-99.9``
+#: recipe makes (per-channel 99.9th percentile, θ/2, soft reset, the image as the first layer's current).
+SPEED_SETTING = Setting("soft", "channel-percentile", True, percentile=99.9, input_coding="analog")
+SPEED_PEER_RECIPE = "rate-channel-half-99.9"
+DEFAULT_EXECUTOR = "neurosim fixed"
+
+
+def speed(runs: Path, name: str = "mnist_cnn", batch: int = 500, steps: int = 64, repeats: int = 5,
+          papers_t: bool = False, peer_venv: Optional[Path] = None, timeout: float = PEER_TIMEOUT,
+          progress: bool = True) -> dict:
+    """Samples/s on the checkpoint ``<runs>/<name>``, batch ``batch`` (the first test images), the
+    machine's threads (torch and numba both use them): neurosim's simulator on
+    :data:`SPEED_SETTING` (fixed and float; for a net with pools also with its pools as layers,
+    SpikingJelly's structure) against SpikingJelly. ``steps`` is T; with ``papers_t`` neurosim
+    runs T + D steps (every layer integrates T: D is the readout's depth) where SpikingJelly
+    runs T. SpikingJelly 2.0 is timed in its virtualenv (``peer_venv``: one
+    :func:`peer_rows` call per round, recipe :data:`SPEED_PEER_RECIPE`, its simulation seconds;
+    its conversion is not timed), else the SpikingJelly installed here, if any. The executors take
+    turns, ``repeats`` rounds of one timed run each, so a change of the machine's speed hits all
+    of them alike; reported: the best and the median of each, and per round the ratio of
+    SpikingJelly's time to neurosim's fixed-point run (its median, min and max)."""
+    model, result, recipe = load_model(runs / name)
     tr, te = load_dataset(recipe.DATASET)
     x_cal = tr.x[np.sort(np.random.default_rng(0).permutation(len(tr.x))[:CALIB_SAMPLES])]
-    x = te.x[:batch]
-    runners = {}
+    test = Split(te.name, te.x[:batch], te.y[:batch])
+    shape = tuple(te.x.shape[1:])
+    runners, sim_steps = {}, {}
+    layers_folded = None
     for fold in (True, False):                 # pools folded (the default) / pools as layers (SJ's structure)
-        net = convert(model, x_cal, tuple(te.x.shape[1:]), fold_pool=fold, progress=False)
+        s = replace(SPEED_SETTING, fold_pool=fold)
+        net = convert(model, x_cal, shape, rule=s.rule, percentile=s.percentile, reset=s.reset,
+                      v_init_half=s.v_init_half, fold_pool=fold, input_coding=s.input_coding, progress=False)
+        if not fold and len(net.layers) == layers_folded:
+            break                              # no pools: the same net
+        layers_folded = len(net.layers)
+        n = steps + (papers_depth(net) if papers_t else 0)
         for mode in ("fixed", "float"):
             sim = Simulator(net, mode)
-            sim.run(x[:50], steps)                               # compile and warm up
-            runners[f"neurosim {mode}, pools {'folded' if fold else 'as layers'}"] = (
-                lambda sim=sim: sim.run(x, steps, per_neuron=False))
-    try:
-        from spikingjelly.activation_based import ann2snn, functional
-    except ImportError:
-        functional = None
-    if functional is not None:
-        import copy
-        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.as_tensor(x_cal)), batch_size=250)
-        snn = ann2snn.Converter(mode="99.9%", dataloader=_XOnly(loader))(copy.deepcopy(model).eval()).eval()
-        xt = torch.as_tensor(x)
-
-        def sj() -> None:
-            with torch.no_grad():
-                functional.reset_net(snn)
-                acc = 0
-                for _ in range(steps):
-                    acc = acc + snn(xt)
-        sj()
-        runners["spikingjelly"] = sj
+            sim.run(test.x[:16], n)                              # compile and warm up
+            key = f"neurosim {mode}" + ("" if fold else ", pools as layers")
+            sim_steps[key] = n
+            runners[key] = lambda sim=sim, n=n: _timed(lambda: sim.run(test.x, n, per_neuron=False))
+    peer_version: dict = {}
+    if peer_venv is not None:
+        def peer() -> float:
+            out = peer_rows(recipe, result["width"], runs / name / "weights.pt", x_cal, test, [steps], peer_venv,
+                            timeout, recipes=[SPEED_PEER_RECIPE])
+            peer_version["spikingjelly"] = out["versions"]["spikingjelly"]
+            return out["rows"][0]["seconds"]["simulate"]
+        runners["spikingjelly"] = peer
+    else:
+        sj = _spikingjelly_runner(model, x_cal, test.x, steps)
+        if sj is not None:
+            runners["spikingjelly"], peer_version["spikingjelly"] = sj, _sj_version()
+    if "spikingjelly" in runners:
+        sim_steps["spikingjelly"] = steps
     times = {k: [] for k in runners}
-    for _ in tqdm(range(repeats), desc="speed rounds", leave=False):
+    for _ in tqdm(range(repeats), desc="speed rounds", leave=False, disable=not progress):
         for k, fn in runners.items():
-            times[k].append(_timed(fn))
-    out = {"batch": batch, "steps": steps, "threads": torch.get_num_threads(), "repeats": repeats,
+            times[k].append(fn())
+    out = {"model": name, "batch": batch, "steps": steps, "papers_t": papers_t, "setting": SPEED_SETTING.label,
+           "steps_run": sim_steps, "threads": torch.get_num_threads(), "repeats": repeats,
+           "spikingjelly": peer_version.get("spikingjelly"), "load_average": os.getloadavg(),
            "samples_per_s": {k: batch / min(v) for k, v in times.items()},
            "median_samples_per_s": {k: batch / float(np.median(v)) for k, v in times.items()},
            "seconds": times}
-    if "spikingjelly" not in runners:
-        out["samples_per_s"]["spikingjelly"] = None
-    else:
-        ratio = np.array(times["spikingjelly"]) / np.array(times["neurosim fixed, pools folded"])
+    if "spikingjelly" in runners:
+        ratio = np.array(times["spikingjelly"]) / np.array(times[DEFAULT_EXECUTOR])
         out["default_over_spikingjelly"] = {"median": float(np.median(ratio)), "min": float(ratio.min()),
                                             "max": float(ratio.max())}
     return out
+
+
+def _spikingjelly_runner(model, x_cal: np.ndarray, x: np.ndarray, steps: int) -> Optional[Callable[[], float]]:
+    """A timed run of the SpikingJelly installed in this venv (``ann2snn.Converter``, 99.9 % mode) on
+    ``x`` for ``steps`` steps, or None where it is not installed."""
+    try:
+        from spikingjelly.activation_based import ann2snn, functional
+    except ImportError:
+        return None
+    import copy
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.as_tensor(x_cal)), batch_size=250)
+    snn = ann2snn.Converter(mode="99.9%", dataloader=_XOnly(loader))(copy.deepcopy(model).eval()).eval()
+    xt = torch.as_tensor(x)
+
+    @torch.no_grad()
+    def run() -> None:
+        functional.reset_net(snn)
+        acc = 0
+        for _ in range(steps):
+            acc = acc + snn(xt)
+    run()
+    return lambda: _timed(run)
 
 
 def _timed(fn) -> float:
@@ -452,14 +508,18 @@ def tables(results: dict) -> str:
     if results.get("speed"):
         sp = results["speed"]
         med = sp.get("median_samples_per_s", {})
-        lines += [f"### Speed: MNIST CNN, batch {sp['batch']}, T = {sp['steps']}, {sp['threads']} threads, "
-                  f"{sp.get('repeats', 1)} interleaved rounds", "",
-                  "| executor | samples/s (best) | samples/s (median) |", "|---|---|---|"]
-        lines += [f"| {k} | {'–' if v is None else f'{v:.1f}'} | "
+        run = sp.get("steps_run", {})
+        lines += [f"### Speed: {sp.get('model', 'mnist_cnn')}, batch {sp['batch']}, T = {sp['steps']}"
+                  f"{' (papers’ T)' if sp.get('papers_t') else ''}, {sp['threads']} threads, "
+                  f"{sp.get('repeats', 1)} interleaved rounds"
+                  + (f", setting {sp['setting']}" if sp.get("setting") else ""), "",
+                  "| executor | steps run | samples/s (best) | samples/s (median) |", "|---|---|---|---|"]
+        lines += [f"| {k}{' ' + sp['spikingjelly'] if k == 'spikingjelly' and sp.get('spikingjelly') else ''} | "
+                  f"{run.get(k, sp['steps'])} | {'–' if v is None else f'{v:.1f}'} | "
                   f"{f'{med[k]:.1f}' if med.get(k) is not None else '–'} |" for k, v in sp["samples_per_s"].items()]
         if sp.get("default_over_spikingjelly"):
             r = sp["default_over_spikingjelly"]
-            lines += ["", f"neurosim's default netlist (fixed) against SpikingJelly, per round: "
+            lines += ["", f"SpikingJelly's time over neurosim's (fixed point), per round: "
                       f"{r['median']:.2f}× (min {r['min']:.2f}×, max {r['max']:.2f}×)"]
     return "\n".join(lines) + "\n"
 
@@ -522,8 +582,14 @@ def main(argv=None) -> int:
     p.add_argument("--peer-timeout", type=float, default=PEER_TIMEOUT,
                    help=f"seconds the peer may take per model (default {PEER_TIMEOUT}; ~0.3 s per test image "
                         "and recipe at T = 64 for the ResNet-20 on 2 cores)")
-    p.add_argument("--speed", action="store_true", help="measure samples/s (MNIST CNN, <runs>/mnist_cnn) at the "
-                   "end; alone (without --models) only that")
+    p.add_argument("--speed", action="store_true", help="measure samples/s (<runs>/<--speed-model>) at the end, "
+                   "neurosim against SpikingJelly in interleaved rounds; alone (without --models) only that")
+    p.add_argument("--speed-model", default="mnist_cnn", help="checkpoint folder under --runs timed by --speed "
+                   "(default mnist_cnn)")
+    p.add_argument("--speed-batch", type=int, default=500, help="test images per timed run (default 500)")
+    p.add_argument("--speed-steps", type=int, default=64,
+                   help="T of the timed runs (default 64; with --papers-t neurosim runs T + D steps)")
+    p.add_argument("--speed-rounds", type=int, default=5, help="interleaved rounds (default 5)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results/conversion-<time>); "
                    "settings already in its results.json (same --steps and --test-limit) are kept, not rerun")
     p.add_argument("--device", type=device_arg, default="cpu",
@@ -631,7 +697,8 @@ def main(argv=None) -> int:
                     save()
             plot(name, m, steps, out / f"{name}.png", args.papers_t)
         if args.speed:
-            results["speed"] = speed(args.runs)
+            results["speed"] = speed(args.runs, args.speed_model, args.speed_batch, args.speed_steps,
+                                     args.speed_rounds, args.papers_t, peer_venv, args.peer_timeout, progress)
             print(json.dumps(results["speed"], indent=1))
     finally:
         results["finished"] = _dt.datetime.now().isoformat(timespec="seconds")

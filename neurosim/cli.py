@@ -164,6 +164,11 @@ def _add_convert_args(p: argparse.ArgumentParser, required: bool) -> None:
                         "analog: the first conv or dense layer is computed on the host and drives the first "
                         "layer's neurons every step, as the RMP and QCFS papers do (Lava and the simulator run it; "
                         "stock netx, NIR and Loihi 2 take spikes only: docs/conversion.md)")
+    p.add_argument("--bias-correction", type=_positive_int, default=None, metavar="T",
+                   help="after balancing, correct every hidden layer's bias per channel so that its simulated "
+                        "rate over T steps of its own matches the ANN's on 256 calibration images (SNN "
+                        "calibration, Li et al. 2021: one simulation per layer; best near that T, "
+                        "docs/conversion.md)")
     p.add_argument("--readout-reset", choices=("soft", "hard"), default=None,
                    help="the output layer's reset (default soft: the readout integrates, count x threshold + v "
                         "is its summed current); hard: a spiking layer like the others, which stock lava-dl netx "
@@ -388,6 +393,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
                                 v_init_half=args.v_init_half, alpha=args.alpha, fold_pool=not args.no_fold_pool,
                                 align_bias=args.bias_onset, align_joins=args.align_joins,
                                 readout_reset=args.readout_reset, input_coding=args.input_coding,
+                                bias_correction=args.bias_correction,
                                 calib_samples=args.calib_samples, limit=args.limit, sweep=args.sweep)
     print(report_summary(report))
     _print_outputs(report)
@@ -407,6 +413,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
                                  v_init_half=args.v_init_half, alpha=args.alpha, fold_pool=not args.no_fold_pool,
                                  align_bias=args.bias_onset, align_joins=args.align_joins,
                                  readout_reset=args.readout_reset, input_coding=args.input_coding,
+                                 bias_correction=args.bias_correction,
                                  calib_samples=2000 if args.calib_samples is None else args.calib_samples,
                                  limit=args.limit, lava_samples=args.lava_samples, lava_timeout=args.lava_timeout,
                                  model_args=model_args, sweep=args.sweep, device=args.device,

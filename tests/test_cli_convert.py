@@ -89,15 +89,20 @@ def test_convert_a_users_residual_model_in_one_command(tmp_path):
     assert len(joins) == 1 and net.meta["model"] == "mymodel.py:Net"
     assert torch.equal(model.block.bn1.running_mean, bn_before)       # converting did not touch the model
 
-    # the image as a current: the stem conv on the host, its MACs priced (Lava: tests/test_analog_input.py)
+    # the image as a current: the stem conv on the host, its MACs priced (Lava: tests/test_analog_input.py);
+    # the hidden biases corrected at T = 32 (tests/test_bias_correction.py)
     done = _cli("convert", "--model", "mymodel.py:Net", "--weights", "weights.pt", "--dataset", "digits",
-                "--out", "analog", "--steps", "32", "--lava-samples", "0", "--input-coding", "analog", cwd=tmp_path)
+                "--out", "analog", "--steps", "32", "--lava-samples", "0", "--input-coding", "analog",
+                "--bias-correction", "32", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     analog = json.loads((tmp_path / "analog" / "report.json").read_text())
     assert analog["snn_accuracy"] >= ann - 0.03, (ann, analog["accuracy_vs_timesteps"])
     assert analog["energy"]["papers45nm"]["snn_terms"]["host_macs"] > 0
-    first = hdf5.load(tmp_path / "analog" / "network.net").layers[0]
+    saved = hdf5.load(tmp_path / "analog" / "network.net")
+    first = saved.layers[0]
     assert first.synapse is not None and first.sample_shape == (1, 8, 8) and first.shape == (8, 8, 8)
+    corrected = [e["layer"] for e in saved.meta["bias_correction"]["layers"]]
+    assert saved.meta["bias_correction"]["steps"] == 32 and corrected and 0 not in corrected
 
 
 def test_convert_errors_are_one_line(tmp_path):

@@ -37,6 +37,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from neurosim.convert import INPUT_CODINGS, snn_balancing
+from neurosim.convert.bias_correction import DEFAULT_SAMPLES as DEFAULT_CORRECTION_SAMPLES
+from neurosim.convert.bias_correction import ann_rates, correct_biases
 from neurosim.convert.graph import Stage, StageGraph, trace
 from neurosim.convert.threshold_balancing import DEFAULT_PERCENTILE, DEFAULT_RULE, check_rule, layer_rules, stream
 from neurosim.errors import NeurosimError
@@ -347,6 +349,21 @@ def _analog_input(plan: _Plan, first: int, lam: np.ndarray, x_calib: np.ndarray,
 
 # ----------------------------------------------------------------------------- convert
 
+def _correct(net: Netlist, build, layer_of: dict[int, int], forward, pops: list[int], lam: dict, output: int,
+             x: np.ndarray, steps: int, mode: str, batch_size: int, progress: bool) -> Netlist:
+    """``net`` rebuilt with the bias offsets of :func:`neurosim.convert.bias_correction.correct_biases`
+    for every population but the input layer and the readout (``layer_of``: stage -> layer), in
+    the netlist's order."""
+    targets = sorted(((i, layer_of[i]) for i in pops
+                      if i in layer_of and i != output and isinstance(net.layers[layer_of[i]], Population)),
+                     key=lambda t: t[1])
+    expected = ann_rates(forward, x, lam, [i for i, _ in targets], batch_size)
+    offsets, log = correct_biases(build, targets, expected, x, steps, mode, progress)
+    out = build(offsets)
+    out.meta["bias_correction"] = {"steps": steps, "samples": len(x), "layers": log}
+    return out
+
+
 def calibration_array(data: Union[np.ndarray, torch.Tensor, Iterable], limit: Optional[int] = None) -> np.ndarray:
     """Calibration images as one float32 array (N, *input_shape): an array or tensor as it is,
     or the batches of an iterable such as a ``torch.utils.data.DataLoader`` (each batch a
@@ -379,7 +396,8 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
             snn_steps: int = snn_balancing.DEFAULT_STEPS, snn_samples: int = snn_balancing.DEFAULT_SAMPLES,
             align_bias: bool = True, precision: str = "fixed", batch_size: int = 256,
             progress: bool = True, readout_reset: Optional[str] = None, align_joins: bool = True,
-            device: str = "cpu", input_coding: str = "spikes") -> Netlist:
+            device: str = "cpu", input_coding: str = "spikes", bias_correction: Optional[int] = None,
+            bias_correction_samples: int = DEFAULT_CORRECTION_SAMPLES) -> Netlist:
     """Convert ``model`` to an RMP netlist balanced on ``x_calib`` (N, *input_shape): an array, a
     tensor or a DataLoader (:func:`calibration_array`).
 
@@ -419,6 +437,12 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
     weights and integer current (``fixed``) keep the current within Loihi's 13-bit bias on the
     calibration images. Stock netx, NIR and Loihi 2 take spiking input only.
 
+    ``bias_correction=T`` corrects every hidden population's bias per channel so that, over
+    ``T`` steps of its own (the papers' T), its simulated rate on the first
+    ``bias_correction_samples`` calibration images matches the ANN's
+    (:mod:`neurosim.convert.bias_correction`, Li et al. 2021: one simulation per population);
+    ``meta['bias_correction']`` records T and the rate errors it removed.
+
     For stock lava-dl netx (:func:`neurosim.netlist.netx_compat.save_netx`) convert with
     ``reset='hard', readout_reset='hard', align_bias=False`` (and ``v_init_half=False`` for a
     QCFS model) in fixed precision: a chain of dense/conv layers (pooling folded) passes; a
@@ -432,6 +456,9 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
     mode: the conversion before any rounding, which is what quantisation is measured against.
     """
     check_rule(rule, percentile)
+    if bias_correction is not None and (isinstance(bias_correction, bool) or not (
+            isinstance(bias_correction, (int, np.integer)) and bias_correction >= 1)):
+        raise NeurosimError(f"bias_correction must be a number of steps >= 1 (or None), got {bias_correction!r}")
     if input_coding not in INPUT_CODINGS:
         raise NeurosimError(f"input_coding must be one of {INPUT_CODINGS}, got {input_coding!r}")
     if precision not in ("fixed", "float"):
@@ -488,56 +515,67 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
         return RMP(vThMant=vth, reset=readout_reset if readout else reset,
                    vInit=(vth / 2 if exact else vth // 2) if v_init_half else 0)
 
-    if input_coding == "analog":
-        first = _analog_first_layer(plan, inp)
-        layers: list = [_analog_input(plan, first, lam[first], x_calib, input_shape, exact, batch_size, neuron)]
-        index = {first: 0}           # stage -> layer (the image itself is no layer)
-    else:
-        in_scale = 1.0 if exact else input_scale(float(np.abs(x_calib).max()) or 1.0)
-        in_vth = float(lam[inp][0]) if exact else max(1, threshold_mantissa(lam[inp][0] * in_scale))
-        layers = [Input(shape=input_shape, neuron=neuron(in_vth), weight=float(in_scale), bias=0.0)]
-        index = {inp: 0}
-    flat_of: dict[int, int] = {}     # layer -> its flatten layer
-    for i in pops:
-        if i in index or i == inp:
-            continue
-        norm = [_normalise(syn, lam[t.src], lam[i], st[t.src].shape, st[i].shape)
-                for t, syn in zip(plan.terms[i], plan.synapses[i])]
-        bias = plan.bias(i) / lam[i]
-        sigma = 1.0 if exact else _sigma(norm, bias)
-        projections = []
-        for t, syn in zip(plan.terms[i], norm):
-            src = index[t.src]
-            if syn.kind == "dense" and len(st[t.src].shape) == 3:
-                if src not in flat_of:
-                    layers.append(Flatten(shape=(int(np.prod(st[t.src].shape)),), source=src))
-                    flat_of[src] = len(layers) - 1
-                src = flat_of[src]
-            projections.append((syn, src))
-        me = len(layers)
-        b = bias * sigma if exact else bias_mantissas(bias * sigma)
-        layers.append(Population(tuple(st[i].shape), neuron(sigma, readout=i == plan.output),
-                                 [Projection(_to_netlist_synapse(syn, sigma, exact), None if src == me - 1 else src)
-                                  for syn, src in projections],
-                                 b if np.any(b) else None))
-        index[i] = me
-    if index[plan.output] != len(layers) - 1:
-        raise NeurosimError("the model's output is not its last layer")
-    net = Netlist(layers=layers, meta={
-        "converted_by": "neurosim.convert.rmp", "threshold_rule": rule, "percentile": percentile,
-        "alpha": alpha, "reset": reset, "readout_reset": readout_reset, "v_init_half": bool(v_init_half),
-        "fold_pool": bool(fold_pool), "align_joins": bool(align_joins),
-        "trained_thresholds": len(trained), "align_bias": bool(align_bias), "precision": precision,
-        "input_coding": input_coding,
-        **({"qcfs_limit_agreement": limit_agreement} if trained else {}),
-        **({"snn_steps": int(snn_steps), "snn_samples": int(min(len(x_calib), max(1, snn_samples)))}
-           if rule == "snn" else {}),
-        "ann_macs": g.macs(),             # the ANN's own (folded pools add synapses to the SNN only)
-        "thresholds": [float(np.max(lam[i])) for i in pops if i in index],
-        "layer_names": [st[i].name for i in pops if i in index]})
-    if align_joins:
-        net = align_delays(net)
-    if align_bias:
-        net = bias_onset(net)
-    net.check()
+    def build(extra: dict[int, np.ndarray]) -> tuple[Netlist, dict[int, int]]:
+        """The netlist, with ``extra[i]`` (per channel, in units of the threshold) added to the
+        bias of population ``i`` (the bias correction's offsets; none: the plain conversion),
+        and the layer of each population stage."""
+        if input_coding == "analog":
+            first = _analog_first_layer(plan, inp)
+            layers: list = [_analog_input(plan, first, lam[first], x_calib, input_shape, exact, batch_size, neuron)]
+            index = {first: 0}           # stage -> layer (the image itself is no layer)
+        else:
+            in_scale = 1.0 if exact else input_scale(float(np.abs(x_calib).max()) or 1.0)
+            in_vth = float(lam[inp][0]) if exact else max(1, threshold_mantissa(lam[inp][0] * in_scale))
+            layers = [Input(shape=input_shape, neuron=neuron(in_vth), weight=float(in_scale), bias=0.0)]
+            index = {inp: 0}
+        flat_of: dict[int, int] = {}     # layer -> its flatten layer
+        for i in pops:
+            if i in index or i == inp:
+                continue
+            norm = [_normalise(syn, lam[t.src], lam[i], st[t.src].shape, st[i].shape)
+                    for t, syn in zip(plan.terms[i], plan.synapses[i])]
+            bias = plan.bias(i) / lam[i] + extra.get(i, 0.0)
+            sigma = 1.0 if exact else _sigma(norm, bias)
+            projections = []
+            for t, syn in zip(plan.terms[i], norm):
+                src = index[t.src]
+                if syn.kind == "dense" and len(st[t.src].shape) == 3:
+                    if src not in flat_of:
+                        layers.append(Flatten(shape=(int(np.prod(st[t.src].shape)),), source=src))
+                        flat_of[src] = len(layers) - 1
+                    src = flat_of[src]
+                projections.append((syn, src))
+            me = len(layers)
+            b = bias * sigma if exact else bias_mantissas(bias * sigma)
+            layers.append(Population(tuple(st[i].shape), neuron(sigma, readout=i == plan.output),
+                                     [Projection(_to_netlist_synapse(syn, sigma, exact), None if src == me - 1 else src)
+                                      for syn, src in projections],
+                                     b if np.any(b) else None))
+            index[i] = me
+        if index[plan.output] != len(layers) - 1:
+            raise NeurosimError("the model's output is not its last layer")
+        net = Netlist(layers=layers, meta={
+            "converted_by": "neurosim.convert.rmp", "threshold_rule": rule, "percentile": percentile,
+            "alpha": alpha, "reset": reset, "readout_reset": readout_reset, "v_init_half": bool(v_init_half),
+            "fold_pool": bool(fold_pool), "align_joins": bool(align_joins),
+            "trained_thresholds": len(trained), "align_bias": bool(align_bias), "precision": precision,
+            "input_coding": input_coding,
+            **({"qcfs_limit_agreement": limit_agreement} if trained else {}),
+            **({"snn_steps": int(snn_steps), "snn_samples": int(min(len(x_calib), max(1, snn_samples)))}
+               if rule == "snn" else {}),
+            "ann_macs": g.macs(),             # the ANN's own (folded pools add synapses to the SNN only)
+            "thresholds": [float(np.max(lam[i])) for i in pops if i in index],
+            "layer_names": [st[i].name for i in pops if i in index]})
+        if align_joins:
+            net = align_delays(net)
+        if align_bias:
+            net = bias_onset(net)
+        net.check()
+        return net, index
+
+    net, index = build({})
+    if bias_correction is not None:
+        net = _correct(net, lambda extra: build(extra)[0], index, forward, pops, lam, plan.output,
+                       x_calib[:max(1, bias_correction_samples)], int(bias_correction),
+                       "float" if exact else "fixed", batch_size, progress)
     return net
