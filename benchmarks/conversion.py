@@ -110,7 +110,7 @@ GRIDS = ("full", "core", "small", "peer", "joins", "papers", "precision", "analo
 CORRECTION_STEPS = (8, 32, 128)
 
 
-def grid(kind: str, qcfs: bool) -> list[Setting]:
+def grid(kind: str, qcfs: bool, longest: Optional[int] = None) -> list[Setting]:
     """The settings benchmarked. ``full``: every reset x rule x initial potential, plus the
     structural ablations (no bias onset, pools as layers); ``core``: every reset x rule, and
     theta/2 with the default rule for both resets and with the channel rule; ``small``: both
@@ -125,7 +125,7 @@ def grid(kind: str, qcfs: bool) -> list[Setting]:
     ``papers`` with the first conv computed on the host (``input_coding='analog'``: the image as
     the papers and SpikingJelly present it), and the second of them without aligned joins and in
     ``precision='float'``; ``corrected``: the best analog setting with its hidden biases corrected
-    at each T of :data:`CORRECTION_STEPS` (``bias_correction``, SNN calibration).
+    at each T of :data:`CORRECTION_STEPS` up to ``longest`` (``bias_correction``, SNN calibration).
     A QCFS-trained model (trained thresholds: the rule
     only sets the input layer and the readout) gets its own four, or with ``analog`` its first
     with analog input, with ``corrected`` that one corrected at each T."""
@@ -134,7 +134,7 @@ def grid(kind: str, qcfs: bool) -> list[Setting]:
     if kind == "corrected":
         best = (Setting("soft", "percentile", True, input_coding="analog") if qcfs else
                 Setting("soft", "channel-percentile", True, percentile=99.9, input_coding="analog"))
-        return [replace(best, bias_correction=t) for t in CORRECTION_STEPS]
+        return [replace(best, bias_correction=t) for t in CORRECTION_STEPS if longest is None or t <= longest]
     if qcfs:
         return [Setting("soft", "percentile", True), Setting("soft", "percentile", False),
                 Setting("hard", "percentile", True), Setting("soft", "percentile", True, align_bias=False)]
@@ -248,6 +248,7 @@ def neurosim_row(model, setting: Setting, x_cal, test: Split, steps: list[int], 
     return {"setting": setting.__dict__, "label": setting.label, "layers": len(net.neuron_layers),
             "depth": max(net.depths()), "readout_depth": papers_depth(net), "papers_t": papers_t,
             "ann_macs": int(net.meta["ann_macs"]),
+            **({"bias_correction": net.meta["bias_correction"]} if "bias_correction" in net.meta else {}),
             "curve": curve_metrics(net, res, test.y, lava, depth),
             "seconds": {"convert": t_conv, "simulate": t_sim}}
 
@@ -645,7 +646,7 @@ def main(argv=None) -> int:
                                            "test_images": len(test.y), "rows": []}
             print(f"{name}: ANN {100 * ann:.2f} % on {len(test.y)} test images", flush=True)
             done = {r["label"]: r for r in previous.get(name, {}).get("rows", [])}
-            for setting in grid(args.grid, qcfs):
+            for setting in grid(args.grid, qcfs, max(steps)):
                 if setting.label in done:
                     m["rows"].append(done[setting.label])
                     m["ann_macs"] = done[setting.label]["ann_macs"]
