@@ -225,18 +225,23 @@ def summary(curve: dict, ann: float) -> dict:
                                         and c["snn_j_45nm"] < c["ann_j_45nm"])}
 
 
+def convert_setting(model, setting: Setting, x_cal, shape: tuple[int, ...], progress: bool = False,
+                    device: str = "cpu"):
+    """``model`` converted with ``setting`` (:func:`neurosim.convert.rmp.convert`)."""
+    return convert(model, x_cal, shape, rule=setting.rule, percentile=setting.percentile, reset=setting.reset,
+                   v_init_half=setting.v_init_half, align_bias=setting.align_bias, fold_pool=setting.fold_pool,
+                   align_joins=setting.align_joins, snn_steps=SNN_RULE_STEPS, precision=setting.precision,
+                   progress=progress, device=device, input_coding=setting.input_coding,
+                   bias_correction=setting.bias_correction)
+
+
 def neurosim_row(model, setting: Setting, x_cal, test: Split, steps: list[int], progress: bool,
                  papers_t: bool = False, device: str = "cpu") -> dict:
     """One setting: convert, run once, read every T. ``papers_t``: ``steps`` are the papers' T
     (every layer integrates T steps), read after ``T + D`` Lava steps (D: the readout's depth).
     ``device``: where calibration and a ``precision='float'`` net's synaptic maps compute."""
     t0 = time.perf_counter()
-    net = convert(model, x_cal, tuple(test.x.shape[1:]), rule=setting.rule, percentile=setting.percentile,
-                  reset=setting.reset,
-                  v_init_half=setting.v_init_half, align_bias=setting.align_bias, fold_pool=setting.fold_pool,
-                  align_joins=setting.align_joins, snn_steps=SNN_RULE_STEPS, precision=setting.precision,
-                  progress=progress, device=device, input_coding=setting.input_coding,
-                  bias_correction=setting.bias_correction)
+    net = convert_setting(model, setting, x_cal, tuple(test.x.shape[1:]), progress, device)
     net.meta["ann_layers"] = ann_layers_meta(model, tuple(test.x.shape[1:]))      # the ANN the energy compares
     t_conv = time.perf_counter() - t0
     depth = papers_depth(net) if papers_t else 0
@@ -384,9 +389,7 @@ def speed(runs: Path, name: str = "mnist_cnn", batch: int = 500, steps: int = 64
     runners, sim_steps = {}, {}
     layers_folded = None
     for fold in (True, False):                 # pools folded (the default) / pools as layers (SJ's structure)
-        s = replace(SPEED_SETTING, fold_pool=fold)
-        net = convert(model, x_cal, shape, rule=s.rule, percentile=s.percentile, reset=s.reset,
-                      v_init_half=s.v_init_half, fold_pool=fold, input_coding=s.input_coding, progress=False)
+        net = convert_setting(model, replace(SPEED_SETTING, fold_pool=fold), x_cal, shape)
         if not fold and len(net.layers) == layers_folded:
             break                              # no pools: the same net
         layers_folded = len(net.layers)

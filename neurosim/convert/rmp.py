@@ -515,19 +515,21 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
         return RMP(vThMant=vth, reset=readout_reset if readout else reset,
                    vInit=(vth / 2 if exact else vth // 2) if v_init_half else 0)
 
+    # the input layer does not depend on the bias offsets: made once, shared by every build
+    if input_coding == "analog":
+        first = _analog_first_layer(plan, inp)
+        head, head_stage = _analog_input(plan, first, lam[first], x_calib, input_shape, exact, batch_size, neuron), first
+    else:
+        in_scale = 1.0 if exact else input_scale(float(np.abs(x_calib).max()) or 1.0)
+        in_vth = float(lam[inp][0]) if exact else max(1, threshold_mantissa(lam[inp][0] * in_scale))
+        head, head_stage = Input(shape=input_shape, neuron=neuron(in_vth), weight=float(in_scale), bias=0.0), inp
+
     def build(extra: dict[int, np.ndarray]) -> tuple[Netlist, dict[int, int]]:
         """The netlist, with ``extra[i]`` (per channel, in units of the threshold) added to the
         bias of population ``i`` (the bias correction's offsets; none: the plain conversion),
         and the layer of each population stage."""
-        if input_coding == "analog":
-            first = _analog_first_layer(plan, inp)
-            layers: list = [_analog_input(plan, first, lam[first], x_calib, input_shape, exact, batch_size, neuron)]
-            index = {first: 0}           # stage -> layer (the image itself is no layer)
-        else:
-            in_scale = 1.0 if exact else input_scale(float(np.abs(x_calib).max()) or 1.0)
-            in_vth = float(lam[inp][0]) if exact else max(1, threshold_mantissa(lam[inp][0] * in_scale))
-            layers = [Input(shape=input_shape, neuron=neuron(in_vth), weight=float(in_scale), bias=0.0)]
-            index = {inp: 0}
+        layers: list = [head]
+        index = {head_stage: 0}          # stage -> layer (with analog input the image itself is no layer)
         flat_of: dict[int, int] = {}     # layer -> its flatten layer
         for i in pops:
             if i in index or i == inp:
