@@ -93,6 +93,7 @@ class Setting:
     precision: str = "fixed"        # 'float': unrounded weights and thresholds, the simulator's float mode
     input_coding: str = "spikes"    # 'analog': the first conv on the host (convert's input_coding)
     bias_correction: Optional[int] = None   # convert's bias_correction: the T the hidden biases are corrected at
+    correction_passes: int = 1              # convert's bias_correction_passes
 
     @property
     def label(self) -> str:
@@ -102,6 +103,7 @@ class Setting:
         prec = " float" if self.precision == "float" else ""
         coding = " analog-input" if self.input_coding == "analog" else ""
         corrected = f" bias-corrected T={self.bias_correction}" if self.bias_correction else ""
+        corrected += f" ({self.correction_passes} passes)" if self.correction_passes != 1 else ""
         return f"{self.reset} {self.rule}{pct}{' θ/2' if self.v_init_half else ''}{extra}{prec}{coding}{corrected}"
 
 
@@ -110,7 +112,7 @@ GRIDS = ("full", "core", "small", "peer", "joins", "papers", "precision", "analo
 CORRECTION_STEPS = (8, 32, 128)
 
 
-def grid(kind: str, qcfs: bool, longest: Optional[int] = None) -> list[Setting]:
+def grid(kind: str, qcfs: bool, longest: Optional[int] = None, passes: int = 1) -> list[Setting]:
     """The settings benchmarked. ``full``: every reset x rule x initial potential, plus the
     structural ablations (no bias onset, pools as layers); ``core``: every reset x rule, and
     theta/2 with the default rule for both resets and with the channel rule; ``small``: both
@@ -125,7 +127,8 @@ def grid(kind: str, qcfs: bool, longest: Optional[int] = None) -> list[Setting]:
     ``papers`` with the first conv computed on the host (``input_coding='analog'``: the image as
     the papers and SpikingJelly present it), and the second of them without aligned joins and in
     ``precision='float'``; ``corrected``: the best analog setting with its hidden biases corrected
-    at each T of :data:`CORRECTION_STEPS` up to ``longest`` (``bias_correction``, SNN calibration).
+    at each T of :data:`CORRECTION_STEPS` up to ``longest`` (``bias_correction``, SNN calibration;
+    ``passes``: convert's ``bias_correction_passes``).
     A QCFS-trained model (trained thresholds: the rule
     only sets the input layer and the readout) gets its own four, or with ``analog`` its first
     with analog input, with ``corrected`` that one corrected at each T."""
@@ -134,7 +137,8 @@ def grid(kind: str, qcfs: bool, longest: Optional[int] = None) -> list[Setting]:
     if kind == "corrected":
         best = (Setting("soft", "percentile", True, input_coding="analog") if qcfs else
                 Setting("soft", "channel-percentile", True, percentile=99.9, input_coding="analog"))
-        return [replace(best, bias_correction=t) for t in CORRECTION_STEPS if longest is None or t <= longest]
+        return [replace(best, bias_correction=t, correction_passes=passes)
+                for t in CORRECTION_STEPS if longest is None or t <= longest]
     if qcfs:
         return [Setting("soft", "percentile", True), Setting("soft", "percentile", False),
                 Setting("hard", "percentile", True), Setting("soft", "percentile", True, align_bias=False)]
@@ -232,7 +236,7 @@ def convert_setting(model, setting: Setting, x_cal, shape: tuple[int, ...], prog
                    v_init_half=setting.v_init_half, align_bias=setting.align_bias, fold_pool=setting.fold_pool,
                    align_joins=setting.align_joins, snn_steps=SNN_RULE_STEPS, precision=setting.precision,
                    progress=progress, device=device, input_coding=setting.input_coding,
-                   bias_correction=setting.bias_correction)
+                   bias_correction=setting.bias_correction, bias_correction_passes=setting.correction_passes)
 
 
 def neurosim_row(model, setting: Setting, x_cal, test: Split, steps: list[int], progress: bool,
@@ -575,6 +579,9 @@ def main(argv=None) -> int:
     p.add_argument("--test-limit", type=int, default=1000, help="first N test images (default 1000)")
     p.add_argument("--steps", default=",".join(map(str, STEPS)), help="T values (one run of the largest)")
     p.add_argument("--grid", choices=GRIDS, default="core", help="settings (see grid(); default core)")
+    p.add_argument("--correction-passes", type=int, default=1,
+                   help="--grid corrected: measure and correct each layer this many times (convert's "
+                        "bias_correction_passes; default 1)")
     p.add_argument("--papers-t", action="store_true",
                    help="--steps are the papers' (and SpikingJelly's) T, the steps every layer integrates: neurosim "
                         "reads its readout after T + D Lava steps (D: the readout's depth, recorded per row)")
@@ -649,7 +656,7 @@ def main(argv=None) -> int:
                                            "test_images": len(test.y), "rows": []}
             print(f"{name}: ANN {100 * ann:.2f} % on {len(test.y)} test images", flush=True)
             done = {r["label"]: r for r in previous.get(name, {}).get("rows", [])}
-            for setting in grid(args.grid, qcfs, max(steps)):
+            for setting in grid(args.grid, qcfs, max(steps), args.correction_passes):
                 if setting.label in done:
                     m["rows"].append(done[setting.label])
                     m["ann_macs"] = done[setting.label]["ann_macs"]

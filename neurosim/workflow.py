@@ -41,7 +41,8 @@ def export_and_measure(out_dir: Path, steps: Optional[int] = None, epochs: Optio
                        progress: bool = True, *, reset: str = "soft", v_init_half: Optional[bool] = None,
                        alpha: float = 1.0, fold_pool: bool = True, align_bias: bool = True,
                        align_joins: bool = True, readout_reset: Optional[str] = None, input_coding: str = "spikes",
-                       bias_correction: Optional[int] = None, calib_samples: Optional[int] = None,
+                       bias_correction: Optional[int] = None, bias_correction_passes: int = 1,
+                       calib_samples: Optional[int] = None,
                        limit: Optional[int] = None,
                        sweep: Optional[Sequence[int]] = None) -> dict:
     """Run the whole path on the embedded digits data set; return the report (also written).
@@ -87,7 +88,8 @@ def export_and_measure(out_dir: Path, steps: Optional[int] = None, epochs: Optio
     net = convert(model, calib, digits_cnn.INPUT_SHAPE, rule=rule, percentile=percentile, reset=reset,
                   v_init_half=True if v_init_half is None else v_init_half, alpha=alpha, fold_pool=fold_pool, align_bias=align_bias,
                   align_joins=align_joins, readout_reset=readout_reset, snn_steps=steps, progress=progress,
-                  input_coding=input_coding, bias_correction=bias_correction)
+                  input_coding=input_coding, bias_correction=bias_correction,
+                  bias_correction_passes=bias_correction_passes)
     net.meta.update({"dataset": "digits", "timesteps": steps, "ann_accuracy": ann_acc,
                      "ann_test_samples": len(test_split), "calibration_samples": len(calib),
                      "ann_layers": ann_layers_meta(model, digits_cnn.INPUT_SHAPE)})
@@ -157,7 +159,7 @@ def convert_and_measure(model_spec: str, weights: Optional[Path], dataset: str, 
                         v_init_half: Optional[bool] = None, alpha: float = 1.0, fold_pool: bool = True,
                         align_bias: bool = True, align_joins: bool = True, readout_reset: Optional[str] = None,
                         input_coding: str = "spikes", bias_correction: Optional[int] = None,
-                        calib_samples: int = 2000,
+                        bias_correction_passes: int = 1, calib_samples: int = 2000,
                         limit: Optional[int] = None,
                         lava_samples: int = 5, lava_timeout: Optional[float] = None, progress: bool = True,
                         model_args: Optional[dict] = None, sweep: Optional[Sequence[int]] = None,
@@ -183,7 +185,8 @@ def convert_and_measure(model_spec: str, weights: Optional[Path], dataset: str, 
     net = convert(model, calib, tuple(test_split.x.shape[1:]), rule=rule, percentile=percentile, reset=reset,
                   v_init_half=v_init_half, alpha=alpha, fold_pool=fold_pool, align_bias=align_bias,
                   align_joins=align_joins, readout_reset=readout_reset, snn_steps=steps, progress=progress,
-                  device=device, input_coding=input_coding, bias_correction=bias_correction)
+                  device=device, input_coding=input_coding, bias_correction=bias_correction,
+                  bias_correction_passes=bias_correction_passes)
     net.meta.update({"dataset": dataset, "timesteps": steps, "ann_accuracy": ann_acc,
                      "ann_test_samples": len(test_split), "calibration_samples": len(calib), "model": model_spec,
                      "ann_layers": ann_layers_meta(model, tuple(test_split.x.shape[1:]))})

@@ -93,7 +93,7 @@ def test_convert_a_users_residual_model_in_one_command(tmp_path):
     # the hidden biases corrected at T = 32 (tests/test_bias_correction.py)
     done = _cli("convert", "--model", "mymodel.py:Net", "--weights", "weights.pt", "--dataset", "digits",
                 "--out", "analog", "--steps", "32", "--lava-samples", "0", "--input-coding", "analog",
-                "--bias-correction", "32", cwd=tmp_path)
+                "--bias-correction", "32", "--bias-correction-passes", "2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     analog = json.loads((tmp_path / "analog" / "report.json").read_text())
     assert analog["snn_accuracy"] >= ann - 0.03, (ann, analog["accuracy_vs_timesteps"])
@@ -102,7 +102,8 @@ def test_convert_a_users_residual_model_in_one_command(tmp_path):
     first = saved.layers[0]
     assert first.synapse is not None and first.sample_shape == (1, 8, 8) and first.shape == (8, 8, 8)
     corrected = [e["layer"] for e in saved.meta["bias_correction"]["layers"]]
-    assert saved.meta["bias_correction"]["steps"] == 32 and corrected and 0 not in corrected
+    assert saved.meta["bias_correction"]["steps"] == 32 and saved.meta["bias_correction"]["passes"] == 2
+    assert corrected and 0 not in corrected and len(corrected) == 2 * len(set(corrected))
 
 
 def test_convert_errors_are_one_line(tmp_path):
@@ -112,6 +113,7 @@ def test_convert_errors_are_one_line(tmp_path):
         (["--model", "mymodel.py:Nope"], "defines no class or function 'Nope'"),
         (["--model", "mymodel.py:Net", "--weights", "none.pt"], "--weights: no such file none.pt"),
         (["--model", "mymodel.py:WithMaxPool"], "MaxPool2d"),
+        (["--model", "mymodel.py:Net", "--bias-correction-passes", "2"], "--bias-correction-passes needs --bias-correction"),
     ]
     if not torch.cuda.is_available():
         cases.append((["--model", "mymodel.py:Net", "--device", "cuda"], "--device cuda: no CUDA device"))

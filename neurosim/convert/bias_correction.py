@@ -17,7 +17,12 @@ with soft reset by ``delta`` per step, so every channel ``c`` gets::
 
 Populations are corrected one at a time in the netlist's order, each measured with the ones
 before it already corrected (Li et al.'s sequential calibration); the readout (it integrates,
-no spikes) and the input layer keep their biases. The correction is made for one ``T``: at
+no spikes) and the input layer keep their biases. A silent neuron (negative net input) or a
+saturated one does not move with ``delta``, so one correction moves a channel's mean rate by
+only part of ``delta``; with ``passes = k`` each population is measured and corrected ``k``
+times before the next one (a fixed-point iteration of the same rule: on the CIFAR-10 ResNet-20
+at T = 32 the second pass removes 40-85 % of the mean absolute rate error the first one
+leaves, docs/conversion.md). The correction is made for one ``T``: at
 other ``T`` the transient weighs differently, so a net corrected at small ``T`` may lose
 accuracy at large ``T`` (docs/conversion.md measures the curves).
 """
@@ -69,19 +74,23 @@ def snn_rates(net: Netlist, layer: int, x: np.ndarray, steps: int, mode: str) ->
 
 def correct_biases(build: Callable[[dict[int, np.ndarray]], Netlist], targets: Sequence[tuple[int, int]],
                    expected: dict[int, np.ndarray], x: np.ndarray, steps: int, mode: str,
-                   progress: bool = True) -> tuple[dict[int, np.ndarray], list[dict]]:
+                   progress: bool = True, passes: int = 1) -> tuple[dict[int, np.ndarray], list[dict]]:
     """The bias offsets (per stage, per channel, in threshold units) that bring each target's
     simulated rate to ``expected`` over ``steps`` steps, found in the order of ``targets``
     (``(stage, layer)`` pairs: ``build(offsets)`` makes the netlist, the stage's population is
-    its ``layer``), and per target the rate error measured before its correction (its mean and
-    its mean absolute value over the channels)."""
+    its ``layer``), each target corrected ``passes`` times in a row, and per target and pass the
+    rate error measured before that pass's correction (its mean and its mean absolute value
+    over the channels)."""
     offsets: dict[int, np.ndarray] = {}
     log: list[dict] = []
-    for stage, layer in tqdm(targets, desc=f"bias correction (T={steps})", unit="layer", leave=False,
-                             disable=not shown(progress)):
-        rate = snn_rates(build(offsets), layer, x, steps, mode)
-        error = expected[stage] - rate
-        offsets[stage] = offsets.get(stage, 0.0) + error
-        log.append({"layer": int(layer), "mean_abs_rate_error": float(np.mean(np.abs(error))),
-                    "mean_rate_error": float(np.mean(error))})
+    with tqdm(total=len(targets) * passes, desc=f"bias correction (T={steps})", unit="layer", leave=False,
+              disable=not shown(progress)) as bar:
+        for stage, layer in targets:
+            for k in range(passes):
+                rate = snn_rates(build(offsets), layer, x, steps, mode)
+                error = expected[stage] - rate
+                offsets[stage] = offsets.get(stage, 0.0) + error
+                log.append({"layer": int(layer), "pass": k + 1, "mean_abs_rate_error": float(np.mean(np.abs(error))),
+                            "mean_rate_error": float(np.mean(error))})
+                bar.update()
     return offsets, log

@@ -350,7 +350,7 @@ def _analog_input(plan: _Plan, first: int, lam: np.ndarray, x_calib: np.ndarray,
 # ----------------------------------------------------------------------------- convert
 
 def _correct(net: Netlist, build, layer_of: dict[int, int], forward, pops: list[int], lam: dict, output: int,
-             x: np.ndarray, steps: int, mode: str, batch_size: int, progress: bool) -> Netlist:
+             x: np.ndarray, steps: int, passes: int, mode: str, batch_size: int, progress: bool) -> Netlist:
     """``net`` rebuilt with the bias offsets of :func:`neurosim.convert.bias_correction.correct_biases`
     for every population but the input layer and the readout (``layer_of``: stage -> layer), in
     the netlist's order."""
@@ -358,9 +358,9 @@ def _correct(net: Netlist, build, layer_of: dict[int, int], forward, pops: list[
                       if i in layer_of and i != output and isinstance(net.layers[layer_of[i]], Population)),
                      key=lambda t: t[1])
     expected = ann_rates(forward, x, lam, [i for i, _ in targets], batch_size)
-    offsets, log = correct_biases(build, targets, expected, x, steps, mode, progress)
+    offsets, log = correct_biases(build, targets, expected, x, steps, mode, progress, passes)
     out = build(offsets)
-    out.meta["bias_correction"] = {"steps": steps, "samples": len(x), "layers": log}
+    out.meta["bias_correction"] = {"steps": steps, "samples": len(x), "passes": passes, "layers": log}
     return out
 
 
@@ -397,7 +397,7 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
             align_bias: bool = True, precision: str = "fixed", batch_size: int = 256,
             progress: bool = True, readout_reset: Optional[str] = None, align_joins: bool = True,
             device: str = "cpu", input_coding: str = "spikes", bias_correction: Optional[int] = None,
-            bias_correction_samples: int = DEFAULT_CORRECTION_SAMPLES) -> Netlist:
+            bias_correction_samples: int = DEFAULT_CORRECTION_SAMPLES, bias_correction_passes: int = 1) -> Netlist:
     """Convert ``model`` to an RMP netlist balanced on ``x_calib`` (N, *input_shape): an array, a
     tensor or a DataLoader (:func:`calibration_array`).
 
@@ -440,8 +440,9 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
     ``bias_correction=T`` corrects every hidden population's bias per channel so that, over
     ``T`` steps of its own (the papers' T), its simulated rate on the first
     ``bias_correction_samples`` calibration images matches the ANN's
-    (:mod:`neurosim.convert.bias_correction`, Li et al. 2021: one simulation per population);
-    ``meta['bias_correction']`` records T and the rate errors it removed.
+    (:mod:`neurosim.convert.bias_correction`, Li et al. 2021: one simulation per population),
+    ``bias_correction_passes`` times per population (each pass corrects what the previous one
+    left); ``meta['bias_correction']`` records T, the passes and the rate errors it removed.
 
     For stock lava-dl netx (:func:`neurosim.netlist.netx_compat.save_netx`) convert with
     ``reset='hard', readout_reset='hard', align_bias=False`` (and ``v_init_half=False`` for a
@@ -459,6 +460,11 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
     if bias_correction is not None and (isinstance(bias_correction, bool) or not (
             isinstance(bias_correction, (int, np.integer)) and bias_correction >= 1)):
         raise NeurosimError(f"bias_correction must be a number of steps >= 1 (or None), got {bias_correction!r}")
+    if isinstance(bias_correction_passes, bool) or not (
+            isinstance(bias_correction_passes, (int, np.integer)) and bias_correction_passes >= 1):
+        raise NeurosimError(f"bias_correction_passes must be an integer >= 1, got {bias_correction_passes!r}")
+    if bias_correction is None and bias_correction_passes != 1:
+        raise NeurosimError("bias_correction_passes needs bias_correction (the T the biases are corrected at)")
     if input_coding not in INPUT_CODINGS:
         raise NeurosimError(f"input_coding must be one of {INPUT_CODINGS}, got {input_coding!r}")
     if precision not in ("fixed", "float"):
@@ -578,6 +584,6 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
     net, index = build({})
     if bias_correction is not None:
         net = _correct(net, lambda extra: build(extra)[0], index, forward, pops, lam, plan.output,
-                       x_calib[:max(1, bias_correction_samples)], int(bias_correction),
+                       x_calib[:max(1, bias_correction_samples)], int(bias_correction), int(bias_correction_passes),
                        "float" if exact else "fixed", batch_size, progress)
     return net
