@@ -21,8 +21,8 @@ no spikes) and the input layer keep their biases. A silent neuron (negative net 
 saturated one does not move with ``delta``, so one correction moves a channel's mean rate by
 only part of ``delta``; with ``passes = k`` each population is measured and corrected ``k``
 times before the next one (a fixed-point iteration of the same rule: on the CIFAR-10 ResNet-20
-at T = 32 the second pass removes 40-85 % of the mean absolute rate error the first one
-leaves, docs/conversion.md). The correction is made for one ``T``: at
+at T = 32 the first pass removes 16-85 % of a layer's mean absolute rate error, the second
+corrects what that leaves; docs/conversion.md). The correction is made for one ``T``: at
 other ``T`` the transient weighs differently, so a net corrected at small ``T`` may lose
 accuracy at large ``T`` (docs/conversion.md measures the curves).
 """
