@@ -612,6 +612,8 @@ def main(argv=None) -> int:
         resolve_device(args.device)             # no GPU for --device cuda: one line, before any work
     except NeurosimError as exc:
         p.error(str(exc))
+    if args.correction_passes < 1 or (args.correction_passes != 1 and args.grid != "corrected"):
+        p.error(f"--correction-passes {args.correction_passes}: a number >= 1, for --grid corrected only")
     progress = not args.no_progress
     peer_venv = None if args.no_spikingjelly else _peer_venv(args.peer_venv)
     steps = sorted({int(s) for s in args.steps.split(",")})
