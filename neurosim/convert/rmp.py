@@ -349,6 +349,11 @@ def _analog_input(plan: _Plan, first: int, lam: np.ndarray, x_calib: np.ndarray,
 
 # ----------------------------------------------------------------------------- convert
 
+def _is_count(value) -> bool:
+    """``value`` is an integer >= 1 (a bool is not)."""
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= 1
+
+
 def _correct(net: Netlist, build, layer_of: dict[int, int], forward, pops: list[int], lam: dict, output: int,
              x: np.ndarray, steps: int, passes: int, mode: str, batch_size: int, progress: bool) -> Netlist:
     """``net`` rebuilt with the bias offsets of :func:`neurosim.convert.bias_correction.correct_biases`
@@ -457,11 +462,9 @@ def convert(model: nn.Module, x_calib: Union[np.ndarray, torch.Tensor, Iterable]
     mode: the conversion before any rounding, which is what quantisation is measured against.
     """
     check_rule(rule, percentile)
-    if bias_correction is not None and (isinstance(bias_correction, bool) or not (
-            isinstance(bias_correction, (int, np.integer)) and bias_correction >= 1)):
+    if bias_correction is not None and not _is_count(bias_correction):
         raise NeurosimError(f"bias_correction must be a number of steps >= 1 (or None), got {bias_correction!r}")
-    if isinstance(bias_correction_passes, bool) or not (
-            isinstance(bias_correction_passes, (int, np.integer)) and bias_correction_passes >= 1):
+    if not _is_count(bias_correction_passes):
         raise NeurosimError(f"bias_correction_passes must be an integer >= 1, got {bias_correction_passes!r}")
     if bias_correction is None and bias_correction_passes != 1:
         raise NeurosimError("bias_correction_passes needs bias_correction (the T the biases are corrected at)")
