@@ -369,6 +369,8 @@ def _peer_venv(arg: Optional[str]) -> Optional[Path]:
 SPEED_SETTING = Setting("soft", "channel-percentile", True, percentile=99.9, input_coding="analog")
 SPEED_PEER_RECIPE = "rate-channel-half-99.9"
 DEFAULT_EXECUTOR = "neurosim fixed"
+#: the default executor with ``until_readout`` (each layer runs the steps that reach the readout)
+UNTIL_READOUT_EXECUTOR = "neurosim fixed, until readout"
 
 
 def speed(runs: Path, name: str = "mnist_cnn", batch: int = 500, steps: int = 64, repeats: int = 5,
@@ -377,14 +379,16 @@ def speed(runs: Path, name: str = "mnist_cnn", batch: int = 500, steps: int = 64
     """Samples/s on the checkpoint ``<runs>/<name>``, batch ``batch`` (the first test images), the
     machine's threads (torch and numba both use them): neurosim's simulator on
     :data:`SPEED_SETTING` (fixed and float; for a net with pools also with its pools as layers,
-    SpikingJelly's structure) against SpikingJelly. ``steps`` is T; with ``papers_t`` neurosim
+    SpikingJelly's structure; fixed point also ``until_readout``: each layer only for the steps
+    whose spikes reach the readout) against SpikingJelly. ``steps`` is T; with ``papers_t`` neurosim
     runs T + D steps (every layer integrates T: D is the readout's depth) where SpikingJelly
     runs T. SpikingJelly 2.0 is timed in its virtualenv (``peer_venv``: one
     :func:`peer_rows` call per round, recipe :data:`SPEED_PEER_RECIPE`, its simulation seconds;
     its conversion is not timed), else the SpikingJelly installed here, if any. The executors take
     turns, ``repeats`` rounds of one timed run each, so a change of the machine's speed hits all
     of them alike; reported: the best and the median of each, and per round the ratio of
-    SpikingJelly's time to neurosim's fixed-point run (its median, min and max)."""
+    SpikingJelly's time to neurosim's fixed-point runs, without and with ``until_readout`` (their
+    median, min and max)."""
     model, result, recipe = load_model(runs / name)
     tr, te = load_dataset(recipe.DATASET)
     x_cal = tr.x[np.sort(np.random.default_rng(0).permutation(len(tr.x))[:CALIB_SAMPLES])]
@@ -404,6 +408,10 @@ def speed(runs: Path, name: str = "mnist_cnn", batch: int = 500, steps: int = 64
             key = f"neurosim {mode}" + ("" if fold else ", pools as layers")
             sim_steps[key] = n
             runners[key] = lambda sim=sim, n=n: _timed(lambda: sim.run(test.x, n, per_neuron=False))
+            if fold and mode == "fixed":       # the same run, each layer only for the steps that reach the readout
+                sim_steps[UNTIL_READOUT_EXECUTOR] = n
+                runners[UNTIL_READOUT_EXECUTOR] = lambda sim=sim, n=n: _timed(
+                    lambda: sim.run(test.x, n, per_neuron=False, until_readout=True))
     peer_version: dict = {}
     if peer_venv is not None:
         def peer() -> float:
@@ -429,9 +437,10 @@ def speed(runs: Path, name: str = "mnist_cnn", batch: int = 500, steps: int = 64
            "median_samples_per_s": {k: batch / float(np.median(v)) for k, v in times.items()},
            "seconds": times}
     if "spikingjelly" in runners:
-        ratio = np.array(times["spikingjelly"]) / np.array(times[DEFAULT_EXECUTOR])
-        out["default_over_spikingjelly"] = {"median": float(np.median(ratio)), "min": float(ratio.min()),
-                                            "max": float(ratio.max())}
+        for field, key in (("default_over_spikingjelly", DEFAULT_EXECUTOR),
+                           ("until_readout_over_spikingjelly", UNTIL_READOUT_EXECUTOR)):
+            ratio = np.array(times["spikingjelly"]) / np.array(times[key])
+            out[field] = {"median": float(np.median(ratio)), "min": float(ratio.min()), "max": float(ratio.max())}
     return out
 
 
@@ -525,10 +534,12 @@ def tables(results: dict) -> str:
         lines += [f"| {k}{' ' + sp['spikingjelly'] if k == 'spikingjelly' and sp.get('spikingjelly') else ''} | "
                   f"{run.get(k, sp['steps'])} | {'–' if v is None else f'{v:.1f}'} | "
                   f"{f'{med[k]:.1f}' if med.get(k) is not None else '–'} |" for k, v in sp["samples_per_s"].items()]
-        if sp.get("default_over_spikingjelly"):
-            r = sp["default_over_spikingjelly"]
-            lines += ["", f"SpikingJelly's time over neurosim's (fixed point), per round: "
-                      f"{r['median']:.2f}× (min {r['min']:.2f}×, max {r['max']:.2f}×)"]
+        for field, what in (("default_over_spikingjelly", "neurosim's (fixed point)"),
+                            ("until_readout_over_spikingjelly", "neurosim's until the readout")):
+            if sp.get(field):
+                r = sp[field]
+                lines += ["", f"SpikingJelly's time over {what}, per round: "
+                          f"{r['median']:.2f}× (min {r['min']:.2f}×, max {r['max']:.2f}×)"]
     return "\n".join(lines) + "\n"
 
 

@@ -1,6 +1,8 @@
 """The batched simulator against hand-computed timing and its own invariants."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -392,3 +394,83 @@ def test_per_step_totals_are_exact_with_fan_outs_split_into_digits(monkeypatch):
     net, x = random_dag(6, steps=12, n_samples=3)
     assert not net.has_input_layer
     _assert_counts_at_readout_steps_equal_shorter_runs(net, x, 12, [1, 4, 5, 12], "float")
+
+
+def _distances_forward(net: Netlist) -> list:
+    """Each neuron layer's distance to the output, walked forward along ``projections_from``
+    (the schema walks backward): an independent reading of the definition."""
+    out, memo = net.output_layer, {}
+
+    def far(j):
+        if j not in memo:
+            if j == out:
+                memo[j] = 0
+            else:
+                via = [far(i) + int(net.layers[i].projections[p].delay) for i, p in net.projections_from(j)]
+                via = [d for d in via if d is not None]
+                memo[j] = min(via) if via else None
+        return memo[j]
+    return [far(j) if hasattr(layer, "neuron") else None for j, layer in enumerate(net.layers)]
+
+
+def _delayed(net: Netlist, seed: int) -> Netlist:
+    rng = np.random.default_rng(seed)
+    layers = [dataclasses.replace(l, projections=[dataclasses.replace(p, delay=int(rng.integers(1, 5)))
+                                                  for p in l.projections]) if hasattr(l, "projections") else l
+              for l in net.layers]
+    return Netlist(layers=layers, input_shape=net.input_shape, meta=net.meta)
+
+
+@pytest.mark.parametrize("mode", ["fixed", "float"])
+def test_until_readout_keeps_the_readout_and_counts_the_steps_that_reach_it(mode):
+    """``until_readout``: the readout after every step is the full run's, bit for bit; each layer's
+    spikes are the full run's over its first ``T - distance`` steps and none after; its counts
+    are theirs. On random DAGs with residual joins, schedules and delays 1..4, whole and cut
+    into windows of 3 steps (so a layer's horizon falls inside a window)."""
+    from tests.dag_nets import random_dag
+
+    T, tails = 14, 0
+    for seed in range(10):
+        net, x = random_dag(seed, steps=T, n_samples=3)
+        if seed % 2:
+            net = _delayed(net, seed)
+        far = net.distances()
+        assert far == _distances_forward(net)
+        neurons = sum(int(np.prod(l.shape)) for l in net.layers if hasattr(l, "neuron"))
+        neurons += 0 if net.has_input_layer else int(np.prod(net.input_shape))
+        for workspace in (1 << 25, 4 * neurons * 3):
+            sim = Simulator(net, mode, workspace_bytes=workspace)
+            full = sim.run(x, T, record_spikes=True, readout_steps=range(1, T + 1))
+            cut = sim.run(x, T, record_spikes=True, readout_steps=range(1, T + 1), until_readout=True)
+            assert cut.until_readout and not full.until_readout
+            np.testing.assert_array_equal(cut.readout_trace, full.readout_trace)
+            np.testing.assert_array_equal(cut.readout, full.readout)
+            for i, d in enumerate(far):
+                if full.spikes[i] is None:
+                    continue
+                h = 0 if d is None else T - d
+                np.testing.assert_array_equal(cut.spikes[i][:, :h], full.spikes[i][:, :h])
+                assert not cut.spikes[i][:, h:].any()
+                np.testing.assert_array_equal(cut.layer_spikes[i], full.spikes[i][:, :h].sum((1, 2)))
+                np.testing.assert_array_equal(cut.step_counts[i], full.step_counts[i] * (np.arange(T) < h))
+                tails += int(full.spikes[i][:, h:].sum())
+    assert tails > 0                         # the option did leave spikes out
+    with pytest.raises(NeurosimError, match="not with until_readout"):
+        sim.run(x, T, readout_steps=[T], membrane_updates=True, until_readout=True)
+
+
+def test_distances_follow_the_shortest_path_to_the_output():
+    """A chain input -> 1 -> 2 -> 3 (distances 3, 2, 1, 0); a skip 1 -> 3 of delay 1 brings layer
+    1 to 1 (and the input to 2); a skip of delay 3 is longer than the chain and changes nothing."""
+    neuron = RMP(vThMant=4)
+    w = np.eye(3)
+    layers = [Input((3,), neuron, weight=8.0), dense((3,), w, neuron), dense((3,), w, neuron),
+              dense((3,), w, neuron)]
+    net = Netlist(layers)
+    assert net.distances() == [3, 2, 1, 0]
+    from neurosim.netlist.schema import Projection
+    from neurosim.netlist.synapses import Identity
+    layers[3].projections.append(Projection(Identity(1.0), 1))
+    assert Netlist(layers).distances() == [2, 1, 1, 0]
+    layers[3].projections[-1] = Projection(Identity(1.0), 1, delay=3)
+    assert Netlist(layers).distances() == [3, 2, 1, 0]

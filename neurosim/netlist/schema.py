@@ -268,6 +268,27 @@ class Netlist:
                              for s, p in ((self.source_of(k, p.source), p) for p in layer.projections)))
         return d
 
+    def distances(self) -> list[Optional[int]]:
+        """Each neuron layer's *distance*: the fewest steps after which its spikes can reach
+        the output layer. The output layer has distance 0; a layer the ``min`` over the
+        projections that read it of the projection's ``delay`` plus the reader's distance;
+        ``None`` for a layer with no path to the output and for ``Flatten`` layers (their
+        source carries it). A spike of a layer at distance ``d`` emitted at step ``t`` can move
+        the output layer from step ``t + d`` on, so in a run of ``T`` steps only its first
+        ``T - d`` steps matter to the readout."""
+        far: list[Optional[int]] = [None] * len(self.layers)
+        far[self.output_layer] = 0
+        for k in range(len(self.layers) - 1, -1, -1):      # readers come after their sources
+            layer = self.layers[k]
+            if not isinstance(layer, Population) or far[k] is None:
+                continue
+            for p in layer.projections:
+                src = self.resolve(self.source_of(k, p.source))
+                if src != INPUT:
+                    via = far[k] + int(p.delay)
+                    far[src] = via if far[src] is None else min(far[src], via)
+        return far
+
     def resolve(self, src: int) -> int:
         """The neuron layer (or ``INPUT``) whose spikes a source stands for: flatten layers
         are followed to their own source."""

@@ -74,6 +74,9 @@ class SimResult:
     membrane updates of the layer in steps 1..readout_steps[k], summed over the samples: every
     neuron at step 1, then each neuron-step whose voltage (after the step, reset included)
     differs from the step before.
+
+    ``until_readout``: the run computed each layer only for the steps that can reach the
+    readout (:meth:`Simulator.run`); its counts and voltages are those of these steps.
     """
     steps: int
     counts: list[Optional[np.ndarray]]
@@ -93,6 +96,7 @@ class SimResult:
     input_synops_trace: Optional[np.ndarray] = None
     neuron_counts_trace: Optional[list[Optional[np.ndarray]]] = None
     membrane_updates_trace: Optional[list[Optional[np.ndarray]]] = None
+    until_readout: bool = False
 
     def accuracy_at(self, labels: np.ndarray) -> dict[int, float]:
         """Accuracy had the run stopped after each of ``readout_steps`` (a shorter run is a
@@ -199,23 +203,24 @@ class _Population:
             return [(0, w)]
         return list(zip(cuts[:-1], cuts[1:]))
 
-    def scheduled(self, a: np.ndarray, bias: np.ndarray, t0: int, nb: int) -> tuple[np.ndarray, np.ndarray]:
-        """The synaptic input ``a`` (w, nb * n) and the bias (1 or w, nb * n) of steps
-        ``t0 .. t0 + w - 1`` after the schedule: ``a * scale[t, c]`` (the mode's rounding rule,
-        :func:`neurosim.dynamics.lif.scale_fixed`) and ``bias + bias[t, c]``. Over a run of
-        equal rows (:meth:`segments`) the bias stays one row for all steps."""
-        sch, w = self.schedule, len(a)
+    def scheduled(self, a: np.ndarray, bias: np.ndarray, t0: int, nb: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """The synaptic input ``a`` (w, or 1 for the same at every step, nb * n) and the bias (1
+        or w, nb * n) of steps ``t0 .. t0 + w - 1`` after the schedule: ``a * scale[t, c]``
+        (the mode's rounding rule, :func:`neurosim.dynamics.lif.scale_fixed`) and
+        ``bias + bias[t, c]``. Over a run of equal rows (:meth:`segments`) the bias stays one
+        row for all steps, and so does a one-row ``a``."""
+        sch = self.schedule
         if sch is None:
             return a, bias.reshape(1, -1)
         same = (w == 1 or all(r is None or not np.any(r[1:] != r[:1])
                               for r in (sch.rows(t0, w, "scale"), sch.rows(t0, w, "bias"))))
         k = 1 if same else w                           # rows of the schedule needed
-        rows = (w, nb, -1, self.per_channel)
         if sch.scale is not None:
             scale = sch.rows(t0, k, "scale")[:, None, :, None]
-            a = np.asarray(a, dtype=self.dtype).reshape(rows)
+            a = np.asarray(a, dtype=self.dtype).reshape(len(a), nb, -1, self.per_channel)
             a = (scale_fixed(a, scale.astype(np.int64), int(sch.scale_exp)) if self.fixed
-                 else scale_float(a, scale, int(sch.scale_exp))).reshape(w, -1)
+                 else scale_float(a, scale, int(sch.scale_exp)))
+            a = a.reshape(len(a), -1)                  # 1 or w rows
         if sch.bias is not None:
             extra = sch.rows(t0, k, "bias")[:, None, :, None]
             extra = to_state(np.round(extra).astype(np.int64)) if self.fixed else extra
@@ -272,6 +277,13 @@ class _SpikeBuffer:
         many spikes that is."""
         lo = self.history - delay
         return self.rows[lo:lo + w], int(self.per_row[lo:lo + w].sum())
+
+    def silent(self, w: int, delay: int = 1) -> int:
+        """How many of the ``w`` rows a projection of ``delay`` steps receives (:meth:`delayed`)
+        come before the first spike (``w``: all of them are silent)."""
+        lo = self.history - delay
+        active = np.flatnonzero(self.per_row[lo:lo + w])
+        return int(active[0]) if len(active) else w
 
     def carry(self, w: int) -> None:
         """End of window: its last ``H`` steps become the history of the next window (NumPy
@@ -358,6 +370,10 @@ class Simulator:
         self._columns: dict[int, tuple[torch.Tensor, list[int]]] = {}
         self.fanouts = fanouts(net)
         self.input_fanout = input_fanout(net)
+        #: per layer, the fewest steps its spikes take to the output layer (``until_readout``)
+        self.distances = net.distances()
+        #: the synaptic input of a silent step: zeros for the largest chunk (:meth:`_workspace`)
+        self._silence = np.zeros(0, np.float32)
         #: per layer: one Synapse per projection, the neuron layer (or INPUT) each reads, its delay
         self.synapses: list[list[Synapse]] = []
         self.sources: list[list[int]] = []
@@ -406,7 +422,7 @@ class Simulator:
 
     def run(self, x: np.ndarray, steps: int, record_spikes: bool = False, progress: bool = False,
             raw_current: bool = False, readout_steps: Sequence[int] = (), per_neuron: bool = True,
-            membrane_updates: bool = False) -> SimResult:
+            membrane_updates: bool = False, until_readout: bool = False) -> SimResult:
         """Run ``steps`` steps per sample.
 
         Nets with an ``input`` layer take ``x`` (N, *input_shape), presented as the constant
@@ -423,6 +439,19 @@ class Simulator:
         ``membrane_updates`` (needs ``readout_steps``) counts NeuroBench's membrane updates up
         to each readout step (``membrane_updates_trace``): the kernels mark each neuron-step
         that changed its voltage (1 byte per neuron-step of a window, one layer at a time).
+        ``until_readout`` runs each layer only for the steps whose spikes can still reach the
+        output layer by step ``steps`` (the first ``steps - d`` of a layer at distance ``d``,
+        :meth:`~neurosim.netlist.schema.Netlist.distances`; a layer without a path to the
+        output not at all): the readout, at ``steps`` and at every readout step, is the same
+        as without it, bit for bit, but a layer's spikes, SynOps and final voltage are those
+        of the steps it ran (its later steps count no spikes), as in a time-synchronous run
+        of ``steps - D`` steps (D: the output's depth) that counts every layer over the steps
+        its input can arrive in. In a run of the papers' ``T + D`` steps each layer on the
+        readout's longest path then computes ``T`` steps of synaptic input, not ``T + D``.
+        Not with ``membrane_updates``.
+
+        Whatever the option, a step in which none of a layer's projections receives a spike
+        (before the first spikes of its sources) computes no synaptic map: its input is 0.
         """
         x = np.asarray(x)
         self.net.check_samples(x, steps, raw_current)
@@ -431,7 +460,11 @@ class Simulator:
             raise NeurosimError(f"readout_steps must lie in 1..{steps}, got {readout_steps[0]}..{readout_steps[-1]}")
         if membrane_updates and not readout_steps:
             raise NeurosimError("membrane_updates are counted up to readout_steps: name at least one")
+        if membrane_updates and until_readout:
+            raise NeurosimError("membrane_updates count every step of every layer: not with until_readout")
+        horizon = [0 if d is None else steps - d for d in self.distances] if until_readout else None
         res = self._allocate(len(x), steps, record_spikes, readout_steps, per_neuron)
+        res.until_readout = bool(until_readout)
         if membrane_updates:
             res.membrane_updates_trace = [None if c is None else np.zeros(len(readout_steps), np.int64)
                                           for c in res.layer_spikes]
@@ -441,7 +474,7 @@ class Simulator:
                   unit="sample", leave=False) as bar, torch.no_grad():
             for start in range(0, len(x), plan.chunk):
                 xs = x[start:start + plan.chunk]
-                self._run_chunk(xs, steps, ws, res, slice(start, start + len(xs)), raw_current)
+                self._run_chunk(xs, steps, ws, res, slice(start, start + len(xs)), raw_current, horizon)
                 bar.update(len(xs))
         out = self.net.output_layer
         res.readout = self.pops[out].neuron.readout(res.counts[out], res.v[out], self.pops[out].vth)
@@ -490,11 +523,13 @@ class Simulator:
             source = None if self.net.has_input_layer else _SpikeBuffer(
                 plan.window, plan.chunk * int(np.prod(self.net.input_shape)), self.history.get(INPUT, 1))
             self._ws = _Workspace(plan, states, source)
+            self._silence = np.zeros(plan.chunk * max(st.n for st in states if st is not None), np.float32)
         return self._ws
 
     def _run_chunk(self, x: np.ndarray, steps: int, ws: _Workspace, res: SimResult, rows: slice,
-                   raw_current: bool) -> None:
-        """One chunk of samples, window after window; results go into ``res[rows]``."""
+                   raw_current: bool, horizon: Optional[list[int]] = None) -> None:
+        """One chunk of samples, window after window; results go into ``res[rows]``.
+        ``horizon``: per layer, the steps it runs (``until_readout``), or None: all."""
         net, nb, states, source, window = self.net, len(x), ws.states, ws.source, ws.plan.window
         for st in states:
             if st is not None:
@@ -531,18 +566,21 @@ class Simulator:
                 if st is None:
                     continue
                 m = st.counts.shape[0]
+                live = w if horizon is None else max(0, min(w, horizon[i] - t0))    # the steps run
                 if isinstance(layer, Input):
-                    a = np.zeros((1, m), np.float32)                      # driven by its bias alone
+                    current = (live, None)                                # driven by its bias alone
                 else:
-                    a = self._current(i, states, source, st, w, nb, m)
+                    current = self._current(i, states, source, st, live, nb, m) if live else (0, None)
                 s_out = st.out.fill(w)
+                s_out[live:] = 0
                 changed = self._no_changes if updates is None else np.empty((w, m), np.uint8)
                 if not picks:
-                    self._scan_window(pop, a, biases[i], st, s_out, t0, nb, self._no_trace[pop.dtype], changed)
+                    self._scan_window(pop, current, biases[i], st, s_out[:live], t0, nb, self._no_trace[pop.dtype],
+                                      changed)
                     res.step_counts[i][t0:t0 + w] += st.out.count(w)
                 else:
-                    res.step_counts[i][t0:t0 + w] += self._scan_and_read(i, a, biases[i], st, s_out, res, rows, t0,
-                                                                         nb, picks, changed)
+                    res.step_counts[i][t0:t0 + w] += self._scan_and_read(i, current, biases[i], st, s_out, live, res,
+                                                                         rows, t0, nb, picks, changed)
                 if updates is not None:
                     updates[i] = _count_updates(changed, t0, picks, updates[i], res.membrane_updates_trace[i])
                 if res.spikes is not None:
@@ -567,27 +605,35 @@ class Simulator:
                 res.counts[i][rows] = c
                 res.v[i][rows] = st.state["v"].reshape(nb, -1)
 
-    @staticmethod
-    def _scan_window(pop: _Population, a: np.ndarray, bias0: np.ndarray, st: _LayerState, s_out: np.ndarray,
-                     t0: int, nb: int, v_trace: np.ndarray, changed: np.ndarray) -> None:
+    def _scan_window(self, pop: _Population, current: tuple[int, Optional[np.ndarray]], bias0: np.ndarray,
+                     st: _LayerState, s_out: np.ndarray, t0: int, nb: int, v_trace: np.ndarray,
+                     changed: np.ndarray) -> None:
         """Scan one layer over the window's steps ``s_out`` (its spikes written there), run by run
-        of its schedule; ``v_trace`` (w, m) gets the voltage after every step, ``changed`` (w, m)
-        whether the step changed it; either may have no rows."""
-        for lo, hi in pop.segments(t0, len(s_out)):
-            a_run, bias = pop.scheduled(a if len(a) == 1 else a[lo:hi], bias0, t0 + lo, nb)
-            pop.scan(a_run, bias, st.state, s_out[lo:hi], st.counts, v_trace[lo:hi] if len(v_trace) else v_trace,
-                     changed[lo:hi] if len(changed) else changed)
+        of its schedule: ``current`` is :meth:`_current`'s ``(lead, a)`` (``a`` of one row: the
+        same input at every step); the ``lead`` silent steps get no synaptic input, their
+        neurons only the bias. ``v_trace`` (w, m) gets the voltage after every step, ``changed``
+        (w, m) whether the step changed it; either may have no rows."""
+        lead, a = current
+        pieces = ((0, lead, self._silence[:s_out.shape[1]].reshape(1, -1)), (lead, len(s_out), a))
+        for start, end, a_part in pieces:
+            for lo, hi in ([] if end <= start else pop.segments(t0 + start, end - start)):
+                rows = a_part if len(a_part) == 1 else a_part[lo:hi]
+                lo, hi = lo + start, hi + start
+                a_run, bias = pop.scheduled(rows, bias0, t0 + lo, nb, hi - lo)
+                pop.scan(a_run, bias, st.state, s_out[lo:hi], st.counts,
+                         v_trace[lo:hi] if len(v_trace) else v_trace, changed[lo:hi] if len(changed) else changed)
 
-    def _scan_and_read(self, i: int, a: np.ndarray, bias0: np.ndarray, st: _LayerState, s_out: np.ndarray,
-                       res: SimResult, rows: slice, t0: int, nb: int, picks: dict[int, int],
-                       changed: np.ndarray) -> np.ndarray:
+    def _scan_and_read(self, i: int, current: tuple[int, Optional[np.ndarray]], bias0: np.ndarray,
+                       st: _LayerState, s_out: np.ndarray, live: int, res: SimResult, rows: slice, t0: int, nb: int,
+                       picks: dict[int, int], changed: np.ndarray) -> np.ndarray:
         """Scan layer ``i`` over a window in which readout steps end (``picks``: position in
         the window after the step -> trace column), then fill those trace columns from
         per-step totals: per step and sample, the spikes and synaptic events (float32
         matrix-vector products with :func:`_step_columns`' rows, exact; they replace the
         window's count), added to the counts before the window. The output layer's readout
-        comes from its voltage after every step. ``changed``: as :meth:`_scan_window`. Returns
-        the window's spikes per step."""
+        comes from its voltage after every step. ``current``, ``changed``: as :meth:`_scan_window`;
+        only the first ``live`` steps are scanned (the rest of ``s_out`` is 0). Returns the
+        window's spikes per step."""
         pop, out = self.pops[i], i == self.net.output_layer
         m = st.counts.shape[0]
         n = m // nb
@@ -600,7 +646,7 @@ class Simulator:
         before = st.counts.copy() if out else None
         neurons_before = c.sum(0)                                            # over the samples
         v_trace = np.empty((w, m), pop.dtype) if out else self._no_trace[pop.dtype]
-        self._scan_window(pop, a, bias0, st, s_out, t0, nb, v_trace, changed)
+        self._scan_window(pop, current, bias0, st, s_out[:live], t0, nb, v_trace, changed)
         if i not in self._columns:
             self._columns[i] = _step_columns(self.fanouts[i])
         matrix, shifts = self._columns[i]       # torch's products: its thread pool, not a second (BLAS) one
@@ -613,10 +659,13 @@ class Simulator:
         into = slice(picks[at[0] + 1], picks[at[-1] + 1] + 1)                # their trace columns
         res.layer_spikes_trace[i][rows, into] = (spikes0 + np.cumsum(spikes, axis=0)[at]).T
         res.synops_trace[i][rows, into] = (synops0 + np.cumsum(synops.reshape(w, nb), axis=0)[at]).T
-        per_neuron = s_out.reshape(w, nb, n).sum(1, dtype=np.int64)          # (w, n) over the samples
-        res.neuron_counts_trace[i][into] += neurons_before + np.cumsum(per_neuron, axis=0)[at]
+        # each neuron's spikes in the stretches of the window that end at the readout steps: one
+        # pass of float32 sums (exact: fewer than 2**24 ones), then running totals of K rows
+        stretch = np.add.reduceat(s_out[:at[-1] + 1], np.concatenate(([0], at[:-1] + 1)), axis=0)   # (K, m)
+        per_neuron = stretch.reshape(len(at), nb, n).sum(1).astype(np.int64)                # over the samples
+        res.neuron_counts_trace[i][into] += neurons_before + np.cumsum(per_neuron, axis=0)
         if out:
-            total = before + np.cumsum(s_out, axis=0, dtype=np.int64)[at]    # spikes so far per neuron
+            total = before + np.cumsum(stretch.astype(np.int64), axis=0)     # spikes so far per neuron
             readout = pop.neuron.readout(total, v_trace[at], pop.vth).reshape(len(at), nb, n)
             res.readout_trace[rows, into] = readout.transpose(1, 0, 2)
         return st.out.count(w, spikes.sum(1))
@@ -629,18 +678,25 @@ class Simulator:
         return event_synops(in_counts.reshape(nb, -1), self.input_fanout)
 
     def _current(self, i: int, states: list, source: Optional[_SpikeBuffer], st: _LayerState, w: int,
-                 nb: int, m: int) -> np.ndarray:
-        """(w, m) synaptic input of population ``i`` over the window: the sum of its projections,
-        each reading its source's spikes ``delay`` steps late."""
+                 nb: int, m: int) -> tuple[int, Optional[np.ndarray]]:
+        """Synaptic input of population ``i`` over the window's first ``w`` steps, the sum of its
+        projections, each reading its source's spikes ``delay`` steps late: ``(lead, a)``, the
+        number of leading steps in which no projection receives a spike (their input is 0:
+        no map is computed for them) and ``a`` (w - lead, m) for the steps after them (``None``
+        when all ``w`` are silent)."""
         syns = self.synapses[i]
+        reads = [(source if src == INPUT else states[src].out, delay)
+                 for src, delay in zip(self.sources[i], self.delays[i])]
+        lead = min(buf.silent(w, delay) for buf, delay in reads)
+        if lead == w:
+            return w, None
         total = None
-        for syn, src, delay in zip(syns, self.sources[i], self.delays[i]):
-            buf = source if src == INPUT else states[src].out
+        for syn, (buf, delay) in zip(syns, reads):
             spikes, count = buf.delayed(w, delay)
-            syn_in = torch.from_numpy(spikes).reshape(w * nb, *syn.in_shape)
-            part = syn(syn_in, count, None if st.a is None else st.a[:w * m])
+            syn_in = torch.from_numpy(spikes[lead:]).reshape((w - lead) * nb, *syn.in_shape)
+            part = syn(syn_in, count, None if st.a is None else st.a[:(w - lead) * m])
             if len(syns) == 1:
-                return part.reshape(w, m).numpy()
+                return lead, part.reshape(w - lead, m).numpy()
             part = part.to(self.join_dtypes[i])      # a fresh tensor (no ``out`` with several projections)
             total = part if total is None else total.add_(part)
-        return total.reshape(w, m).numpy()
+        return lead, total.reshape(w - lead, m).numpy()
