@@ -660,9 +660,9 @@ class Simulator:
         res.layer_spikes_trace[i][rows, into] = (spikes0 + np.cumsum(spikes, axis=0)[at]).T
         res.synops_trace[i][rows, into] = (synops0 + np.cumsum(synops.reshape(w, nb), axis=0)[at]).T
         # each neuron's spikes in the stretches of the window that end at the readout steps: one
-        # pass of float32 sums (exact: fewer than 2**24 ones), then running totals of K rows
+        # pass of float32 sums (exact: at most w ones each), then running totals of K rows
         stretch = np.add.reduceat(s_out[:at[-1] + 1], np.concatenate(([0], at[:-1] + 1)), axis=0)   # (K, m)
-        per_neuron = stretch.reshape(len(at), nb, n).sum(1).astype(np.int64)                # over the samples
+        per_neuron = stretch.reshape(len(at), nb, n).sum(1, dtype=np.int64)                 # over the samples
         res.neuron_counts_trace[i][into] += neurons_before + np.cumsum(per_neuron, axis=0)
         if out:
             total = before + np.cumsum(stretch.astype(np.int64), axis=0)     # spikes so far per neuron
