@@ -107,7 +107,7 @@ class Setting:
         return f"{self.reset} {self.rule}{pct}{' θ/2' if self.v_init_half else ''}{extra}{prec}{coding}{corrected}"
 
 
-GRIDS = ("full", "core", "small", "peer", "joins", "papers", "precision", "analog", "corrected")
+GRIDS = ("full", "core", "small", "peer", "joins", "papers", "precision", "analog", "corrected", "rules")
 #: The T the ``corrected`` grid corrects the biases at (one row each).
 CORRECTION_STEPS = (8, 32, 128)
 
@@ -128,11 +128,14 @@ def grid(kind: str, qcfs: bool, longest: Optional[int] = None, passes: int = 1) 
     the papers and SpikingJelly present it), and the second of them without aligned joins and in
     ``precision='float'``; ``corrected``: the best analog setting with its hidden biases corrected
     at each T of :data:`CORRECTION_STEPS` up to ``longest`` (``bias_correction``, SNN calibration;
-    ``passes``: convert's ``bias_correction_passes``).
+    ``passes``: convert's ``bias_correction_passes``); ``rules``: soft reset, θ/2 and analog input
+    with the three rules ``analog`` does not have (``percentile``, ``max``, ``snn``).
     A QCFS-trained model (trained thresholds: the rule
     only sets the input layer and the readout) gets its own four, or with ``analog`` its first
     with analog input, with ``corrected`` that one corrected at each T."""
-    if qcfs and kind == "analog":
+    if kind == "rules" and not qcfs:
+        return [Setting("soft", rule, True, input_coding="analog") for rule in ("percentile", "max", "snn")]
+    if qcfs and kind in ("analog", "rules"):
         return [Setting("soft", "percentile", True, input_coding="analog")]
     if kind == "corrected":
         best = (Setting("soft", "percentile", True, input_coding="analog") if qcfs else
