@@ -129,7 +129,8 @@ def grid(kind: str, qcfs: bool, longest: Optional[int] = None, passes: int = 1) 
     ``precision='float'``; ``corrected``: the best analog setting with its hidden biases corrected
     at each T of :data:`CORRECTION_STEPS` up to ``longest`` (``bias_correction``, SNN calibration;
     ``passes``: convert's ``bias_correction_passes``); ``rules``: soft reset, θ/2 and analog input
-    with the three rules ``analog`` does not have (``percentile``, ``max``, ``snn``).
+    with the three rules ``analog`` does not have (``percentile``, ``max``, ``snn``; for a QCFS
+    model, whose rule sets only the input layer and the readout, ``analog``'s one setting).
     A QCFS-trained model (trained thresholds: the rule
     only sets the input layer and the readout) gets its own four, or with ``analog`` its first
     with analog input, with ``corrected`` that one corrected at each T."""

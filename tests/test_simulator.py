@@ -406,8 +406,8 @@ def _distances_forward(net: Netlist) -> list:
             if j == out:
                 memo[j] = 0
             else:
-                via = [far(i) + int(net.layers[i].projections[p].delay) for i, p in net.projections_from(j)]
-                via = [d for d in via if d is not None]
+                via = [far(i) + int(net.layers[i].projections[p].delay) for i, p in net.projections_from(j)
+                       if far(i) is not None]
                 memo[j] = min(via) if via else None
         return memo[j]
     return [far(j) if hasattr(layer, "neuron") else None for j, layer in enumerate(net.layers)]
@@ -454,6 +454,14 @@ def test_until_readout_keeps_the_readout_and_counts_the_steps_that_reach_it(mode
                 np.testing.assert_array_equal(cut.layer_spikes[i], full.spikes[i][:, :h].sum((1, 2)))
                 np.testing.assert_array_equal(cut.step_counts[i], full.step_counts[i] * (np.arange(T) < h))
                 tails += int(full.spikes[i][:, h:].sum())
+            # without readout steps (the speed benchmark's run): the final totals, per neuron too
+            plain = sim.run(x, T, until_readout=True)
+            np.testing.assert_array_equal(plain.readout, full.readout)
+            for i, d in enumerate(far):
+                if full.spikes[i] is not None:
+                    h = 0 if d is None else T - d
+                    np.testing.assert_array_equal(plain.counts[i], full.spikes[i][:, :h].sum(1))
+                    np.testing.assert_array_equal(plain.synops[i], cut.synops_trace[i][:, -1])
     assert tails > 0                         # the option did leave spikes out
     with pytest.raises(NeurosimError, match="not with until_readout"):
         sim.run(x, T, readout_steps=[T], membrane_updates=True, until_readout=True)
@@ -474,3 +482,12 @@ def test_distances_follow_the_shortest_path_to_the_output():
     assert Netlist(layers).distances() == [2, 1, 1, 0]
     layers[3].projections[-1] = Projection(Identity(1.0), 1, delay=3)
     assert Netlist(layers).distances() == [3, 2, 1, 0]
+    # a side branch that nothing reads has no distance, and until_readout does not run it
+    side = [layers[0], layers[1], dense((3,), 4 * w, neuron), dense((3,), 4 * w, neuron, source=1)]
+    net = Netlist(side)
+    assert net.distances() == [2, 1, None, 0] == _distances_forward(net)
+    x = np.random.default_rng(0).random((4, 3))
+    full = Simulator(net, "fixed").run(x, 16, record_spikes=True)
+    cut = Simulator(net, "fixed").run(x, 16, record_spikes=True, until_readout=True)
+    np.testing.assert_array_equal(cut.readout, full.readout)
+    assert full.spikes[2].any() and not cut.spikes[2].any()

@@ -443,12 +443,14 @@ class Simulator:
         output layer by step ``steps`` (the first ``steps - d`` of a layer at distance ``d``,
         :meth:`~neurosim.netlist.schema.Netlist.distances`; a layer without a path to the
         output not at all): the readout, at ``steps`` and at every readout step, is the same
-        as without it, bit for bit, but a layer's spikes, SynOps and final voltage are those
-        of the steps it ran (its later steps count no spikes), as in a time-synchronous run
-        of ``steps - D`` steps (D: the output's depth) that counts every layer over the steps
-        its input can arrive in. In a run of the papers' ``T + D`` steps each layer on the
-        readout's longest path then computes ``T`` steps of synaptic input, not ``T + D``.
-        Not with ``membrane_updates``.
+        as without it (bit for bit where the sums are exact: ``fixed`` mode, or integer
+        weights; see the module docstring), but a layer's spikes, SynOps and final voltage are
+        those of the steps it ran (its later steps count no spikes; the spike input's counts
+        still cover every step), and a trace column counts the steps run up to its readout
+        step, not what a shorter ``until_readout`` run would. In a run of the papers' ``T + D``
+        steps a layer computes at most ``T`` steps of synaptic input instead of ``T + D``
+        (exactly ``T`` when all its paths from the input to the output are equally long, as
+        aligned joins make them). Not with ``membrane_updates``.
 
         Whatever the option, a step in which none of a layer's projections receives a spike
         (before the first spikes of its sources) computes no synaptic map: its input is 0.
@@ -609,9 +611,8 @@ class Simulator:
                      st: _LayerState, s_out: np.ndarray, t0: int, nb: int, v_trace: np.ndarray,
                      changed: np.ndarray) -> None:
         """Scan one layer over the window's steps ``s_out`` (its spikes written there), run by run
-        of its schedule: ``current`` is :meth:`_current`'s ``(lead, a)`` (``a`` of one row: the
-        same input at every step); the ``lead`` silent steps get no synaptic input, their
-        neurons only the bias. ``v_trace`` (w, m) gets the voltage after every step, ``changed``
+        of its schedule: ``current`` is :meth:`_current`'s ``(lead, a)``; the ``lead`` silent
+        steps get a zero input row (their neurons integrate only the bias), the others ``a``. ``v_trace`` (w, m) gets the voltage after every step, ``changed``
         (w, m) whether the step changed it; either may have no rows."""
         lead, a = current
         pieces = ((0, lead, self._silence[:s_out.shape[1]].reshape(1, -1)), (lead, len(s_out), a))
