@@ -335,10 +335,12 @@ class _Plan:
 
 @dataclass
 class _Workspace:
-    """Every buffer of a run cut by ``plan``: per layer, and the input spikes (no input layer)."""
+    """Every buffer of a run cut by ``plan``: per layer, the input spikes (no input layer), and
+    ``silence``: the synaptic input of a silent step, zeros for the largest layer of a chunk."""
     plan: _Plan
     states: list[Optional[_LayerState]]
     source: Optional[_SpikeBuffer]
+    silence: np.ndarray
 
 
 class Simulator:
@@ -372,8 +374,6 @@ class Simulator:
         self.input_fanout = input_fanout(net)
         #: per layer, the fewest steps its spikes take to the output layer (``until_readout``)
         self.distances = net.distances()
-        #: the synaptic input of a silent step: zeros for the largest chunk (:meth:`_workspace`)
-        self._silence = np.zeros(0, np.float32)
         #: per layer: one Synapse per projection, the neuron layer (or INPUT) each reads, its delay
         self.synapses: list[list[Synapse]] = []
         self.sources: list[list[int]] = []
@@ -524,8 +524,8 @@ class Simulator:
                       for i, (pop, syn, layer) in enumerate(zip(self.pops, self.synapses, self.net.layers))]
             source = None if self.net.has_input_layer else _SpikeBuffer(
                 plan.window, plan.chunk * int(np.prod(self.net.input_shape)), self.history.get(INPUT, 1))
-            self._ws = _Workspace(plan, states, source)
-            self._silence = np.zeros(plan.chunk * max(st.n for st in states if st is not None), np.float32)
+            silence = np.zeros(plan.chunk * max(st.n for st in states if st is not None), np.float32)
+            self._ws = _Workspace(plan, states, source, silence)
         return self._ws
 
     def _run_chunk(self, x: np.ndarray, steps: int, ws: _Workspace, res: SimResult, rows: slice,
@@ -612,10 +612,11 @@ class Simulator:
                      changed: np.ndarray) -> None:
         """Scan one layer over the window's steps ``s_out`` (its spikes written there), run by run
         of its schedule: ``current`` is :meth:`_current`'s ``(lead, a)``; the ``lead`` silent
-        steps get a zero input row (their neurons integrate only the bias), the others ``a``. ``v_trace`` (w, m) gets the voltage after every step, ``changed``
-        (w, m) whether the step changed it; either may have no rows."""
+        steps get a zero input row (their neurons integrate only the bias), the others ``a``.
+        ``v_trace`` (w, m) gets the voltage after every step, ``changed`` (w, m) whether the
+        step changed it; either may have no rows."""
         lead, a = current
-        pieces = ((0, lead, self._silence[:s_out.shape[1]].reshape(1, -1)), (lead, len(s_out), a))
+        pieces = ((0, lead, self._ws.silence[:s_out.shape[1]].reshape(1, -1)), (lead, len(s_out), a))
         for start, end, a_part in pieces:
             for lo, hi in ([] if end <= start else pop.segments(t0 + start, end - start)):
                 rows = a_part if len(a_part) == 1 else a_part[lo:hi]
